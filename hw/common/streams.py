@@ -1,0 +1,151 @@
+"""Stream plumbing shared by the cores: width converters and a FIFO with a stream interface.
+
+All streams follow the ``amaranth.lib.stream`` contract: a producer raises ``valid`` without
+waiting for ``ready`` and holds its payload while ``valid and not ready``; a transfer happens on a
+cycle with both high.
+"""
+
+from __future__ import annotations
+
+from amaranth import *
+from amaranth.hdl import Shape
+from amaranth.lib import fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["WordsToBeat", "BeatToWords", "StreamFIFO"]
+
+
+def _width(shape):
+    return Shape.cast(shape).width
+
+
+class WordsToBeat(wiring.Component):
+    """Assembles ``ceil(width(beat) / word_width)`` words, lowest first, into one beat.
+
+    Latency: the beat is valid the cycle after its last word. Throughput: one word per cycle
+    (a new beat's first word is accepted while the previous beat waits, if that beat leaves).
+
+    Members
+    -------
+    i : In(stream.Signature(word_width))
+    o : Out(stream.Signature(beat_shape))
+    """
+
+    def __init__(self, word_width: int, beat_shape):
+        if not isinstance(word_width, int) or word_width < 1:
+            raise ValueError(f"word_width must be a positive integer, not {word_width!r}")
+        self._ww = word_width
+        self._n = -(-_width(beat_shape) // word_width)
+        super().__init__({
+            "i": In(stream.Signature(word_width)),
+            "o": Out(stream.Signature(beat_shape)),
+        })
+
+    @property
+    def words_per_beat(self):
+        return self._n
+
+    def elaborate(self, platform):
+        m = Module()
+        n, ww = self._n, self._ww
+        buf = Signal(n * ww)
+        count = Signal(range(n + 1))
+        full = count == n
+        m.d.comb += [
+            self.o.valid.eq(full),
+            self.o.payload.eq(buf),
+            self.i.ready.eq(~full | self.o.ready),
+        ]
+        leaving = self.o.valid & self.o.ready
+        with m.If(self.i.valid & self.i.ready):
+            with m.Switch(Mux(leaving, 0, count)):
+                for k in range(n):
+                    with m.Case(k):
+                        m.d.sync += buf[k * ww:(k + 1) * ww].eq(self.i.payload)
+            m.d.sync += count.eq(Mux(leaving, 1, count + 1))
+        with m.Elif(leaving):
+            m.d.sync += count.eq(0)
+        return m
+
+
+class BeatToWords(wiring.Component):
+    """Splits each beat into ``ceil(width(beat) / word_width)`` words, lowest first.
+
+    Latency: the first word is valid the cycle after the beat is accepted. Throughput: one word
+    per cycle.
+
+    Members
+    -------
+    i : In(stream.Signature(beat_shape))
+    o : Out(stream.Signature(word_width))
+    """
+
+    def __init__(self, beat_shape, word_width: int):
+        if not isinstance(word_width, int) or word_width < 1:
+            raise ValueError(f"word_width must be a positive integer, not {word_width!r}")
+        self._ww = word_width
+        self._bw = _width(beat_shape)
+        self._n = -(-self._bw // word_width)
+        super().__init__({
+            "i": In(stream.Signature(beat_shape)),
+            "o": Out(stream.Signature(word_width)),
+        })
+
+    @property
+    def words_per_beat(self):
+        return self._n
+
+    def elaborate(self, platform):
+        m = Module()
+        n, ww = self._n, self._ww
+        buf = Signal(n * ww)
+        left = Signal(range(n + 1))
+        m.d.comb += [
+            self.o.valid.eq(left != 0),
+            self.o.payload.eq(buf[:ww]),
+            self.i.ready.eq((left == 0) | ((left == 1) & self.o.ready)),
+        ]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [buf.eq(self.i.payload), left.eq(n)]
+        with m.Elif(self.o.valid & self.o.ready):
+            m.d.sync += [buf.eq(buf >> ww), left.eq(left - 1)]
+        return m
+
+
+class StreamFIFO(wiring.Component):
+    """A synchronous FIFO with stream ports and a fill level; payloads of any shape.
+
+    Built on ``amaranth.lib.fifo.SyncFIFOBuffered`` (read latency hidden: the head is always
+    presented on ``o``). Throughput: one beat per cycle in and out.
+
+    Members
+    -------
+    i : In(stream.Signature(shape))
+    o : Out(stream.Signature(shape))
+    level : Out(range(depth + 1))
+    """
+
+    def __init__(self, shape, depth: int):
+        if not isinstance(depth, int) or depth < 1:
+            raise ValueError(f"depth must be a positive integer, not {depth!r}")
+        self._shape = shape
+        self._depth = depth
+        super().__init__({
+            "i": In(stream.Signature(shape)),
+            "o": Out(stream.Signature(shape)),
+            "level": Out(range(depth + 1)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=_width(self._shape), depth=self._depth)
+        m.d.comb += [
+            q.w_data.eq(self.i.payload),
+            q.w_en.eq(self.i.valid),
+            self.i.ready.eq(q.w_rdy),
+            self.o.payload.eq(q.r_data),
+            self.o.valid.eq(q.r_rdy),
+            q.r_en.eq(self.o.ready),
+            self.level.eq(q.level),
+        ]
+        return m

