@@ -1,0 +1,289 @@
+"""Cycle, traffic and energy models of LoAS and its baselines; synthetic Table II workloads."""
+
+import itertools
+
+import pytest
+import torch
+
+from snnforge.golden import baselines as B
+from snnforge.golden import energy as E
+from snnforge.golden import loas as L
+from snnforge.golden import workloads as W
+
+
+def hand_layer():
+    """T=2, M=3, K=8, N=3, small enough to count every tile by hand.
+
+    Words (bit t = step t): row 0: k0..3 = 0b11; row 1: k4 = 0b10, k5 = 0b10, k6 = 0b11;
+    row 2: even k = 0b11, odd k = 0b01. Nonzero weights: col 0 at k0..3, col 1 at k0,
+    col 2 at k4..7.
+    """
+    words = torch.zeros(3, 8, dtype=torch.int64)
+    words[0, 0:4] = 3
+    words[1, 4], words[1, 5], words[1, 6] = 2, 2, 3
+    words[2, 0::2] = 3
+    words[2, 1::2] = 1
+    x = torch.stack([(words >> t) & 1 for t in range(2)]).to(torch.uint8)
+    w = torch.zeros(8, 3, dtype=torch.int8)
+    w[0:4, 0] = torch.tensor([5, -1, 2, 7])
+    w[0, 1] = -128
+    w[4:8, 2] = torch.tensor([127, 1, -3, 9])
+    return x, w
+
+
+# ------------------------------------------------------------------------------------ hand examples
+
+
+def test_loas_hand_example():
+    x, w = hand_layer()
+    # pes=2, tile_n=2, fiber=8 -> tiles (rows {0,1} | {2}) x (cols {0,1} | {2}), one K chunk.
+    # PE costs: rows{0,1} cols{0,1}: row0 = 4 + 1, row1 = 0 -> 5; cols{2}: row0 0, row1 3 -> 3;
+    # row2 cols{0,1}: 4 + 1 = 5; cols{2}: 4.
+    r = B.loas_cycles(x, w, pes=2, tile_n=2, fiber=8)
+    assert r["cycles"] == 5 + 3 + 5 + 4
+    assert r["matches"] == 17
+    assert r["bound"] == 8.5
+    assert r["utilization"] == pytest.approx(8.5 / 17)
+    # no lock-step: m-block 0 = max(row0 5, row1 3) = 5, m-block 1 = 9
+    assert B.loas_cycles(x, w, pes=2, tile_n=2, fiber=8, lockstep=False)["cycles"] == 14
+    # strong: row1 keeps only k6, row2 only even k -> 5 + 1 + (2 + 1) + 2
+    rs = B.loas_cycles(x, w, pes=2, tile_n=2, fiber=8, strong=True)
+    assert rs["cycles"] == 11
+    assert rs["matches"] == L.match_count(x, w, strong=True) == 5 + 1 + 5
+    # traffic: x 2*15 + 24 bits, w 8*9 + 24 bits, out 2*3*3 bits; SRAM: x per n-block (2),
+    # w per m-block (2)
+    assert r["traffic"] == {"dram_bytes": (54 + 96 + 18) / 8,
+                            "sram_bytes": (54 * 2 + 96 * 2 + 18) / 8}
+
+
+def test_sparten_s_hand_example():
+    x, w = hand_layer()
+    # tiles (t, rows {0,1}|{2}, cols {0,1}|{2}, one chunk), PE j = column:
+    # t0: [max(4,1)=4, 1, max(4,1)=4, 4]; t1: [max(4,1)=4, 3, max(2,1)=2, 2]
+    r = B.sparten_s_cycles(x, w, pes=2, tile_m=2, tile_k=8)
+    assert r["cycles"] == 4 + 1 + 4 + 4 + 4 + 3 + 2 + 2
+    assert r["matches"] == L.match_count_sequential(x, w) == 28
+    assert r["traffic"] == {"dram_bytes": (48 + 96 + 18) / 8,
+                            "sram_bytes": (48 * 2 + 96 * 2 * 2 + 18) / 8}
+
+
+def test_gospa_s_hand_example():
+    x, w = hand_layer()
+    # tiles (t, K chunk of 4, cols {0,1}|{2}, all 3 rows), PE j = column:
+    # t0: chunk0 max(8, 2)=8, col2 0; chunk1 0, col2 5 -> 13;  t1: 6 + 5 = 11
+    r = B.gospa_s_cycles(x, w, pes=2, tile_m=3, tile_k=4)
+    assert r["cycles"] == 24
+    assert r["matches"] == 28
+    psum = 2 * 3 * 3 * 2 * 8
+    x_bits = 6 * int(x.sum())
+    assert r["traffic"]["dram_bytes"] == (x_bits + 96 + psum + 18) / 8
+
+
+def test_gamma_s_hand_example():
+    x, w = hand_layer()
+    # nnz(w[k, n-block]): cols{0,1}: k0 2, k1..3 1, k4..7 0; col{2}: k4..7 1.
+    # t0: rows{0,1}: chunk0 cols{0,1} max(5,0)=5, chunk1 col2 max(0,1)=1; row2: 5 + 4
+    # t1: rows{0,1}: 5 + 3; row2 (even k): 3 + 2
+    r = B.gamma_s_cycles(x, w, pes=2, tile_k=4, tile_n=2)
+    assert r["cycles"] == (5 + 1 + 5 + 4) + (5 + 3 + 3 + 2)
+    assert r["matches"] == 28
+    # T = 2 <= 3: no partial-sum spill
+    x_bits, w_bits = 6 * int(x.sum()), 14 * 9
+    assert r["traffic"]["dram_bytes"] == (x_bits + w_bits + 18) / 8
+
+
+# ------------------------------------------------------------------------------------ brute force
+
+
+def loop_loas(x, w, pes, fiber, tile_n, lockstep):
+    T, M, K = x.shape
+    N = w.shape[1]
+    ns = x.long().sum(0) != 0
+    nz = w != 0
+    total, per_pe_total = 0, {}
+    for m0 in range(0, M, pes):
+        for n0 in range(0, N, tile_n):
+            for k0 in range(0, K, fiber):
+                costs = []
+                for m in range(m0, min(m0 + pes, M)):
+                    c = sum(int(ns[m, k] and nz[k, n]) for n in range(n0, min(n0 + tile_n, N))
+                            for k in range(k0, min(k0 + fiber, K)))
+                    costs.append(c)
+                    per_pe_total[m] = per_pe_total.get(m, 0) + c
+                total += max(costs)
+    if lockstep:
+        return total
+    return sum(max(per_pe_total[m] for m in range(m0, min(m0 + pes, M)))
+               for m0 in range(0, M, pes))
+
+
+def loop_column_per_pe(x, w, pes, tile_m, tile_k):
+    T, M, K = x.shape
+    N = w.shape[1]
+    total = 0
+    for t, m0, n0, k0 in itertools.product(range(T), range(0, M, tile_m), range(0, N, pes),
+                                           range(0, K, tile_k)):
+        total += max(sum(int(x[t, m, k] and w[k, n] != 0)
+                         for m in range(m0, min(m0 + tile_m, M))
+                         for k in range(k0, min(k0 + tile_k, K)))
+                     for n in range(n0, min(n0 + pes, N)))
+    return total
+
+
+def loop_gamma(x, w, pes, tile_k, tile_n):
+    T, M, K = x.shape
+    N = w.shape[1]
+    total = 0
+    for t, m0, k0, n0 in itertools.product(range(T), range(0, M, pes), range(0, K, tile_k),
+                                           range(0, N, tile_n)):
+        total += max(sum(int(x[t, m, k]) * int((w[k, n0:n0 + tile_n] != 0).sum())
+                         for k in range(k0, min(k0 + tile_k, K)))
+                     for m in range(m0, min(m0 + pes, M)))
+    return total
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_cycle_models_match_literal_loops(seed):
+    g = torch.Generator().manual_seed(seed)
+    T, M, K, N = 3, 7, 21, 9
+    x = (torch.rand(T, M, K, generator=g) < 0.3).to(torch.uint8)
+    w = torch.randint(-128, 128, (K, N), generator=g)
+    w[torch.rand(K, N, generator=g) < 0.6] = 0
+    for lockstep in (True, False):
+        got = B.loas_cycles(x, w, pes=3, fiber=8, tile_n=4, lockstep=lockstep)["cycles"]
+        assert got == loop_loas(x, w, 3, 8, 4, lockstep)
+    assert B.sparten_s_cycles(x, w, pes=4, tile_m=3, tile_k=8)["cycles"] == \
+        loop_column_per_pe(x, w, 4, 3, 8)
+    assert B.gospa_s_cycles(x, w, pes=2, tile_m=5, tile_k=16)["cycles"] == \
+        loop_column_per_pe(x, w, 2, 5, 16)
+    assert B.gamma_s_cycles(x, w, pes=3, tile_k=8, tile_n=4)["cycles"] == loop_gamma(x, w, 3, 8, 4)
+
+
+# ------------------------------------------------------------------------------------ invariants
+
+
+@pytest.mark.parametrize("name", ["A-L4", "V-L8", "R-L19"])
+def test_ordering_invariants_on_synthetic_layers(name):
+    x, w = W.synthetic_layer(name, seed=1)
+    lock = B.loas_cycles(x, w)
+    free = B.loas_cycles(x, w, lockstep=False)
+    assert lock["matches"] == free["matches"] == L.match_count(x, w)
+    assert lock["cycles"] >= free["cycles"] >= lock["bound"]
+    assert 0 < lock["utilization"] <= free["utilization"] <= 1
+    ft = B.loas_cycles(x, w, strong=True)
+    assert ft["matches"] <= lock["matches"]
+    seq = L.match_count_sequential(x, w)
+    assert seq >= lock["matches"]
+    for f in (B.sparten_s_cycles, B.gospa_s_cycles, B.gamma_s_cycles):
+        r = f(x, w)
+        assert r["matches"] == seq
+        assert r["cycles"] >= r["bound"] and r["utilization"] <= 1
+        assert r["traffic"]["dram_bytes"] > 0 and r["traffic"]["sram_bytes"] > 0
+
+
+def test_empty_and_zero_layers():
+    x = torch.zeros(4, 5, 40, dtype=torch.uint8)
+    w = torch.zeros(40, 6, dtype=torch.int8)
+    for f in (B.loas_cycles, B.sparten_s_cycles, B.gospa_s_cycles, B.gamma_s_cycles):
+        r = f(x, w)
+        assert r["cycles"] == r["matches"] == 0 and r["utilization"] == 0.0
+
+
+def test_baseline_table():
+    x, w = W.synthetic_layer("V-L8", seed=2)
+    rows = B.baseline_table(x, w, strong=True)
+    names = [r["design"] for r in rows]
+    assert names == ["SparTen-S", "GoSPA-S", "Gamma-S", "LoAS", "LoAS (no lock-step)", "LoAS-FT"]
+    assert rows[0]["speedup"] == 1.0 and rows[0]["efficiency"] == 1.0
+    by = {r["design"]: r for r in rows}
+    assert by["LoAS"]["speedup"] > by["Gamma-S"]["speedup"] > 1
+    assert by["LoAS (no lock-step)"]["speedup"] >= by["LoAS"]["speedup"]
+    assert by["LoAS-FT"]["cycles"] <= by["LoAS"]["cycles"]
+    for r in rows:
+        assert r["energy"] > 0
+        assert r["speedup"] == pytest.approx(rows[0]["cycles"] / r["cycles"])
+    assert len(B.baseline_table(x, w)) == 5
+
+
+def test_bad_arguments():
+    x, w = hand_layer()
+    with pytest.raises(ValueError, match="pes"):
+        B.loas_cycles(x, w, pes=0)
+    with pytest.raises(ValueError, match="fiber"):
+        B.loas_cycles(x, w, fiber=12)
+    with pytest.raises(ValueError, match="tile_n"):
+        B.gamma_s_cycles(x, w, tile_n=-1)
+    with pytest.raises(ValueError, match="lockstep"):
+        B.loas_cycles(x, w, lockstep=None)
+    with pytest.raises(ValueError, match="weights must have K"):
+        B.sparten_s_cycles(x, w[:7])
+    with pytest.raises(ValueError, match="spikes must be binary"):
+        B.gospa_s_cycles(x * 3, w)
+
+
+# ------------------------------------------------------------------------------------ energy
+
+
+def test_energy_formula_hand_example():
+    # 800 cycles = 1 µs at 800 MHz; LoAS P_leak = 124.98 mW, E_op = 5.8 pJ
+    assert E.energy("loas", 800, 10, 100, 5) == pytest.approx(124.98 + 29.0 + 6.81 + 29.0)
+    assert E.energy("sparten_s", 0, 0, 0, 2) == pytest.approx(12.3)
+    assert E.energy("gospa_s", 1600, 0, 0, 1) == pytest.approx(2 * 179 + 1.34 * 1.3)
+    assert E.energy("gamma_s", 800, 1, 0, 8) == pytest.approx(148.32 + 2.9 + 4.98 * 6)
+    assert E.energy("loas", 0, 1, 0, 0, dram_factor=E.DRAM_FACTOR_ANN) == pytest.approx(9.6)
+    with pytest.raises(ValueError, match="design must be one of"):
+        E.energy("eyeriss", 1, 1, 1, 1)
+    with pytest.raises(ValueError, match="cycles"):
+        E.energy("loas", -1, 1, 1, 1)
+    with pytest.raises(ValueError, match="ops"):
+        E.energy("loas", 1, 1, 1, float("nan"))
+
+
+# ------------------------------------------------------------------------------------ workloads
+
+
+@pytest.mark.parametrize("name", ["A-L4", "V-L8", "R-L19"])
+def test_synthetic_layer_statistics(name):
+    x, w = W.synthetic_layer(name, T=4, seed=0)
+    tgt = W.TABLE_II[name]
+    M, K, N = tgt.shape
+    assert x.shape == (4, M, K) and x.dtype == torch.uint8
+    assert w.shape == (K, N) and w.dtype == torch.int8
+    st = W.layer_stats(x, w)
+    for key in ("spike_sparsity", "silent_normal", "silent_strong", "weight_sparsity"):
+        assert st[key] == pytest.approx(getattr(tgt, key), abs=0.015), key
+    vals = w[w != 0].long()
+    assert vals.min() >= -128 and vals.max() <= 127
+
+
+def test_synthetic_layer_deterministic_and_shapes():
+    a = W.synthetic_layer("R-L19", seed=3, shape=(4, 100, 7))
+    b = W.synthetic_layer("R-L19", seed=3, shape=(4, 100, 7))
+    c = W.synthetic_layer("R-L19", seed=4, shape=(4, 100, 7))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[0], c[0])
+    assert a[0].shape == (4, 4, 100) and a[1].shape == (100, 7)
+    custom = W.WorkloadStats(0.5, 0.3, 0.4, 0.9)
+    x, w = W.synthetic_layer(custom, shape=(8, 64, 8))
+    assert x.shape == (4, 8, 64)
+    with pytest.raises(ValueError, match="shape"):
+        W.synthetic_layer(custom)
+    with pytest.raises(ValueError, match="name_or_stats"):
+        W.synthetic_layer("LeNet")
+    with pytest.raises(ValueError, match="silent_strong"):
+        W.WorkloadStats(0.5, 0.4, 0.3, 0.9)
+
+
+@pytest.mark.parametrize("T", [1, 2, 3, 4, 6, 8])
+def test_popcount_distribution(T):
+    for name, st in W.TABLE_II.items():
+        P = W.popcount_distribution(name, T)
+        assert len(P) == T + 1 and all(p >= 0 for p in P)
+        assert sum(P) == pytest.approx(1.0)
+        assert P[0] == pytest.approx(st.silent_normal)
+        if T == 4:
+            mean = sum(j * p for j, p in enumerate(P))
+            assert mean / T == pytest.approx(1 - st.spike_sparsity)
+            assert P[1] == pytest.approx(st.silent_strong - st.silent_normal)
+    x, _ = W.synthetic_layer("V-L8", T=T, shape=(8, 256, 4))
+    assert x.shape == (T, 8, 256)
