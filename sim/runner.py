@@ -104,11 +104,17 @@ class BenchResult:
     build_dir: Path
     passed: list = field(default_factory=list)
     failed: list = field(default_factory=list)   # (test name, message)
-    seconds: float = 0.0
+    seconds: float = 0.0        # wall time of the whole simulator run (start-up included)
+    test_seconds: float = 0.0   # wall time inside the cocotb tests
     sim_time_ns: float = 0.0
     log: Path | None = None
     waves: Path | None = None
     stats: dict = field(default_factory=dict)    # whatever the bench reported (cycles, beats...)
+
+    @property
+    def cycles_per_second(self) -> float | None:
+        """Simulated clock cycles per wall-clock second inside the tests (10 ns clock)."""
+        return self.sim_time_ns / 10 / self.test_seconds if self.test_seconds else None
 
     @property
     def ok(self) -> bool:
@@ -178,7 +184,10 @@ def _parse_results(path: Path, result: BenchResult):
     root = ET.parse(path).getroot()
     for case in root.iter("testcase"):
         name = case.get("name")
-        result.sim_time_ns += float(case.get("sim_time_ns", 0) or 0)
+        result.test_seconds += float(case.get("time", 0) or 0)
+        for prop in case.iter("property"):
+            if prop.get("name") == "sim_time_duration":
+                result.sim_time_ns += float(prop.get("value") or 0)
         failure = case.find("failure")
         if failure is None:
             failure = case.find("error")

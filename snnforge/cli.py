@@ -18,7 +18,8 @@ from rich.table import Table
 from . import __version__
 from .params import SnnforgeError, parse_assignments
 
-console = Console(highlight=False, soft_wrap=True)
+# Wide enough for the summary tables when the output is a log file rather than a terminal.
+console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 150)
 
 
 def _params_option(func):
@@ -113,8 +114,7 @@ def run_regression(name, overrides, *, seed=1, waves=False, options=None, design
         start = time.monotonic()
         result = run_bench(name, overrides, seed=seed, waves=waves, options=options)
         wall = time.monotonic() - start
-    cycles = result.stats.get("cycles")
-    rate = cycles / result.seconds if cycles and result.seconds else None
+    rate = result.cycles_per_second
     save_result("sim", design, {"passed": len(result.passed), "failed": len(result.failed),
                                 "seconds": round(result.seconds, 2), "wall_seconds": round(wall, 2),
                                 "stats": result.stats, "cycles_per_second": rate, "seed": seed,

@@ -125,3 +125,72 @@ def get_generator(name: str) -> Generator:
     if name not in GENERATORS:
         raise SnnforgeError(f"unknown generator {name!r}; valid generators: {', '.join(GENERATORS)}")
     return GENERATORS[name]
+
+
+# -- LoAS --------------------------------------------------------------------------------------
+
+LOAS_PARAMS = (
+    Param("pes", 16, "TPPEs (spike rows processed in parallel)", 1, 64),
+    Param("fiber", 128, "fiber width W (positions per bitmask)", 8, 512),
+    Param("T", 4, "time steps packed per neuron word", 1, 16),
+    Param("tile_n", 32, "output columns stationary per PE (accumulators per TPPE)", 1, 256),
+    Param("group", 4, "weight fibers broadcast per cycle", 1, 16),
+    Param("k_max", 4608, "spike positions buffered per row (larger K: split into blocks)", 1,
+          1 << 20),
+    Param("n_max", 256, "output columns per run", 1, 1 << 16),
+    Param("v_max", 4096, "nonzero weights buffered (multiple of 4)", 4, 1 << 20),
+    Param("f_max", 4096, "weight fibers buffered", 1, 1 << 20),
+    Param("segment", 8, "laggy prefix-sum segment width", 1, 512),
+    Param("adders", 4, "laggy prefix-sum adders", 1, 512),
+    Param("group_fifo", 16, "rows queued per PE (run-ahead depth)", 2, 1024),
+    Param("pair_fifo", 4, "fiber pairs queued per PE", 2, 1024),
+    Param("match_fifo", 8, "FIFO-mp/FIFO-B depth per PE", 2, 1024),
+    Param("prefix_stages", 2, "pipeline stages of the fast prefix-sum", 1, 2),
+    Param("acc_width", 0, "partial-sum width handed to the LIF (0: exact, derived)", 0, 48),
+    Param("mem_width", 16, "LIF membrane width", 2, 32),
+    Param("leak", "shift", "LIF leak", choices=("none", "shift", "mul")),
+    Param("leak_frac", 8, "fraction bits of the multiplicative leak", 1, 16),
+    Param("reset", "hard", "LIF reset", choices=("hard", "soft")),
+    Param("saturate", True, "saturating LIF membrane"),
+    Param("masked", "integrate", "LIF policy for masked time steps",
+          choices=("integrate", "gate_reset", "leak_only")),
+    Param("lif_ops_per_stage", 1, "LIF operations per pipeline stage", 1, 64),
+)
+
+
+def loas_config_from(values: dict):
+    from .hw.loas.config import LoASConfig
+    names = set(LoASConfig.names())
+    return LoASConfig(**{k: v for k, v in values.items() if k in names})
+
+
+def _loas(values):
+    from .hw.loas.core import LoASCore
+    return LoASCore(loas_config_from(values))
+
+
+def _describe_loas(core):
+    cfg = core.cfg
+    return {
+        "tppe_width": cfg.tppe_width, "out_width": cfg.out_width,
+        "inner_join_latency_cycles": 2 + cfg.prefix_stages,
+        "throughput": "one match per PE per cycle; one broadcast row (up to group weight "
+                      "fibers) per cycle; one LIF neuron per PE per cycle",
+        "laggy_prefix_latency_cycles": -(-cfg.fiber // cfg.segment // cfg.adders),
+        "chunks_max": cfg.chunks_max, "rows_max": cfg.rows_max,
+    }
+
+
+register(Generator(
+    name="loas",
+    summary="LoAS dual-sparse SNN core: FTP-packed spikes x bitmask weights, inner join with fast "
+            "and laggy prefix-sums, TPPE array, LIF, output compression, host port",
+    params=LOAS_PARAMS,
+    factory=_loas,
+    describe=_describe_loas,
+    bench="snnforge.sim.benches.loas",
+    demo_params={"pes": 4, "fiber": 32, "tile_n": 8, "k_max": 512, "n_max": 64, "v_max": 1024,
+                 "f_max": 512},
+    demo_options={"layers": "regression"},
+    demo_targets=("ecp5-85k",),
+))

@@ -9,7 +9,12 @@ from amaranth.lib.wiring import In, Out
 from ...golden.lif import LEAKS, MASKED, RESETS, LIFParams
 from .counters import PerfCounters
 
-__all__ = ["LIFArray", "lif_input_layout", "lif_output_layout"]
+__all__ = ["LIFArray", "lif_input_layout", "lif_output_layout", "leak_amount_bits"]
+
+
+def leak_amount_bits(params: LIFParams) -> int:
+    """Width of the leak register: the shift k (leak "shift"), beta (leak "mul"), unused (1 bit)."""
+    return {"none": 1, "shift": params.shift_bits, "mul": params.leak_frac}[params.leak]
 
 
 def lif_input_layout(T: int, in_width: int) -> data.StructLayout:
@@ -88,7 +93,7 @@ class LIFArray(wiring.Component):
 
     @property
     def leak_amount_bits(self) -> int:
-        return {"none": 1, "shift": self._p.shift_bits, "mul": self._p.leak_frac}[self._p.leak]
+        return leak_amount_bits(self._p)
 
     @property
     def latency(self) -> int:

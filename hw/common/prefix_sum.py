@@ -1,0 +1,171 @@
+"""Prefix-sum (masked popcount) units: where in a packed array does position ``pos`` live?
+
+For a bitmask ``mask`` of non-zero positions, the packed array stores only the non-zero values,
+and the value of position ``pos`` sits at index ``popcount(mask & ((1 << pos) - 1))``. Two units
+compute it, as in SparTen/LoAS:
+
+* :class:`FastPrefixSum` -- the whole masked popcount at once: one ``width``-bit thermometer mask
+  and adder tree per query. Big (the LoAS notes put it at 76 % of a TPPE's area), one answer per
+  cycle.
+* :class:`LaggyPrefixSum` -- cheap and slow: once per mask it builds a table of the counts before
+  each ``segment``-bit segment with ``adders`` small adders (``ceil(width / segment / adders)``
+  cycles); afterwards a query needs only a table lookup and a ``segment``-bit popcount
+  (:func:`laggy_lookup`). The lag is hidden by reuse: a spike fiber is queried against every weight
+  fiber that streams past it.
+"""
+
+from __future__ import annotations
+
+from amaranth import *
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["popcount", "thermometer", "FastPrefixSum", "LaggyPrefixSum", "laggy_lookup",
+           "laggy_table_layout"]
+
+
+def popcount(bits: Value) -> Value:
+    """Balanced adder tree over the bits of ``bits``."""
+    terms = [bits[i] for i in range(len(bits))]
+    if not terms:
+        return C(0, 1)
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0]
+
+
+def thermometer(pos: Value, width: int) -> Value:
+    """``(1 << pos) - 1`` as ``width`` bits: bit ``i`` set iff ``i < pos``."""
+    return Cat(*[pos > i for i in range(width)])
+
+
+class FastPrefixSum(wiring.Component):
+    """``count = popcount(mask & ((1 << pos) - 1))`` for a new (mask, pos) every cycle.
+
+    ``stages`` pipeline registers (0: combinational; 1: registered output; 2: also a register
+    after the per-byte counts, for Fmax on wide masks). Registers load only while ``en``.
+
+    Members
+    -------
+    mask : In(width)
+    pos : In(range(width))
+    en : In(1)
+    count : Out(range(width + 1))
+    """
+
+    def __init__(self, width: int, *, stages: int = 1):
+        if not isinstance(width, int) or width < 1:
+            raise ValueError(f"width must be a positive integer, not {width!r}")
+        if stages not in (0, 1, 2):
+            raise ValueError(f"stages must be 0, 1 or 2, not {stages!r}")
+        self._width, self._stages = width, stages
+        super().__init__({
+            "mask": In(width), "pos": In(range(max(2, width))), "en": In(1),
+            "count": Out(range(width + 1)),
+        })
+
+    @property
+    def latency(self):
+        return self._stages
+
+    def elaborate(self, platform):
+        m = Module()
+        w = self._width
+        masked = self.mask & thermometer(self.pos, w)
+        partial = [popcount(masked[i:i + 8]) for i in range(0, w, 8)]
+        if self._stages == 2:
+            regs = [Signal(4, name=f"byte{i}") for i in range(len(partial))]
+            with m.If(self.en):
+                m.d.sync += [r.eq(p) for r, p in zip(regs, partial)]
+            partial = regs
+        total = sum(partial[1:], partial[0])
+        if self._stages >= 1:
+            with m.If(self.en):
+                m.d.sync += self.count.eq(total)
+        else:
+            m.d.comb += self.count.eq(total)
+        return m
+
+
+def laggy_table_layout(width: int, segment: int) -> data.ArrayLayout:
+    """Count of set bits before each segment (entry 0 is always 0 and still stored, to keep the
+    lookup a plain index)."""
+    return data.ArrayLayout(range(width + 1), width // segment)
+
+
+def laggy_lookup(mask: Value, table, pos: Value, *, width: int, segment: int) -> Value:
+    """The query half of the laggy prefix-sum (combinational): ``table[pos // segment]`` plus the
+    popcount of ``mask``'s bits below ``pos`` inside that segment."""
+    shift = (segment - 1).bit_length()
+    index = pos >> shift
+    seg = Array(mask[i:i + segment] for i in range(0, width, segment))[index]
+    offset = pos[:shift] if shift else C(0, 1)
+    return table[index] + popcount(seg & thermometer(offset, segment))
+
+
+class LaggyPrefixSum(wiring.Component):
+    """Builds the segment-count table of a mask with ``adders`` small adders.
+
+    Each cycle, ``adders`` segment popcounts are added to a running sum (a chain of ``adders``
+    small adders) and stored as table entries. Latency: ``ceil(width / segment / adders)`` cycles
+    from accepting a mask on ``i`` to presenting its table on ``o``; a new mask is accepted once the
+    previous table has left. With the table, :func:`laggy_lookup` answers any position.
+
+    Members
+    -------
+    i : In(stream.Signature(width))
+    o : Out(stream.Signature(laggy_table_layout(width, segment)))
+    """
+
+    def __init__(self, width: int, *, segment: int = 8, adders: int = 4):
+        if not isinstance(segment, int) or segment < 1 or segment & (segment - 1):
+            raise ValueError(f"segment must be a power of two, not {segment!r}")
+        if not isinstance(width, int) or width < segment or width % segment:
+            raise ValueError(f"width must be a positive multiple of segment={segment}, not {width!r}")
+        self._segments = width // segment
+        if not isinstance(adders, int) or not 1 <= adders <= self._segments:
+            raise ValueError(f"adders must be an integer in 1..{self._segments}, not {adders!r}")
+        self._width, self._segment, self._adders = width, segment, adders
+        super().__init__({
+            "i": In(stream.Signature(width)),
+            "o": Out(stream.Signature(laggy_table_layout(width, segment))),
+        })
+
+    @property
+    def latency(self):
+        return -(-self._segments // self._adders)
+
+    def elaborate(self, platform):
+        m = Module()
+        w, seg, a = self._width, self._segment, self._adders
+        steps = self.latency
+        mask = Signal(w)
+        table = Signal(laggy_table_layout(w, seg))
+        running = Signal(range(w + 1))
+        step = Signal(range(steps + 1))
+        busy = Signal()
+
+        m.d.comb += [self.i.ready.eq(~busy & ~self.o.valid), self.o.payload.eq(table)]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [mask.eq(self.i.payload), running.eq(0), step.eq(0), busy.eq(1)]
+        with m.If(busy):
+            # Segments step*a .. step*a + a - 1: a chain of `a` adders on the running count.
+            acc = running
+            for j in range(a):
+                with m.Switch(step):
+                    for s in range(steps):
+                        index = s * a + j
+                        if index < self._segments:
+                            with m.Case(s):
+                                m.d.sync += table[index].eq(acc)
+                counts = Array(popcount(mask[(s * a + j) * seg:(s * a + j + 1) * seg])
+                               if (s * a + j) < self._segments else C(0, 1)
+                               for s in range(steps))
+                acc = acc + counts[step]
+            m.d.sync += [running.eq(acc), step.eq(step + 1)]
+            with m.If(step == steps - 1):
+                m.d.sync += [busy.eq(0), self.o.valid.eq(1)]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        return m

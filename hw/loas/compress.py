@@ -1,0 +1,116 @@
+"""FTP spike compression: a row of dense T-bit neuron words -> fiber bitmasks + packed words."""
+
+from __future__ import annotations
+
+from amaranth import *
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..common.prefix_sum import popcount
+
+__all__ = ["SpikeCompressor", "word_layout", "chunk_layout"]
+
+
+def word_layout(T: int, max_length: int) -> data.StructLayout:
+    return data.StructLayout({"addr": range(max(2, max_length)), "word": T})
+
+
+def chunk_layout(fiber: int, max_length: int) -> data.StructLayout:
+    chunks = -(-max_length // fiber)
+    return data.StructLayout({"index": range(max(2, chunks)), "mask": fiber,
+                              "base": range(max_length + 1)})
+
+
+class SpikeCompressor(wiring.Component):
+    """Compresses one row of neurons into the LoAS fiber format (``golden.loas.pack_spikes``).
+
+    Neurons arrive in position order, one T-bit FTP word per beat (bit ``t`` = spike at step ``t``).
+    A neuron is *silent* if its word is 0 -- or, with ``strong`` set (LoAS-FT), if it spikes
+    exactly once. Each non-silent word leaves on ``words`` with its index in the packed array; each
+    completed ``fiber``-wide chunk (and the final partial one) leaves on ``chunks`` with its bitmask
+    and the packed index of its first word. Beats after ``length`` neurons are accepted and dropped
+    (the padding of the last host word).
+
+    Used twice per PE: on the input side (host spikes -> A buffers) and on the output side (LIF
+    spike words -> the output buffers), so a layer's output is already in the next layer's format.
+
+    Throughput: one neuron per cycle. Latency: one cycle to ``words``/``chunks``.
+
+    Members
+    -------
+    i : In(stream.Signature(T))
+    start : In(1)            pulse: begin a new row
+    length : In(range(max_length + 1))
+    strong : In(1)
+    words : Out(stream.Signature(word_layout(T, max_length)))
+    chunks : Out(stream.Signature(chunk_layout(fiber, max_length)))
+    done : Out(1)            the row is complete and every beat has left
+    nonsilent : Out(range(max_length + 1))
+    """
+
+    def __init__(self, T: int, fiber: int, max_length: int):
+        for name, value, lo in (("T", T, 1), ("fiber", fiber, 1), ("max_length", max_length, 1)):
+            if not isinstance(value, int) or value < lo:
+                raise ValueError(f"{name} must be an integer >= {lo}, not {value!r}")
+        self._T, self._fiber, self._max = T, fiber, max_length
+        super().__init__({
+            "i": In(stream.Signature(T)),
+            "start": In(1),
+            "length": In(range(max_length + 1)),
+            "strong": In(1),
+            "words": Out(stream.Signature(word_layout(T, max_length))),
+            "chunks": Out(stream.Signature(chunk_layout(fiber, max_length))),
+            "done": Out(1),
+            "nonsilent": Out(range(max_length + 1)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        W = self._fiber
+        k = Signal(range(self._max + 1))          # neurons taken in this row
+        lane = Signal(range(W))                   # k % fiber
+        chunk = Signal.like(self.chunks.payload.index)
+        mask = Signal(W)
+        base = Signal(range(self._max + 1))
+        count = self.nonsilent
+
+        taking = k < self.length
+        out_free = (~self.words.valid | self.words.ready) & (~self.chunks.valid | self.chunks.ready)
+        m.d.comb += [
+            self.i.ready.eq(~self.start & (out_free | ~taking)),
+            self.done.eq(~taking & ~self.words.valid & ~self.chunks.valid & ~self.start),
+        ]
+        with m.If(self.words.valid & self.words.ready):
+            m.d.sync += self.words.valid.eq(0)
+        with m.If(self.chunks.valid & self.chunks.ready):
+            m.d.sync += self.chunks.valid.eq(0)
+
+        word = self.i.payload
+        fires_once = popcount(word) == 1
+        silent = (word == 0) | (self.strong & fires_once)
+        new_mask = mask | (~silent << lane)
+        with m.If(self.start):
+            m.d.sync += [k.eq(0), lane.eq(0), chunk.eq(0), mask.eq(0), base.eq(0), count.eq(0),
+                         self.words.valid.eq(0), self.chunks.valid.eq(0)]
+        with m.Elif(self.i.valid & self.i.ready & taking):
+            m.d.sync += [k.eq(k + 1), lane.eq(Mux(lane == W - 1, 0, lane + 1))]
+            with m.If(~silent):
+                m.d.sync += [
+                    self.words.valid.eq(1),
+                    self.words.payload.addr.eq(count),
+                    self.words.payload.word.eq(word),
+                    count.eq(count + 1),
+                ]
+            with m.If((lane == W - 1) | (k == self.length - 1)):
+                m.d.sync += [
+                    self.chunks.valid.eq(1),
+                    self.chunks.payload.index.eq(chunk),
+                    self.chunks.payload.mask.eq(new_mask),
+                    self.chunks.payload.base.eq(base),
+                    chunk.eq(chunk + 1),
+                    mask.eq(0),
+                    base.eq(count + ~silent),
+                ]
+            with m.Else():
+                m.d.sync += mask.eq(new_mask)
+        return m

@@ -1,0 +1,163 @@
+"""The LoAS inner join: one matched (spike, weight) position per cycle from a pair of fibers."""
+
+from __future__ import annotations
+
+from amaranth import *
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..common.prefix_sum import FastPrefixSum, laggy_lookup
+from ..common.streams import StreamFIFO
+from .config import LoASConfig
+
+__all__ = ["InnerJoin", "fast_layout"]
+
+
+def fast_layout(cfg: LoASConfig):
+    return data.StructLayout({"valid": 1, "marker": 1, "n": range(max(2, cfg.tile_n)),
+                              "weight": signed(8)})
+
+
+class InnerJoin(wiring.Component):
+    """Intersects a spike fiber with a weight fiber and emits one match per cycle.
+
+    For each pair on ``pairs`` the set ``J = a.mask & b.mask`` is walked lowest position first
+    (a priority encoder picks one per cycle). For the matched position ``p``:
+
+    * the **fast prefix-sum** over ``b.mask`` gives the offset of the weight in its packed array:
+      ``w_addr = b.vbase + popcount(b.mask & ((1 << p) - 1))``; the weight is read from the PE's
+      weight buffer (``w_addr``/``w_en``/``w_data``, one-cycle read latency, 4 weights a word);
+    * the **laggy prefix-sum** table of ``a`` (built when the spike fiber was loaded) gives the
+      index of the neuron's T-bit word: ``a_addr = a.base + laggy_lookup(a.mask, a.table, p)``.
+
+    The match enters FIFO-mp/FIFO-B (one FIFO of ``match_layout``, depth ``cfg.match_fifo``) and is
+    announced on ``fast`` in the same cycle, for the pseudo accumulator. A pair with
+    ``marker`` set carries no fiber: it marks the end of an output tile and passes through in order.
+    When the FIFO is full, or ``hold`` is high, the whole pipeline stalls (no match is lost or
+    repeated).
+
+    Latency: ``2 + cfg.prefix_stages`` cycles from a pair to its first match in the FIFO.
+    Throughput: one match per cycle; a pair costs ``|J|`` cycles, a marker one.
+
+    Members
+    -------
+    pairs : In(stream.Signature(cfg.pair_layout))
+    matches : Out(stream.Signature(cfg.match_layout))
+    fast : Out(fast_layout(cfg))
+    hold : In(1)
+    w_addr : Out(range(cfg.v_max // 4))
+    w_en : Out(1)
+    w_data : In(32)
+    busy : Out(1)
+    """
+
+    def __init__(self, cfg: LoASConfig):
+        self.cfg = cfg
+        super().__init__({
+            "pairs": In(stream.Signature(cfg.pair_layout)),
+            "matches": Out(stream.Signature(cfg.match_layout)),
+            "fast": Out(fast_layout(cfg)),
+            "hold": In(1),
+            "w_addr": Out(range(cfg.v_max // 4)),
+            "w_en": Out(1),
+            "w_data": In(32),
+            "busy": Out(1),
+        })
+
+    @property
+    def latency(self):
+        return 2 + self.cfg.prefix_stages
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        W = cfg.fiber
+        m.submodules.fifo = fifo = StreamFIFO(cfg.match_layout, cfg.match_fifo)
+        m.submodules.prefix = prefix = FastPrefixSum(W, stages=cfg.prefix_stages)
+        wiring.connect(m, fifo.o, wiring.flipped(self.matches))
+
+        # Final stage: side information, and the weight read in the cycle before.
+        final = Signal(data.StructLayout({"valid": 1, "marker": 1, "n": range(max(2, cfg.tile_n)),
+                                          "a_addr": range(max(2, cfg.k_max)), "byte": 2}))
+        weight = Signal(signed(8))
+        m.d.comb += weight.eq(self.w_data.word_select(final.byte, 8))
+        push = Signal()
+        advance = Signal()
+        m.d.comb += [
+            push.eq(final.valid & ~self.hold & fifo.i.ready),
+            advance.eq(~final.valid | push),
+            fifo.i.valid.eq(final.valid & ~self.hold),
+            fifo.i.payload.marker.eq(final.marker),
+            fifo.i.payload.n.eq(final.n),
+            fifo.i.payload.a_addr.eq(final.a_addr),
+            fifo.i.payload.weight.eq(weight),
+            self.fast.valid.eq(push),
+            self.fast.marker.eq(final.marker),
+            self.fast.n.eq(final.n),
+            self.fast.weight.eq(weight),
+        ]
+
+        # S0: the current pair and the matches still to visit.
+        cur = Signal(cfg.pair_layout)
+        cur_valid = Signal()
+        remaining = Signal(W)
+        lowest = Signal(W)
+        m.d.comb += lowest.eq(remaining & (~remaining + 1))
+        position = Signal(range(W))
+        # One-hot to index: bit j of the position is the OR of the one-hot bits whose index has j.
+        m.d.comb += position.eq(Cat(*[
+            Cat(*[lowest[i] for i in range(W) if (i >> j) & 1]).any()
+            for j in range(max(1, (W - 1).bit_length()))]))
+        item_valid = cur_valid & (cur.marker | (remaining != 0))
+        item_last = cur.marker | ((remaining & ~lowest) == 0)
+        m.d.comb += self.pairs.ready.eq(~cur_valid | (advance & item_last))
+        with m.If(advance & item_valid & ~item_last):
+            m.d.sync += remaining.eq(remaining & ~lowest)
+        with m.If(self.pairs.ready):
+            m.d.sync += [
+                cur.eq(self.pairs.payload),
+                cur_valid.eq(self.pairs.valid),
+                remaining.eq(self.pairs.payload.a.mask & self.pairs.payload.b.mask),
+            ]
+
+        # R1: the chosen position with its fibers.
+        r1 = Signal(data.StructLayout({"valid": 1, "marker": 1, "p": range(W), "pair": cfg.pair_layout}))
+        with m.If(advance):
+            m.d.sync += [r1.valid.eq(item_valid), r1.marker.eq(cur.marker), r1.p.eq(position),
+                         r1.pair.eq(cur)]
+
+        # Fast prefix-sum (pipelined) on the weight mask; laggy lookup on the spike fiber.
+        m.d.comb += [prefix.mask.eq(r1.pair.b.mask), prefix.pos.eq(r1.p), prefix.en.eq(advance)]
+        side_layout = data.StructLayout({"valid": 1, "marker": 1, "n": range(max(2, cfg.tile_n)),
+                                         "a_addr": range(max(2, cfg.k_max)),
+                                         "vbase": range(cfg.v_max)})
+        a = r1.pair.a
+        side = Signal(side_layout, name="side_r1")
+        m.d.comb += [
+            side.valid.eq(r1.valid), side.marker.eq(r1.marker), side.n.eq(r1.pair.b.n),
+            side.vbase.eq(r1.pair.b.vbase),
+            side.a_addr.eq(a.base + laggy_lookup(a.mask, a.table, r1.p, width=W,
+                                                 segment=cfg.segment)),
+        ]
+        delayed = []
+        for stage in range(cfg.prefix_stages):
+            nxt = Signal(side_layout, name=f"side_d{stage + 1}")
+            with m.If(advance):
+                m.d.sync += nxt.eq(side)
+            side = nxt
+            delayed.append(nxt.valid)
+
+        # Weight address, read issued here; data valid with `final`.
+        w_index = Signal(range(cfg.v_max))
+        m.d.comb += [
+            w_index.eq(side.vbase + prefix.count),
+            self.w_addr.eq(w_index >> 2),
+            self.w_en.eq(advance),
+        ]
+        with m.If(advance):
+            m.d.sync += [final.valid.eq(side.valid), final.marker.eq(side.marker),
+                         final.n.eq(side.n), final.a_addr.eq(side.a_addr),
+                         final.byte.eq(w_index[:2])]
+
+        m.d.comb += self.busy.eq(cur_valid | r1.valid | final.valid | Cat(*delayed).any())
+        return m
