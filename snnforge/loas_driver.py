@@ -94,23 +94,10 @@ class LoASDriver:
         self._entry_stride = 1 << max(0, (cfg.group - 1).bit_length())
         self._n_span = 1 << max(0, (cfg.n_max - 1).bit_length())
         self._c_span = 1 << max(0, (-(-cfg.n_max // cfg.fiber) - 1).bit_length())
-        self._loaded = None                   # key of the weight block in the buffers
+        self._loaded = None                   # which weight block of this layer is loaded
         assert regmap["entries"].depth == cfg.rows_max * self._entry_stride
 
     # -- planning ----------------------------------------------------------------------------------
-    def k_block(self, sequential: bool) -> int:
-        """Positions of the *original* K per block (whole fibers; whole T-groups of fibers in
-        sequential mode)."""
-        cfg = self.cfg
-        if sequential:
-            fibers = cfg.k_max // (cfg.fiber * cfg.T)
-            if fibers < 1:
-                raise SnnforgeError(f"sequential mode needs k_max >= fiber * T = "
-                                    f"{cfg.fiber * cfg.T}; this core has k_max={cfg.k_max}")
-            return fibers * cfg.fiber
-        return max(cfg.fiber, (cfg.k_max // cfg.fiber) * cfg.fiber) if cfg.k_max >= cfg.fiber \
-            else cfg.k_max
-
     def _pack_row(self, kind, **fields):
         layout = getattr(self.cfg, kind)
         return layout.const(fields).as_bits()
@@ -258,7 +245,10 @@ class LoASDriver:
             strong_hw = False
         else:
             words, K_eff, strong_hw = spike_words(x), K, strong
-        kb = self.k_block(sequential)
+        try:
+            kb = cfg.k_block(sequential)
+        except ValueError as error:
+            raise SnnforgeError(str(error)) from None
         k_blocks = [(k0, min(kb, K - k0)) for k0 in range(0, K, kb)]
         col_blocks = self._column_blocks(w, k_blocks, sequential)
         full = (1 << T) - 1
@@ -268,13 +258,14 @@ class LoASDriver:
         out = torch.zeros(T, M, N, dtype=torch.uint8)
         membrane = torch.zeros(M, N, dtype=torch.int64)
         runs = []
+        self._loaded = None     # a new layer: whatever the buffers hold is stale
         scale = T if sequential else 1
         for n_cols, images in col_blocks:
             n0 = images[0].n0
             for m0 in range(0, M, cfg.pes):
                 rows = min(cfg.pes, M - m0)
                 for b, ((k0, k_len), image) in enumerate(zip(k_blocks, images)):
-                    key = (n0, n_cols, k0, sequential)
+                    key = (n0, k0)
                     if self._loaded != key:
                         await self._load_weights(image)
                         self._loaded = key

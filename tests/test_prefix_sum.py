@@ -70,7 +70,7 @@ def test_laggy_equals_fast_for_every_position(width, segment, adders):
             m.submodules.fast = fast = FastPrefixSum(width, stages=0)
             m.d.comb += [fast.mask.eq(self.mask), fast.pos.eq(self.pos), fast.en.eq(1),
                          self.fast.eq(fast.count),
-                         self.slow.eq(laggy_lookup(self.mask, self.table, self.pos,
+                         self.slow.eq(laggy_lookup(m, self.mask, self.table, self.pos,
                                                    width=width, segment=segment))]
             return m
 

@@ -33,7 +33,8 @@ ACCESS_WIN = ("rw", "ro", "wo")
 @dataclass(frozen=True)
 class Register:
     """One word-sized register. ``rw``: stored here, drives the core; ``ro``: status read from the
-    core; ``pulse``: a write produces a one-cycle pulse on each bit written as 1 (reads give 0)."""
+    core; ``pulse``: a write drives each bit written as 1 high for the one cycle of the write
+    (reads give 0)."""
     name: str
     width: int
     access: str = "rw"
@@ -254,8 +255,6 @@ class HostPort(wiring.Component):
                 store = Signal(r.width, init=r.reset, name=f"reg_{r.name}")
                 rw_regs[r.name] = store
                 m.d.comb += getattr(self.regs, r.name).eq(store)
-            elif r.access == "pulse":
-                m.d.sync += getattr(self.regs, r.name).eq(0)
 
         rsp_data = Signal(rm.data_width)
         win_sel = Signal(range(len(rm.windows) + 1))  # which window a read waits on
@@ -273,7 +272,9 @@ class HostPort(wiring.Component):
                             if r.access == "rw":
                                 m.d.sync += rw_regs[r.name].eq(cmd.data)
                             elif r.access == "pulse":
-                                m.d.sync += getattr(self.regs, r.name).eq(cmd.data)
+                                # In the cycle of the write itself, so that a status read issued
+                                # right after the command already sees its effect.
+                                m.d.comb += getattr(self.regs, r.name).eq(cmd.data)
                         with m.If(self.cmd.valid & ~cmd.write):
                             if r.access == "rw":
                                 m.d.sync += rsp_data.eq(rw_regs[r.name])

@@ -25,7 +25,11 @@ __all__ = ["popcount", "thermometer", "FastPrefixSum", "LaggyPrefixSum", "laggy_
 
 
 def popcount(bits: Value) -> Value:
-    """Balanced adder tree over the bits of ``bits``."""
+    """Balanced adder tree over the bits of ``bits``.
+
+    Pass a Signal (or a slice of one): each bit is taken separately, and a compound expression
+    would be re-emitted once per bit in the Verilog.
+    """
     terms = [bits[i] for i in range(len(bits))]
     if not terms:
         return C(0, 1)
@@ -72,7 +76,8 @@ class FastPrefixSum(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         w = self._width
-        masked = self.mask & thermometer(self.pos, w)
+        masked = Signal(w)
+        m.d.comb += masked.eq(self.mask & thermometer(self.pos, w))
         partial = [popcount(masked[i:i + 8]) for i in range(0, w, 8)]
         if self._stages == 2:
             regs = [Signal(4, name=f"byte{i}") for i in range(len(partial))]
@@ -94,14 +99,16 @@ def laggy_table_layout(width: int, segment: int) -> data.ArrayLayout:
     return data.ArrayLayout(range(width + 1), width // segment)
 
 
-def laggy_lookup(mask: Value, table, pos: Value, *, width: int, segment: int) -> Value:
+def laggy_lookup(m: Module, mask: Value, table, pos: Value, *, width: int, segment: int) -> Value:
     """The query half of the laggy prefix-sum (combinational): ``table[pos // segment]`` plus the
     popcount of ``mask``'s bits below ``pos`` inside that segment."""
     shift = (segment - 1).bit_length()
     index = pos >> shift
-    seg = Array(mask[i:i + segment] for i in range(0, width, segment))[index]
+    below = Signal(segment, name="laggy_below")
     offset = pos[:shift] if shift else C(0, 1)
-    return table[index] + popcount(seg & thermometer(offset, segment))
+    m.d.comb += below.eq(Array(mask[i:i + segment] for i in range(0, width, segment))[index]
+                         & thermometer(offset, segment))
+    return table[index] + popcount(below)
 
 
 class LaggyPrefixSum(wiring.Component):

@@ -115,8 +115,10 @@ class BeatToWords(wiring.Component):
 class StreamFIFO(wiring.Component):
     """A synchronous FIFO with stream ports and a fill level; payloads of any shape.
 
-    Built on ``amaranth.lib.fifo.SyncFIFOBuffered`` (read latency hidden: the head is always
-    presented on ``o``). Throughput: one beat per cycle in and out.
+    ``i.ready`` is exactly ``level < depth``. Built on ``amaranth.lib.fifo.SyncFIFO`` (the head is
+    read combinationally: distributed RAM on FPGAs), or with ``buffered`` on ``SyncFIFOBuffered``
+    (registered head, block RAM; ``i.ready`` then also waits for the internal move to the output
+    register). Throughput: one beat per cycle in and out.
 
     Members
     -------
@@ -125,11 +127,12 @@ class StreamFIFO(wiring.Component):
     level : Out(range(depth + 1))
     """
 
-    def __init__(self, shape, depth: int):
+    def __init__(self, shape, depth: int, *, buffered: bool = False):
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"depth must be a positive integer, not {depth!r}")
         self._shape = shape
         self._depth = depth
+        self._buffered = buffered
         super().__init__({
             "i": In(stream.Signature(shape)),
             "o": Out(stream.Signature(shape)),
@@ -138,7 +141,8 @@ class StreamFIFO(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=_width(self._shape), depth=self._depth)
+        kind = fifo.SyncFIFOBuffered if self._buffered else fifo.SyncFIFO
+        m.submodules.fifo = q = kind(width=_width(self._shape), depth=self._depth)
         m.d.comb += [
             q.w_data.eq(self.i.payload),
             q.w_en.eq(self.i.valid),

@@ -111,6 +111,17 @@ class LoASConfig:
         """Width of the partial sums handed to the LIF (and kept across K blocks)."""
         return self.acc_width or self.tppe_width
 
+    def k_block(self, sequential: bool = False) -> int:
+        """Positions of a layer's K covered by one run: whole fibers that fit ``k_max`` (in
+        sequential mode every fiber is expanded into T, so whole groups of T fibers)."""
+        if sequential:
+            fibers = self.k_max // (self.fiber * self.T)
+            if fibers < 1:
+                raise ValueError(f"sequential mode needs k_max >= fiber * T = "
+                                 f"{self.fiber * self.T}; this core has k_max={self.k_max}")
+            return fibers * self.fiber
+        return (self.k_max // self.fiber) * self.fiber if self.k_max >= self.fiber else self.k_max
+
     @property
     def words_per_host_word(self) -> int:
         """Dense T-bit neuron words carried by one host data word."""

@@ -204,9 +204,7 @@ class LoASCore(wiring.Component):
         with m.Elif(running & (next_row == regs.n_rows) & ~row_valid & all_done):
             m.d.sync += running.eq(0)
         loading = ~Cat(*[pe.load_done | (regs.active <= i) for i, pe in enumerate(pes)]).all()
-        # The start pulse counts as busy: a status read right after the start command must not
-        # see the run as finished before it began.
-        m.d.comb += [host.status.status.eq(Cat(running | start, loading))]
+        m.d.comb += [host.status.status.eq(Cat(running, loading))]
 
         # -- output windows: PE select, then the PE's host read port -------------------------------
         for sel, name, span in ((0, "out_mask", self._c_span), (1, "out_words", self._n_span),

@@ -136,7 +136,7 @@ class InnerJoin(wiring.Component):
         m.d.comb += [
             side.valid.eq(r1.valid), side.marker.eq(r1.marker), side.n.eq(r1.pair.b.n),
             side.vbase.eq(r1.pair.b.vbase),
-            side.a_addr.eq(a.base + laggy_lookup(a.mask, a.table, r1.p, width=W,
+            side.a_addr.eq(a.base + laggy_lookup(m, a.mask, a.table, r1.p, width=W,
                                                  segment=cfg.segment)),
         ]
         delayed = []

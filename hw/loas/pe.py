@@ -140,8 +140,9 @@ class PE(wiring.Component):
         af_rd = a_fibers.read_port()
         taken = Signal(cfg.bcast_layout)
         taken_valid = Signal()
+        # Room for the row in the filter stage and for one more: the pushes need no handshake.
         m.d.comb += [af_rd.addr.eq(self.row.chunk), af_rd.en.eq(self.row_take),
-                     self.row_ready.eq(groups.level <= cfg.group_fifo - 2)]
+                     self.row_ready.eq(groups.level + taken_valid < cfg.group_fifo)]
         m.d.sync += taken_valid.eq(self.row_take)
         with m.If(self.row_take):
             m.d.sync += taken.eq(self.row)
