@@ -92,6 +92,7 @@ class HostDriver:
         if w.access == "ro":
             raise ValueError(f"window {name!r} is read-only")
         wpe = self.regmap.words_per_element(w.element_width)
+        stride = self.regmap.stride(w.element_width)
         if not w.stream and (offset < 0 or offset + len(elements) > w.depth):
             raise ValueError(f"window {name!r}: elements {offset}..{offset + len(elements) - 1} "
                              f"exceed its depth {w.depth}")
@@ -101,7 +102,7 @@ class HostDriver:
             if not 0 <= element < (1 << w.element_width):
                 raise ValueError(f"window {name!r}: element {element} does not fit "
                                  f"{w.element_width} bits")
-            base = w.address + (0 if w.stream else (offset + i) * wpe)
+            base = w.address + (0 if w.stream else (offset + i) * stride)
             cmds += [(True, base + (0 if w.stream else k), word)
                      for k, word in enumerate(self._words(element, wpe))]
         await self.transport.transact(cmds)
@@ -112,10 +113,11 @@ class HostDriver:
         if w.access == "wo":
             raise ValueError(f"window {name!r} is write-only")
         wpe = self.regmap.words_per_element(w.element_width)
+        stride = self.regmap.stride(w.element_width)
         if not w.stream and (offset < 0 or offset + count > w.depth):
             raise ValueError(f"window {name!r}: elements {offset}..{offset + count - 1} exceed "
                              f"its depth {w.depth}")
-        cmds = [(False, w.address + (0 if w.stream else (offset + i) * wpe + k), 0)
+        cmds = [(False, w.address + (0 if w.stream else (offset + i) * stride + k), 0)
                 for i in range(count) for k in range(wpe)]
         data = await self.transport.transact(cmds)
         out = []

@@ -200,8 +200,9 @@ class LoASDriver:
         await self.host.write_window("weights", image.values)
         entries = self.host.regmap["entries"]
         wpe = self.host.regmap.words_per_element(entries.element_width)
+        stride = self.host.regmap.stride(entries.element_width)
         mask = (1 << 32) - 1
-        cmds = [(True, entries.address + address * wpe + k, (value >> (32 * k)) & mask)
+        cmds = [(True, entries.address + address * stride + k, (value >> (32 * k)) & mask)
                 for address, value in image.entries for k in range(wpe)]
         await self.host.transport.transact(cmds)
         await self.host.write_window("rows", image.rows)

@@ -81,7 +81,8 @@ def test_words_to_beat_word_order():
 
 
 class MemoryTop(wiring.Component):
-    """A register map with registers and a window onto a 40-bit-wide memory (2 words/element)."""
+    """A register map with registers and a window onto a 72-bit-wide memory (3 words per element,
+    at a stride of 4 word addresses)."""
 
     def __init__(self):
         rm = RegisterMap(data_width=32)
@@ -89,7 +90,7 @@ class MemoryTop(wiring.Component):
         rm.add_register("narrow", 5)
         rm.add_register("status", 16, "ro")
         rm.add_register("go", 3, "pulse")
-        rm.add_window("buf", 20, 40)
+        rm.add_window("buf", 20, 72)
         self.regmap = rm.freeze()
         super().__init__({**host_port_members(rm), "go_seen": Out(3)})
 
@@ -97,7 +98,7 @@ class MemoryTop(wiring.Component):
         m = Module()
         m.submodules.host = host = HostPort(self.regmap)
         m.submodules.win = win = SramWindow(self.regmap["buf"], 32)
-        m.submodules.mem = mem = memory.Memory(shape=40, depth=20, init=[])
+        m.submodules.mem = mem = memory.Memory(shape=72, depth=20, init=[])
         wr, rd = mem.write_port(), mem.read_port()
         connect(m, wiring.flipped(self.cmd), host.cmd)
         connect(m, host.rsp, wiring.flipped(self.rsp))
@@ -112,7 +113,7 @@ class MemoryTop(wiring.Component):
 
 def test_host_port_registers_and_wide_window():
     dut = MemoryTop()
-    values = [random.Random(i).getrandbits(40) for i in range(20)]
+    values = [random.Random(i).getrandbits(72) for i in range(20)]
 
     async def bench(ctx):
         host = HostDriver(dut.regmap, AmaranthTransport(ctx, dut, idle=0.4, stall=0.4, seed=2))

@@ -10,7 +10,8 @@ on-chip buffer (:class:`SramWindow`) or a FIFO (:class:`StreamWindow`). The map 
 from its parameters, is emitted in the generator manifest, and drives the one Python driver
 (:class:`snnforge.host.HostDriver`) used by cocotb benches, ``snnforge run`` and board bridges.
 
-Elements wider than the data word span several consecutive word addresses, lowest word first.
+Elements wider than the data word span several word addresses, lowest word first, at a
+power-of-two stride (``RegisterMap.stride``) so that hardware splits element and word with wires.
 Writing an element's last word commits the whole element; reading any word reads the element.
 """
 
@@ -117,7 +118,7 @@ class RegisterMap:
         base = len(regs)
         wins = []
         for w in self._windows:
-            words = w.depth * self.words_per_element(w.element_width)
+            words = w.depth * self.stride(w.element_width)
             span = 1 << max(0, math.ceil(math.log2(words)))
             base = -(-base // span) * span
             wins.append(Window(**{**asdict(w), "address": base, "span": span}))
@@ -129,7 +130,13 @@ class RegisterMap:
 
     # -- queries ----------------------------------------------------------------------------
     def words_per_element(self, element_width):
+        """Data words that carry one element."""
         return -(-element_width // self.data_width)
+
+    def stride(self, element_width):
+        """Word addresses between consecutive elements: words_per_element rounded up to a power
+        of two."""
+        return 1 << (self.words_per_element(element_width) - 1).bit_length()
 
     @property
     def names(self):
@@ -358,7 +365,7 @@ class SramWindow(wiring.Component):
         m = Module()
         req = self.bus.req
         wpe, dw, ew = self._wpe, self._dw, self._window.element_width
-        lane_bits = (wpe - 1).bit_length()
+        lane_bits = (wpe - 1).bit_length()   # the address stride is 2**lane_bits words
         lane = req.payload.addr[:lane_bits] if wpe > 1 else C(0, 1)
         element = req.payload.addr[lane_bits:] if wpe > 1 else req.payload.addr
         # Stage lower words; the last lane commits the element.

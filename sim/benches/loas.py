@@ -44,13 +44,16 @@ async def regression(dut):
     tb = TB(dut)
     cfg, transport, driver = _driver(tb, dut)
     await tb.reset()
+    # Option golden_overrides mis-configures the golden model (LoASConfig fields): the bench
+    # self-test checks that a disagreement fails with a readable report.
+    golden_cfg = cfg.replace(**tb.option("golden_overrides", {}))
     cases = loas_cases(cfg, tb.option("suite", "regression"), seed=tb.seed)
     only = tb.option("cases", None)
     if only:
         cases = [c for c in cases if c.name in only]
     totals = {"layers": 0, "outputs": 0, "cycles": 0, "matches": 0}
     for case in cases:
-        want = expected_layer(cfg, case)
+        want = expected_layer(golden_cfg, case)
         start = time.monotonic()
         got = await driver.run_layer(case.spikes, case.weights, threshold=case.threshold,
                                      leak_amount=case.leak_amount, tmask=case.tmask,
@@ -94,3 +97,26 @@ async def run_layer(dut):
                 "sim_cycles": transport.cycles - sim_start}, tb.option("out_file", None))
     record_stats(tb.config, cycles=result.cycles, sim_cycles=transport.cycles - sim_start,
                  wall_seconds=wall)
+
+
+@cocotb.test()
+async def digits(dut):
+    """The digits SNN (``golden.digits``) on the RTL: both layers, the whole test split.
+    ``options["net_file"]`` holds the trained network and the encoded test spikes; the outputs of
+    both layers go to ``options["out_file"]`` (the pytest side compares them with the golden
+    model and scores them)."""
+    tb = TB(dut)
+    cfg, transport, driver = _driver(tb, dut)
+    await tb.reset()
+    net = torch.load(tb.option("net_file", None), weights_only=True)
+    start = time.monotonic()
+    hidden = await driver.run_layer(net["spikes"], net["w1"], threshold=int(net["threshold1"]),
+                                    leak_amount=int(net["leak1"]))
+    output = await driver.run_layer(hidden.spikes, net["w2"], threshold=int(net["threshold2"]),
+                                    leak_amount=int(net["leak2"]))
+    torch.save({"hidden": hidden.spikes, "hidden_membrane": hidden.membrane,
+                "spikes": output.spikes, "membrane": output.membrane,
+                "cycles": [hidden.cycles, output.cycles],
+                "matches": [hidden.counters["matches"], output.counters["matches"]],
+                "wall_seconds": time.monotonic() - start}, tb.option("out_file", None))
+    record_stats(tb.config, cycles=hidden.cycles + output.cycles, layers=2)

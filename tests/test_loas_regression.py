@@ -1,0 +1,83 @@
+"""The LoAS regression of record: cocotb + Verilator, whole layers through the host port, every
+output spike and membrane against the golden model, the match and saturation counters too.
+
+Default suite: a 4-PE core with 32-wide fibers for T in {1, 2, 4, 8} (T=2 with saturating
+partial sums), the full layer set of ``sim.loas_vectors.loas_cases`` each (shapes off the tile
+grid, K below/over a fiber and over the buffer, densities 0..100 %, silent rows, zero columns,
+extreme weights, FTP and sequential, strong on/off), random host-port back-pressure; and the
+digits SNN on the T=4 build. ``-m slow``: the default configuration (16 PEs, W=128).
+"""
+
+import pytest
+import torch
+
+from snnforge.golden.digits import encode, load_digits_split, predict, train_digits_snn
+from snnforge.generators import loas_config_from
+from snnforge.generate import build_root, generate
+from snnforge.sim.runner import run_bench
+
+MEDIUM = {"pes": 4, "fiber": 32, "tile_n": 8, "group": 4, "k_max": 512, "n_max": 64,
+          "v_max": 2048, "f_max": 1024, "segment": 8, "adders": 2}
+
+CONFIGS = [
+    {**MEDIUM, "T": 1, "reset": "soft"},
+    {**MEDIUM, "T": 2, "acc_width": 10, "leak": "mul", "masked": "leak_only"},
+    {**MEDIUM, "T": 4},
+    {**MEDIUM, "T": 8, "k_max": 768, "masked": "gate_reset", "group_fifo": 4, "match_fifo": 2},
+]
+
+
+@pytest.mark.parametrize("params", CONFIGS, ids=lambda p: f"T{p['T']}")
+def test_loas_regression(params):
+    result = run_bench("loas", params, seed=7, testcase="regression",
+                       options={"suite": "regression", "idle": 0.2, "stall": 0.3})
+    assert result.ok, result.summary()
+    assert result.stats["layers"] >= 9
+
+
+def test_loas_regression_catches_a_wrong_golden_model():
+    """The bench must fail, naming the layer and the first differing output, if the RTL and the
+    golden model disagree: here the core is built with soft reset, the golden model assumes hard."""
+    from snnforge.sim import loas_vectors
+    params = {**MEDIUM, "T": 4}
+    result = run_bench("loas", params, seed=7, testcase="regression",
+                       options={"suite": "quick", "golden_overrides": {"reset": "soft"}})
+    assert not result.ok
+    message = result.failed[0][1]
+    assert "first at" in message and "expected" in message and "random_multi_fiber" in message
+
+
+def test_digits_snn_on_the_rtl(tmp_path):
+    """A 90 %-pruned two-layer SNN trained on scikit-learn's digits: both layers run on the RTL
+    over the whole test split; the RTL's outputs, hence predictions, equal the golden model's."""
+    net, report = train_digits_snn(T=4)
+    assert min(net.sparsity) >= 0.9
+    _, _, x_test, y_test = load_digits_split()
+    spikes = encode(x_test, 4)
+    torch.save({"spikes": spikes, "w1": net.w1, "w2": net.w2,
+                "threshold1": net.lif1.threshold, "leak1": net.lif1.leak_shift,
+                "threshold2": net.lif2.threshold, "leak2": net.lif2.leak_shift},
+               tmp_path / "net.pt")
+    result = run_bench("loas", {**MEDIUM, "T": 4}, seed=3, testcase="digits",
+                       options={"net_file": str(tmp_path / "net.pt"),
+                                "out_file": str(tmp_path / "out.pt")})
+    assert result.ok, result.summary()
+    rtl = torch.load(tmp_path / "out.pt", weights_only=True)
+    hidden = net.hidden(spikes)
+    out, membrane = net.output(hidden)
+    assert torch.equal(rtl["hidden"], hidden)
+    assert torch.equal(rtl["spikes"], out) and torch.equal(rtl["membrane"], membrane)
+    rtl_pred, gold_pred = predict(rtl["spikes"], rtl["membrane"]), predict(out, membrane)
+    assert torch.equal(rtl_pred, gold_pred)
+    accuracy = float((rtl_pred == y_test).float().mean())
+    assert accuracy == pytest.approx(report["test_accuracy"])
+    assert accuracy > 0.7, accuracy
+    print(f"digits SNN on the RTL: test accuracy {accuracy:.3f} over {len(y_test)} images, "
+          f"weight sparsity {net.sparsity}, cycles {rtl['cycles']}")
+
+
+@pytest.mark.slow
+def test_loas_default_configuration_regression():
+    result = run_bench("loas", {}, seed=7, testcase="regression",
+                       options={"suite": "regression", "idle": 0.1, "stall": 0.1})
+    assert result.ok, result.summary()
