@@ -36,16 +36,17 @@ class LayerCase:
                 f"threshold={self.threshold}")
 
 
-def expected_layer(cfg: LoASConfig, case: LayerCase) -> dict:
+def expected_layer(cfg: LoASConfig, case: LayerCase, k_block: int | None = None) -> dict:
     """What the core must produce: output spikes, membranes, and the counter values that follow
-    from the data (matches, saturations)."""
+    from the data (matches, saturations). ``k_block``: the positions per run the driver used
+    (partial sums saturate at each block boundary); ``cfg.k_block`` by default."""
     x = case.spikes.to(torch.int64)
     w = case.weights.to(torch.int64)
     T, M, K = x.shape
     N = w.shape[1]
     if case.strong:
         x = apply_strong(x)
-    kb = cfg.k_block(case.sequential)
+    kb = k_block or cfg.k_block(case.sequential)
     acc = torch.zeros(T, M, N, dtype=torch.int64)
     saturations = 0
     for k0 in range(0, K, kb):

@@ -66,6 +66,7 @@ class LayerResult:
     membrane: torch.Tensor          # int64 [M, N]
     counters: dict                  # summed over runs
     runs: list = field(default_factory=list)   # per run: {m0, n0, n_cols, k0, k_len, cycles}
+    k_block: int = 0                           # positions of K per run (partial sums carried)
 
     @property
     def cycles(self) -> int:
@@ -143,6 +144,25 @@ class LoASDriver:
         words = [sum((v & 0xFF) << (8 * b) for b, v in enumerate(values[i:i + 4]))
                  for i in range(0, len(values), 4)]
         return _WeightBlock(n0, n_cols, k0, k_len, words, entries, rows, n_tiles)
+
+    def plan(self, w, sequential):
+        """K blocks and column blocks of a layer. K blocks are the largest whole-fiber blocks that
+        fit ``k_max`` -- made smaller when even one tile of columns would overflow the weight
+        buffers over a block."""
+        cfg = self.cfg
+        K = w.shape[0]
+        try:
+            kb = cfg.k_block(sequential)
+        except ValueError as error:
+            raise SnnforgeError(str(error)) from None
+        while True:
+            k_blocks = [(k0, min(kb, K - k0)) for k0 in range(0, K, kb)]
+            try:
+                return kb, k_blocks, self._column_blocks(w, k_blocks, sequential)
+            except SnnforgeError:
+                if kb <= cfg.fiber:
+                    raise
+                kb = max(cfg.fiber, (kb // cfg.fiber // 2) * cfg.fiber)
 
     def _column_blocks(self, w, k_blocks, sequential):
         """Greedy: as many whole tiles of columns per block as the buffers hold for every K block."""
@@ -246,12 +266,7 @@ class LoASDriver:
             strong_hw = False
         else:
             words, K_eff, strong_hw = spike_words(x), K, strong
-        try:
-            kb = cfg.k_block(sequential)
-        except ValueError as error:
-            raise SnnforgeError(str(error)) from None
-        k_blocks = [(k0, min(kb, K - k0)) for k0 in range(0, K, kb)]
-        col_blocks = self._column_blocks(w, k_blocks, sequential)
+        kb, k_blocks, col_blocks = self.plan(w, sequential)
         full = (1 << T) - 1
         tmask = full if tmask is None else int(tmask)
         await self.host.write_many({"threshold": threshold, "leak_amount": leak_amount,
@@ -288,7 +303,7 @@ class LoASDriver:
                         out[:, m0:m0 + rows, n0:n0 + n_cols] = o
                         membrane[m0:m0 + rows, n0:n0 + n_cols] = v
         counters = await self.host.read_many([name for name, _ in COUNTERS])
-        return LayerResult(out, membrane, counters, runs)
+        return LayerResult(out, membrane, counters, runs, kb)
 
     def _sequential_words(self, x):
         """Time-unrolled words: fiber c becomes fibers c*T + t holding x[t] as one-hot words."""

@@ -35,7 +35,7 @@ def run_cases(cfg, cases, *, seed=3):
     sim.add_testbench(bench)
     sim.run()
     for case, got in results:
-        want = expected_layer(cfg, case)
+        want = expected_layer(cfg, case, got.k_block)
         assert torch.equal(got.spikes, want["spikes"]), case.describe()
         assert torch.equal(got.membrane, want["membrane"]), case.describe()
         assert got.counters["matches"] == want["matches"], case.describe()

@@ -40,8 +40,10 @@ def popcount(bits: Value) -> Value:
 
 
 def thermometer(pos: Value, width: int) -> Value:
-    """``(1 << pos) - 1`` as ``width`` bits: bit ``i`` set iff ``i < pos``."""
-    return Cat(*[pos > i for i in range(width)])
+    """``(1 << pos) - 1`` as ``width`` bits: bit ``i`` set iff ``i < pos``. Bits that ``pos``
+    cannot reach are constant 0 (no always-false comparators)."""
+    largest = (1 << len(pos)) - 1
+    return Cat(*[pos > i if i < largest else C(0, 1) for i in range(width)])
 
 
 class FastPrefixSum(wiring.Component):

@@ -11,7 +11,14 @@ from amaranth.lib import data
 from ...golden.lif import LIFParams
 from ..common.prefix_sum import laggy_table_layout
 
-__all__ = ["LoASConfig"]
+__all__ = ["LoASConfig", "buffer"]
+
+
+def buffer(*, shape, depth, init=()):
+    """An ``amaranth.lib.memory.Memory`` of at least two entries (a one-entry memory would get a
+    zero-width address, which Verilog spells ``[-1:0]``)."""
+    from amaranth.lib import memory
+    return memory.Memory(shape=shape, depth=max(2, depth), init=list(init))
 
 
 @dataclass(frozen=True)

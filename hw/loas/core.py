@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from amaranth import *
-from amaranth.lib import data, memory, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import connect
 
 from ..common.counters import PerfCounters
 from ..common.hostport import HostPort, RegisterMap, SramWindow, host_port_members
 from ..common.lif import leak_amount_bits
-from ..common.prefix_sum import popcount
 from ..common.streams import BeatToWords
-from .config import LoASConfig
+from .config import LoASConfig, buffer
 from .pe import PE
 
 __all__ = ["LoASCore", "COUNTERS"]
@@ -126,7 +125,6 @@ class LoASCore(wiring.Component):
         m.submodules.win_spikes = win_spikes = SramWindow(rm["spikes"], 32)
         connect(m, host.spikes, win_spikes.bus)
         n_per_word = cfg.words_per_host_word
-        writes = Signal(range(3))
         splitters = []
         for i, pe in enumerate(pes):
             split = BeatToWords(n_per_word * cfg.T, cfg.T)
@@ -152,14 +150,14 @@ class LoASCore(wiring.Component):
         m.submodules.win_rows = win_r = SramWindow(rm["rows"], 32)
         connect(m, host.entries, win_e.bus)
         connect(m, host.rows, win_r.bus)
-        m.submodules.row_mem = row_mem = memory.Memory(shape=cfg.row_layout, depth=cfg.rows_max,
+        m.submodules.row_mem = row_mem = buffer(shape=cfg.row_layout, depth=cfg.rows_max,
                                                        init=[])
         row_wr, row_rd = row_mem.write_port(), row_mem.read_port()
         m.d.comb += [row_wr.addr.eq(win_r.addr), row_wr.data.eq(win_r.w_data),
                      row_wr.en.eq(win_r.w_en)]
         banks = []
         for j in range(G):
-            bank = memory.Memory(shape=cfg.entry_layout, depth=cfg.rows_max, init=[])
+            bank = buffer(shape=cfg.entry_layout, depth=cfg.rows_max, init=[])
             m.submodules[f"entry_bank{j}"] = bank
             wr, rd = bank.write_port(), bank.read_port()
             lane = win_e.addr[:wpe_bits] if wpe_bits else C(0, 1)

@@ -58,7 +58,7 @@ class InnerJoin(wiring.Component):
             "matches": Out(stream.Signature(cfg.match_layout)),
             "fast": Out(fast_layout(cfg)),
             "hold": In(1),
-            "w_addr": Out(range(cfg.v_max // 4)),
+            "w_addr": Out(range(max(2, cfg.v_max // 4))),
             "w_en": Out(1),
             "w_data": In(32),
             "busy": Out(1),

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from amaranth import *
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
 from ..common.lif import LIFArray, leak_amount_bits
 from ..common.prefix_sum import LaggyPrefixSum, popcount
 from ..common.streams import StreamFIFO
 from .compress import SpikeCompressor
-from .config import LoASConfig
+from .config import LoASConfig, buffer
 from .inner_join import InnerJoin
 from .tppe import TPPE
 
@@ -57,7 +57,7 @@ class PE(wiring.Component):
             "strong": In(1),
             "load_done": Out(1),
             # weight replica
-            "w_wr_addr": In(range(cfg.v_max // 4)),
+            "w_wr_addr": In(range(max(2, cfg.v_max // 4))),
             "w_wr_data": In(32),
             "w_wr_en": In(1),
             # broadcast
@@ -79,7 +79,7 @@ class PE(wiring.Component):
             "events": Out(pe_events_layout(cfg)),
             # host reads of the outputs: 0 = fiber bitmasks, 1 = packed words, 2 = membranes
             "hr_sel": In(2),
-            "hr_addr": In(range(hr_depth)),
+            "hr_addr": In(range(max(2, hr_depth))),
             "hr_en": In(1),
             "hr_data": Out(hr_width),
         })
@@ -91,15 +91,15 @@ class PE(wiring.Component):
         out_chunks = -(-cfg.n_max // W)
 
         # -- buffers -------------------------------------------------------------------------------
-        m.submodules.a_fibers = a_fibers = memory.Memory(shape=cfg.a_fiber_layout,
+        m.submodules.a_fibers = a_fibers = buffer(shape=cfg.a_fiber_layout,
                                                          depth=cfg.chunks_max, init=[])
-        m.submodules.a_words = a_words = memory.Memory(shape=T, depth=cfg.k_max, init=[])
-        m.submodules.weights = weights = memory.Memory(shape=32, depth=cfg.v_max // 4, init=[])
-        m.submodules.psum = psum = memory.Memory(
+        m.submodules.a_words = a_words = buffer(shape=T, depth=cfg.k_max, init=[])
+        m.submodules.weights = weights = buffer(shape=32, depth=cfg.v_max // 4, init=[])
+        m.submodules.psum = psum = buffer(
             shape=data.ArrayLayout(signed(cfg.out_width), T), depth=cfg.n_max, init=[])
-        m.submodules.out_mask = out_mask = memory.Memory(shape=W, depth=out_chunks, init=[])
-        m.submodules.out_words = out_words = memory.Memory(shape=T, depth=cfg.n_max, init=[])
-        m.submodules.membrane = membrane = memory.Memory(shape=signed(cfg.mem_width),
+        m.submodules.out_mask = out_mask = buffer(shape=W, depth=out_chunks, init=[])
+        m.submodules.out_words = out_words = buffer(shape=T, depth=cfg.n_max, init=[])
+        m.submodules.membrane = membrane = buffer(shape=signed(cfg.mem_width),
                                                          depth=cfg.n_max, init=[])
 
         # -- load: compressor + laggy prefix-sum ---------------------------------------------------

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from amaranth import *
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import LoASConfig
+from .config import LoASConfig, buffer
 from .inner_join import fast_layout
 
 __all__ = ["TPPE"]
@@ -68,8 +68,8 @@ class TPPE(wiring.Component):
             # Bank b (tile parity) holds entries b*tn .. b*tn + tn - 1.
             return Mux(bank, tn + col, col) if tn & (tn - 1) else Cat(col[:col_bits], bank)
 
-        m.submodules.pseudo = pseudo = memory.Memory(shape=signed(aw), depth=depth, init=[])
-        m.submodules.corr = corr = memory.Memory(shape=data.ArrayLayout(signed(aw), T),
+        m.submodules.pseudo = pseudo = buffer(shape=signed(aw), depth=depth, init=[])
+        m.submodules.corr = corr = buffer(shape=data.ArrayLayout(signed(aw), T),
                                                  depth=depth, init=[])
         p_wr, p_rmw, p_drain = pseudo.write_port(), pseudo.read_port(domain="comb"), \
             pseudo.read_port(domain="comb")
