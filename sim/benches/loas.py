@@ -93,6 +93,7 @@ async def run_layer(dut):
                                     sequential=bool(layer["sequential"]))
     wall = time.monotonic() - start
     torch.save({"spikes": result.spikes, "membrane": result.membrane, "counters": result.counters,
+                "k_block": result.k_block,
                 "runs": result.runs, "wall_seconds": wall,
                 "sim_cycles": transport.cycles - sim_start}, tb.option("out_file", None))
     record_stats(tb.config, cycles=result.cycles, sim_cycles=transport.cycles - sim_start,

@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""LoAS benchmarks: RTL cycles against the effectual-work bound and the paper's cycle models.
+
+    .venv/bin/python bench/loas_bench.py                # all layers, default core (P=16, W=128, T=4)
+    .venv/bin/python bench/loas_bench.py --layers R-L19 --no-sequential
+    .venv/bin/python bench/loas_bench.py --synth        # also synthesize (ECP5 default, iCE40 small)
+
+Every cycle count of the RTL comes from the core's own counters (cycles from start to done of
+each run; loading excluded), measured under Verilator through ``snnforge run``'s path
+(``sim.benches.loas.run_layer``), and every RTL output is checked against the golden model
+before its cycles are used. Writes ``build/bench/loas_bench.{json,md}`` and PNG plots, and a
+record that ``snnforge report`` folds into ``build/report.md``.
+
+Layers are the synthetic Table II layers of ``golden.workloads`` (A-L4, V-L8, R-L19 and the
+whole-network averages), T = 4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from snnforge.generate import build_root, generate
+from snnforge.golden.baselines import baseline_table, loas_cycles
+from snnforge.golden.energy import energy
+from snnforge.golden.loas import match_count, match_count_sequential
+from snnforge.golden.workloads import TABLE_II, synthetic_layer
+from snnforge.generators import loas_config_from
+from snnforge.results import save_result
+from snnforge.sim.loas_vectors import LayerCase, expected_layer
+from snnforge.sim.runner import run_bench
+
+LAYERS = ("A-L4", "V-L8", "R-L19", "AlexNet", "VGG16", "ResNet19")
+THRESHOLD = 64
+
+
+def run_rtl(params, x, w, *, sequential, workdir: Path, tag: str):
+    """One layer on the RTL; returns the result dict (outputs checked against the golden model)."""
+    layer_file, out_file = workdir / f"{tag}.layer.pt", workdir / f"{tag}.out.pt"
+    torch.save({"spikes": x, "weights": w, "threshold": THRESHOLD, "leak_amount": 1,
+                "tmask": (1 << x.shape[0]) - 1, "strong": False, "sequential": sequential},
+               layer_file)
+    start = time.monotonic()
+    result = run_bench("loas", params, seed=1, testcase="run_layer",
+                       options={"layer_file": str(layer_file), "out_file": str(out_file),
+                                "idle": 0.0, "stall": 0.0})
+    if not result.ok:
+        raise SystemExit(f"RTL run {tag} failed:\n{result.summary()}")
+    out = torch.load(out_file, weights_only=True)
+    cfg = loas_config_from(params)
+    want = expected_layer(cfg, LayerCase(tag, x, w, threshold=THRESHOLD, leak_amount=1,
+                                         sequential=sequential), out["k_block"])
+    if not (torch.equal(out["spikes"], want["spikes"])
+            and torch.equal(out["membrane"], want["membrane"])
+            and out["counters"]["matches"] == want["matches"]):
+        raise SystemExit(f"RTL run {tag}: outputs differ from the golden model")
+    out["process_seconds"] = time.monotonic() - start
+    return out
+
+
+def plot(rows, path: Path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = [r["layer"] for r in rows]
+    xs = range(len(rows))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4))
+    width = 0.27
+    a.bar([x - width for x in xs], [r["util_rtl"] for r in rows], width, label="RTL (run-ahead PEs)")
+    a.bar(list(xs), [r["util_free"] for r in rows], width, label="model, no lock-step")
+    a.bar([x + width for x in xs], [r["util_lockstep"] for r in rows], width,
+          label="model, lock-step (paper)")
+    a.axhline(0.85, color="grey", linestyle="--", linewidth=1)
+    a.set_xticks(list(xs), names)
+    a.set_ylim(0, 1.05)
+    a.set_title("utilization of the effectual-work bound (matches / P)")
+    a.legend(fontsize=8)
+    seq = [r for r in rows if r.get("seq_cycles")]
+    if seq:
+        xs2 = range(len(seq))
+        b.bar([x - 0.2 for x in xs2], [r["seq_speedup"] for r in seq], 0.4, label="RTL FTP / sequential")
+        b.bar([x + 0.2 for x in xs2], [r["ideal_ratio"] for r in seq], 0.4, label="ideal match ratio")
+        b.set_xticks(list(xs2), [r["layer"] for r in seq])
+        b.set_title("FTP vs sequential time steps, same RTL")
+        b.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown(rows, baselines, synth, params, command) -> str:
+    lines = [f"Measured with `{command}` on the default core ({params_text(params)}); RTL cycles "
+             "are compute cycles (start to done) counted by the core, loading excluded. "
+             "Utilization = (matches / P) / cycles.", "",
+             "| layer | M x K x N | matches | bound (matches/P) | RTL cycles | RTL util. | "
+             "no-lock-step model | lock-step model (paper) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['layer']} | {r['shape']} | {r['matches']:,} | {r['bound']:,.0f} | "
+                     f"{r['rtl_cycles']:,} | **{r['util_rtl']:.1%}** | {r['free_cycles']:,} "
+                     f"({r['util_free']:.1%}) | {r['lockstep_cycles']:,} ({r['util_lockstep']:.1%}) |")
+    seq = [r for r in rows if r.get("seq_cycles")]
+    if seq:
+        lines += ["", "FTP vs sequential time steps on the same RTL (sequential: every fiber "
+                  "expanded into T one-hot fibers):", "",
+                  "| layer | sequential matches | FTP matches | ideal ratio | sequential cycles | "
+                  "FTP cycles | RTL speedup | realized |", "|---|---|---|---|---|---|---|---|"]
+        for r in seq:
+            lines.append(f"| {r['layer']} | {r['seq_matches']:,} | {r['matches']:,} | "
+                         f"{r['ideal_ratio']:.2f} | {r['seq_cycles']:,} | {r['rtl_cycles']:,} | "
+                         f"{r['seq_speedup']:.2f}x | **{r['seq_speedup'] / r['ideal_ratio']:.1%}** |")
+    lines += ["", "Baselines (golden cycle models of the notes, one cycle per match, 16 PEs) next "
+              "to the RTL; speedup and energy efficiency relative to SparTen-S; energy with the "
+              "notes' constants (relative units, traffic from the golden traffic models; the RTL "
+              "row uses LoAS traffic with RTL cycles):", ""]
+    lines += ["| layer | design | cycles | speedup | energy | energy eff. |", "|---|---|---|---|---|---|"]
+    for layer, table in baselines.items():
+        for row in table:
+            lines.append(f"| {layer} | {row['design']} | {row['cycles']:,} | {row['speedup']:.2f}x | "
+                         f"{row['energy']:.3g} | {row['efficiency']:.2f}x |")
+    if synth:
+        lines += ["", "Synthesis (`snnforge synth loas ...`):", "",
+                  "| config | target | LUT4 | LUTRAM | FF | BRAM | DSP | Fmax MHz |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for label, res in synth.items():
+            c = res["cells"]
+            lines.append(f"| {label} | {res['target']} | {c.get('lut4')} | {c.get('lutram')} | "
+                         f"{c.get('ff')} | {c.get('bram')} | {c.get('dsp')} | "
+                         f"{res.get('fmax_mhz', 'n/a')} |")
+    return "\n".join(lines)
+
+
+def params_text(params):
+    return ", ".join(f"{k}={v}" for k, v in params.items()) or "defaults: P=16, W=128, T=4"
+
+
+ICE40_SMALL = {"pes": 2, "fiber": 32, "T": 4, "tile_n": 4, "group": 2, "k_max": 256, "n_max": 32,
+               "v_max": 256, "f_max": 128, "group_fifo": 4, "pair_fifo": 2, "match_fifo": 4,
+               "adders": 2}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--layers", default=",".join(LAYERS))
+    ap.add_argument("--no-sequential", action="store_true", help="skip the sequential-mode runs")
+    ap.add_argument("--synth", action="store_true", help="synthesize default (ECP5) and small (iCE40)")
+    ap.add_argument("-p", "--param", action="append", default=[], help="core parameter key=value")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("-o", "--out", default=None, help="output directory (default build/bench)")
+    args = ap.parse_args(argv)
+    params = dict(item.split("=", 1) for item in args.param)
+    design = generate("loas", params)
+    params = design.params
+    cfg = loas_config_from(params)
+    outdir = Path(args.out) if args.out else build_root() / "bench"
+    workdir = outdir / "work"
+    workdir.mkdir(parents=True, exist_ok=True)
+    command = "python bench/loas_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    rows, baselines = [], {}
+    for name in args.layers.split(","):
+        x, w = synthetic_layer(name, T=cfg.T, seed=args.seed)
+        T, M, K = x.shape
+        N = w.shape[1]
+        print(f"{name}: M={M} K={K} N={N}", flush=True)
+        matches = match_count(x, w)
+        lock = loas_cycles(x, w, pes=cfg.pes, fiber=cfg.fiber, tile_n=cfg.tile_n, lockstep=True)
+        free = loas_cycles(x, w, pes=cfg.pes, fiber=cfg.fiber, tile_n=cfg.tile_n, lockstep=False)
+        ftp = run_rtl(params, x, w, sequential=False, workdir=workdir, tag=f"{name}-ftp")
+        cycles = ftp["counters"]["cycles"]
+        bound = matches / cfg.pes
+        row = {"layer": name, "shape": f"{M} x {K} x {N}", "matches": matches, "bound": bound,
+               "rtl_cycles": cycles, "util_rtl": bound / cycles, "runs": len(ftp["runs"]),
+               "lockstep_cycles": lock["cycles"], "util_lockstep": bound / lock["cycles"],
+               "free_cycles": free["cycles"], "util_free": bound / free["cycles"],
+               "sim_cycles": ftp["sim_cycles"], "sim_wall_seconds": round(ftp["wall_seconds"], 1),
+               "sim_cycles_per_second": round(ftp["sim_cycles"] / ftp["wall_seconds"]),
+               "counters": ftp["counters"]}
+        print(f"  RTL {cycles} cycles, utilization {row['util_rtl']:.1%} (lock-step model "
+              f"{row['util_lockstep']:.1%}, free model {row['util_free']:.1%}); simulated "
+              f"{ftp['sim_cycles']} cycles in {ftp['wall_seconds']:.1f} s", flush=True)
+        if not args.no_sequential:
+            seq = run_rtl(params, x, w, sequential=True, workdir=workdir, tag=f"{name}-seq")
+            row["seq_cycles"] = seq["counters"]["cycles"]
+            row["seq_matches"] = match_count_sequential(x, w)
+            row["ideal_ratio"] = row["seq_matches"] / matches
+            row["seq_speedup"] = row["seq_cycles"] / cycles
+            print(f"  sequential {row['seq_cycles']} cycles: speedup {row['seq_speedup']:.2f} of "
+                  f"ideal {row['ideal_ratio']:.2f}", flush=True)
+        table = baseline_table(x, w)
+        loas_model = next(r for r in table if r["design"] == "LoAS")
+        sparten = next(r for r in table if r["design"] == "SparTen-S")
+        rtl_energy = energy("loas", cycles, loas_model["dram_bytes"], loas_model["sram_bytes"],
+                            matches)
+        table = [dict(r) for r in table] + [{
+            "design": "LoAS RTL (this core)", "cycles": cycles,
+            "speedup": sparten["cycles"] / cycles, "energy": rtl_energy,
+            "efficiency": sparten["energy"] / rtl_energy}]
+        baselines[name] = [{k: r[k] for k in ("design", "cycles", "speedup", "energy",
+                                                "efficiency")} for r in table]
+        rows.append(row)
+
+    synth = {}
+    if args.synth:
+        from snnforge.synth.flow import synthesize
+        for label, p, target in (("default", params, "ecp5-85k"),
+                                 ("small", ICE40_SMALL, "ice40-up5k")):
+            d = generate("loas", p)
+            print(f"synthesis {label} for {target} ...", flush=True)
+            synth[label] = synthesize(d, target, build_root() / "synth" / f"{d.key}-{target}")
+            save_result("synth", d, synth[label], suffix=target)
+            print(f"  {synth[label]['cells']} Fmax {synth[label].get('fmax_mhz')}", flush=True)
+
+    png = build_root() / "loas_bench.png"
+    plot(rows, png)
+    md = markdown(rows, baselines, synth, params, command)
+    (outdir / "loas_bench.md").write_text(md + "\n")
+    (outdir / "loas_bench.json").write_text(json.dumps(
+        {"params": params, "command": command, "layers": rows, "baselines": baselines,
+         "synth": synth}, indent=2, default=str) + "\n")
+    save_result("bench", design, {"name": "loas_bench", "title": "LoAS benchmarks "
+                                  "(`python bench/loas_bench.py`)", "markdown": md,
+                                  "images": [str(png)]})
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
