@@ -112,7 +112,8 @@ def run_regression(name, overrides, *, seed=1, waves=False, options=None, design
     design = design or generate(name, overrides)
     with console.status(f"{name}: Verilator build + cocotb regression ..."):
         start = time.monotonic()
-        result = run_bench(name, overrides, seed=seed, waves=waves, options=options)
+        result = run_bench(name, overrides, seed=seed, waves=waves, options=options,
+                           testcase=design.generator.testcase)
         wall = time.monotonic() - start
     rate = result.cycles_per_second
     save_result("sim", design, {"passed": len(result.passed), "failed": len(result.failed),

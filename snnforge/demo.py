@@ -46,6 +46,8 @@ def run_demo(console, *, place: bool = True) -> bool:
         tests = f"{len(sim.passed)}/{len(sim.passed) + len(sim.failed)} passed"
         if sim.stats.get("neurons"):
             tests += f" ({sim.stats['neurons']} neurons)"
+        elif sim.stats.get("layers"):
+            tests += f" ({sim.stats['layers']} layers, {sim.stats['outputs']} outputs)"
         first = True
         for target, result in (synth.items() or [(None, None)]):
             cells = (result or {}).get("cells", {})

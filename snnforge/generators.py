@@ -29,6 +29,7 @@ class Generator:
     factory: Callable
     describe: Callable = lambda component: {}
     bench: str | None = None
+    testcase: str | None = None      # the regression's cocotb test (None: every test of the module)
     demo_params: dict = field(default_factory=dict)
     demo_options: dict = field(default_factory=dict)
     demo_targets: tuple | None = ("ecp5-85k", "ice40-up5k")
@@ -189,8 +190,11 @@ register(Generator(
     factory=_loas,
     describe=_describe_loas,
     bench="snnforge.sim.benches.loas",
-    demo_params={"pes": 4, "fiber": 32, "tile_n": 8, "k_max": 512, "n_max": 64, "v_max": 1024,
-                 "f_max": 512},
-    demo_options={"layers": "regression"},
+    testcase="regression",
+    # The demo builds a 4-PE core (a minute to build under Verilator); bench/loas_bench.py
+    # measures the default 16-PE, W=128 configuration.
+    demo_params={"pes": 4, "fiber": 32, "tile_n": 8, "k_max": 512, "n_max": 64, "v_max": 2048,
+                 "f_max": 1024, "adders": 2},
+    demo_options={"suite": "regression"},
     demo_targets=("ecp5-85k",),
 ))
