@@ -252,9 +252,16 @@ class LoASDriver:
     # -- the layer ---------------------------------------------------------------------------------
     async def run_layer(self, spikes, weights, *, threshold: int, leak_amount: int = 0,
                         tmask: int | None = None, strong: bool = False,
-                        sequential: bool = False) -> LayerResult:
+                        temporal_parallel: bool = True, sequential: bool | None = None
+                        ) -> LayerResult:
         """Run ``O[t] = x[t] @ w`` + LIF over the whole layer; returns output spikes, membranes
-        and the counters summed over all runs."""
+        and the counters summed over all runs.
+
+        ``temporal_parallel=False`` (or ``sequential=True``) processes the time steps one after
+        another on the same hardware -- the SparTen-S-like baseline mode. ``strong`` is LoAS-FT.
+        """
+        if sequential is None:
+            sequential = not temporal_parallel
         cfg = self.cfg
         x, w = validate_layer(spikes, weights, cfg.T)
         T, M, K = x.shape

