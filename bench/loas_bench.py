@@ -140,7 +140,7 @@ def params_text(params):
 
 
 ICE40_SMALL = {"pes": 2, "fiber": 32, "T": 4, "tile_n": 4, "group": 2, "k_max": 256, "n_max": 32,
-               "v_max": 256, "f_max": 128, "group_fifo": 4, "pair_fifo": 2, "match_fifo": 4,
+               "v_max": 256, "f_max": 128, "group_fifo": 4, "match_fifo": 4,
                "adders": 2}
 
 

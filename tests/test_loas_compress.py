@@ -34,11 +34,12 @@ ROWS = {
                                          (1, 8, 19)])
 @pytest.mark.parametrize("kind", list(ROWS))
 @pytest.mark.parametrize("strong", [False, True])
-def test_compressor_matches_pack_spikes(T, fiber, K, kind, strong):
+@pytest.mark.parametrize("assembly", ["decode", "shift"])
+def test_compressor_matches_pack_spikes(T, fiber, K, kind, strong, assembly):
     rng = random.Random(K * 7 + T)
     words = ROWS[kind](T, K, rng)
     exp_words, exp_chunks = expected(words, T, fiber, strong)
-    dut = SpikeCompressor(T, fiber, max_length=128)
+    dut = SpikeCompressor(T, fiber, max_length=128, mask_assembly=assembly)
     # Two padding beats after the row: accepted and dropped.
     out, _ = simulate_streams(dut, feeds={"i": words + [(1 << T) - 1] * 2},
                               drains={"words": len(exp_words), "chunks": len(exp_chunks)},
@@ -51,7 +52,7 @@ def test_compressor_matches_pack_spikes(T, fiber, K, kind, strong):
 
 def test_compressor_rows_back_to_back_and_done():
     T, fiber = 4, 8
-    dut = SpikeCompressor(T, fiber, max_length=64)
+    dut = SpikeCompressor(T, fiber, max_length=64)     # decode: chunks without padding cycles
     rows = [[5, 0, 0, 15, 1, 0, 0, 0, 2, 3], [0] * 3, [7] * 17]
 
     async def bench(ctx):

@@ -46,7 +46,7 @@ def run_cases(cfg, cases, *, seed=3):
 @pytest.mark.parametrize("cfg", [
     TINY,
     TINY.replace(acc_width=6, leak="shift", reset="soft"),          # saturating partial sums
-    TINY.replace(T=1, tile_n=2, group=1, segment=8, pair_fifo=2, match_fifo=2, group_fifo=2),
+    TINY.replace(T=1, tile_n=2, group=1, segment=8, match_fifo=2, group_fifo=2),
     TINY.replace(T=3, tile_n=4, group=3, masked="leak_only", leak="mul"),
 ], ids=["tiny", "saturating", "T1-minimal-fifos", "T3"])
 def test_core_regression_suite(cfg):

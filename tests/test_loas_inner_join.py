@@ -34,10 +34,11 @@ def make_pairs(cfg, rng, count):
         values += [rng.randint(-128, 127) or 1 for _ in range(bin(b).count("1"))]
         pairs.append({"marker": 0, "a": {"mask": a, "table": table_of(a, W, cfg.segment),
                                         "base": rng.randrange(cfg.k_max - W)},
-                      "b": {"mask": b, "n": rng.randrange(cfg.tile_n), "vbase": vbase}})
+                      "b": {"mask": b, "n": rng.randrange(cfg.tile_n), "vbase": vbase},
+                      "joint": a & b})
         if i % 5 == 4:
             pairs.append({"marker": 1, "a": {"mask": 0, "table": [0] * (W // cfg.segment), "base": 0},
-                          "b": {"mask": 0, "n": 0, "vbase": 0}})
+                          "b": {"mask": 0, "n": 0, "vbase": 0}, "joint": 0})
     return pairs, values
 
 

@@ -20,30 +20,9 @@ from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["popcount", "thermometer", "FastPrefixSum", "LaggyPrefixSum", "laggy_lookup",
-           "laggy_table_layout"]
+from .bits import popcount, thermometer
 
-
-def popcount(bits: Value) -> Value:
-    """Balanced adder tree over the bits of ``bits``.
-
-    Pass a Signal (or a slice of one): each bit is taken separately, and a compound expression
-    would be re-emitted once per bit in the Verilog.
-    """
-    terms = [bits[i] for i in range(len(bits))]
-    if not terms:
-        return C(0, 1)
-    while len(terms) > 1:
-        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
-                 for i in range(0, len(terms), 2)]
-    return terms[0]
-
-
-def thermometer(pos: Value, width: int) -> Value:
-    """``(1 << pos) - 1`` as ``width`` bits: bit ``i`` set iff ``i < pos``. Bits that ``pos``
-    cannot reach are constant 0 (no always-false comparators)."""
-    largest = (1 << len(pos)) - 1
-    return Cat(*[pos > i if i < largest else C(0, 1) for i in range(width)])
+__all__ = ["FastPrefixSum", "LaggyPrefixSum", "laggy_lookup", "laggy_table_layout"]
 
 
 class FastPrefixSum(wiring.Component):
@@ -78,15 +57,29 @@ class FastPrefixSum(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         w = self._width
-        masked = Signal(w)
-        m.d.comb += masked.eq(self.mask & thermometer(self.pos, w))
-        partial = [popcount(masked[i:i + 8]) for i in range(0, w, 8)]
+        # By bytes: the popcounts of the whole bytes below pos's byte (a 16-entry mask on 4-bit
+        # counts, not a width-bit thermometer) plus the masked popcount of pos's own byte.
+        nbytes = -(-w // 8)
+        shift = 3
+        byte_index = self.pos >> shift
+        mask = Signal(nbytes * 8)
+        m.d.comb += mask.eq(self.mask)
+        counts = [Signal(4, name=f"byte{j}") for j in range(nbytes)]
+        m.d.comb += [c.eq(popcount(mask[8 * j:8 * j + 8])) for j, c in enumerate(counts)]
+        below = [Mux(byte_index > j, c, 0) for j, c in enumerate(counts)]
+        own = Signal(8)
+        m.d.comb += own.eq(Array(mask[8 * j:8 * j + 8] for j in range(nbytes))[byte_index]
+                           & thermometer(self.pos[:shift], 8))
+        partial = below + [popcount(own)]
         if self._stages == 2:
-            regs = [Signal(4, name=f"byte{i}") for i in range(len(partial))]
+            regs = [Signal(4, name=f"part{i}") for i in range(len(partial))]
             with m.If(self.en):
                 m.d.sync += [r.eq(p) for r, p in zip(regs, partial)]
             partial = regs
-        total = sum(partial[1:], partial[0])
+        while len(partial) > 1:
+            partial = [partial[i] + partial[i + 1] if i + 1 < len(partial) else partial[i]
+                       for i in range(0, len(partial), 2)]
+        total = partial[0]
         if self._stages >= 1:
             with m.If(self.en):
                 m.d.sync += self.count.eq(total)

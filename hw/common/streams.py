@@ -12,7 +12,7 @@ from amaranth.hdl import Shape
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["WordsToBeat", "BeatToWords", "StreamFIFO"]
+__all__ = ["WordsToBeat", "BeatToWords", "StreamFIFO", "StreamRegister"]
 
 
 def _width(shape):
@@ -152,4 +152,29 @@ class StreamFIFO(wiring.Component):
             q.r_en.eq(self.o.ready),
             self.level.eq(q.level),
         ]
+        return m
+
+
+class StreamRegister(wiring.Component):
+    """One pipeline register on a stream: ``o`` is registered, and a new beat is taken in the same
+    cycle the held one leaves (``i.ready = ~o.valid | o.ready``), so it sustains one beat per
+    cycle. A FIFO of depth one in flip-flops, without the bubble of ``SyncFIFO(depth=1)``.
+
+    Members
+    -------
+    i : In(stream.Signature(shape))
+    o : Out(stream.Signature(shape))
+    """
+
+    def __init__(self, shape):
+        super().__init__({
+            "i": In(stream.Signature(shape)),
+            "o": Out(stream.Signature(shape)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
+        with m.If(self.i.ready):
+            m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload)]
         return m

@@ -6,7 +6,7 @@ from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..common.prefix_sum import popcount
+from ..common.bits import popcount
 
 __all__ = ["SpikeCompressor", "word_layout", "chunk_layout"]
 
@@ -34,6 +34,10 @@ class SpikeCompressor(wiring.Component):
     Used twice per PE: on the input side (host spikes -> A buffers) and on the output side (LIF
     spike words -> the output buffers), so a layer's output is already in the next layer's format.
 
+    ``mask_assembly``: ``"decode"`` sets bit ``k % fiber`` through a decoder; ``"shift"`` shifts
+    bits into place (about half the logic) and pads a partial last chunk with up to ``fiber - 1``
+    extra cycles -- the choice for loading, where that happens once per row.
+
     Throughput: one neuron per cycle. Latency: one cycle to ``words``/``chunks``.
 
     Members
@@ -48,11 +52,14 @@ class SpikeCompressor(wiring.Component):
     nonsilent : Out(range(max_length + 1))
     """
 
-    def __init__(self, T: int, fiber: int, max_length: int):
+    def __init__(self, T: int, fiber: int, max_length: int, *, mask_assembly: str = "decode"):
         for name, value, lo in (("T", T, 1), ("fiber", fiber, 1), ("max_length", max_length, 1)):
             if not isinstance(value, int) or value < lo:
                 raise ValueError(f"{name} must be an integer >= {lo}, not {value!r}")
+        if mask_assembly not in ("decode", "shift"):
+            raise ValueError(f"mask_assembly must be decode or shift, not {mask_assembly!r}")
         self._T, self._fiber, self._max = T, fiber, max_length
+        self._shift = mask_assembly == "shift"
         super().__init__({
             "i": In(stream.Signature(T)),
             "start": In(1),
@@ -73,12 +80,14 @@ class SpikeCompressor(wiring.Component):
         mask = Signal(W)
         base = Signal(range(self._max + 1))
         count = self.nonsilent
+        flushing = Signal()                       # padding a partial last chunk (shift mode)
 
         taking = k < self.length
         out_free = (~self.words.valid | self.words.ready) & (~self.chunks.valid | self.chunks.ready)
         m.d.comb += [
-            self.i.ready.eq(~self.start & (out_free | ~taking)),
-            self.done.eq(~taking & ~self.words.valid & ~self.chunks.valid & ~self.start),
+            self.i.ready.eq(~self.start & ~flushing & (out_free | ~taking)),
+            self.done.eq(~taking & ~flushing & ~self.words.valid & ~self.chunks.valid
+                         & ~self.start),
         ]
         with m.If(self.words.valid & self.words.ready):
             m.d.sync += self.words.valid.eq(0)
@@ -88,20 +97,39 @@ class SpikeCompressor(wiring.Component):
         word = self.i.payload
         fires_once = popcount(word) == 1
         silent = (word == 0) | (self.strong & fires_once)
-        new_mask = mask | (~silent << lane)
+        taken = self.i.valid & self.i.ready & taking
+        step = taken | (flushing & out_free)      # one position of the chunk per step
+        bit = taken & ~silent
+        new_mask = Signal(W)
+        if self._shift:
+            # Bits enter at the top and move down: after `fiber` steps position j is bit j.
+            # A partial last chunk is padded with silent steps (flushing).
+            m.d.comb += new_mask.eq(Cat(mask[1:], bit))
+        else:
+            # Bit by bit through a decoder: written as `bit << lane`, Yosys builds a barrel shifter.
+            hit = Signal(W)
+            m.d.comb += [hit.eq(Cat(*[lane == i for i in range(W)])),
+                         new_mask.eq(Cat(*[mask[i] | (bit & hit[i]) for i in range(W)]))]
+        last = k == self.length - 1
+        chunk_done = (lane == W - 1) | (taken & last & (not self._shift))
         with m.If(self.start):
             m.d.sync += [k.eq(0), lane.eq(0), chunk.eq(0), mask.eq(0), base.eq(0), count.eq(0),
-                         self.words.valid.eq(0), self.chunks.valid.eq(0)]
-        with m.Elif(self.i.valid & self.i.ready & taking):
-            m.d.sync += [k.eq(k + 1), lane.eq(Mux(lane == W - 1, 0, lane + 1))]
-            with m.If(~silent):
+                         flushing.eq(0), self.words.valid.eq(0), self.chunks.valid.eq(0)]
+        with m.Elif(step):
+            m.d.sync += lane.eq(Mux(lane == W - 1, 0, lane + 1))
+            with m.If(taken):
+                m.d.sync += k.eq(k + 1)
+                if self._shift:
+                    with m.If(last & (lane != W - 1)):
+                        m.d.sync += flushing.eq(1)
+            with m.If(bit):
                 m.d.sync += [
                     self.words.valid.eq(1),
                     self.words.payload.addr.eq(count),
                     self.words.payload.word.eq(word),
                     count.eq(count + 1),
                 ]
-            with m.If((lane == W - 1) | (k == self.length - 1)):
+            with m.If(chunk_done):
                 m.d.sync += [
                     self.chunks.valid.eq(1),
                     self.chunks.payload.index.eq(chunk),
@@ -109,7 +137,9 @@ class SpikeCompressor(wiring.Component):
                     self.chunks.payload.base.eq(base),
                     chunk.eq(chunk + 1),
                     mask.eq(0),
-                    base.eq(count + ~silent),
+                    lane.eq(0),
+                    base.eq(count + bit),
+                    flushing.eq(0),
                 ]
             with m.Else():
                 m.d.sync += mask.eq(new_mask)

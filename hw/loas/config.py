@@ -29,8 +29,8 @@ class LoASConfig:
     positions broadcast ``group`` at a time; ``tile_n`` output columns stationary per PE.
     Buffers: ``k_max`` spike positions per row, ``n_max`` output columns, ``v_max`` nonzero
     weights, ``f_max`` weight fibers per run. Laggy prefix-sum: ``segment``-bit segments,
-    ``adders`` adders. Queues: ``group_fifo`` groups, ``pair_fifo`` pairs and ``match_fifo``
-    matches (FIFO-mp/FIFO-B) per PE. ``acc_width`` (0: derived, exact) is the width of the partial
+    ``adders`` adders. Queues: ``group_fifo`` broadcast rows and ``match_fifo`` matches
+    (FIFO-mp/FIFO-B) per PE. ``acc_width`` (0: derived, exact) is the width of the partial
     sums handed to the LIF and kept across K blocks; narrower values saturate and are counted.
     ``lif`` is the neuron structure (``T`` and ``in_width`` are overridden from this config).
     """
@@ -42,12 +42,11 @@ class LoASConfig:
     group: int = 4
     k_max: int = 4608
     n_max: int = 256
-    v_max: int = 4096
+    v_max: int = 8192
     f_max: int = 4096
     segment: int = 8
     adders: int = 4
     group_fifo: int = 16
-    pair_fifo: int = 4
     match_fifo: int = 8
     prefix_stages: int = 2
     acc_width: int = 0
@@ -82,7 +81,6 @@ class LoASConfig:
               f"a power of two dividing fiber={self.fiber}")
         check("adders", 1, max(1, self.fiber // max(1, self.segment)))
         check("group_fifo", 2, 1024)
-        check("pair_fifo", 2, 1024)
         check("match_fifo", 2, 1024)
         check("prefix_stages", 1, 2)
         check("acc_width", 0, 48)
@@ -187,8 +185,9 @@ class LoASConfig:
 
     @property
     def pair_layout(self):
+        """A (spike, weight) fiber pair and its intersection ``joint = a.mask & b.mask``."""
         return data.StructLayout({"marker": 1, "a": self.a_fiber_layout,
-                                  "b": self.entry_layout})
+                                  "b": self.entry_layout, "joint": self.fiber})
 
     @property
     def match_layout(self):

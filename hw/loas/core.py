@@ -189,7 +189,7 @@ class LoASCore(wiring.Component):
         all_done = Cat(*[pe.done for pe in pes]).all()
         for i, pe in enumerate(pes):
             m.d.comb += [
-                pe.row.eq(bcast), pe.row_valid.eq(row_valid), pe.row_take.eq(take),
+                pe.row.eq(bcast), pe.row_take.eq(take),
                 pe.start.eq(start), pe.active.eq(regs.active > i),
                 pe.n_cols.eq(regs.n_cols), pe.n_tiles.eq(regs.n_tiles),
                 pe.use_psum.eq(flags[1]), pe.final.eq(flags[2]),

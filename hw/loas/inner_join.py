@@ -6,6 +6,7 @@ from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..common.bits import lowest_one, onehot_index
 from ..common.prefix_sum import FastPrefixSum, laggy_lookup
 from ..common.streams import StreamFIFO
 from .config import LoASConfig
@@ -21,8 +22,9 @@ def fast_layout(cfg: LoASConfig):
 class InnerJoin(wiring.Component):
     """Intersects a spike fiber with a weight fiber and emits one match per cycle.
 
-    For each pair on ``pairs`` the set ``J = a.mask & b.mask`` is walked lowest position first
-    (a priority encoder picks one per cycle). For the matched position ``p``:
+    For each pair on ``pairs`` the set ``J = joint = a.mask & b.mask`` (the AND of the fiber
+    bitmasks, formed by the PE's front end) is walked lowest position first, one per cycle; the
+    pair is read in place at the head of its FIFO. For the matched position ``p``:
 
     * the **fast prefix-sum** over ``b.mask`` gives the offset of the weight in its packed array:
       ``w_addr = b.vbase + popcount(b.mask & ((1 << p) - 1))``; the weight is read from the PE's
@@ -97,45 +99,38 @@ class InnerJoin(wiring.Component):
             self.fast.weight.eq(weight),
         ]
 
-        # S0: the current pair and the matches still to visit.
-        cur = Signal(cfg.pair_layout)
-        cur_valid = Signal()
+        # S0: the pair at the head of the pair FIFO (read in place) and its matches still to visit.
+        head = self.pairs.payload
+        started = Signal()                 # `remaining` holds the head's unvisited matches
         remaining = Signal(W)
-        lowest = Signal(W)
-        m.d.comb += lowest.eq(remaining & (~remaining + 1))
+        left = Signal(W)
+        m.d.comb += left.eq(Mux(started, remaining, head.joint))
+        lowest = lowest_one(m, left)
         position = Signal(range(W))
-        # One-hot to index: bit j of the position is the OR of the one-hot bits whose index has j.
-        m.d.comb += position.eq(Cat(*[
-            Cat(*[lowest[i] for i in range(W) if (i >> j) & 1]).any()
-            for j in range(max(1, (W - 1).bit_length()))]))
-        item_valid = cur_valid & (cur.marker | (remaining != 0))
-        item_last = cur.marker | ((remaining & ~lowest) == 0)
-        m.d.comb += self.pairs.ready.eq(~cur_valid | (advance & item_last))
-        with m.If(advance & item_valid & ~item_last):
-            m.d.sync += remaining.eq(remaining & ~lowest)
-        with m.If(self.pairs.ready):
-            m.d.sync += [
-                cur.eq(self.pairs.payload),
-                cur_valid.eq(self.pairs.valid),
-                remaining.eq(self.pairs.payload.a.mask & self.pairs.payload.b.mask),
-            ]
+        m.d.comb += position.eq(onehot_index(lowest))
+        item_valid = self.pairs.valid & (head.marker | (left != 0))
+        item_last = head.marker | ((left & ~lowest) == 0)
+        m.d.comb += self.pairs.ready.eq(advance & item_last)
+        with m.If(advance & self.pairs.valid):
+            m.d.sync += [started.eq(~item_last), remaining.eq(left & ~lowest)]
 
         # R1: the chosen position with its fibers.
-        r1 = Signal(data.StructLayout({"valid": 1, "marker": 1, "p": range(W), "pair": cfg.pair_layout}))
+        r1 = Signal(data.StructLayout({"valid": 1, "marker": 1, "p": range(W),
+                                       "a": cfg.a_fiber_layout, "b": cfg.entry_layout}))
         with m.If(advance):
-            m.d.sync += [r1.valid.eq(item_valid), r1.marker.eq(cur.marker), r1.p.eq(position),
-                         r1.pair.eq(cur)]
+            m.d.sync += [r1.valid.eq(item_valid), r1.marker.eq(head.marker), r1.p.eq(position),
+                         r1.a.eq(head.a), r1.b.eq(head.b)]
 
         # Fast prefix-sum (pipelined) on the weight mask; laggy lookup on the spike fiber.
-        m.d.comb += [prefix.mask.eq(r1.pair.b.mask), prefix.pos.eq(r1.p), prefix.en.eq(advance)]
+        m.d.comb += [prefix.mask.eq(r1.b.mask), prefix.pos.eq(r1.p), prefix.en.eq(advance)]
         side_layout = data.StructLayout({"valid": 1, "marker": 1, "n": range(max(2, cfg.tile_n)),
                                          "a_addr": range(max(2, cfg.k_max)),
                                          "vbase": range(cfg.v_max)})
-        a = r1.pair.a
+        a = r1.a
         side = Signal(side_layout, name="side_r1")
         m.d.comb += [
-            side.valid.eq(r1.valid), side.marker.eq(r1.marker), side.n.eq(r1.pair.b.n),
-            side.vbase.eq(r1.pair.b.vbase),
+            side.valid.eq(r1.valid), side.marker.eq(r1.marker), side.n.eq(r1.b.n),
+            side.vbase.eq(r1.b.vbase),
             side.a_addr.eq(a.base + laggy_lookup(m, a.mask, a.table, r1.p, width=W,
                                                  segment=cfg.segment)),
         ]
@@ -159,5 +154,5 @@ class InnerJoin(wiring.Component):
                          final.n.eq(side.n), final.a_addr.eq(side.a_addr),
                          final.byte.eq(w_index[:2])]
 
-        m.d.comb += self.busy.eq(cur_valid | r1.valid | final.valid | Cat(*delayed).any())
+        m.d.comb += self.busy.eq(self.pairs.valid | r1.valid | final.valid | Cat(*delayed).any())
         return m

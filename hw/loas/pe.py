@@ -7,8 +7,9 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
 from ..common.lif import LIFArray, leak_amount_bits
-from ..common.prefix_sum import LaggyPrefixSum, popcount
-from ..common.streams import StreamFIFO
+from ..common.bits import lowest_one, onehot_index, popcount
+from ..common.prefix_sum import LaggyPrefixSum
+from ..common.streams import StreamFIFO, StreamRegister
 from .compress import SpikeCompressor, chunk_layout
 from .config import LoASConfig, buffer
 from .inner_join import InnerJoin
@@ -62,7 +63,6 @@ class PE(wiring.Component):
             "w_wr_en": In(1),
             # broadcast
             "row": In(cfg.bcast_layout),
-            "row_valid": In(1),
             "row_take": In(1),
             "row_ready": Out(1),
             # run
@@ -103,7 +103,7 @@ class PE(wiring.Component):
                                                          depth=cfg.n_max, init=[])
 
         # -- load: compressor + laggy prefix-sum ---------------------------------------------------
-        m.submodules.load_compressor = lc = SpikeCompressor(T, W, cfg.k_max)
+        m.submodules.load_compressor = lc = SpikeCompressor(T, W, cfg.k_max, mask_assembly="shift")
         m.submodules.laggy = laggy = LaggyPrefixSum(W, segment=cfg.segment, adders=cfg.adders)
         connect(m, wiring.flipped(self.neurons), lc.i)
         m.d.comb += [lc.start.eq(self.load_start), lc.length.eq(self.k_len),
@@ -133,56 +133,50 @@ class PE(wiring.Component):
                      w_wr.en.eq(self.w_wr_en)]
 
         # -- filter: keep a broadcast row only if it has work for this PE --------------------------
+        # The spike fiber of the row's chunk is read combinationally (distributed RAM), so the
+        # decision is taken in the cycle the row is broadcast and nothing is copied per PE.
         m.submodules.groups = groups = StreamFIFO(cfg.group_layout, cfg.group_fifo)
-        af_rd = a_fibers.read_port()
-        taken = Signal(cfg.bcast_layout)
-        taken_valid = Signal()
-        # Room for the row in the filter stage and for one more: the pushes need no handshake.
-        m.d.comb += [af_rd.addr.eq(self.row.chunk), af_rd.en.eq(self.row_take),
-                     self.row_ready.eq(groups.level + taken_valid < cfg.group_fifo)]
-        m.d.sync += taken_valid.eq(self.row_take)
-        with m.If(self.row_take):
-            m.d.sync += taken.eq(self.row)
+        af_rd = a_fibers.read_port(domain="comb")
+        m.d.comb += [af_rd.addr.eq(self.row.chunk),
+                     self.row_ready.eq(groups.level < cfg.group_fifo)]
         spike_fiber = af_rd.data
-        hits = Cat(*[taken.valid[j] & self.active
-                     & (taken.entries[j].mask & spike_fiber.mask).any() for j in range(G)])
+        hits = Cat(*[self.row.valid[j] & self.active
+                     & (self.row.entries[j].mask & spike_fiber.mask).any() for j in range(G)])
         m.d.comb += [
-            groups.i.valid.eq(taken_valid & (hits.any() | taken.tile_last)),
-            groups.i.payload.tile_last.eq(taken.tile_last),
+            groups.i.valid.eq(self.row_take & (hits.any() | self.row.tile_last)),
+            groups.i.payload.tile_last.eq(self.row.tile_last),
             groups.i.payload.hits.eq(hits),
-            groups.i.payload.entries.eq(taken.entries),
+            groups.i.payload.entries.eq(self.row.entries),
             groups.i.payload.a.eq(spike_fiber),
         ]
 
         # -- front end: one (spike, weight) fiber pair, or a tile marker, per cycle ----------------
-        m.submodules.pairs = pairs = StreamFIFO(cfg.pair_layout, cfg.pair_fifo)
-        cur = Signal(cfg.group_layout)
-        cur_valid = Signal()
-        left = Signal(G)                  # hits still to emit
-        marker_due = Signal()
-        lowest = Signal(G)
-        m.d.comb += lowest.eq(left & (~left + 1))
+        # Works on the group FIFO's head in place: after the last item of a group the next head is
+        # there in the next cycle. One pipeline register hands the pair to the inner join, which
+        # reads it in place too.
+        m.submodules.pairs = pairs = StreamRegister(cfg.pair_layout)
+        head = groups.o.payload
+        started = Signal()                # the head's remaining hits are in `left`
+        left = Signal(G)
+        hits_left = Mux(started, left, head.hits)
+        lowest = lowest_one(m, hits_left, "lowest_hit")
         index = Signal(range(max(2, G)))
-        m.d.comb += index.eq(Cat(*[Cat(*[lowest[i] for i in range(G) if (i >> b) & 1]).any()
-                                   for b in range(max(1, (G - 1).bit_length()))]))
-        emitting_marker = left == 0
-        item_valid = cur_valid & ((left != 0) | marker_due)
-        item_last = Mux(emitting_marker, 1, ((left & ~lowest) == 0) & ~marker_due)
+        m.d.comb += index.eq(onehot_index(lowest))
+        emitting_marker = hits_left == 0
+        item_valid = groups.o.valid & ((hits_left != 0) | head.tile_last)
+        item_last = Mux(emitting_marker, 1, ((hits_left & ~lowest) == 0) & ~head.tile_last)
+        entry = head.entries[index]
         m.d.comb += [
             pairs.i.valid.eq(item_valid),
             pairs.i.payload.marker.eq(emitting_marker),
-            pairs.i.payload.a.eq(cur.a),
-            pairs.i.payload.b.eq(cur.entries[index]),
-            groups.o.ready.eq(~cur_valid | (pairs.i.ready & item_valid & item_last)),
+            pairs.i.payload.a.eq(head.a),
+            pairs.i.payload.b.eq(entry),
+            pairs.i.payload.joint.eq(head.a.mask & entry.mask),
+            groups.o.ready.eq(pairs.i.ready & item_valid & item_last),
         ]
         with m.If(pairs.i.valid & pairs.i.ready):
-            with m.If(emitting_marker):
-                m.d.sync += marker_due.eq(0)
-            with m.Else():
-                m.d.sync += left.eq(left & ~lowest)
-        with m.If(groups.o.ready):
-            m.d.sync += [cur.eq(groups.o.payload), cur_valid.eq(groups.o.valid),
-                         left.eq(groups.o.payload.hits), marker_due.eq(groups.o.payload.tile_last)]
+            # A tile marker always comes last: after it, or after the last hit, the group leaves.
+            m.d.sync += [started.eq(~item_last), left.eq(hits_left & ~lowest)]
 
         # -- inner join and TPPE -------------------------------------------------------------------
         m.submodules.inner_join = ij = InnerJoin(cfg)

@@ -24,9 +24,9 @@ class TPPE(wiring.Component):
       column of that tile leaves on ``currents`` in column order, and the tile's bank is free again.
 
     Accumulators are ``cfg.tppe_width`` bits and wrap: the difference ``O[t]`` is exact because
-    ``|O[t]| <= 128 * k_max`` fits. Per-entry valid bits replace clearing: the first update of a
-    column in a tile starts from 0. While the fast path would start a tile whose bank is still
-    draining, ``hold`` stalls the inner join.
+    ``|O[t]| <= 128 * k_max`` fits. The drain zeroes each entry as it reads it, so a bank is clean
+    for its next tile (and after every complete run). While the fast path would start a tile whose
+    bank is still draining, ``hold`` stalls the inner join.
 
     Throughput: one match per cycle on each path; the drain emits one column per cycle.
 
@@ -61,40 +61,56 @@ class TPPE(wiring.Component):
         m = Module()
         cfg = self.cfg
         T, tn, aw = cfg.T, cfg.tile_n, cfg.tppe_width
-        depth = 2 * tn
-        col_bits = (tn - 1).bit_length()
-
-        def addr(bank, col):
-            # Bank b (tile parity) holds entries b*tn .. b*tn + tn - 1.
-            return Mux(bank, tn + col, col) if tn & (tn - 1) else Cat(col[:col_bits], bank)
-
-        m.submodules.pseudo = pseudo = buffer(shape=signed(aw), depth=depth, init=[])
-        m.submodules.corr = corr = buffer(shape=data.ArrayLayout(signed(aw), T),
-                                                 depth=depth, init=[])
-        p_wr, p_rmw, p_drain = pseudo.write_port(), pseudo.read_port(domain="comb"), \
-            pseudo.read_port(domain="comb")
-        c_wr, c_rmw, c_drain = corr.write_port(), corr.read_port(domain="comb"), \
-            corr.read_port(domain="comb")
-        p_valid = Signal(depth)
-        c_valid = Signal(depth)
+        corr_layout = data.ArrayLayout(signed(aw), T)
 
         tf = Signal(range(cfg.tiles_max + 2))   # tile of the fast path
         ts = Signal(range(cfg.tiles_max + 2))   # tile of the slow path
         td = self.tiles_done                    # tile being drained / tiles drained
+        draining = ts > td
+        col = Signal(range(max(2, tn)))         # column being drained
+        drain_step = Signal()
 
-        # -- fast path: pseudo accumulator -------------------------------------------------------
-        m.d.comb += self.hold.eq(tf >= td + 2)
+        # One memory per bank and kind (tile parity): the fast path, the slow path and the drain
+        # always work on different banks, so each memory needs one read and one write port.
+        # The drain zeroes what it reads: a bank is clean when its next tile starts.
         fast = self.fast
-        fa = Signal(range(depth))
-        m.d.comb += [fa.eq(addr(tf[0], fast.n)), p_rmw.addr.eq(fa),
-                     p_wr.addr.eq(fa),
-                     p_wr.data.eq(Mux(p_valid.bit_select(fa, 1), p_rmw.data, 0) + fast.weight)]
-        with m.If(fast.valid):
-            with m.If(fast.marker):
-                m.d.sync += tf.eq(tf + 1)
+        slow = Signal(data.StructLayout({"valid": 1, "marker": 1, "n": range(max(2, tn)),
+                                         "weight": signed(8)}))
+        pseudo_rd, corr_rd = [], []
+        fast_old = Signal(signed(aw))
+        slow_old = Signal(corr_layout)
+        for b in range(2):
+            p = buffer(shape=signed(aw), depth=tn)
+            c = buffer(shape=corr_layout, depth=tn)
+            m.submodules[f"pseudo{b}"], m.submodules[f"corr{b}"] = p, c
+            p_rd, p_wr = p.read_port(domain="comb"), p.write_port()
+            c_rd, c_wr = c.read_port(domain="comb"), c.write_port()
+            drain_here = draining & (td[0] == b)
+            fast_here = tf[0] == b
+            slow_here = ts[0] == b
+            m.d.comb += [
+                p_rd.addr.eq(Mux(drain_here, col, fast.n)),
+                c_rd.addr.eq(Mux(drain_here, col, slow.n)),
+            ]
+            with m.If(drain_here):
+                m.d.comb += [p_wr.addr.eq(col), p_wr.data.eq(0), p_wr.en.eq(drain_step),
+                             c_wr.addr.eq(col), c_wr.data.eq(0), c_wr.en.eq(drain_step)]
             with m.Else():
-                m.d.comb += p_wr.en.eq(1)
-                m.d.sync += p_valid.bit_select(fa, 1).eq(1)
+                m.d.comb += [
+                    p_wr.addr.eq(fast.n), p_wr.data.eq(p_rd.data + fast.weight),
+                    p_wr.en.eq(fast_here & fast.valid & ~fast.marker),
+                    c_wr.addr.eq(slow.n),
+                    c_wr.en.eq(slow_here & slow.valid & ~slow.marker),
+                ]
+                m.d.comb += [c_wr.data[t].eq(c_rd.data[t] + Mux(self.word_data[t], 0, slow.weight))
+                             for t in range(T)]
+            pseudo_rd.append(p_rd.data)
+            corr_rd.append(c_rd.data)
+
+        # -- fast path: pseudo accumulator (weights added as the inner join finds them) -----------
+        m.d.comb += self.hold.eq(tf >= td + 2)
+        with m.If(fast.valid & fast.marker):
+            m.d.sync += tf.eq(tf + 1)
 
         # -- slow path: word fetch, then corrections -----------------------------------------------
         m.d.comb += [
@@ -102,56 +118,33 @@ class TPPE(wiring.Component):
             self.word_addr.eq(self.matches.payload.a_addr),
             self.word_en.eq(1),
         ]
-        slow = Signal(data.StructLayout({"valid": 1, "marker": 1, "n": range(max(2, tn)),
-                                         "weight": signed(8)}))
         m.d.sync += [
             slow.valid.eq(self.matches.valid),
             slow.marker.eq(self.matches.payload.marker),
             slow.n.eq(self.matches.payload.n),
             slow.weight.eq(self.matches.payload.weight),
         ]
-        sa = Signal(range(depth))
-        m.d.comb += [sa.eq(addr(ts[0], slow.n)), c_rmw.addr.eq(sa), c_wr.addr.eq(sa)]
-        old = Mux(c_valid.bit_select(sa, 1), c_rmw.data.as_value(), 0)
-        old_view = data.View(data.ArrayLayout(signed(aw), T), old)
-        for t in range(T):
-            m.d.comb += c_wr.data[t].eq(
-                old_view[t] + Mux(self.word_data[t], 0, slow.weight))
-        with m.If(slow.valid):
-            with m.If(slow.marker):
-                m.d.sync += ts.eq(ts + 1)
-            with m.Else():
-                m.d.comb += c_wr.en.eq(1)
-                m.d.sync += c_valid.bit_select(sa, 1).eq(1)
+        with m.If(slow.valid & slow.marker):
+            m.d.sync += ts.eq(ts + 1)
 
         # -- drain -------------------------------------------------------------------------------
-        col = Signal(range(max(2, tn)))
         base_col = Signal(range(cfg.n_max + cfg.tile_n + 1))     # td * tile_n
         last_col = Signal()
         m.d.comb += last_col.eq((col == tn - 1) | (base_col + col + 1 >= self.n_cols))
-        draining = ts > td
-        da = Signal(range(depth))
-        m.d.comb += [da.eq(addr(td[0], col)), p_drain.addr.eq(da), c_drain.addr.eq(da)]
         out = self.currents
         with m.If(out.valid & out.ready):
             m.d.sync += out.valid.eq(0)
-        with m.If(draining & (~out.valid | out.ready)):
-            pv = Mux(p_valid.bit_select(da, 1), p_drain.data, 0)
-            cv = Mux(c_valid.bit_select(da, 1), c_drain.data.as_value(), 0)
-            cview = data.View(data.ArrayLayout(signed(aw), T), cv)
+        m.d.comb += drain_step.eq(draining & (~out.valid | out.ready))
+        pv = Mux(td[0], pseudo_rd[1], pseudo_rd[0])
+        cv = data.View(corr_layout, Mux(td[0], corr_rd[1].as_value(), corr_rd[0].as_value()))
+        with m.If(drain_step):
             m.d.sync += [out.valid.eq(1), out.payload.col.eq(base_col + col)]
-            m.d.sync += [out.payload.o[t].eq(pv - cview[t]) for t in range(T)]
+            m.d.sync += [out.payload.o[t].eq(pv - cv[t]) for t in range(T)]
             with m.If(last_col):
                 m.d.sync += [col.eq(0), td.eq(td + 1), base_col.eq(base_col + tn)]
-                # The bank is free: forget its entries (the other bank may be written meanwhile).
-                with m.If(td[0]):
-                    m.d.sync += [p_valid[tn:].eq(0), c_valid[tn:].eq(0)]
-                with m.Else():
-                    m.d.sync += [p_valid[:tn].eq(0), c_valid[:tn].eq(0)]
             with m.Else():
                 m.d.sync += col.eq(col + 1)
 
         with m.If(self.start):
-            m.d.sync += [tf.eq(0), ts.eq(0), td.eq(0), col.eq(0), base_col.eq(0),
-                         p_valid.eq(0), c_valid.eq(0), out.valid.eq(0)]
+            m.d.sync += [tf.eq(0), ts.eq(0), td.eq(0), col.eq(0), base_col.eq(0), out.valid.eq(0)]
         return m

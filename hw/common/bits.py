@@ -1,0 +1,44 @@
+"""Bit-vector helpers that keep Yosys and Verilator output small."""
+
+from __future__ import annotations
+
+from amaranth import *
+
+__all__ = ["popcount", "thermometer", "lowest_one", "onehot_index"]
+
+
+def popcount(bits: Value) -> Value:
+    """Balanced adder tree over the bits of ``bits``.
+
+    Pass a Signal (or a slice of one): each bit is taken separately, and a compound expression
+    would be re-emitted once per bit in the Verilog.
+    """
+    terms = [bits[i] for i in range(len(bits))]
+    if not terms:
+        return C(0, 1)
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0]
+
+
+def thermometer(pos: Value, width: int) -> Value:
+    """``(1 << pos) - 1`` as ``width`` bits: bit ``i`` set iff ``i < pos``. Bits that ``pos``
+    cannot reach are constant 0 (no always-false comparators)."""
+    largest = (1 << len(pos)) - 1
+    return Cat(*[pos > i if i < largest else C(0, 1) for i in range(width)])
+
+
+def lowest_one(m: Module, bits: Value, name: str = "lowest") -> Signal:
+    """One-hot of the lowest set bit of ``bits`` (all zeros if none): ``bits & -bits``."""
+    out = Signal(len(bits), name=name)
+    m.d.comb += out.eq(bits & (~bits + 1))
+    return out
+
+
+def onehot_index(onehot: Value) -> Value:
+    """Index of the set bit of a one-hot vector: bit ``j`` of the index is the OR of the one-hot
+    bits whose position has bit ``j`` set (no priority logic, no adders)."""
+    width = len(onehot)
+    return Cat(*[Cat(*[onehot[i] for i in range(width) if (i >> j) & 1]).any()
+                 for j in range(max(1, (width - 1).bit_length()))])
