@@ -6,8 +6,8 @@ from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
-from ..common.lif import LIFArray, leak_amount_bits
 from ..common.bits import lowest_one, onehot_index, popcount
+from ..common.lif import LIFArray, leak_amount_bits
 from ..common.prefix_sum import LaggyPrefixSum
 from ..common.streams import StreamFIFO, StreamRegister
 from .compress import SpikeCompressor, chunk_layout
@@ -33,11 +33,11 @@ class PE(wiring.Component):
     into the fiber buffer together with its prefix table (built once, reused by every weight fiber).
 
     Run: weight rows arrive by broadcast (``row``, taken by all PEs in the same cycle on
-    ``row_take``). A two-stage filter reads the spike fiber of the row's chunk and keeps the row
-    (in the group FIFO) only if some weight fiber in it intersects the spike fiber, or if it ends a
-    tile -- so each PE queues only work of its own and runs ahead of the others on its own row.
-    The front end serializes the intersecting (spike, weight) fiber pairs to the
-    :class:`InnerJoin`, which feeds the :class:`TPPE`. Each drained column gets the carried partial
+    ``row_take``). The filter reads the spike fiber of the row's chunk and keeps the row (in the
+    group FIFO, ``cfg.group_fifo`` deep) only if some weight fiber in it intersects the spike fiber,
+    or if it ends a tile -- so each PE queues only work of its own and runs ahead of the others on
+    its own row. The front end hands the intersecting (spike, weight) fiber pairs, one per cycle,
+    to the :class:`InnerJoin`, which feeds the :class:`TPPE`. Each drained column gets the carried partial
     sum of earlier K blocks added (``use_psum``), saturated to ``cfg.out_width``; then either it is
     kept for the next K block (``final`` low) or it goes through the LIF array, whose spike words
     are compressed again (chip format) and whose membranes are stored.
