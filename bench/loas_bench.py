@@ -151,7 +151,11 @@ def main(argv=None):
     ap.add_argument("--synth", action="store_true", help="synthesize default (ECP5) and small (iCE40)")
     ap.add_argument("-p", "--param", action="append", default=[], help="core parameter key=value")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--shape", default=None, metavar="MxKxN",
+                    help="override the layer shape (keeps the Table II sparsities)")
     ap.add_argument("-o", "--out", default=None, help="output directory (default build/bench)")
+    ap.add_argument("--no-record", action="store_true",
+                    help="do not add the results to build/results (snnforge report)")
     args = ap.parse_args(argv)
     params = dict(item.split("=", 1) for item in args.param)
     design = generate("loas", params)
@@ -163,7 +167,8 @@ def main(argv=None):
     command = "python bench/loas_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
     rows, baselines = [], {}
     for name in args.layers.split(","):
-        x, w = synthetic_layer(name, T=cfg.T, seed=args.seed)
+        shape = tuple(int(v) for v in args.shape.split("x")) if args.shape else None
+        x, w = synthetic_layer(name, T=cfg.T, seed=args.seed, shape=shape)
         T, M, K = x.shape
         N = w.shape[1]
         print(f"{name}: M={M} K={K} N={N}", flush=True)
@@ -215,16 +220,17 @@ def main(argv=None):
             save_result("synth", d, synth[label], suffix=target)
             print(f"  {synth[label]['cells']} Fmax {synth[label].get('fmax_mhz')}", flush=True)
 
-    png = build_root() / "loas_bench.png"
+    png = outdir / "loas_bench.png"
     plot(rows, png)
     md = markdown(rows, baselines, synth, params, command)
     (outdir / "loas_bench.md").write_text(md + "\n")
     (outdir / "loas_bench.json").write_text(json.dumps(
         {"params": params, "command": command, "layers": rows, "baselines": baselines,
          "synth": synth}, indent=2, default=str) + "\n")
-    save_result("bench", design, {"name": "loas_bench", "title": "LoAS benchmarks "
-                                  "(`python bench/loas_bench.py`)", "markdown": md,
-                                  "images": [str(png)]})
+    if not args.no_record:
+        save_result("bench", design, {"name": "loas_bench", "title": "LoAS benchmarks "
+                                      "(`python bench/loas_bench.py`)", "markdown": md,
+                                      "images": [str(png)]})
     print(md)
 
 

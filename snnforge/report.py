@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .generate import build_root
@@ -97,6 +98,6 @@ def write_report(outfile=None) -> Path:
     for r in benches:
         parts += [f"## {r.get('title', r.get('name'))}", "", r.get("markdown", ""), ""]
         for image in r.get("images", []):
-            parts += [f"![{Path(image).stem}]({Path(image).name})", ""]
+            parts += [f"![{Path(image).stem}]({os.path.relpath(image, out.parent)})", ""]
     out.write_text("\n".join(parts) + "\n")
     return out
