@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.snnforge-installed
 # Two workers match CI's two cores; override with `make test JOBS=1`.
 JOBS   ?= 2
 
-.PHONY: install demo test test-slow lint clean
+.PHONY: install demo test test-slow clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -93,17 +93,21 @@ def plot(rows, path: Path):
     plt.close(fig)
 
 
-def markdown(rows, baselines, synth, params, command) -> str:
-    lines = [f"Measured with `{command}` on the default core ({params_text(params)}); RTL cycles "
-             "are compute cycles (start to done) counted by the core, loading excluded. "
-             "Utilization = (matches / P) / cycles.", "",
+def markdown(rows, baselines, synth, overrides, command) -> str:
+    core = ("the default core (P=16, W=128, T=4)" if not overrides else
+            "a core with " + ", ".join(f"{k}={v}" for k, v in overrides.items()))
+    lines = [f"Measured with `{command}` on {core}; RTL cycles are compute cycles (start to "
+             "done) counted by the core, loading excluded; end-to-end: every simulated cycle of "
+             "the layer, host-port loading of spikes and weights (one 32-bit word per cycle) and "
+             "reading of the results included. Utilization = (matches / P) / cycles.", "",
              "| layer | M x K x N | matches | bound (matches/P) | RTL cycles | RTL util. | "
-             "no-lock-step model | lock-step model (paper) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "end-to-end cycles | no-lock-step model | lock-step model (paper) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['layer']} | {r['shape']} | {r['matches']:,} | {r['bound']:,.0f} | "
-                     f"{r['rtl_cycles']:,} | **{r['util_rtl']:.1%}** | {r['free_cycles']:,} "
-                     f"({r['util_free']:.1%}) | {r['lockstep_cycles']:,} ({r['util_lockstep']:.1%}) |")
+                     f"{r['rtl_cycles']:,} | **{r['util_rtl']:.1%}** | {r['sim_cycles']:,} | "
+                     f"{r['free_cycles']:,} ({r['util_free']:.1%}) | {r['lockstep_cycles']:,} "
+                     f"({r['util_lockstep']:.1%}) |")
     seq = [r for r in rows if r.get("seq_cycles")]
     if seq:
         lines += ["", "FTP vs sequential time steps on the same RTL (sequential: every fiber "
@@ -114,8 +118,8 @@ def markdown(rows, baselines, synth, params, command) -> str:
             lines.append(f"| {r['layer']} | {r['seq_matches']:,} | {r['matches']:,} | "
                          f"{r['ideal_ratio']:.2f} | {r['seq_cycles']:,} | {r['rtl_cycles']:,} | "
                          f"{r['seq_speedup']:.2f}x | **{r['seq_speedup'] / r['ideal_ratio']:.1%}** |")
-    lines += ["", "Baselines (golden cycle models of the notes, one cycle per match, 16 PEs) next "
-              "to the RTL; speedup and energy efficiency relative to SparTen-S; energy with the "
+    lines += ["", "Baselines (golden cycle models of the notes with the paper's configurations: one "
+              "cycle per match, 16 PEs, whatever the RTL's configuration) next to the RTL; speedup and energy efficiency relative to SparTen-S; energy with the "
               "notes' constants (relative units, traffic from the golden traffic models; the RTL "
               "row uses LoAS traffic with RTL cycles):", ""]
     lines += ["| layer | design | cycles | speedup | energy | energy eff. |", "|---|---|---|---|---|---|"]
@@ -133,10 +137,6 @@ def markdown(rows, baselines, synth, params, command) -> str:
                          f"{c.get('ff')} | {c.get('bram')} | {c.get('dsp')} | "
                          f"{res.get('fmax_mhz', 'n/a')} |")
     return "\n".join(lines)
-
-
-def params_text(params):
-    return ", ".join(f"{k}={v}" for k, v in params.items()) or "defaults: P=16, W=128, T=4"
 
 
 ICE40_SMALL = {"pes": 2, "fiber": 32, "T": 4, "tile_n": 4, "group": 2, "k_max": 256, "n_max": 32,
@@ -157,8 +157,8 @@ def main(argv=None):
     ap.add_argument("--no-record", action="store_true",
                     help="do not add the results to build/results (snnforge report)")
     args = ap.parse_args(argv)
-    params = dict(item.split("=", 1) for item in args.param)
-    design = generate("loas", params)
+    overrides = dict(item.split("=", 1) for item in args.param)
+    design = generate("loas", overrides)
     params = design.params
     cfg = loas_config_from(params)
     outdir = Path(args.out) if args.out else build_root() / "bench"
@@ -222,7 +222,7 @@ def main(argv=None):
 
     png = outdir / "loas_bench.png"
     plot(rows, png)
-    md = markdown(rows, baselines, synth, params, command)
+    md = markdown(rows, baselines, synth, overrides, command)
     (outdir / "loas_bench.md").write_text(md + "\n")
     (outdir / "loas_bench.json").write_text(json.dumps(
         {"params": params, "command": command, "layers": rows, "baselines": baselines,

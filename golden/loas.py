@@ -33,7 +33,8 @@ __all__ = [
     "MAX_T", "spike_words", "strong_mask", "apply_strong",
     "PackedSpikes", "pack_spikes", "CompressedWeights", "compress_weights",
     "prefix_popcount", "tppe_pair", "spmspm", "spmspm_reference", "spmspm_tppe",
-    "match_count", "match_count_sequential", "layer", "im2col", "conv_weight_matrix",
+    "match_count", "match_count_sequential", "partial_sums", "neurons", "layer", "im2col",
+    "conv_weight_matrix",
 ]
 
 #: Largest T whose FTP word fits a non-negative int64.
@@ -488,11 +489,62 @@ def match_count_sequential(spikes, w) -> int:
 # a whole layer
 
 
-def layer(spikes, w, lif: LIFParams, tmask: int | None = None, strong: bool = False):
+def partial_sums(spikes, w, *, strong: bool = False, fiber: int = 128,
+                 acc_width: int | None = None, k_block: int | None = None):
+    """The currents ``O [T, M, N]`` the core hands to the LIF, with its partial-sum saturation.
+
+    A layer whose K exceeds the core's buffers runs in blocks of ``k_block`` positions; after each
+    block the running sum ``acc + spmspm(block)`` is saturated to the signed ``acc_width`` bits the
+    core carries between blocks (and hands to the LIF). ``acc_width=None``: exact, no saturation.
+
+    Returns ``(O, saturations)``: the currents and the number of ``(block, m, n)`` at which some
+    step was clamped -- what the core's ``saturations`` counter counts.
+    """
+    x = _check_spikes(spikes)
+    w = _check_weights(w)
+    _check_pair(x, w)
+    if _check_strong(strong):
+        x = apply_strong(x)
+    T, M, K = x.shape
+    if acc_width is None:
+        return spmspm(x, w, fiber=fiber), 0
+    if isinstance(acc_width, bool) or not isinstance(acc_width, int) or acc_width < 2:
+        raise ValueError(f"acc_width must be an integer >= 2 or None, not {acc_width!r}")
+    kb = K if k_block is None else k_block
+    if isinstance(kb, bool) or not isinstance(kb, int) or kb < 1:
+        raise ValueError(f"k_block must be a positive integer or None, not {k_block!r}")
+    lo, hi = -(1 << (acc_width - 1)), (1 << (acc_width - 1)) - 1
+    acc = torch.zeros(T, M, w.shape[1], dtype=torch.int64)
+    saturations = 0
+    for k0 in range(0, K, kb):
+        total = acc + spmspm(x[:, :, k0:k0 + kb], w[k0:k0 + kb], fiber=fiber)
+        acc = total.clamp(lo, hi)
+        saturations += int((acc != total).any(0).sum())
+    return acc, saturations
+
+
+def neurons(currents, lif: LIFParams, tmask: int | None = None):
+    """The integer LIF of every output neuron ``(m, n)`` over its currents ``currents[:, m, n]``.
+
+    Returns ``(out_spikes uint8 [T, M, N], membrane int64 [M, N])``.
+    """
+    if not isinstance(lif, LIFParams):
+        raise ValueError(f"lif must be a LIFParams, not {type(lif).__name__}")
+    O = torch.as_tensor(currents)
+    if O.dim() != 3 or O.shape[0] != lif.T:
+        raise ValueError(f"currents must have shape [T={lif.T}, M, N], not {list(O.shape)}")
+    T, M, N = O.shape
+    s, V, _ = lif_integer(O.permute(1, 2, 0).reshape(M * N, T), lif, tmask)
+    return s.view(M, N, T).permute(2, 0, 1).contiguous(), V.view(M, N)
+
+
+def layer(spikes, w, lif: LIFParams, tmask: int | None = None, strong: bool = False, *,
+          acc_width: int | None = None, k_block: int | None = None, fiber: int = 128):
     """SpMSpM followed by the integer LIF of :mod:`snnforge.golden.lif`.
 
-    Each output neuron ``(m, n)`` receives the currents ``O[:, m, n]`` of :func:`spmspm`.
-    ``lif.in_width`` must hold them (``lif_integer`` raises otherwise).
+    Each output neuron ``(m, n)`` receives the currents ``O[:, m, n]`` of :func:`partial_sums`
+    (exact unless ``acc_width`` is given; the core's ``out_width`` and K block reproduce its
+    saturation). ``lif.in_width`` must hold them (``lif_integer`` raises otherwise).
 
     Returns
     -------
@@ -502,13 +554,10 @@ def layer(spikes, w, lif: LIFParams, tmask: int | None = None, strong: bool = Fa
     if not isinstance(lif, LIFParams):
         raise ValueError(f"lif must be a LIFParams, not {type(lif).__name__}")
     x = _check_spikes(spikes)
-    T, M, _ = x.shape
-    if lif.T != T:
-        raise ValueError(f"lif.T must equal the spikes' T={T}, not {lif.T}")
-    O = spmspm(x, w, strong=strong)
-    N = O.shape[2]
-    s, V, _ = lif_integer(O.permute(1, 2, 0).reshape(M * N, T), lif, tmask)
-    return s.view(M, N, T).permute(2, 0, 1).contiguous(), V.view(M, N)
+    if lif.T != x.shape[0]:
+        raise ValueError(f"lif.T must equal the spikes' T={x.shape[0]}, not {lif.T}")
+    O, _ = partial_sums(x, w, strong=strong, fiber=fiber, acc_width=acc_width, k_block=k_block)
+    return neurons(O, lif, tmask)
 
 
 # --------------------------------------------------------------------------------------------

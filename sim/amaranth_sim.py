@@ -29,7 +29,7 @@ def _raw(value):
 
 def simulate_streams(dut, *, feeds: dict, drains: dict, setup: dict | None = None, seed: int = 0,
                      idle: float = 0.3, stall: float = 0.3, max_cycles: int = 1_000_000,
-                     vcd: str | None = None):
+                     vcd: str | None = None, control=None):
     """Feed raw payload integers into input streams, collect output beats.
 
     Parameters
@@ -43,6 +43,8 @@ def simulate_streams(dut, *, feeds: dict, drains: dict, setup: dict | None = Non
         Plain input ports set before the first clock edge.
     idle, stall : float
         Probability of an idle cycle on each feed / of ``ready`` low on each drain, per cycle.
+    control : async callable(ctx), optional
+        One more testbench running beside the streams (e.g. pulsing a ``start`` input).
 
     Returns
     -------
@@ -94,6 +96,8 @@ def simulate_streams(dut, *, feeds: dict, drains: dict, setup: dict | None = Non
                                    + ", ".join(f"{n}={len(v)}/{drains[n]}" for n, v in received.items()))
 
     sim.add_testbench(setup_bench)
+    if control is not None:
+        sim.add_testbench(control)
     for name, beats in feeds.items():
         sim.add_testbench(feeder(name, list(beats), random.Random(rng.random())))
     for name, count in drains.items():

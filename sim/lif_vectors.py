@@ -38,12 +38,14 @@ def register_values(p: LIFParams) -> dict:
     return {"threshold": p.threshold, "leak_amount": amount, "tmask": (1 << p.T) - 1}
 
 
-def expected_beats(base: LIFParams, case: LIFCase) -> list[dict]:
-    spikes, membrane, _ = lif_integer(torch.tensor(case.currents, dtype=torch.int64).reshape(-1, base.T),
-                                      case.params(base), case.tmask)
+def expected_beats(base: LIFParams, case: LIFCase, membrane: bool = True) -> list[dict]:
+    """The output beats: spike word and (``membrane``) final membrane of each neuron."""
+    spikes, V, _ = lif_integer(torch.tensor(case.currents, dtype=torch.int64).reshape(-1, base.T),
+                               case.params(base), case.tmask)
     weights = 1 << torch.arange(base.T)
     words = (spikes.to(torch.int64) * weights).sum(1)
-    return [{"spikes": int(w), "membrane": int(v)} for w, v in zip(words, membrane)]
+    return [{"spikes": int(w), **({"membrane": int(v)} if membrane else {})}
+            for w, v in zip(words, V)]
 
 
 def lif_cases(p: LIFParams, *, seed: int = 1, n_random: int = 1000) -> list[LIFCase]:

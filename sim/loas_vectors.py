@@ -8,9 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..golden.lif import lif_integer
-from ..golden.loas import apply_strong, match_count, match_count_sequential, spmspm
-from ..golden.lif import saturate as clamp
+from ..golden.lif import LIFParams
+from ..golden.loas import apply_strong, match_count, match_count_sequential, neurons, partial_sums
 from ..hw.loas.config import LoASConfig
 
 __all__ = ["LayerCase", "loas_cases", "expected_layer"]
@@ -36,41 +35,43 @@ class LayerCase:
                 f"threshold={self.threshold}")
 
 
+def lif_of(cfg: LoASConfig, threshold: int, leak_amount: int) -> LIFParams:
+    """The core's neuron with its register values."""
+    reg = {"shift": "leak_shift", "mul": "leak_mul"}.get(cfg.leak)
+    return cfg.lif.replace(threshold=threshold, **({reg: leak_amount} if reg else {}))
+
+
 def expected_layer(cfg: LoASConfig, case: LayerCase, k_block: int | None = None) -> dict:
     """What the core must produce: output spikes, membranes, and the counter values that follow
     from the data (matches, saturations). ``k_block``: the positions per run the driver used
     (partial sums saturate at each block boundary); ``cfg.k_block`` by default."""
     x = case.spikes.to(torch.int64)
     w = case.weights.to(torch.int64)
-    T, M, K = x.shape
-    N = w.shape[1]
     if case.strong:
         x = apply_strong(x)
-    kb = k_block or cfg.k_block(case.sequential)
-    acc = torch.zeros(T, M, N, dtype=torch.int64)
-    saturations = 0
-    for k0 in range(0, K, kb):
-        part = spmspm(x[:, :, k0:k0 + kb], w[k0:k0 + kb], fiber=cfg.fiber)
-        total = acc + part
-        acc = clamp(total, cfg.out_width)
-        saturations += int((acc != total).any(0).sum())
-    lif = cfg.lif.replace(threshold=case.threshold,
-                          **({"leak_shift": case.leak_amount} if cfg.leak == "shift" else
-                             {"leak_mul": case.leak_amount} if cfg.leak == "mul" else {}))
-    s, V, _ = lif_integer(acc.permute(1, 2, 0).reshape(M * N, T), lif, case.tmask)
+    O, saturations = partial_sums(x, w, fiber=cfg.fiber, acc_width=cfg.out_width,
+                                  k_block=k_block or cfg.k_block(case.sequential))
+    spikes, membrane = neurons(O, lif_of(cfg, case.threshold, case.leak_amount), case.tmask)
     matches = match_count_sequential(x, w) if case.sequential else match_count(x, w)
-    return {"spikes": s.view(M, N, T).permute(2, 0, 1).contiguous(), "membrane": V.view(M, N),
-            "matches": matches, "saturations": saturations}
+    return {"spikes": spikes, "membrane": membrane, "matches": matches,
+            "saturations": saturations}
 
 
-def _layer(g, T, M, K, N, spike_density, weight_density, *, extreme=False):
-    x = (torch.rand(T, M, K, generator=g) < spike_density).to(torch.uint8)
+def _spikes(g, T, M, K, density):
+    return (torch.rand(T, M, K, generator=g) < density).to(torch.uint8)
+
+
+def _weights(g, K, N, density, *, extreme=False):
     if extreme:
         values = torch.tensor([-128, 127, -127, 1, -1])[torch.randint(0, 5, (K, N), generator=g)]
     else:
         values = torch.randint(-128, 128, (K, N), generator=g)
-    w = values * (torch.rand(K, N, generator=g) < weight_density)
-    return x, w.to(torch.int64)
+    return (values * (torch.rand(K, N, generator=g) < density)).to(torch.int64)
+
+
+def _layer(g, T, M, K, N, spike_density, weight_density, *, extreme=False):
+    x = _spikes(g, T, M, K, spike_density)
+    return x, _weights(g, K, N, weight_density, extreme=extreme)
 
 
 def loas_cases(cfg: LoASConfig, suite: str = "regression", *, seed: int = 1) -> list[LayerCase]:
@@ -109,8 +110,23 @@ def loas_cases(cfg: LoASConfig, suite: str = "regression", *, seed: int = 1) -> 
     add("all_silent", x, w, threshold=1)
     x, w = _layer(g, T, P, K_multi, N1, 1.0, 1.0, extreme=True)
     add("dense_extremes", x, w, threshold=1000, tmask=full)
-    x, w = _layer(g, T, M1, K_multi, N1, 0.6, 0.001)
-    add("weights_0.1pct", x, w, threshold=10)
+    # Accumulator extremes: columns of all +127 / all -128 (and mixes) against rows that fire at
+    # every step (|O| = 128 K, pseudo accumulator at its limit) or only at step 0 (the correction
+    # accumulators at theirs), over two K blocks (carried partial sums at their limit too).
+    x = torch.zeros(T, P, K_split, dtype=torch.uint8)
+    x[:, 0::2] = 1
+    x[0, 1::2] = 1
+    column = [torch.full((K_split,), 127), torch.full((K_split,), -128),
+              torch.tensor([127, -128]).repeat(K_split)[:K_split], torch.full((K_split,), -127)]
+    w = torch.stack([column[n % 4] for n in range(N1)], 1).to(torch.int64)
+    w[K_split // 2, 3::4] = 127
+    add("accumulator_extremes", x, w, threshold=(1 << (cfg.mem_width - 1)) - 1)
+    # 0.1 % weight density over a full buffer of positions (at least two nonzeros).
+    K_sparse = max(kb, W)
+    w = torch.zeros(K_sparse * N1, dtype=torch.int64)
+    picks = torch.randperm(K_sparse * N1, generator=g)[:max(2, round(0.001 * K_sparse * N1))]
+    w[picks] = torch.randint(-128, 128, (len(picks),), generator=g)
+    add("weights_0.1pct", _spikes(g, T, M1, K_sparse, 0.6), w.view(K_sparse, N1), threshold=10)
     x, w = _layer(g, T, M1, K_multi, N1, 0.05, 0.6)
     x[:, ::3, :] = 0                            # all-silent rows
     w[:, ::2] = 0                               # all-zero weight columns
@@ -130,3 +146,76 @@ def loas_cases(cfg: LoASConfig, suite: str = "regression", *, seed: int = 1) -> 
 
 def replace_case(case: LayerCase, **changes) -> LayerCase:
     return dataclasses.replace(case, **changes)
+
+
+@dataclass
+class NetworkCase:
+    """Layers run one after another (``LoASDriver.run_layers``): ``layers`` holds
+    ``(weights, threshold)`` per layer; ``chained`` the boundaries expected to stay on chip."""
+    name: str
+    spikes: torch.Tensor
+    layers: list
+    chained: list
+    strong: bool = False
+    leak_amount: int = 1
+
+    def settings(self):
+        from ..loas_driver import LayerSettings
+        return [LayerSettings(w, threshold, self.leak_amount) for w, threshold in self.layers]
+
+    def describe(self):
+        T, M, K = self.spikes.shape
+        sizes = " -> ".join([str(K)] + [str(w.shape[1]) for w, _ in self.layers])
+        return f"{self.name}: T={T} M={M} layers {sizes} strong={self.strong}"
+
+
+def expected_network(cfg: LoASConfig, case: NetworkCase, k_blocks=None) -> dict:
+    """Golden model of a network: each layer's :func:`expected_layer` on the previous layer's
+    expected spikes; the last layer's outputs, counters summed over the layers."""
+    x = case.spikes
+    matches = saturations = 0
+    for i, (w, threshold) in enumerate(case.layers):
+        want = expected_layer(cfg, LayerCase(f"{case.name}[{i}]", x, w, threshold=threshold,
+                                             leak_amount=case.leak_amount, strong=case.strong),
+                              k_blocks[i] if k_blocks else None)
+        matches += want["matches"]
+        saturations += want["saturations"]
+        x = want["spikes"]
+    return {**want, "matches": matches, "saturations": saturations}
+
+
+def network_cases(cfg: LoASConfig, *, seed: int = 1) -> list[NetworkCase]:
+    """Networks sized from the configuration: three chained layers over two tiles of rows, a
+    strong-mode chain, and a layer too wide to chain (its outputs go through the host)."""
+    g = torch.Generator().manual_seed(seed + 100)
+    T, P, W, tn = cfg.T, cfg.pes, cfg.fiber, cfg.tile_n
+    M = P + max(1, P // 2) + 1
+
+    def network(name, K, widths, spike_density, weight_density, chained, strong=False):
+        x = _spikes(g, T, M, K, spike_density)
+        layers, inp = [], x
+        for N in widths:
+            w = _weights(g, inp.shape[2], N, weight_density)
+            # A threshold at the median positive current keeps about half the neurons firing,
+            # so every layer hands the next one real work.
+            lif = lif_of(cfg, 1, 1)
+            O, _ = partial_sums(apply_strong(inp) if strong else inp, w, fiber=W,
+                                acc_width=cfg.out_width)
+            positive = O[O > 0]
+            threshold = int(positive.float().median()) if positive.numel() else 1
+            threshold = max(1, min(threshold, (1 << (cfg.mem_width - 1)) - 1))
+            layers.append((w, threshold))
+            inp = neurons(O, lif.replace(threshold=threshold))[0]
+        return NetworkCase(name, x, layers, chained, strong=strong)
+
+    n_wide = min(cfg.n_max + 3, cfg.k_block(False))     # more columns than one run holds
+    fits = lambda n: min(n, cfg.n_max)                  # a whole row of outputs per run: chained
+    cases = [
+        network("chain_3_layers", 2 * W + 3, [fits(2 * tn + 1), fits(3 * tn + 2), tn + 3], 0.4,
+                0.3, [True, True]),
+        network("chain_strong", W + 5, [fits(tn + 5), 2 * tn + 1], 0.5, 0.4, [True],
+                strong=True),
+    ]
+    if n_wide > cfg.n_max:
+        cases.append(network("host_boundary", W, [n_wide, tn + 1], 0.5, 0.05, [False]))
+    return cases

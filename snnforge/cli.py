@@ -33,13 +33,32 @@ def _design(name, params):
         return generate(name, parse_assignments(params))
 
 
+def _fail(message):
+    click.echo(f"snnforge: error: {message}", err=True)
+    sys.exit(2)
+
+
 class _Group(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except SnnforgeError as error:
-            click.echo(f"snnforge: error: {error}", err=True)
-            ctx.exit(2)
+            _fail(error)
+
+    def main(self, *args, standalone_mode=True, **kwargs):
+        # Usage errors (unknown subcommand or option, a bad choice) get the same one line and
+        # exit status 2 as every other bad input, instead of click's usage block.
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as error:
+            message = error.format_message()
+            if "No such command" in message:
+                message += f" Commands: {', '.join(self.list_commands(None))}."
+            _fail(message)
+        except click.ClickException as error:
+            _fail(error.format_message())
+        except click.Abort:
+            sys.exit(1)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -89,8 +108,15 @@ def gen(name, params, outdir):
               help="Bench option, e.g. n_random=5000, stall=0.5 (repeatable).")
 def sim(name, params, seed, waves, options):
     """Run NAME's cocotb regression under Verilator."""
+    from .generators import get_generator
+    valid = get_generator(name).sim_options
+    chosen = parse_assignments(options, "-O")
+    for key in chosen:
+        if key not in valid:
+            raise SnnforgeError(f"{name}: unknown bench option {key!r}; valid options: "
+                                f"{', '.join(valid)}")
     result = run_regression(name, parse_assignments(params), seed=seed, waves=waves,
-                            options={k: _number(v) for k, v in parse_assignments(options, "-O").items()})
+                            options={k: _number(v) for k, v in chosen.items()})
     if result.waves:
         console.print(f"waveform: {result.waves}")
     sys.exit(0 if result.ok else 1)
@@ -131,7 +157,7 @@ def run_regression(name, overrides, *, seed=1, waves=False, options=None, design
 @click.argument("name")
 @_params_option
 def lint(name, params):
-    """verilator --lint-only -Wall (documented waivers) and yosys check on NAME's Verilog."""
+    """verilator --lint-only -Wall (documented waivers) on NAME's Verilog."""
     result = run_lint(_design(name, params))
     sys.exit(0 if result.ok else 1)
 

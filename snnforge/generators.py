@@ -20,7 +20,8 @@ class Generator:
 
     ``factory(params) -> wiring.Component`` builds it; ``describe(component) -> dict`` gives the
     derived facts for the manifest (latency, throughput, ...); ``bench`` names the cocotb test
-    module of its regression; ``demo_params`` is the configuration ``make demo`` builds.
+    module of its regression and ``sim_options`` the options a user may give it
+    (``snnforge sim -O name=value``); ``demo_params`` is the configuration ``make demo`` builds.
     """
 
     name: str
@@ -30,6 +31,7 @@ class Generator:
     describe: Callable = lambda component: {}
     bench: str | None = None
     testcase: str | None = None      # the regression's cocotb test (None: every test of the module)
+    sim_options: dict = field(default_factory=dict)     # option name -> meaning
     demo_params: dict = field(default_factory=dict)
     demo_options: dict = field(default_factory=dict)
     demo_targets: tuple | None = ("ecp5-85k", "ice40-up5k")
@@ -66,6 +68,7 @@ LIF_PARAMS = (
           choices=("integrate", "gate_reset", "leak_only")),
     Param("ops_per_stage", 1, "LIF operations per pipeline stage (each step is a leak and an "
           "integrate-fire op; latency = ceil(2T / ops_per_stage))", 1, 64),
+    Param("membrane", True, "emit each neuron's final membrane beside its spike word"),
 )
 
 
@@ -77,18 +80,32 @@ def lif_params_from(values: dict):
 
 def _lif_array(values):
     from .hw.common.lif import LIFArray
-    return LIFArray(lif_params_from(values), ops_per_stage=values["ops_per_stage"])
+    return LIFArray(lif_params_from(values), ops_per_stage=values["ops_per_stage"],
+                    membrane=values["membrane"])
 
 
 def _lif_core(values):
     from .hw.common.lif_core import LIFCore
     return LIFCore(lif_params_from(values), ops_per_stage=values["ops_per_stage"],
-                   fifo_depth=values["fifo_depth"])
+                   fifo_depth=values["fifo_depth"], membrane=values["membrane"])
+
+
+STREAM_OPTIONS = {
+    "idle": "probability of an idle cycle on each input stream (default 0.3)",
+    "stall": "probability of back-pressure on each output stream (default 0.3)",
+}
+LIF_OPTIONS = {"n_random": "random neurons besides the structured ones", **STREAM_OPTIONS}
 
 
 def _describe_lif(component):
-    lif = getattr(component, "lif", component)
-    return {"latency_cycles": lif.latency, "throughput_neurons_per_cycle": lif.throughput}
+    return {"latency_cycles": component.latency,
+            "throughput_neurons_per_cycle": component.throughput}
+
+
+def _describe_lif_core(core):
+    return {"lif_latency_cycles": core.lif.latency, "host_words_per_neuron": core.words_per_neuron,
+            "host_words_per_result": core.words_per_result,
+            "throughput_neurons_per_cycle": round(core.throughput, 4)}
 
 
 GENERATORS: dict[str, Generator] = {}
@@ -107,6 +124,7 @@ register(Generator(
     factory=_lif_array,
     describe=_describe_lif,
     bench="snnforge.sim.benches.lif_array",
+    sim_options=LIF_OPTIONS,
     demo_options={"n_random": 2000},
 ))
 
@@ -116,8 +134,9 @@ register(Generator(
     params=LIF_PARAMS + (Param("fifo_depth", 16, "depth of the input and result FIFOs (words)",
                                2, 1024),),
     factory=_lif_core,
-    describe=_describe_lif,
+    describe=_describe_lif_core,
     bench="snnforge.sim.benches.lif_core",
+    sim_options=LIF_OPTIONS,
     demo_options={"n_random": 300},
 ))
 
@@ -190,9 +209,14 @@ register(Generator(
     describe=_describe_loas,
     bench="snnforge.sim.benches.loas",
     testcase="regression",
-    # The demo builds a 4-PE core (a minute to build under Verilator); bench/loas_bench.py
-    # measures the default 16-PE, W=128 configuration.
-    demo_params={"pes": 4, "fiber": 32, "tile_n": 8, "k_max": 512, "n_max": 64, "v_max": 2048,
+    sim_options={"suite": "layer set: regression (default; with networks) or quick",
+                 "cases": "comma-separated names of the layers/networks to run (default all)",
+                 "idle": "probability of an idle cycle on the host command stream (default 0.2)",
+                 "stall": "probability of back-pressure on the host response stream "
+                          "(default 0.2)"},
+    # The demo builds a 4-PE core (a minute to build under Verilator; the test suite shares the
+    # build); bench/loas_bench.py measures the default 16-PE, W=128 configuration.
+    demo_params={"pes": 4, "fiber": 32, "tile_n": 8, "k_max": 512, "n_max": 256, "v_max": 2048,
                  "f_max": 1024, "adders": 2},
     demo_options={"suite": "regression"},
     demo_targets=("ecp5-85k",),

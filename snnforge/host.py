@@ -3,7 +3,7 @@
 :class:`HostDriver` turns register and window names from a core's
 :class:`~snnforge.hw.common.hostport.RegisterMap` into host-port commands and hands them, in bulk, to
 a *transport*: anything with an async ``transact(commands) -> read data`` method. Transports exist
-for cocotb (:class:`snnforge.sim.cocotb_host.CocotbTransport`) and Amaranth's simulator
+for cocotb (:class:`snnforge.sim.cocotb_streams.CocotbTransport`) and Amaranth's simulator
 (:class:`snnforge.sim.amaranth_host.AmaranthTransport`); a UART bridge on a board implements the
 same method.
 """

@@ -11,6 +11,13 @@ Tiling (layers larger than the buffers are tiled, never refused):
 * positions (K) in blocks of whole fibers that fit ``k_max``; the partial sums of earlier blocks
   stay on chip (``use_psum``) and only the last block runs the LIF (``final``).
 
+Networks (:meth:`LoASDriver.run_layers`): consecutive layers are *chained* on chip where the
+boundary allows it -- the layer's whole output row fits one run (one column block) and is the next
+layer's whole K (one K block) -- so the hidden spikes never leave the core: each PE reloads its
+spike row from its own outputs (``control`` bit 3) and the next layer's weights are loaded. Tiles
+of rows are then the outer loop (every layer of the chain runs per tile). Other boundaries go
+through the host (outputs read, sent again).
+
 Sequential (time-step by time-step, SparTen-S-like) mode runs on the same hardware: each fiber of
 the spike matrix is expanded into T fibers, fiber ``t`` holding the neurons that fire at step ``t``
 (one-hot words), each paired with the same weight fiber; the TPPE's pseudo/correction arithmetic
@@ -19,7 +26,7 @@ then yields the same ``O[t]`` one step at a time.
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
@@ -29,17 +36,31 @@ from .hw.loas.config import LoASConfig
 from .hw.loas.core import COUNTERS
 from .params import SnnforgeError
 
-__all__ = ["LoASDriver", "LayerResult", "validate_layer"]
+__all__ = ["LoASDriver", "LayerResult", "LayerSettings", "NetworkResult", "validate_layer",
+           "validate_weights"]
+
+
+def validate_weights(weights):
+    """A weight matrix ``[K, N]`` within int8; raises SnnforgeError with a clear message."""
+    w = torch.as_tensor(weights)
+    if w.dim() != 2:
+        raise SnnforgeError(f"weights must have shape [K, N], not {list(w.shape)}")
+    if w.is_floating_point() and not torch.all(w == w.round()):
+        raise SnnforgeError("weights must be integers within int8 (-128..127)")
+    if w.numel() and (w.min() < -128 or w.max() > 127):
+        raise SnnforgeError(f"weights must lie within int8 (-128..127), found {int(w.min())}.."
+                            f"{int(w.max())}")
+    if w.shape[0] == 0 or w.shape[1] == 0:
+        raise SnnforgeError(f"weights must have K and N of at least 1, not {list(w.shape)}")
+    return w.to(torch.int64)
 
 
 def validate_layer(spikes, weights, T=None):
     """Shapes and values of a layer's operands; raises SnnforgeError with a clear message."""
     x = torch.as_tensor(spikes)
-    w = torch.as_tensor(weights)
     if x.dim() != 3:
         raise SnnforgeError(f"spikes must have shape [T, M, K], not {list(x.shape)}")
-    if w.dim() != 2:
-        raise SnnforgeError(f"weights must have shape [K, N], not {list(w.shape)}")
+    w = validate_weights(weights)
     if T is not None and x.shape[0] != T:
         raise SnnforgeError(f"spikes have T={x.shape[0]} time steps; the core was built for T={T}")
     if x.is_floating_point() or x.is_complex():
@@ -47,17 +68,12 @@ def validate_layer(spikes, weights, T=None):
             raise SnnforgeError("spikes must be binary (0/1)")
     elif x.numel() and (x.min() < 0 or x.max() > 1):
         raise SnnforgeError("spikes must be binary (0/1)")
-    if w.is_floating_point() and not torch.all(w == w.round()):
-        raise SnnforgeError("weights must be integers within int8 (-128..127)")
-    if w.numel() and (w.min() < -128 or w.max() > 127):
-        raise SnnforgeError(f"weights must lie within int8 (-128..127), found {int(w.min())}.."
-                            f"{int(w.max())}")
     if x.shape[2] != w.shape[0]:
         raise SnnforgeError(f"spikes have K={x.shape[2]} positions but weights have "
                             f"{w.shape[0]} rows: K must match")
-    if x.shape[1] == 0 or x.shape[2] == 0 or w.shape[1] == 0:
-        raise SnnforgeError("M, K and N must all be at least 1")
-    return x.to(torch.int64), w.to(torch.int64)
+    if x.shape[1] == 0:
+        raise SnnforgeError("spikes must have at least one row (M >= 1)")
+    return x.to(torch.int64), w
 
 
 @dataclass
@@ -67,6 +83,30 @@ class LayerResult:
     counters: dict                  # summed over runs
     runs: list = field(default_factory=list)   # per run: {m0, n0, n_cols, k0, k_len, cycles}
     k_block: int = 0                           # positions of K per run (partial sums carried)
+
+    @property
+    def cycles(self) -> int:
+        return self.counters["cycles"]
+
+
+@dataclass
+class LayerSettings:
+    """One layer of a network for :meth:`LoASDriver.run_layers`: weights ``[K, N]`` and the LIF
+    registers it runs with."""
+    weights: torch.Tensor
+    threshold: int
+    leak_amount: int = 0
+    tmask: int | None = None
+
+
+@dataclass
+class NetworkResult:
+    spikes: torch.Tensor            # uint8 [T, M, N] of the last layer
+    membrane: torch.Tensor          # int64 [M, N] of the last layer
+    counters: dict                  # summed over every run of every layer
+    layer_cycles: list              # compute cycles per layer
+    chained: list                   # per boundary between layers: True if it stayed on chip
+    k_blocks: list                  # per layer: positions of K per run (partial sums carried)
 
     @property
     def cycles(self) -> int:
@@ -95,7 +135,6 @@ class LoASDriver:
         self._entry_stride = 1 << max(0, (cfg.group - 1).bit_length())
         self._n_span = 1 << max(0, (cfg.n_max - 1).bit_length())
         self._c_span = 1 << max(0, (-(-cfg.n_max // cfg.fiber) - 1).bit_length())
-        self._loaded = None                   # which weight block of this layer is loaded
         assert regmap["entries"].depth == cfg.rows_max * self._entry_stride
 
     # -- planning ----------------------------------------------------------------------------------
@@ -249,6 +288,28 @@ class LoASDriver:
             membrane[r] = torch.tensor([((v + half) % (1 << cfg.mem_width)) - half for v in mems])
         return out, membrane
 
+    async def _chain_spikes(self, rows, k_len, strong):
+        """Every PE reloads its spike row (positions 0..k_len) from its own last outputs."""
+        await self.host.write_many({"k_len": k_len, "flags": int(strong), "active": rows})
+        await self.host.write("control", 8)
+        await self._wait(1)
+
+    async def _set_lif(self, threshold, leak_amount, tmask):
+        full = (1 << self.cfg.T) - 1
+        await self.host.write_many({"threshold": threshold, "leak_amount": leak_amount,
+                                    "tmask": full if tmask is None else int(tmask)})
+
+    async def _run(self, image: _WeightBlock, rows, strong, block, final) -> int:
+        """One run over the loaded buffers; returns its compute cycles (from the counter)."""
+        before = await self.host.read("cycles")
+        await self.host.write_many({
+            "n_cols": image.n_cols, "n_tiles": image.n_tiles, "n_rows": len(image.rows),
+            "active": rows,
+            "flags": int(strong) | (int(block > 0) << 1) | (int(final) << 2)})
+        await self.host.write("control", 1)
+        await self._wait(0)
+        return await self.host.read("cycles") - before
+
     # -- the layer ---------------------------------------------------------------------------------
     async def run_layer(self, spikes, weights, *, threshold: int, leak_amount: int = 0,
                         tmask: int | None = None, strong: bool = False,
@@ -274,43 +335,108 @@ class LoASDriver:
         else:
             words, K_eff, strong_hw = spike_words(x), K, strong
         kb, k_blocks, col_blocks = self.plan(w, sequential)
-        full = (1 << T) - 1
-        tmask = full if tmask is None else int(tmask)
-        await self.host.write_many({"threshold": threshold, "leak_amount": leak_amount,
-                                    "tmask": tmask, "control": 4})
+        await self._set_lif(threshold, leak_amount, tmask)
+        await self.host.write("control", 4)
         out = torch.zeros(T, M, N, dtype=torch.uint8)
         membrane = torch.zeros(M, N, dtype=torch.int64)
         runs = []
-        self._loaded = None     # a new layer: whatever the buffers hold is stale
+        loaded = None
         scale = T if sequential else 1
         for n_cols, images in col_blocks:
             n0 = images[0].n0
             for m0 in range(0, M, cfg.pes):
                 rows = min(cfg.pes, M - m0)
                 for b, ((k0, k_len), image) in enumerate(zip(k_blocks, images)):
-                    key = (n0, k0)
-                    if self._loaded != key:
+                    if loaded != (n0, k0):
                         await self._load_weights(image)
-                        self._loaded = key
+                        loaded = (n0, k0)
                     await self._load_spikes(words, m0, rows, k0 * scale, k_len * scale
                                             if k0 + k_len < K else K_eff - k0 * scale, strong_hw)
                     final = b == len(k_blocks) - 1
-                    before = await self.host.read("cycles")
-                    await self.host.write_many({
-                        "n_cols": n_cols, "n_tiles": image.n_tiles, "n_rows": len(image.rows),
-                        "active": rows,
-                        "flags": int(strong_hw) | (int(b > 0) << 1) | (int(final) << 2)})
-                    await self.host.write("control", 1)
-                    await self._wait(0)
-                    after = await self.host.read("cycles")
+                    cycles = await self._run(image, rows, strong_hw, b, final)
                     runs.append({"m0": m0, "n0": n0, "n_cols": n_cols, "k0": k0, "k_len": k_len,
-                                 "cycles": after - before})
+                                 "cycles": cycles})
                     if final:
                         o, v = await self._read_outputs(rows, n_cols)
                         out[:, m0:m0 + rows, n0:n0 + n_cols] = o
                         membrane[m0:m0 + rows, n0:n0 + n_cols] = v
         counters = await self.host.read_many([name for name, _ in COUNTERS])
         return LayerResult(out, membrane, counters, runs, kb)
+
+    # -- networks ----------------------------------------------------------------------------------
+    async def run_layers(self, spikes, layers, *, strong: bool = False, chain: bool = True
+                         ) -> NetworkResult:
+        """Run a feed-forward network: ``layers`` (:class:`LayerSettings`) one after another, each
+        layer's output spikes the next layer's input. Boundaries are chained on chip wherever
+        they can be (``chain=False``: every boundary through the host). ``strong`` applies to
+        every layer's input, as it does in :func:`golden.loas.layer`."""
+        if not layers:
+            raise SnnforgeError("a network needs at least one layer")
+        x, _ = validate_layer(spikes, layers[0].weights, self.cfg.T)
+        weights = [validate_weights(spec.weights) for spec in layers]
+        for i in range(1, len(layers)):
+            if weights[i].shape[0] != weights[i - 1].shape[1]:
+                raise SnnforgeError(f"layer {i}: weights have {weights[i].shape[0]} rows but layer "
+                                    f"{i - 1} has N={weights[i - 1].shape[1]} outputs: K must match")
+        layers = [dataclasses.replace(spec, weights=w) for spec, w in zip(layers, weights)]
+        plans = [self.plan(w, False) for w in weights]
+        links = [chain and len(plans[i][2]) == 1 and len(plans[i + 1][1]) == 1
+                 and weights[i].shape[1] <= self.cfg.n_max
+                 for i in range(len(layers) - 1)]
+        counters = {name: 0 for name, _ in COUNTERS}
+        layer_cycles = []
+        i = 0
+        while i < len(layers):
+            j = i
+            while j < len(links) and links[j]:
+                j += 1
+            if j == i:
+                spec = layers[i]
+                result = await self.run_layer(x, spec.weights, threshold=spec.threshold,
+                                              leak_amount=spec.leak_amount, tmask=spec.tmask,
+                                              strong=strong)
+                cycles = [result.cycles]
+            else:
+                result, cycles = await self._run_chain(x, layers[i:j + 1], plans[i:j + 1], strong)
+            for name in counters:
+                counters[name] += result.counters[name]
+            layer_cycles += cycles
+            x = result.spikes
+            i = j + 1
+        return NetworkResult(result.spikes, result.membrane, counters, layer_cycles, links,
+                             [plan[0] for plan in plans])
+
+    async def _run_chain(self, x, layers, plans, strong):
+        """Layers whose boundaries stay on chip: per tile of rows, every layer in turn."""
+        cfg = self.cfg
+        x = x.to(torch.int64)
+        T, M, _ = x.shape
+        words = spike_words(x)
+        N = layers[-1].weights.shape[1]
+        out = torch.zeros(T, M, N, dtype=torch.uint8)
+        membrane = torch.zeros(M, N, dtype=torch.int64)
+        cycles = [0] * len(layers)
+        await self.host.write("control", 4)
+        for m0 in range(0, M, cfg.pes):
+            rows = min(cfg.pes, M - m0)
+            for j, (spec, (_, k_blocks, col_blocks)) in enumerate(zip(layers, plans)):
+                await self._set_lif(spec.threshold, spec.leak_amount, spec.tmask)
+                if j:
+                    await self._chain_spikes(rows, spec.weights.shape[0], strong)
+                for n_cols, images in col_blocks:
+                    for b, ((k0, k_len), image) in enumerate(zip(k_blocks, images)):
+                        await self._load_weights(image)
+                        if not j:
+                            await self._load_spikes(words, m0, rows, k0, k_len, strong)
+                        final = b == len(k_blocks) - 1
+                        cycles[j] += await self._run(image, rows, strong, b, final)
+                        if final and j == len(layers) - 1:
+                            n0 = image.n0
+                            o, v = await self._read_outputs(rows, n_cols)
+                            out[:, m0:m0 + rows, n0:n0 + n_cols] = o
+                            membrane[m0:m0 + rows, n0:n0 + n_cols] = v
+        counters = await self.host.read_many([name for name, _ in COUNTERS])
+        return LayerResult(out, membrane, counters), cycles
 
     def _sequential_words(self, x):
         """Time-unrolled words: fiber c becomes fibers c*T + t holding x[t] as one-hot words."""

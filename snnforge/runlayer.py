@@ -113,7 +113,9 @@ def run_layer_cli(console, name, overrides, *, spikes, weights, lif, tmask, stro
                layer_file)
     with console.status(f"{name}: Verilator build (once per configuration) and run ..."):
         result = run_bench(name, design.params, seed=seed, testcase="run_layer",
-                           options={"layer_file": str(layer_file), "out_file": str(out_file)})
+                           # No random idle/back-pressure on the host port: a run, not a test.
+                           options={"layer_file": str(layer_file), "out_file": str(out_file),
+                                    "idle": 0.0, "stall": 0.0})
     if not result.ok:
         raise SystemExit(f"snnforge run failed:\n{result.summary()}")
     out = torch.load(out_file, weights_only=True)

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SMALL = ["-p", "pes=4", "-p", "fiber=32", "-p", "tile_n=8", "-p", "k_max=512", "-p", "n_max=64",
-         "-p", "v_max=2048", "-p", "f_max=1024", "-p", "adders=2"]
+from snnforge.generators import GENERATORS
+
+# The demo's 4-PE core: its Verilator build is shared with the regression and CLI tests.
+SMALL = [arg for k, v in GENERATORS["loas"].demo_params.items() for arg in ("-p", f"{k}={v}")]
 
 
 def run_bench_script(tmp_path, *args):

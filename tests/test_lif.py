@@ -39,6 +39,21 @@ def test_lif_array_matches_golden(p, ops):
         Scoreboard(case.name).compare(expected_beats(p, case), [unpack(out_layout, x) for x in out["o"]])
 
 
+def test_lif_array_without_membrane_output():
+    p = LIFParams(T=4, leak="shift", reset="soft")
+    dut = LIFArray(p, membrane=False)
+    out_layout = dut.o.payload.shape()
+    assert set(dict(out_layout.members)) == {"spikes"} and out_layout.size == 4
+    case = lif_cases(p, seed=7, n_random=100)[-1]
+    out, _ = simulate_streams(dut, feeds={"i": [pack(dut.i.payload.shape(), {"current": c})
+                                                for c in case.currents]},
+                              drains={"o": len(case.currents)},
+                              setup={"threshold": case.threshold, "leak_amount": case.leak_amount,
+                                     "tmask": case.tmask}, seed=2)
+    Scoreboard(case.name).compare(expected_beats(p, case, membrane=False),
+                                  [unpack(out_layout, x) for x in out["o"]])
+
+
 def test_lif_array_throughput_one_neuron_per_cycle():
     p = LIFParams(T=4)
     dut = LIFArray(p)
@@ -53,6 +68,8 @@ def test_lif_array_bad_construction():
         LIFArray(LIFParams(T=2), ops_per_stage=5)
     with pytest.raises(TypeError, match="params"):
         LIFArray({"T": 2})
+    with pytest.raises(ValueError, match="membrane"):
+        LIFArray(LIFParams(T=2), membrane="yes")
 
 
 def test_lif_core_through_host_driver():

@@ -43,10 +43,24 @@ def test_masked_steps_never_spike(p, seed, tmask):
 @settings(max_examples=150, deadline=None)
 @given(p=configs, seed=st.integers(0, 2**16))
 def test_membrane_stays_in_range(p, seed):
-    """No wrap-around under saturation; the membrane always fits mem_width."""
+    """The membrane always fits mem_width (saturating or wrapping)."""
     _, V, _ = lif_integer(random_currents(p, 64, seed), p)
     lo, hi = signed_range(p.mem_width)
     assert V.min() >= lo and V.max() <= hi
+
+
+@settings(max_examples=150, deadline=None)
+@given(p=configs, seed=st.integers(0, 2**16), sign=st.sampled_from([1, -1]))
+def test_no_wrap_around_under_saturation(p, seed, sign):
+    """Saturating: currents of one sign never flip the membrane's sign, however far they push
+    it (with in_width >= mem_width they overflow it often; wrapping would flip it)."""
+    p = p.replace(saturate=True, in_width=16, mem_width=min(p.mem_width, 12))
+    I = random_currents(p, 256, seed).abs().clamp(max=(1 << 15) - 1) * sign
+    _, V, _ = lif_integer(I, p)
+    assert ((V >= 0) if sign > 0 else (V <= 0)).all()
+    lo, hi = signed_range(p.mem_width)
+    if sign < 0 and p.leak == "none":
+        assert (V == lo).any()      # the overflow happened and was clamped
 
 
 @settings(max_examples=100, deadline=None)
@@ -74,14 +88,16 @@ def test_soft_reset_keeps_excess(seed, threshold):
 
 
 def test_saturation_versus_wrap():
-    big = [[127, 127]]
+    """8-bit membrane, two steps of +-100: the sum overflows."""
     sat = LIFParams(T=2, in_width=8, mem_width=8, leak="none", threshold=127, reset="soft")
-    _, V, _ = lif_integer(torch.tensor(big), sat)
-    assert int(V[0]) == 0            # 127 fires (soft: 0), then 127 fires again -> 0
-    p = LIFParams(T=2, in_width=8, mem_width=8, leak="none", threshold=127, reset="soft",
-                  saturate=False)
-    spikes, V, _ = lif_integer(torch.tensor([[100, 100]]), p)
-    assert spikes.tolist() == [[0, 0]] and int(V[0]) == int(wrap(torch.tensor(200), 8))
+    wrapping = sat.replace(saturate=False)
+    spikes, V, _ = lif_integer(torch.tensor([[100, 100], [-100, -100]]), sat)
+    # +200 clamps to 127, which reaches the threshold (soft reset: 0); -200 clamps to -128.
+    assert spikes.tolist() == [[0, 1], [0, 0]] and V.tolist() == [0, -128]
+    spikes, V, _ = lif_integer(torch.tensor([[100, 100], [-100, -100]]), wrapping)
+    assert spikes.tolist() == [[0, 0], [0, 0]]
+    assert V.tolist() == [int(wrap(torch.tensor(200), 8)), int(wrap(torch.tensor(-200), 8))]
+    assert V.tolist() == [-56, 56]
 
 
 def test_hand_computed_shift_leak():

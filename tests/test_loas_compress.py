@@ -1,13 +1,17 @@
-"""SpikeCompressor against golden.loas.pack_spikes (structured and random rows, strong mode)."""
+"""SpikeCompressor against golden.loas.pack_spikes (structured and random rows, strong mode), and
+SpikeExpander, its inverse, against the dense rows."""
 
 import random
 
 import pytest
 import torch
+from amaranth import Module
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from snnforge.golden.loas import pack_spikes
-from snnforge.hw.loas.compress import SpikeCompressor
+from snnforge.hw.loas.compress import SpikeCompressor, SpikeExpander
 from snnforge.sim.amaranth_sim import simulate_streams
 from snnforge.sim.cocotb_streams import Scoreboard
 from snnforge.sim.payload import unpack
@@ -84,6 +88,82 @@ def test_compressor_rows_back_to_back_and_done():
             assert ctx.get(dut.done)
             assert got_w == exp_words and got_c == exp_chunks
             assert ctx.get(dut.nonsilent) == len(exp_words)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+class _ExpanderOverBuffers(wiring.Component):
+    """The expander reading a row that golden.loas.pack_spikes packed into two memories."""
+
+    def __init__(self, T, fiber, max_length, masks, words):
+        self.expander = SpikeExpander(T, fiber, max_length)
+        self._mem = (masks, words, fiber, T, max_length)
+        super().__init__({"start": In(1), "length": In(range(max_length + 1)),
+                          "o": Out(stream.Signature(T)), "done": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        masks, words, fiber, T, max_length = self._mem
+        m.submodules.expander = ex = self.expander
+        m.submodules.masks = mask_mem = memory.Memory(shape=fiber, depth=max(2, len(masks)),
+                                                      init=masks)
+        m.submodules.words = word_mem = memory.Memory(shape=T, depth=max_length, init=words)
+        mask_rd, word_rd = mask_mem.read_port(domain="comb"), word_mem.read_port(domain="comb")
+        m.d.comb += [mask_rd.addr.eq(ex.mask_addr), ex.mask_data.eq(mask_rd.data),
+                     word_rd.addr.eq(ex.word_addr), ex.word_data.eq(word_rd.data),
+                     ex.start.eq(self.start), ex.length.eq(self.length),
+                     self.done.eq(ex.done)]
+        wiring.connect(m, ex.o, wiring.flipped(self.o))
+        return m
+
+
+@pytest.mark.parametrize("T, fiber, K", [(4, 16, 40), (4, 16, 16), (2, 8, 5), (8, 32, 100),
+                                         (1, 8, 19)])
+@pytest.mark.parametrize("kind", list(ROWS))
+def test_expander_inverts_pack_spikes(T, fiber, K, kind):
+    rng = random.Random(K * 5 + T)
+    words = ROWS[kind](T, K, rng)
+    spikes = ((torch.tensor(words).view(1, -1) >> torch.arange(T).view(T, 1, 1)) & 1)
+    packed = pack_spikes(spikes, fiber=fiber)
+    dut = _ExpanderOverBuffers(T, fiber, 128, packed.chunk_masks[0],
+                               [int(w) for w in packed.packed[0]])
+
+    async def starter(ctx):
+        ctx.set(dut.length, K)
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+
+    out, _ = simulate_streams(dut, feeds={}, drains={"o": K}, seed=K, stall=0.4,
+                              control=starter)
+    Scoreboard("expanded words").compare(words, out["o"])
+
+
+def test_expander_rows_back_to_back_and_done():
+    T, fiber, K = 4, 8, 21
+    rng = random.Random(9)
+    words = [rng.getrandbits(T) if rng.random() < 0.4 else 0 for _ in range(K)]
+    spikes = ((torch.tensor(words).view(1, -1) >> torch.arange(T).view(T, 1, 1)) & 1)
+    packed = pack_spikes(spikes, fiber=fiber)
+    dut = _ExpanderOverBuffers(T, fiber, 64, packed.chunk_masks[0],
+                               [int(w) for w in packed.packed[0]])
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 1)
+        for length in (K, 0, 9, K):
+            ctx.set(dut.length, length)
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            got = []
+            while not ctx.get(dut.done):
+                _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
+                if valid:
+                    got.append(int(payload))
+            assert got == words[:length]
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)

@@ -12,12 +12,12 @@ import pytest
 import torch
 
 from snnforge.golden.digits import encode, load_digits_split, predict, train_digits_snn
-from snnforge.generators import loas_config_from
+from snnforge.generators import GENERATORS, loas_config_from
 from snnforge.generate import build_root, generate
 from snnforge.sim.runner import run_bench
 
-MEDIUM = {"pes": 4, "fiber": 32, "tile_n": 8, "group": 4, "k_max": 512, "n_max": 64,
-          "v_max": 2048, "f_max": 1024, "segment": 8, "adders": 2}
+# The demo's 4-PE core (W=32): its T=4 build is shared with the CLI and bench tests.
+MEDIUM = GENERATORS["loas"].demo_params
 
 CONFIGS = [
     {**MEDIUM, "T": 1, "reset": "soft"},
@@ -49,7 +49,8 @@ def test_loas_regression_catches_a_wrong_golden_model():
 
 def test_digits_snn_on_the_rtl(tmp_path):
     """A 90 %-pruned two-layer SNN trained on scikit-learn's digits: both layers run on the RTL
-    over the whole test split; the RTL's outputs, hence predictions, equal the golden model's."""
+    over the whole test split, the hidden layer chained on chip; the RTL's outputs, hence
+    predictions, equal the golden model's."""
     net, report = train_digits_snn(T=4)
     assert min(net.sparsity) >= 0.9
     _, _, x_test, y_test = load_digits_split()
@@ -63,9 +64,8 @@ def test_digits_snn_on_the_rtl(tmp_path):
                                 "out_file": str(tmp_path / "out.pt")})
     assert result.ok, result.summary()
     rtl = torch.load(tmp_path / "out.pt", weights_only=True)
-    hidden = net.hidden(spikes)
-    out, membrane = net.output(hidden)
-    assert torch.equal(rtl["hidden"], hidden)
+    assert rtl["chained"] == [True]          # the hidden spikes never left the core
+    out, membrane = net.output(net.hidden(spikes))
     assert torch.equal(rtl["spikes"], out) and torch.equal(rtl["membrane"], membrane)
     rtl_pred, gold_pred = predict(rtl["spikes"], rtl["membrane"]), predict(out, membrane)
     assert torch.equal(rtl_pred, gold_pred)

@@ -22,9 +22,10 @@ def lif_input_layout(T: int, in_width: int) -> data.StructLayout:
     return data.StructLayout({"current": data.ArrayLayout(signed(in_width), T)})
 
 
-def lif_output_layout(T: int, mem_width: int) -> data.StructLayout:
-    """One beat per neuron: its ``T``-bit spike word (bit ``t`` = step ``t``) and final membrane."""
-    return data.StructLayout({"spikes": T, "membrane": signed(mem_width)})
+def lif_output_layout(T: int, mem_width: int, membrane: bool = True) -> data.StructLayout:
+    """One beat per neuron: its ``T``-bit spike word (bit ``t`` = step ``t``) and, if
+    ``membrane``, its final membrane."""
+    return data.StructLayout({"spikes": T, **({"membrane": signed(mem_width)} if membrane else {})})
 
 
 class LIFArray(wiring.Component):
@@ -32,7 +33,8 @@ class LIFArray(wiring.Component):
 
     Computes, bit-exactly, :func:`snnforge.golden.lif.lif_integer` for each neuron: the beat on
     ``i`` carries the neuron's ``T`` input currents, the beat on ``o`` its ``T``-bit spike word
-    (gated by the dynamic time-step mask ``tmask``) and its membrane after step ``T - 1``. The
+    (gated by the dynamic time-step mask ``tmask``) and (``membrane``) its membrane after step
+    ``T - 1``. The
     membrane starts at 0 for every neuron: in the FTP dataflow all steps of a neuron arrive at once,
     so no state is kept between beats.
 
@@ -52,11 +54,13 @@ class LIFArray(wiring.Component):
         ``saturate``, ``masked``. Its register values are ignored here (they are ports).
     ops_per_stage : int
         Operations (half time steps) evaluated per pipeline stage (1 .. 2 T).
+    membrane : bool
+        Emit each neuron's final membrane beside its spike word (else spikes only).
 
     Members
     -------
     i : In(stream.Signature(lif_input_layout(T, in_width)))
-    o : Out(stream.Signature(lif_output_layout(T, mem_width)))
+    o : Out(stream.Signature(lif_output_layout(T, mem_width, membrane)))
     threshold : In(mem_width - 1)
     leak_amount : In(...)
         The shift ``k`` for leak ``"shift"``, the fraction ``beta`` for leak ``"mul"``; 1 bit
@@ -69,17 +73,20 @@ class LIFArray(wiring.Component):
         Neuron-steps evaluated so far (``popcount(tmask)`` per neuron delivered on ``o``).
     """
 
-    def __init__(self, params: LIFParams, *, ops_per_stage: int = 1):
+    def __init__(self, params: LIFParams, *, ops_per_stage: int = 1, membrane: bool = True):
         if not isinstance(params, LIFParams):
             raise TypeError(f"params must be a LIFParams, not {params!r}")
         if not isinstance(ops_per_stage, int) or not 1 <= ops_per_stage <= 2 * params.T:
             raise ValueError(f"ops_per_stage must be an integer in 1..{2 * params.T}, "
                              f"not {ops_per_stage!r}")
+        if not isinstance(membrane, bool):
+            raise ValueError(f"membrane must be a bool, not {membrane!r}")
         self._p = params
         self._ops_per_stage = ops_per_stage
+        self._membrane = membrane
         super().__init__({
             "i": In(stream.Signature(lif_input_layout(params.T, params.in_width))),
-            "o": Out(stream.Signature(lif_output_layout(params.T, params.mem_width))),
+            "o": Out(stream.Signature(lif_output_layout(params.T, params.mem_width, membrane))),
             "threshold": In(params.threshold_bits),
             "leak_amount": In(self.leak_amount_bits),
             "tmask": In(params.T),
@@ -201,8 +208,9 @@ class LIFArray(wiring.Component):
         m.d.comb += [
             self.o.valid.eq(valid),
             self.o.payload.spikes.eq(state.spikes),
-            self.o.payload.membrane.eq(state.membrane),
         ]
+        if self._membrane:
+            m.d.comb += self.o.payload.membrane.eq(state.membrane)
         steps = Signal(range(p.T + 1))
         m.d.comb += steps.eq(sum(self.tmask[t] for t in range(p.T)))
         with m.If(self.o.valid & self.o.ready):

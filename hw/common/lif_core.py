@@ -20,12 +20,12 @@ class LIFCore(wiring.Component):
 
     The host pushes each neuron's ``T`` currents (``T * in_width`` bits, lowest word first) into the
     ``currents`` stream window and pops each neuron's result (spike word in the low ``T`` bits,
-    membrane above) from the ``results`` stream window. Threshold, leak amount and time-step mask
+    membrane above unless built without it) from the ``results`` stream window. Threshold, leak amount and time-step mask
     are registers (reset to the generator's values); counters report neurons, evaluated steps,
     cycles, busy and stalled cycles. Register map: :attr:`regmap`.
 
     Latency: word assembly + ``LIFArray.latency`` + FIFOs; throughput: limited by the host port,
-    one word per cycle.
+    one command per cycle, so ``1 / (words_per_neuron + words_per_result)`` neurons per cycle.
 
     Members
     -------
@@ -34,10 +34,11 @@ class LIFCore(wiring.Component):
     """
 
     def __init__(self, params: LIFParams, *, ops_per_stage: int = 1, fifo_depth: int = 16,
-                 data_width: int = 32):
+                 data_width: int = 32, membrane: bool = True):
         if not isinstance(fifo_depth, int) or fifo_depth < 2:
             raise ValueError(f"fifo_depth must be an integer >= 2, not {fifo_depth!r}")
-        self.lif = LIFArray(params, ops_per_stage=ops_per_stage)
+        self.lif = LIFArray(params, ops_per_stage=ops_per_stage, membrane=membrane)
+        self._membrane = membrane
         self._p = params
         self._fifo_depth = fifo_depth
         amount = {"none": 0, "shift": params.leak_shift, "mul": params.leak_mul}[params.leak]
@@ -64,7 +65,8 @@ class LIFCore(wiring.Component):
         rm.add_window("currents", 1, data_width, "wo", stream=True,
                       doc=f"push: {params.T} x {params.in_width}-bit currents per neuron, word by word")
         rm.add_window("results", 1, data_width, "ro", stream=True,
-                      doc=f"pop: spikes[{params.T}] | membrane[{params.mem_width}] << {params.T}")
+                      doc=f"pop: spikes[{params.T}] | membrane[{params.mem_width}] << {params.T}"
+                      if membrane else f"pop: spikes[{params.T}]")
         self.regmap = rm.freeze()
         super().__init__(host_port_members(rm))
 
@@ -78,7 +80,12 @@ class LIFCore(wiring.Component):
 
     @property
     def words_per_result(self):
-        return -(-(self._p.T + self._p.mem_width) // self.regmap.data_width)
+        return -(-(self._p.T + self._membrane * self._p.mem_width) // self.regmap.data_width)
+
+    @property
+    def throughput(self) -> float:
+        """Neurons per cycle through the host port (its writes and reads, one per cycle)."""
+        return 1.0 / (self.words_per_neuron + self.words_per_result)
 
     def elaborate(self, platform):
         m = Module()

@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..common.bits import popcount
 
-__all__ = ["SpikeCompressor", "word_layout", "chunk_layout"]
+__all__ = ["SpikeCompressor", "SpikeExpander", "word_layout", "chunk_layout"]
 
 
 def word_layout(T: int, max_length: int) -> data.StructLayout:
@@ -143,4 +143,79 @@ class SpikeCompressor(wiring.Component):
                 ]
             with m.Else():
                 m.d.sync += mask.eq(new_mask)
+        return m
+
+
+class SpikeExpander(wiring.Component):
+    """Expands one row from the fiber format back into dense T-bit words: the inverse of
+    :class:`SpikeCompressor` (``golden.loas.unpack_spikes`` for one row).
+
+    Reads the row's fiber bitmasks and packed words from buffers through combinational read ports
+    (``mask_addr``/``mask_data``, ``word_addr``/``word_data``; distributed RAM) and emits, for
+    positions ``0 .. length - 1``, the word of each non-silent neuron and 0 for each silent one.
+    A PE uses it to reload its own outputs as the next layer's spike row (chaining), so a layer's
+    output feeds the next layer without leaving the chip format.
+
+    Throughput: one position per cycle. Latency: one cycle (the output is registered).
+
+    Members
+    -------
+    start : In(1)            pulse: begin a row of ``length`` positions
+    length : In(range(max_length + 1))
+    mask_addr : Out(range(chunks)); mask_data : In(fiber)
+    word_addr : Out(range(max_length)); word_data : In(T)
+    o : Out(stream.Signature(T))
+    done : Out(1)            every position of the row has left on ``o``
+    """
+
+    def __init__(self, T: int, fiber: int, max_length: int):
+        for name, value in (("T", T), ("fiber", fiber), ("max_length", max_length)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, not {value!r}")
+        self._T, self._fiber, self._max = T, fiber, max_length
+        chunks = -(-max_length // fiber)
+        super().__init__({
+            "start": In(1),
+            "length": In(range(max_length + 1)),
+            "mask_addr": Out(range(max(2, chunks))),
+            "mask_data": In(fiber),
+            "word_addr": Out(range(max(2, max_length))),
+            "word_data": In(T),
+            "o": Out(stream.Signature(T)),
+            "done": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        W = self._fiber
+        k = Signal(range(self._max + 1))          # positions emitted
+        lane = Signal(range(W))                   # k % fiber
+        chunk = Signal.like(self.mask_addr)
+        packed = Signal(range(self._max + 1))     # packed index of the next non-silent word
+        running = Signal()
+
+        pending = running & (k < self.length)
+        bit = self.mask_data.bit_select(lane, 1)
+        emit = pending & (~self.o.valid | self.o.ready) & ~self.start
+        m.d.comb += [
+            self.mask_addr.eq(chunk),
+            self.word_addr.eq(packed),
+            self.done.eq(~pending & ~self.o.valid & ~self.start),
+        ]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(self.start):
+            m.d.sync += [running.eq(1), k.eq(0), lane.eq(0), chunk.eq(0), packed.eq(0),
+                         self.o.valid.eq(0)]
+        with m.Elif(emit):
+            m.d.sync += [
+                self.o.valid.eq(1),
+                self.o.payload.eq(Mux(bit, self.word_data, 0)),
+                k.eq(k + 1),
+                packed.eq(packed + bit),
+            ]
+            with m.If(lane == W - 1):
+                m.d.sync += [lane.eq(0), chunk.eq(chunk + 1)]
+            with m.Else():
+                m.d.sync += lane.eq(lane + 1)
         return m

@@ -29,6 +29,13 @@ COUNTERS = (
     ("buffer_writes", "host writes into the spike, weight and fiber buffers"),
     ("saturations", "partial sums clamped to out_width"),
     ("lif_steps", "neuron-steps evaluated by the LIF arrays"),
+    ("join_stalls", "PE-cycles a found match was held in the inner join (its accumulator bank "
+                    "still draining, or FIFO-mp/FIFO-B full)"),
+    ("lif_stalls", "PE-cycles a drained column waited for the LIF"),
+    ("load_writes", "spike-word and spike-fiber buffer writes by the load compressors"),
+    ("psum_reads", "carried partial-sum reads (K blocks after the first)"),
+    ("psum_writes", "carried partial-sum writes (K blocks before the last)"),
+    ("out_writes", "output-word, output-mask and membrane buffer writes"),
 )
 
 
@@ -53,7 +60,10 @@ class LoASCore(wiring.Component):
        tile of ``tile_n``. Drained partial sums are added to the carried ones (``use_psum``) and
        either kept (K blocks still to come) or, with ``final``, passed through the LIF (threshold,
        leak, dynamic time-step mask registers) and compressed.
-    3. The host reads ``out_mask``/``out_words`` (chip format) and ``membrane``, and the counters.
+    3. The host reads ``out_mask``/``out_words`` (chip format) and ``membrane``, and the counters
+       -- or chains: ``control`` bit 3 reloads every PE's spike row from its own outputs (through
+       the PE's expander and compressor, all PEs in parallel, one position per cycle), and the
+       next layer runs on them without the spikes leaving the chip.
 
     Register map: :attr:`regmap` (also in the generator manifest).
     """
@@ -64,8 +74,11 @@ class LoASCore(wiring.Component):
         self.cfg = cfg
         lif = cfg.lif
         rm = RegisterMap(data_width=cfg.data_width)
-        rm.add_register("control", 3, "pulse",
-                        doc="bit 0: start a run; bit 1: start loading spike rows; bit 2: clear counters")
+        rm.add_register("control", 4, "pulse",
+                        doc="bit 0: start a run; bit 1: start loading spike rows from the "
+                            "`spikes` window; bit 2: clear counters; bit 3: start loading "
+                            "spike rows from the outputs of the last run (chain: each PE's "
+                            "output row becomes its spike row, k_len <= n_max)")
         rm.add_register("status", 2, "ro", doc="bit 0: run busy; bit 1: loading busy")
         rm.add_register("k_len", (cfg.k_max).bit_length(),
                         doc="spike positions per row (chunks of the run: ceil(k_len / fiber))")
@@ -115,7 +128,7 @@ class LoASCore(wiring.Component):
         connect(m, wiring.flipped(self.cmd), host.cmd)
         connect(m, host.rsp, wiring.flipped(self.rsp))
         regs = host.regs
-        start, load, clear = regs.control[0], regs.control[1], regs.control[2]
+        start, load, clear, chain = (regs.control[i] for i in range(4))
 
         pes = [PE(cfg) for _ in range(P)]
         for i, pe in enumerate(pes):
@@ -195,7 +208,7 @@ class LoASCore(wiring.Component):
                 pe.use_psum.eq(flags[1]), pe.final.eq(flags[2]),
                 pe.threshold.eq(regs.threshold), pe.leak_amount.eq(regs.leak_amount),
                 pe.tmask.eq(regs.tmask),
-                pe.load_start.eq(load), pe.k_len.eq(regs.k_len), pe.strong.eq(flags[0]),
+                pe.load_start.eq(load | chain), pe.chain.eq(chain), pe.k_len.eq(regs.k_len), pe.strong.eq(flags[0]),
             ]
         with m.If(start):
             m.d.sync += [running.eq(1), next_row.eq(0), row_valid.eq(0)]
@@ -223,7 +236,7 @@ class LoASCore(wiring.Component):
             m.d.comb += win.r_data.eq(Array(pe.hr_data[:width] for pe in pes)[chosen])
 
         # -- counters ------------------------------------------------------------------------------
-        sum_bits = (P * max(1, cfg.T)).bit_length()
+        sum_bits = (P * max(3, cfg.T)).bit_length()
         m.submodules.counters = counters = PerfCounters(
             {name: sum_bits for name, _ in COUNTERS})
         inc = counters.inc
@@ -245,6 +258,12 @@ class LoASCore(wiring.Component):
             inc.buffer_writes.eq(win_spikes.w_en + win_w.w_en + win_e.w_en + win_r.w_en),
             inc.saturations.eq(total("saturated")),
             inc.lif_steps.eq(total("lif_steps")),
+            inc.join_stalls.eq(total("join_stall")),
+            inc.lif_stalls.eq(total("lif_stall")),
+            inc.load_writes.eq(total("load_writes")),
+            inc.psum_reads.eq(total("psum_read")),
+            inc.psum_writes.eq(total("psum_write")),
+            inc.out_writes.eq(total("out_writes")),
         ]
         for name, _ in COUNTERS:
             m.d.comb += getattr(host.status, name).eq(getattr(counters.count, name))

@@ -51,6 +51,8 @@ class InnerJoin(wiring.Component):
     w_en : Out(1)
     w_data : In(32)
     busy : Out(1)
+    stalled : Out(1)
+        A match is ready but held (``hold``, or FIFO-mp/FIFO-B full).
     """
 
     def __init__(self, cfg: LoASConfig):
@@ -64,6 +66,7 @@ class InnerJoin(wiring.Component):
             "w_en": Out(1),
             "w_data": In(32),
             "busy": Out(1),
+            "stalled": Out(1),
         })
 
     @property
@@ -97,6 +100,7 @@ class InnerJoin(wiring.Component):
             self.fast.marker.eq(final.marker),
             self.fast.n.eq(final.n),
             self.fast.weight.eq(weight),
+            self.stalled.eq(final.valid & ~push),
         ]
 
         # S0: the pair at the head of the pair FIFO (read in place) and its matches still to visit.

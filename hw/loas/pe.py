@@ -10,7 +10,7 @@ from ..common.bits import lowest_one, onehot_index, popcount
 from ..common.lif import LIFArray, leak_amount_bits
 from ..common.prefix_sum import LaggyPrefixSum
 from ..common.streams import StreamFIFO, StreamRegister
-from .compress import SpikeCompressor, chunk_layout
+from .compress import SpikeCompressor, SpikeExpander, chunk_layout
 from .config import LoASConfig, buffer
 from .inner_join import InnerJoin
 from .tppe import TPPE
@@ -22,15 +22,20 @@ def pe_events_layout(cfg: LoASConfig):
     """Per-cycle events a PE reports to the core's counters."""
     return data.StructLayout({
         "match": 1, "busy": 1, "saturated": 1, "word_read": 1, "weight_read": 1,
-        "fiber_read": 1, "pushed": 1, "lif_steps": range(cfg.T + 1)})
+        "fiber_read": 1, "pushed": 1, "lif_steps": range(cfg.T + 1),
+        "join_stall": 1, "lif_stall": 1, "load_writes": range(3), "psum_read": 1,
+        "psum_write": 1, "out_writes": range(4)})
 
 
 class PE(wiring.Component):
     """A TPPE with everything around it, for one row of spikes (FTP-packed).
 
-    Load: dense T-bit words of the row arrive on ``neurons``; the :class:`SpikeCompressor` packs
-    them into the word buffer, and every fiber's bitmask goes through the :class:`LaggyPrefixSum`
-    into the fiber buffer together with its prefix table (built once, reused by every weight fiber).
+    Load: dense T-bit words of the row arrive on ``neurons`` -- or, with ``chain`` set at
+    ``load_start``, from the :class:`SpikeExpander` reading this PE's own output buffers, so the
+    last layer's output row becomes the next layer's spike row on chip. The
+    :class:`SpikeCompressor` packs them into the word buffer, and every fiber's bitmask goes
+    through the :class:`LaggyPrefixSum` into the fiber buffer together with its prefix table
+    (built once, reused by every weight fiber).
 
     Run: weight rows arrive by broadcast (``row``, taken by all PEs in the same cycle on
     ``row_take``). The filter reads the spike fiber of the row's chunk and keeps the row (in the
@@ -54,6 +59,7 @@ class PE(wiring.Component):
             # load
             "neurons": In(stream.Signature(cfg.T)),
             "load_start": In(1),
+            "chain": In(1),
             "k_len": In(range(cfg.k_max + 1)),
             "strong": In(1),
             "load_done": Out(1),
@@ -105,9 +111,19 @@ class PE(wiring.Component):
         # -- load: compressor + laggy prefix-sum ---------------------------------------------------
         m.submodules.load_compressor = lc = SpikeCompressor(T, W, cfg.k_max, mask_assembly="shift")
         m.submodules.laggy = laggy = LaggyPrefixSum(W, segment=cfg.segment, adders=cfg.adders)
-        connect(m, wiring.flipped(self.neurons), lc.i)
-        m.d.comb += [lc.start.eq(self.load_start), lc.length.eq(self.k_len),
-                     lc.strong.eq(self.strong)]
+        # The row comes from the host (`neurons`) or, chained, from this PE's last outputs.
+        m.submodules.chain_expander = ex = SpikeExpander(T, W, cfg.n_max)
+        chained = Signal()
+        with m.If(self.load_start):
+            m.d.sync += chained.eq(self.chain)
+        m.d.comb += [
+            ex.start.eq(self.load_start & self.chain), ex.length.eq(self.k_len),
+            lc.i.valid.eq(Mux(chained, ex.o.valid, self.neurons.valid)),
+            lc.i.payload.eq(Mux(chained, ex.o.payload, self.neurons.payload)),
+            ex.o.ready.eq(chained & lc.i.ready),
+            self.neurons.ready.eq(~chained & lc.i.ready),
+            lc.start.eq(self.load_start), lc.length.eq(self.k_len), lc.strong.eq(self.strong),
+        ]
         aw_wr = a_words.write_port()
         m.d.comb += [lc.words.ready.eq(1), aw_wr.addr.eq(lc.words.payload.addr),
                      aw_wr.data.eq(lc.words.payload.word), aw_wr.en.eq(lc.words.valid)]
@@ -260,7 +276,18 @@ class PE(wiring.Component):
             ev.fiber_read.eq(self.row_take),
             ev.pushed.eq(groups.i.valid & groups.i.ready),
             ev.lif_steps.eq(Mux(lif.o.valid & lif.o.ready, popcount(self.tmask), 0)),
+            ev.join_stall.eq(ij.stalled),
+            ev.lif_stall.eq(stage_valid & ~stage_done),
+            ev.load_writes.eq(aw_wr.en + af_wr.en),
+            ev.psum_read.eq(tppe.currents.valid & tppe.currents.ready & self.use_psum),
+            ev.psum_write.eq(ps_wr.en),
+            ev.out_writes.eq(ow_wr.en + om_wr.en + mem_wr.en),
         ]
+
+        # -- chained loads read the outputs in place -----------------------------------------------
+        ch_mask, ch_words = out_mask.read_port(domain="comb"), out_words.read_port(domain="comb")
+        m.d.comb += [ch_mask.addr.eq(ex.mask_addr), ex.mask_data.eq(ch_mask.data),
+                     ch_words.addr.eq(ex.word_addr), ex.word_data.eq(ch_words.data)]
 
         # -- host reads ----------------------------------------------------------------------------
         rd_mask, rd_words, rd_mem = out_mask.read_port(), out_words.read_port(), membrane.read_port()

@@ -40,7 +40,7 @@ async def run_cases(dut, select):
         dut.clear.value = 1
         await RisingEdge(tb.clk)
         dut.clear.value = 0
-        expected = expected_beats(golden, case)
+        expected = expected_beats(golden, case, membrane=tb.params["membrane"])
         sender = cocotb.start_soon(src.send([{"current": c} for c in case.currents]))
         start = sink.cycles
         got = await sink.recv(len(expected), timeout_cycles=100 * len(expected) + 1000)
