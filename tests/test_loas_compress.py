@@ -164,6 +164,11 @@ def test_expander_rows_back_to_back_and_done():
                 if valid:
                     got.append(int(payload))
             assert got == words[:length]
+            # Without a start, a longer length must not wake the expander up.
+            ctx.set(dut.length, K)
+            for _ in range(3):
+                _, _, valid, done = await ctx.tick().sample(dut.o.valid, dut.done)
+                assert not valid and done
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)

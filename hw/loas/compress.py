@@ -205,14 +205,15 @@ class SpikeExpander(wiring.Component):
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If(self.start):
-            m.d.sync += [running.eq(1), k.eq(0), lane.eq(0), chunk.eq(0), packed.eq(0),
-                         self.o.valid.eq(0)]
+            m.d.sync += [running.eq(self.length != 0), k.eq(0), lane.eq(0), chunk.eq(0),
+                         packed.eq(0), self.o.valid.eq(0)]
         with m.Elif(emit):
             m.d.sync += [
                 self.o.valid.eq(1),
                 self.o.payload.eq(Mux(bit, self.word_data, 0)),
                 k.eq(k + 1),
                 packed.eq(packed + bit),
+                running.eq(k + 1 < self.length),    # idle until the next start
             ]
             with m.If(lane == W - 1):
                 m.d.sync += [lane.eq(0), chunk.eq(chunk + 1)]
