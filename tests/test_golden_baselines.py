@@ -50,8 +50,9 @@ def test_loas_hand_example():
     rs = B.loas_cycles(x, w, pes=2, tile_n=2, fiber=8, strong=True)
     assert rs["cycles"] == 11
     assert rs["matches"] == L.match_count(x, w, strong=True) == 5 + 1 + 5
-    # traffic: x 2*15 + 24 bits, w 8*9 + 24 bits, out 2*3*3 bits; SRAM: x per n-block (2),
-    # w per m-block (2)
+    # traffic: x 2*15 + 24 bits, w 8*9 + 24 bits, out 2*3*3 bits. The blocks (24 weight, 24 spike
+    # positions in all) fit the default caches, so DRAM fetches each block once (compulsory);
+    # SRAM reads x once per n-block (2) and w once per m-block (2)
     assert r["traffic"] == {"dram_bytes": (54 + 96 + 18) / 8,
                             "sram_bytes": (54 * 2 + 96 * 2 + 18) / 8}
 
@@ -63,6 +64,7 @@ def test_sparten_s_hand_example():
     r = B.sparten_s_cycles(x, w, pes=2, tile_m=2, tile_k=8)
     assert r["cycles"] == 4 + 1 + 4 + 4 + 4 + 3 + 2 + 2
     assert r["matches"] == L.match_count_sequential(x, w) == 28
+    # all blocks fit the caches: DRAM = compulsory; SRAM: x per n-block, w per (m-block, t)
     assert r["traffic"] == {"dram_bytes": (48 + 96 + 18) / 8,
                             "sram_bytes": (48 * 2 + 96 * 2 * 2 + 18) / 8}
 
@@ -287,3 +289,249 @@ def test_popcount_distribution(T):
             assert P[1] == pytest.approx(st.silent_strong - st.silent_normal)
     x, _ = W.synthetic_layer("V-L8", T=T, shape=(8, 256, 4))
     assert x.shape == (T, 8, 256)
+
+
+# ------------------------------------------------------------------------------------ cache model
+
+
+def test_fifo_cache_hit_and_counters():
+    c = B.FifoCache(10)
+    assert c.access("a", 4) is False
+    assert c.access("a", 4) is True
+    assert c.access("b", 6) is False and c.used == 10
+    assert c.access("b", 6) is True
+    assert (c.hits, c.misses, c.elements) == (2, 2, 10)
+    assert c.stats() == {"hits": 2, "misses": 2, "elements": 10}
+    with pytest.raises(ValueError, match="capacity"):
+        B.FifoCache(0)
+    with pytest.raises(ValueError, match="size"):
+        c.access("z", -1)
+
+
+def test_fifo_cache_evicts_oldest_first_and_ignores_hits():
+    c = B.FifoCache(10)
+    for key in "abc":
+        c.access(key, 3)
+    assert c.access("a", 3) is True          # a hit does not move "a" to the back (FIFO, not LRU)
+    c.access("d", 3)                          # 12 > 10: evict the oldest block, "a"
+    assert c.blocks == ("b", "c", "d") and "a" not in c and c.used == 9
+    c.access("e", 5)                          # needs two evictions: "b" then "c"
+    assert c.blocks == ("d", "e") and c.used == 8
+    assert c.access("a", 3) is False          # "a" was evicted: a miss again
+    assert c.blocks == ("e", "a")              # 11 > 10 evicted "d"
+    assert (c.hits, c.misses, c.elements) == (1, 6, 3 * 4 + 5 + 3)
+
+
+def test_fifo_cache_oversize_block_streams_through():
+    c = B.FifoCache(10)
+    c.access("a", 4)
+    assert c.access("big", 11) is False
+    assert c.access("big", 11) is False       # never kept, never a hit
+    assert c.blocks == ("a",) and c.used == 4  # and it evicts nothing
+    assert c.access("full", 6) is False and c.used == 10   # exactly the capacity fits
+    assert (c.hits, c.misses, c.elements) == (0, 4, 4 + 22 + 6)
+
+
+def random_layer(seed, T, M, K, N, p_spike=0.3, p_zero_w=0.6):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(T, M, K, generator=g) < p_spike).to(torch.uint8)
+    w = torch.randint(-128, 128, (K, N), generator=g)
+    w[torch.rand(K, N, generator=g) < p_zero_w] = 0
+    return x, w
+
+
+def compulsory_bits(x, w):
+    """DRAM bits when every block is fetched exactly once (the sums over blocks = the totals)."""
+    T, M, K = x.shape
+    N = w.shape[1]
+    spikes, nnz = int(x.sum()), int((w != 0).sum())
+    nonsilent = int((x.sum(0) != 0).sum())
+    o = T * M * N
+    return {
+        "loas": (T * nonsilent + M * K) + (8 * nnz + K * N) + o,
+        "sparten_s": T * M * K + (8 * nnz + K * N) + o,
+        "gospa_s": 6 * spikes + (8 * nnz + K * N) + 2 * M * N * T * 8 + o,
+        "gamma_s": (6 * spikes + 14 * nnz + o) * (1 + max(T - 3, 0) / T),
+    }
+
+
+MODELS = {"loas": B.loas_cycles, "sparten_s": B.sparten_s_cycles, "gospa_s": B.gospa_s_cycles,
+          "gamma_s": B.gamma_s_cycles}
+
+
+@pytest.mark.parametrize("big_caches", [False, True])
+def test_dram_is_compulsory_when_operands_fit(big_caches):
+    if big_caches:   # several blocks along every axis, caches large enough for everything
+        x, w = random_layer(5, 4, 70, 600, 90)
+        kw = {"weight_cache": 10**7, "spike_cache": 10**7}
+    else:            # default caches: the whole operands fit each design's two caches
+        x, w = random_layer(6, 4, 16, 100, 30)
+        T, M, K = x.shape
+        N = w.shape[1]
+        for design, (wcap, xcap) in B.CACHE_ELEMENTS.items():
+            assert K * N <= wcap and (M * K if design == "loas" else T * M * K) <= xcap
+        kw = {}
+    want = compulsory_bits(x, w)
+    for design, f in MODELS.items():
+        r = f(x, w, **kw)
+        assert r["traffic"]["dram_bytes"] == pytest.approx(want[design] / 8), design
+        for c in r["cache"].values():        # each block missed once, then only hits
+            assert c["dram_bytes"] <= c["sram_bytes"]
+        assert r["cache"]["spikes"]["elements"] == (x.shape[1] * x.shape[2] if design == "loas"
+                                                    else x.numel())
+        assert r["cache"]["weights"]["elements"] == w.numel()
+
+
+def test_loas_weights_refetched_per_m_block():
+    # M=64 -> 4 m-blocks; K=512, N=64 -> 4 chunks x 2 n-blocks = 8 weight blocks of 128*32, while
+    # LoAS's weight cache holds 128*32 elements (one block): every weight access misses. The 4 spike
+    # blocks of an m-block (4 * 16*128 elements) stay in the 128*1024 spike cache across n-blocks.
+    x, w = random_layer(7, 4, 64, 512, 64, p_zero_w=0.95)
+    T, M, K = x.shape
+    N = w.shape[1]
+    r = B.loas_cycles(x, w)
+    w_bits = 8 * int((w != 0).sum()) + K * N
+    x_bits = T * int((x.sum(0) != 0).sum()) + M * K
+    assert r["cache"]["weights"]["dram_bytes"] == 4 * w_bits / 8
+    assert r["cache"]["weights"]["hits"] == 0 and r["cache"]["weights"]["misses"] == 4 * 2 * 4
+    assert r["cache"]["spikes"]["dram_bytes"] == x_bits / 8
+    assert r["cache"]["spikes"]["misses"] == 16 and r["cache"]["spikes"]["hits"] == 16
+    assert r["traffic"]["dram_bytes"] == (4 * w_bits + x_bits + T * M * N) / 8
+    # SRAM: spikes read once per n-block, weights once per m-block, outputs once
+    assert r["traffic"]["sram_bytes"] == (2 * x_bits + 4 * w_bits + T * M * N) / 8
+    # a weight cache holding all 8 blocks brings the weights back to compulsory traffic
+    big = B.loas_cycles(x, w, weight_cache=8 * 128 * 32)
+    assert big["cache"]["weights"]["dram_bytes"] == w_bits / 8
+    assert big["cycles"] == r["cycles"]
+
+
+@pytest.mark.parametrize("name", ["A-L4", "V-L8", "R-L19"])
+def test_sram_traffic_at_least_dram(name):
+    x, w = W.synthetic_layer(name, seed=0)
+    for design, f in MODELS.items():
+        r = f(x, w)
+        assert r["traffic"]["sram_bytes"] >= r["traffic"]["dram_bytes"] > 0, design
+        for c in r["cache"].values():
+            assert c["sram_bytes"] >= c["dram_bytes"] > 0
+            assert c["misses"] >= 1 and c["elements"] > 0
+
+
+# literal reference: plain nested loops over the tiles, a list-and-dict FIFO, bits counted per element
+
+
+class RefFifo:
+    def __init__(self, cap):
+        self.cap, self.order, self.size = cap, [], {}
+        self.hits = self.misses = self.elements = 0
+
+    def access(self, key, size):
+        if key in self.size:
+            self.hits += 1
+            return True
+        self.misses += 1
+        self.elements += size
+        if size <= self.cap:
+            while sum(self.size.values()) + size > self.cap:
+                del self.size[self.order.pop(0)]
+            self.order.append(key)
+            self.size[key] = size
+        return False
+
+
+def rng(lo, step, hi):
+    return range(lo, min(lo + step, hi))
+
+
+def ref_walk(design, x, w, tiles, wcap, xcap):
+    T, M, K = x.shape
+    N = w.shape[1]
+    xl, wl = x.tolist(), w.tolist()
+    xc, wc = RefFifo(xcap), RefFifo(wcap)
+    acc = {"xd": 0, "xs": 0, "wd": 0, "ws": 0}
+
+    def visit(t, ms, ks, ns):
+        if design == "loas":
+            xkey = (ms[0], ks[0])
+            xb = sum((T if any(xl[u][m][k] for u in range(T)) else 0) + 1 for m in ms for k in ks)
+        else:
+            xkey = (t, ms[0], ks[0])
+            if design == "sparten_s":
+                xb = len(ms) * len(ks)
+            else:
+                xb = sum(6 * xl[t][m][k] for m in ms for k in ks)
+        if design == "gamma_s":
+            wb = sum(14 * (wl[k][n] != 0) for k in ks for n in ns)
+        else:
+            wb = sum(8 * (wl[k][n] != 0) + 1 for k in ks for n in ns)
+        acc["xs"] += xb
+        acc["ws"] += wb
+        if not xc.access(xkey, len(ms) * len(ks)):
+            acc["xd"] += xb
+        if not wc.access((ks[0], ns[0]), len(ks) * len(ns)):
+            acc["wd"] += wb
+
+    if design == "loas":                      # mntk, T packed
+        pes, fiber, tile_n = tiles
+        for m0 in range(0, M, pes):
+            for n0 in range(0, N, tile_n):
+                for k0 in range(0, K, fiber):
+                    visit(None, rng(m0, pes, M), rng(k0, fiber, K), rng(n0, tile_n, N))
+    elif design == "sparten_s":               # nmtk
+        pes, tile_m, tile_k = tiles
+        for n0 in range(0, N, pes):
+            for m0 in range(0, M, tile_m):
+                for t in range(T):
+                    for k0 in range(0, K, tile_k):
+                        visit(t, rng(m0, tile_m, M), rng(k0, tile_k, K), rng(n0, pes, N))
+    elif design == "gospa_s":                 # kntm
+        pes, tile_m, tile_k = tiles
+        for k0 in range(0, K, tile_k):
+            for n0 in range(0, N, pes):
+                for t in range(T):
+                    for m0 in range(0, M, tile_m):
+                        visit(t, rng(m0, tile_m, M), rng(k0, tile_k, K), rng(n0, pes, N))
+    else:                                     # gamma_s, mktn
+        pes, tile_k, tile_n = tiles
+        for m0 in range(0, M, pes):
+            for k0 in range(0, K, tile_k):
+                for t in range(T):
+                    for n0 in range(0, N, tile_n):
+                        visit(t, rng(m0, pes, M), rng(k0, tile_k, K), rng(n0, tile_n, N))
+    o = T * M * N
+    dram, sram = acc["xd"] + acc["wd"] + o, acc["xs"] + acc["ws"] + o
+    if design == "gospa_s":
+        dram, sram = dram + 2 * M * N * T * 8, sram + 2 * M * N * T * 8
+    if design == "gamma_s":
+        dram *= 1 + max(T - 3, 0) / T
+    stats = {"spikes": (xc.hits, xc.misses, xc.elements, acc["xd"] / 8, acc["xs"] / 8),
+             "weights": (wc.hits, wc.misses, wc.elements, acc["wd"] / 8, acc["ws"] / 8)}
+    return dram / 8, sram / 8, stats
+
+
+REF_TILES = {"loas": (3, 8, 4), "sparten_s": (4, 3, 8), "gospa_s": (2, 5, 16), "gamma_s": (3, 8, 4)}
+REF_KW = {"loas": ("pes", "fiber", "tile_n"), "sparten_s": ("pes", "tile_m", "tile_k"),
+          "gospa_s": ("pes", "tile_m", "tile_k"), "gamma_s": ("pes", "tile_k", "tile_n")}
+
+
+@pytest.mark.parametrize("T", [2, 5])
+def test_cache_walk_matches_literal_reference(T):
+    x, w = random_layer(T, T, 7, 21, 9)
+    caps = [(10**6, 10**6), (1, 1), (40, 30), (70, 50), (100, 130)]   # first: everything fits
+    hits = refetches = 0
+    distinct = {}
+    for wcap, xcap in caps:
+        for design, f in MODELS.items():
+            tiles = REF_TILES[design]
+            r = f(x, w, weight_cache=wcap, spike_cache=xcap, **dict(zip(REF_KW[design], tiles)))
+            dram, sram, stats = ref_walk(design, x, w, tiles, wcap, xcap)
+            assert r["traffic"]["dram_bytes"] == pytest.approx(dram, rel=1e-12), (design, wcap)
+            assert r["traffic"]["sram_bytes"] == sram, (design, wcap)
+            for cache, want in stats.items():
+                c = r["cache"][cache]
+                got = (c["hits"], c["misses"], c["elements"], c["dram_bytes"], c["sram_bytes"])
+                assert got == want, (design, cache, wcap, xcap)
+                # with the huge caches the misses are the distinct blocks; more misses = refetches
+                n = distinct.setdefault((design, cache), c["misses"])
+                hits += c["hits"]
+                refetches += c["misses"] > n
+    assert hits > 0 and refetches > 0          # the cases exercise both hits and refetches
