@@ -7,11 +7,20 @@
 * The bench module reads its configuration (generator, parameters, seed, options) from the
   ``SNNFORGE_BENCH`` environment variable (JSON) and rebuilds the component in-process to get the
   exact payload layouts.
+* The simulated top is :func:`sim_top`: the generated module, unchanged, behind registers on its
+  inputs (a two-entry FIFO per stream, a register per other input). Whatever depends
+  combinationally on a top-level input -- and in Amaranth's output that is every register's next
+  value (through ``rst``) and, in the host-port cores, everything behind the command decode --
+  Verilator re-evaluates on every ``eval()`` (its input-combinational region), several times per
+  clock. Behind registers it runs once per clock edge: several times faster on the larger cores.
+  Streams keep their contract (one beat per cycle, a cycle of latency each way); other inputs are
+  seen one cycle late, which the benches allow for.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -26,7 +35,8 @@ from ..generate import Design, build_root, generate
 from ..lint import WAIVERS
 from ..params import SnnforgeError
 
-__all__ = ["verilator_env", "build", "run_bench", "BenchResult", "bench_config", "BENCH_ENV"]
+__all__ = ["verilator_env", "build", "run_bench", "BenchResult", "bench_config", "BENCH_ENV",
+           "sim_top"]
 
 BENCH_ENV = "SNNFORGE_BENCH"
 
@@ -59,24 +69,22 @@ def verilator_env():
 
 
 def _verilator_runner():
-    """cocotb's Verilator runner, with VPI visibility limited to the top level.
+    """cocotb's Verilator runner, with VPI visibility limited to the simulated top's ports.
 
-    cocotb makes every signal public (``--public-flat-rw``); on a core with thousands of signals
-    that multiplies the C++ to compile several times over. Benches touch only top-level ports,
-    so ``--public-depth 1`` keeps the build proportional to the design.
+    cocotb makes every signal public (``--public-flat-rw``). Verilator must assume that a public
+    read-write signal can change at any moment, so it re-evaluates everything that reads one on
+    every ``eval()``: public internals make the whole design input-dependent (see the module
+    docstring). Benches touch only ports, and :func:`sim_top` marks just those public.
     """
     from cocotb_tools.runner import Verilator
 
-    class TopLevelVerilator(Verilator):
+    class PortsOnlyVerilator(Verilator):
         def _build_command(self):
             commands = super()._build_command()
-            flags = commands[0]
-            if "--public-flat-rw" in flags:
-                index = flags.index("--public-flat-rw")
-                flags[index + 1:index + 1] = ["--public-depth", "1"]
+            commands[0].remove("--public-flat-rw")
             return commands
 
-    return TopLevelVerilator()
+    return PortsOnlyVerilator()
 
 
 @contextmanager
@@ -90,10 +98,85 @@ def _locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+_STREAM_FIFO = """\
+  // {name}: {producer} -> {consumer}, two-entry FIFO
+  reg {bits}{name}_e0, {name}_e1;
+  reg [1:0] {name}_n = 2'd0;
+  wire {name}_push = {in_valid} & ({name}_n != 2'd2);
+  wire {name}_pop = ({name}_n != 2'd0) & {out_ready};
+  assign {in_ready} = {name}_n != 2'd2;
+  assign {out_valid} = {name}_n != 2'd0;
+  assign {out_payload} = {name}_e0;
+  always @(posedge clk) begin
+    if (rst_q) {name}_n <= 2'd0;
+    else {name}_n <= {name}_n + {name}_push - {name}_pop;
+    if ({name}_pop) {name}_e0 <= ({name}_n == 2'd2) ? {name}_e1 : {in_payload};
+    else if ({name}_push && {name}_n == 2'd0) {name}_e0 <= {in_payload};
+    if ({name}_push && ({name}_n - {name}_pop) == 2'd1) {name}_e1 <= {in_payload};
+  end"""
+
+
+def sim_top(design: Design) -> tuple[str, str]:
+    """``(module name, Verilog)`` of the simulated top: ``design``'s module, unchanged, with the
+    same ports, behind registers (see the module docstring):
+
+    * every stream (``X__valid``/``X__ready``/``X__payload``) passes a two-entry FIFO whose
+      signals toward the core are registers -- the stream contract holds, one beat per cycle,
+      one cycle of latency each way;
+    * every other input, ``rst`` included, is registered (seen one cycle late);
+    * only the ports are visible to the benches (VPI), see :func:`_verilator_runner`.
+    """
+    from ..generate import ports_of
+    ports = {p["name"]: p for p in ports_of(design.converted)}
+
+    def bits(width):
+        return f"[{width - 1}:0] " if width > 1 else ""
+
+    streams = [name[:-len("__valid")] for name in ports if name.endswith("__valid")
+               and {f"{name[:-len('__valid')]}__{s}" for s in ("ready", "payload")} <= set(ports)]
+    body = ["  reg rst_q = 1'b1;", "  always @(posedge clk) rst_q <= rst;"]
+    inside = {"rst": "rst_q"}           # core port -> the wrapper signal connected to it
+    for name in streams:
+        for field in ("valid", "ready", "payload"):
+            inside[f"{name}__{field}"] = f"c_{name}__{field}"
+            body.append(f"  wire {bits(ports[f'{name}__{field}']['width'])}c_{name}__{field};")
+        into_core = ports[f"{name}__valid"]["direction"] == "input"
+        top, core = (f"{name}__", f"c_{name}__")
+        src, dst = (top, core) if into_core else (core, top)
+        body.append(_STREAM_FIFO.format(
+            name=name, bits=bits(ports[f"{name}__payload"]["width"]),
+            producer="top" if into_core else "core", consumer="core" if into_core else "top",
+            in_valid=src + "valid", in_ready=src + "ready", in_payload=src + "payload",
+            out_valid=dst + "valid", out_ready=dst + "ready", out_payload=dst + "payload"))
+    for p in ports.values():
+        if p["direction"] == "input" and p["name"] not in inside and p["name"] != "clk":
+            inside[p["name"]] = f"q_{p['name']}"
+            body += [f"  reg {bits(p['width'])}q_{p['name']};",
+                     f"  always @(posedge clk) q_{p['name']} <= {p['name']};"]
+    name = f"{design.top}_sim"
+    text = "\n".join([
+        f"// Simulation top of {design.top}: the core behind registered inputs and stream FIFOs "
+        "(sim/runner.py).",
+        f"module {name} (",
+        ",\n".join(f"  {p['direction']} {bits(p['width'])}{p['name']} /*verilator public_flat_rw*/"
+                   for p in ports.values()),
+        ");",
+        *body,
+        f"  {design.top} core (",
+        ",\n".join(f"    .{n}({inside.get(n, n)})" for n in ports),
+        "  );",
+        "endmodule",
+        ""])
+    return name, text
+
+
 def build(design: Design, *, waves: bool = False, quiet: bool = True) -> Path:
     """Build (or reuse) the Verilator model of ``design``; returns its build directory."""
     verilator_env()
-    bdir = build_root() / "sim" / (design.key + ("-waves" if waves else ""))
+    top, wrapper = sim_top(design)
+    # Keyed by everything Verilator compiles: the design and its simulation top.
+    key = hashlib.sha256((design.verilog + wrapper).encode()).hexdigest()[:12]
+    bdir = build_root() / "sim" / f"{design.top}-{key}{'-waves' if waves else ''}"
     done = bdir / ".built"
     with _locked(bdir.with_suffix(".lock")):
         if done.exists():
@@ -102,6 +185,8 @@ def build(design: Design, *, waves: bool = False, quiet: bool = True) -> Path:
             shutil.rmtree(bdir)
         bdir.mkdir(parents=True)
         vpath, _ = design.write(bdir)
+        wpath = bdir / f"{top}.v"
+        wpath.write_text(wrapper)
         runner = _verilator_runner()
         args = list(BUILD_WAIVERS) + ["-O3"]
         if waves:
@@ -112,7 +197,7 @@ def build(design: Design, *, waves: bool = False, quiet: bool = True) -> Path:
                      "-CFLAGS", f"-I{Path(__file__).parent / 'include'}", "-LDFLAGS", f"-L{bdir}"]
         log = bdir / "build.log"
         try:
-            runner.build(sources=[vpath], hdl_toplevel=design.top, build_dir=bdir, build_args=args,
+            runner.build(sources=[vpath, wpath], hdl_toplevel=top, build_dir=bdir, build_args=args,
                          waves=waves, log_file=log if quiet else None, timescale=("1ns", "1ps"))
         except (SystemExit, Exception) as error:
             tail = log.read_text()[-3000:] if log.exists() else ""
@@ -176,7 +261,7 @@ def run_bench(name: str, overrides: dict | None = None, *, seed: int = 1, option
     xml_path = run_dir / "results.xml"
     try:
         runner.test(
-            test_module=module, hdl_toplevel=design.top, hdl_toplevel_lang="verilog",
+            test_module=module, hdl_toplevel=sim_top(design)[0], hdl_toplevel_lang="verilog",
             build_dir=bdir, test_dir=run_dir,
             testcase=testcase, seed=seed, waves=waves,
             # cocotb would otherwise run pytest's assertion rewriter over every imported module
