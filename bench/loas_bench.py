@@ -29,7 +29,7 @@ from snnforge.generate import build_root, generate
 from snnforge.golden.baselines import baseline_table, loas_cycles
 from snnforge.golden.energy import energy
 from snnforge.golden.loas import match_count, match_count_sequential
-from snnforge.golden.workloads import TABLE_II, synthetic_layer
+from snnforge.golden.workloads import synthetic_layer
 from snnforge.generators import loas_config_from
 from snnforge.results import save_result
 from snnforge.sim.loas_vectors import LayerCase, expected_layer

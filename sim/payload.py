@@ -7,7 +7,7 @@ Plain shapes map to ``int``; struct layouts to ``dict``; array layouts to ``list
 
 from __future__ import annotations
 
-from amaranth.hdl import Shape, ShapeCastable
+from amaranth.hdl import Shape
 from amaranth.lib import data
 
 __all__ = ["pack", "unpack", "width_of", "command_encoder"]

@@ -137,9 +137,9 @@ def sim_top(design: Design) -> tuple[str, str]:
     body = ["  reg rst_q = 1'b1;", "  always @(posedge clk) rst_q <= rst;"]
     inside = {"rst": "rst_q"}           # core port -> the wrapper signal connected to it
     for name in streams:
-        for field in ("valid", "ready", "payload"):
-            inside[f"{name}__{field}"] = f"c_{name}__{field}"
-            body.append(f"  wire {bits(ports[f'{name}__{field}']['width'])}c_{name}__{field};")
+        for member in ("valid", "ready", "payload"):
+            inside[f"{name}__{member}"] = f"c_{name}__{member}"
+            body.append(f"  wire {bits(ports[f'{name}__{member}']['width'])}c_{name}__{member};")
         into_core = ports[f"{name}__valid"]["direction"] == "input"
         top, core = (f"{name}__", f"c_{name}__")
         src, dst = (top, core) if into_core else (core, top)

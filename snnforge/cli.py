@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 import click
 from rich.console import Console
@@ -201,7 +200,7 @@ def run_synth(design, target, *, freq=100.0, seed=1):
     fmax = result.get("fmax_mhz")
     console.print(f"{design.top} on {target}{' (serial I/O wrapper)' if result['serial_io_wrapper'] else ''}: "
                   f"{line}; Fmax {fmax if fmax is not None else 'n/a'} MHz"
-                  + (f"  [red]P&R failed[/red]" if "pnr_error" in result else ""))
+                  + ("  [red]P&R failed[/red]" if "pnr_error" in result else ""))
     console.print(f"  {outdir / 'synth.json'}")
     return result
 

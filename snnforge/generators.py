@@ -165,7 +165,9 @@ LOAS_PARAMS = (
     Param("group_fifo", 16, "rows queued per PE (run-ahead depth)", 2, 1024),
     Param("match_fifo", 8, "FIFO-mp/FIFO-B depth per PE", 2, 1024),
     Param("prefix_stages", 2, "pipeline stages of the fast prefix-sum", 1, 2),
-    Param("acc_width", 0, "partial-sum width handed to the LIF (0: exact, derived)", 0, 48),
+    Param("acc_width", 0, "partial-sum width handed to the LIF and carried across K blocks "
+          "(0: derived, exact within one run of k_max positions; beyond it sums saturate, "
+          "counted)", 0, 48),
     Param("mem_width", 16, "LIF membrane width", 2, 32),
     Param("leak", "shift", "LIF leak", choices=("none", "shift", "mul")),
     Param("leak_frac", 8, "fraction bits of the multiplicative leak", 1, 16),

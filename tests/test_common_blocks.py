@@ -5,7 +5,7 @@ import random
 
 import pytest
 from amaranth import *
-from amaranth.lib import data, memory, wiring
+from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out, connect
 from amaranth.sim import Simulator
 

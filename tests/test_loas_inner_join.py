@@ -13,7 +13,7 @@ from amaranth.sim import Simulator
 from snnforge.golden.loas import prefix_popcount
 from snnforge.hw.loas.config import LoASConfig
 from snnforge.hw.loas.inner_join import InnerJoin
-from snnforge.sim.payload import pack, unpack
+from snnforge.sim.payload import unpack
 
 
 def table_of(mask, width, segment):

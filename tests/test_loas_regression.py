@@ -12,8 +12,7 @@ import pytest
 import torch
 
 from snnforge.golden.digits import encode, load_digits_split, predict, train_digits_snn
-from snnforge.generators import GENERATORS, loas_config_from
-from snnforge.generate import build_root, generate
+from snnforge.generators import GENERATORS
 from snnforge.sim.runner import run_bench
 
 # The demo's 4-PE core (W=32): its T=4 build is shared with the CLI and bench tests.
@@ -38,7 +37,6 @@ def test_loas_regression(params):
 def test_loas_regression_catches_a_wrong_golden_model():
     """The bench must fail, naming the layer and the first differing output, if the RTL and the
     golden model disagree: here the core is built with soft reset, the golden model assumes hard."""
-    from snnforge.sim import loas_vectors
     params = {**MEDIUM, "T": 4}
     result = run_bench("loas", params, seed=7, testcase="regression",
                        options={"suite": "quick", "golden_overrides": {"reset": "soft"}})

@@ -6,7 +6,7 @@ from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ...golden.lif import LEAKS, MASKED, RESETS, LIFParams
+from ...golden.lif import LIFParams
 from .counters import PerfCounters
 
 __all__ = ["LIFArray", "lif_input_layout", "lif_output_layout", "leak_amount_bits"]

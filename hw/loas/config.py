@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields, replace
 
 from amaranth import signed
@@ -30,8 +29,9 @@ class LoASConfig:
     Buffers: ``k_max`` spike positions per row, ``n_max`` output columns, ``v_max`` nonzero
     weights, ``f_max`` weight fibers per run. Laggy prefix-sum: ``segment``-bit segments,
     ``adders`` adders. Queues: ``group_fifo`` broadcast rows and ``match_fifo`` matches
-    (FIFO-mp/FIFO-B) per PE. ``acc_width`` (0: derived, exact) is the width of the partial
-    sums handed to the LIF and kept across K blocks; narrower values saturate and are counted.
+    (FIFO-mp/FIFO-B) per PE. ``acc_width`` is the width of the partial sums handed to the LIF
+    and kept across K blocks (0: ``tppe_width``, exact for any run of up to ``k_max``
+    positions); sums beyond it saturate and are counted (``golden.loas.partial_sums``).
     ``lif`` is the neuron structure (``T`` and ``in_width`` are overridden from this config).
     """
 

@@ -208,7 +208,8 @@ class LoASCore(wiring.Component):
                 pe.use_psum.eq(flags[1]), pe.final.eq(flags[2]),
                 pe.threshold.eq(regs.threshold), pe.leak_amount.eq(regs.leak_amount),
                 pe.tmask.eq(regs.tmask),
-                pe.load_start.eq(load | chain), pe.chain.eq(chain), pe.k_len.eq(regs.k_len), pe.strong.eq(flags[0]),
+                pe.load_start.eq(load | chain), pe.chain.eq(chain), pe.k_len.eq(regs.k_len),
+                pe.strong.eq(flags[0]),
             ]
         with m.If(start):
             m.d.sync += [running.eq(1), next_row.eq(0), row_valid.eq(0)]

@@ -77,8 +77,6 @@ class TPPE(wiring.Component):
         slow = Signal(data.StructLayout({"valid": 1, "marker": 1, "n": range(max(2, tn)),
                                          "weight": signed(8)}))
         pseudo_rd, corr_rd = [], []
-        fast_old = Signal(signed(aw))
-        slow_old = Signal(corr_layout)
         for b in range(2):
             p = buffer(shape=signed(aw), depth=tn)
             c = buffer(shape=corr_layout, depth=tn)
