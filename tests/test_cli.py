@@ -37,10 +37,33 @@ def test_gen_writes_verilog_and_manifest(tmp_path):
     assert ports["i__payload"]["width"] == 2 * 16 and ports["o__valid"]["direction"] == "output"
     assert manifest["derived"]["latency_cycles"] == 4
     assert "module lif_array" in verilog and "(* src" not in verilog
-    # Reproducible: generating again, in a fresh process, gives the same bytes.
+    # Reproducible: converting again, in a fresh process with an empty generation cache, gives
+    # the same bytes.
+    import os
     subprocess.run([SNNFORGE, "gen", "lif_array", "-p", "T=2", "-p", "reset=soft", "-o",
-                    str(tmp_path / "again")], check=True, capture_output=True)
+                    str(tmp_path / "again")], check=True, capture_output=True,
+                   env={**os.environ, "SNNFORGE_BUILD": str(tmp_path / "fresh")})
+    assert (tmp_path / "fresh" / "gen-cache").is_dir()
     assert (tmp_path / "again" / "lif_array.v").read_text() == verilog
+
+
+def test_generation_cache_serves_the_same_design(tmp_path, monkeypatch):
+    from snnforge import generate as gen
+    monkeypatch.setenv("SNNFORGE_BUILD", str(tmp_path))
+    gen._generate.cache_clear()
+    fresh = gen.generate("lif_core", {"T": 2})
+    cached_files = list((tmp_path / "gen-cache").glob("lif_core-*.v"))
+    assert len(cached_files) == 1
+    gen._generate.cache_clear()
+    again = gen.generate("lif_core", {"T": 2})
+    assert again.verilog == fresh.verilog and again.manifest() == fresh.manifest()
+    # Other parameters or other generator sources: another entry.
+    gen._generate.cache_clear()
+    gen.generate("lif_core", {"T": 3})
+    assert len(list((tmp_path / "gen-cache").glob("lif_core-*.v"))) == 2
+    monkeypatch.setattr(gen, "source_fingerprint", lambda: "edited sources")
+    assert gen._cache_path("lif_core", tuple(again.params.items())) != cached_files[0]
+    gen._generate.cache_clear()
 
 
 def test_gen_core_manifest_has_register_map(tmp_path):
