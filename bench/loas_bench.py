@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/loas_bench.py                # all layers, default core (P=16, W=128, T=4)
     .venv/bin/python bench/loas_bench.py --layers R-L19 --no-sequential
-    .venv/bin/python bench/loas_bench.py --synth        # also synthesize (ECP5 default, iCE40 small)
+    .venv/bin/python bench/loas_bench.py --synth        # also synthesize (SYNTH_CONFIGS)
 
 Every cycle count of the RTL comes from the core's own counters (cycles from start to done of
 each run; loading excluded), measured under Verilator through ``snnforge run``'s path
@@ -128,27 +128,46 @@ def markdown(rows, baselines, synth, overrides, command) -> str:
             lines.append(f"| {layer} | {row['design']} | {row['cycles']:,} | {row['speedup']:.2f}x | "
                          f"{row['energy']:.3g} | {row['efficiency']:.2f}x |")
     if synth:
-        lines += ["", "Synthesis (`snnforge synth loas ...`):", "",
+        lines += ["", "Synthesis (`snnforge synth loas ...`; % of the device; the serial I/O "
+                  "wrapper included on the iCE40):", "",
                   "| config | target | LUT4 | LUTRAM | FF | BRAM | DSP | Fmax MHz |",
                   "|---|---|---|---|---|---|---|---|"]
         for label, res in synth.items():
-            c = res["cells"]
-            lines.append(f"| {label} | {res['target']} | {c.get('lut4')} | {c.get('lutram')} | "
-                         f"{c.get('ff')} | {c.get('bram')} | {c.get('dsp')} | "
-                         f"{res.get('fmax_mhz', 'n/a')} |")
+            c, avail = res["cells"], res["available"]
+            share = lambda k: (f"{c.get(k, 0):,} ({c.get(k, 0) / avail[k]:.0%})" if avail.get(k)
+                               else f"{c.get(k, 0):,}")
+            if "pnr_error" in res:
+                fmax = "not placed: " + ("does not fit the device" if "utilisation limit" in
+                                         res["pnr_error"] or "no BELs remaining" in
+                                         res["pnr_error"] else "nextpnr failed")
+            else:
+                fmax = f"{res.get('fmax_mhz')}"
+            lines.append(f"| {label} | {res['target']} | {share('lut4')} | {c.get('lutram', 0):,} "
+                         f"| {share('ff')} | {share('bram')} | {share('dsp')} | {fmax} |")
     return "\n".join(lines)
 
 
-ICE40_SMALL = {"pes": 2, "fiber": 32, "T": 4, "tile_n": 4, "group": 2, "k_max": 256, "n_max": 32,
-               "v_max": 256, "f_max": 128, "group_fifo": 4, "match_fifo": 4,
-               "adders": 2}
+#: Synthesis configurations: the default core; the most PEs of the default PE (W=128, T=4)
+#: that the ECP5-85k holds; a small core that fits the iCE40UP5K (one PE, 16-wide fibers,
+#: T=2: the UP5K has no distributed RAM, so every small buffer is flip-flops).
+ECP5_FIT = {"pes": 6}
+ICE40_SMALL = {"pes": 1, "fiber": 16, "T": 2, "tile_n": 2, "group": 1, "k_max": 64, "n_max": 8,
+               "v_max": 128, "f_max": 64, "group_fifo": 2, "match_fifo": 2, "adders": 1,
+               "segment": 8}
+SYNTH_CONFIGS = (
+    ("default (P=16, W=128, T=4)", {}, "ecp5-85k"),
+    ("P=6, W=128, T=4 (largest that fits)", ECP5_FIT, "ecp5-85k"),
+    ("small (P=1, W=16, T=2)", ICE40_SMALL, "ice40-up5k"),
+)
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--layers", default=",".join(LAYERS))
     ap.add_argument("--no-sequential", action="store_true", help="skip the sequential-mode runs")
-    ap.add_argument("--synth", action="store_true", help="synthesize default (ECP5) and small (iCE40)")
+    ap.add_argument("--synth", action="store_true",
+                    help="also synthesize: default and largest fitting core on ECP5, small on iCE40")
+    ap.add_argument("--synth-only", action="store_true", help="only the synthesis (no layers)")
     ap.add_argument("-p", "--param", action="append", default=[], help="core parameter key=value")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--shape", default=None, metavar="MxKxN",
@@ -166,7 +185,7 @@ def main(argv=None):
     workdir.mkdir(parents=True, exist_ok=True)
     command = "python bench/loas_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
     rows, baselines = [], {}
-    for name in args.layers.split(","):
+    for name in ([] if args.synth_only else args.layers.split(",")):
         shape = tuple(int(v) for v in args.shape.split("x")) if args.shape else None
         x, w = synthetic_layer(name, T=cfg.T, seed=args.seed, shape=shape)
         T, M, K = x.shape
@@ -210,10 +229,9 @@ def main(argv=None):
         rows.append(row)
 
     synth = {}
-    if args.synth:
+    if args.synth or args.synth_only:
         from snnforge.synth.flow import synthesize
-        for label, p, target in (("default", params, "ecp5-85k"),
-                                 ("small", ICE40_SMALL, "ice40-up5k")):
+        for label, p, target in SYNTH_CONFIGS:
             d = generate("loas", p)
             print(f"synthesis {label} for {target} ...", flush=True)
             synth[label] = synthesize(d, target, build_root() / "synth" / f"{d.key}-{target}")

@@ -31,12 +31,18 @@ def test_perf_counters_count_saturate_and_clear():
     async def bench(ctx):
         ctx.set(dut.inc.cycles, 1)
         ctx.set(dut.inc.matches, 5)
+        await ctx.tick()
+        assert ctx.get(dut.count.cycles) == 0           # increments are registered first
         await ctx.tick().repeat(2)
         assert ctx.get(dut.count.cycles) == 2 and ctx.get(dut.count.matches) == 10
         await ctx.tick().repeat(5)
         assert ctx.get(dut.count.cycles) == 7 and ctx.get(dut.count.matches) == 15  # saturated
-        ctx.set(dut.clear, 1)
+        ctx.set(dut.clear, 1)       # increments in the cycle of a clear, or the one before, vanish
         await ctx.tick()
+        ctx.set(dut.clear, 0)
+        ctx.set(dut.inc.cycles, 0)
+        ctx.set(dut.inc.matches, 0)
+        await ctx.tick().repeat(3)
         assert ctx.get(dut.count.cycles) == 0 and ctx.get(dut.count.matches) == 0
     run(dut, bench)
 

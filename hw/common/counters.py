@@ -19,8 +19,9 @@ class PerfCounters(wiring.Component):
     ``2**width - 1`` instead of wrapping, so a long run can never report a small number.
     ``clear`` zeroes every counter (it wins over a simultaneous increment).
 
-    Latency: a count is visible one cycle after its increment. Throughput: one increment per
-    counter per cycle.
+    Latency: a count is visible two cycles after its increment (increments are registered
+    first, so that no counter's carry chain lies on a path from the logic it watches).
+    Throughput: one increment per counter per cycle.
 
     Parameters
     ----------
@@ -67,12 +68,15 @@ class PerfCounters(wiring.Component):
         top = (1 << self._width) - 1
         for name in self._events:
             count = getattr(self.count, name)
-            inc = getattr(self.inc, name)
+            inc = Signal.like(getattr(self.inc, name), name=f"{name}_inc")
+            # A clear also drops the registered increment: the count after a clear is the same
+            # as if the increment had been added at once.
+            m.d.sync += inc.eq(Mux(self.clear, 0, getattr(self.inc, name)))
             total = Signal(self._width + 1, name=f"{name}_next")
             m.d.comb += total.eq(count + inc)
             with m.If(self.clear):
                 m.d.sync += count.eq(0)
-            with m.Elif(total > top):
+            with m.Elif(total[-1]):            # carry out: past 2**width - 1
                 m.d.sync += count.eq(top)
             with m.Else():
                 m.d.sync += count.eq(total)

@@ -269,48 +269,46 @@ class HostPort(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.cmd.ready.eq(1)  # default: registers and unmapped accept at once
-                handled = None
-                for r in rm.registers:
-                    cond = cmd.addr == r.address
-                    ctx = m.If(cond) if handled is None else m.Elif(cond)
-                    handled = True
-                    with ctx:
-                        with m.If(self.cmd.valid & cmd.write):
-                            if r.access == "rw":
-                                m.d.sync += rw_regs[r.name].eq(cmd.data)
-                            elif r.access == "pulse":
-                                # In the cycle of the write itself, so that a status read issued
-                                # right after the command already sees its effect.
-                                m.d.comb += getattr(self.regs, r.name).eq(cmd.data)
+                # One parallel case per address (windows: their aligned span as a pattern) --
+                # a priority chain of compares would cost a LUT level per register.
+                aw = len(cmd.addr)
+                with m.Switch(cmd.addr):
+                    for r in rm.registers:
+                        with m.Case(r.address):
+                            with m.If(self.cmd.valid & cmd.write):
+                                if r.access == "rw":
+                                    m.d.sync += rw_regs[r.name].eq(cmd.data)
+                                elif r.access == "pulse":
+                                    # In the cycle of the write itself, so that a status read
+                                    # issued right after the command already sees its effect.
+                                    m.d.comb += getattr(self.regs, r.name).eq(cmd.data)
+                            with m.If(self.cmd.valid & ~cmd.write):
+                                if r.access == "rw":
+                                    m.d.sync += rsp_data.eq(rw_regs[r.name])
+                                elif r.access == "ro":
+                                    m.d.sync += rsp_data.eq(getattr(self.status, r.name))
+                                else:
+                                    m.d.sync += rsp_data.eq(0)
+                                m.next = "RESPOND"
+                    for k, w in enumerate(rm.windows):
+                        port = getattr(self, w.name)
+                        low = w.span.bit_length() - 1
+                        pattern = format(w.address >> low, f"0{aw - low}b") + "-" * low
+                        with m.Case(pattern):
+                            m.d.comb += [
+                                port.req.valid.eq(self.cmd.valid),
+                                port.req.payload.write.eq(cmd.write),
+                                port.req.payload.addr.eq(cmd.addr[:low] if low else 0),
+                                port.req.payload.data.eq(cmd.data),
+                                self.cmd.ready.eq(port.req.ready),
+                            ]
+                            with m.If(self.cmd.valid & port.req.ready & ~cmd.write):
+                                m.d.sync += win_sel.eq(k)
+                                m.next = "WAIT"
+                    with m.Default():
                         with m.If(self.cmd.valid & ~cmd.write):
-                            if r.access == "rw":
-                                m.d.sync += rsp_data.eq(rw_regs[r.name])
-                            elif r.access == "ro":
-                                m.d.sync += rsp_data.eq(getattr(self.status, r.name))
-                            else:
-                                m.d.sync += rsp_data.eq(0)
+                            m.d.sync += rsp_data.eq(0)
                             m.next = "RESPOND"
-                for k, w in enumerate(rm.windows):
-                    port = getattr(self, w.name)
-                    cond = (cmd.addr >= w.address) & (cmd.addr < w.address + w.span)
-                    ctx = m.If(cond) if handled is None else m.Elif(cond)
-                    handled = True
-                    with ctx:
-                        m.d.comb += [
-                            port.req.valid.eq(self.cmd.valid),
-                            port.req.payload.write.eq(cmd.write),
-                            port.req.payload.addr.eq(cmd.addr - w.address),
-                            port.req.payload.data.eq(cmd.data),
-                            self.cmd.ready.eq(port.req.ready),
-                        ]
-                        with m.If(self.cmd.valid & port.req.ready & ~cmd.write):
-                            m.d.sync += win_sel.eq(k)
-                            m.next = "WAIT"
-                unmapped = m.Else() if handled else m.If(1)
-                with unmapped:
-                    with m.If(self.cmd.valid & ~cmd.write):
-                        m.d.sync += rsp_data.eq(0)
-                        m.next = "RESPOND"
             with m.State("RESPOND"):
                 m.d.comb += [self.rsp.valid.eq(1), self.rsp.payload.eq(rsp_data)]
                 with m.If(self.rsp.ready):
