@@ -130,8 +130,8 @@ def markdown(rows, baselines, synth, overrides, command) -> str:
     if synth:
         lines += ["", "Synthesis (`snnforge synth loas ...`; % of the device; the serial I/O "
                   "wrapper included on the iCE40):", "",
-                  "| config | target | LUT4 | LUTRAM | FF | BRAM | DSP | Fmax MHz |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| config | target | logic cells (nextpnr) | LUT4 | LUTRAM | FF | BRAM | DSP | "
+                  "Fmax MHz |", "|---|---|---|---|---|---|---|---|---|"]
         for label, res in synth.items():
             c, avail = res["cells"], res["available"]
             share = lambda k: (f"{c.get(k, 0):,} ({c.get(k, 0) / avail[k]:.0%})" if avail.get(k)
@@ -142,8 +142,11 @@ def markdown(rows, baselines, synth, overrides, command) -> str:
                                          res["pnr_error"] else "nextpnr failed")
             else:
                 fmax = f"{res.get('fmax_mhz')}"
-            lines.append(f"| {label} | {res['target']} | {share('lut4')} | {c.get('lutram', 0):,} "
-                         f"| {share('ff')} | {share('bram')} | {share('dsp')} | {fmax} |")
+            used, available = res.get("logic_cells", (0, 0))
+            cells = f"{used:,} ({used / available:.0%})" if available else "-"
+            lines.append(f"| {label} | {res['target']} | {cells} | {share('lut4')} | "
+                         f"{c.get('lutram', 0):,} | {share('ff')} | {share('bram')} | "
+                         f"{share('dsp')} | {fmax} |")
     return "\n".join(lines)
 
 

@@ -198,6 +198,9 @@ def run_synth(design, target, *, freq=100.0, seed=1):
     cells = result["cells"]
     line = ", ".join(f"{k.upper()} {v}" for k, v in cells.items() if k != "spram" or v)
     fmax = result.get("fmax_mhz")
+    if "logic_cells" in result:
+        used, available = result["logic_cells"]
+        line += f", logic cells {used}/{available} ({used / available:.0%})"
     console.print(f"{design.top} on {target}{' (serial I/O wrapper)' if result['serial_io_wrapper'] else ''}: "
                   f"{line}; Fmax {fmax if fmax is not None else 'n/a'} MHz"
                   + ("  [red]P&R failed[/red]" if "pnr_error" in result else ""))

@@ -12,6 +12,7 @@ Results (cells by kind, utilisation, Fmax) are returned and written as ``synth.j
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -39,6 +40,8 @@ TARGETS = {
             "dsp": {"MULT18X18D": 1},
         },
         "available": {"lut4": 83640, "ff": 83640, "bram": 208, "dsp": 156},
+        # What actually fills the device: LUTs, carries and distributed-RAM halves together.
+        "logic_cells": "TRELLIS_COMB",
     },
     "ice40-up5k": {
         "family": "ice40",
@@ -57,6 +60,7 @@ TARGETS = {
             "dsp": {"SB_MAC16": 1},
         },
         "available": {"lut4": 5280, "ff": 5280, "bram": 30, "dsp": 8, "spram": 4},
+        "logic_cells": "ICESTORM_LC",       # a LUT4 and a flip-flop each
     },
 }
 
@@ -82,6 +86,16 @@ def run_yosys(script: str, log: Path, *, check: bool = True) -> tuple[bool, str]
     if check and proc.returncode != 0:
         raise RuntimeError(f"yosys failed:\n{text[-3000:]}")
     return proc.returncode == 0, text
+
+
+_UTILIZATION = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", re.MULTILINE)
+
+
+def device_utilization(nextpnr_log: str) -> dict:
+    """``{bel type: (used, available)}`` from nextpnr's packing report -- printed even when
+    placement then fails, so it also says by how much a design misses its device."""
+    return {name: (int(used), int(avail))
+            for name, used, avail in _UTILIZATION.findall(nextpnr_log) if int(used)}
 
 
 def _count(cells: dict, kinds: dict) -> dict:
@@ -139,8 +153,11 @@ def synthesize(design, target: str, outdir, *, freq_mhz: float = 100.0, seed: in
                                "--timing-allow-fail", "--log", "nextpnr.log", "--quiet"],
                               capture_output=True, text=True, cwd=outdir)
         result["pnr_seconds"] = round(time.monotonic() - start, 1)
+        log = outdir / "nextpnr.log"
+        result["device"] = device_utilization(log.read_text()) if log.exists() else {}
+        if spec["logic_cells"] in result["device"]:
+            result["logic_cells"] = result["device"][spec["logic_cells"]]
         if proc.returncode != 0 or not report.exists():
-            log = (outdir / "nextpnr.log")
             tail = log.read_text()[-2000:] if log.exists() else proc.stderr[-2000:]
             result["pnr_error"] = tail
         else:
