@@ -241,13 +241,11 @@ def demo(quick):
               help="Process time steps one after another (SparTen-S-like baseline).")
 @click.option("-o", "--out", "outfile", required=True, metavar="OUT.npz",
               help="Output: spikes [T, M, N], membrane [M, N], counter_* values.")
-@click.option("--seed", default=1, show_default=True, help="Seed of the host-port back-pressure.")
-def run(name, params, spikes, weights, lif, tmask, strong, sequential, outfile, seed):
+def run(name, params, spikes, weights, lif, tmask, strong, sequential, outfile):
     """Run a layer on NAME's generated RTL under Verilator (the LoAS core)."""
     from .runlayer import run_layer_cli
     run_layer_cli(console, name, parse_assignments(params), spikes=spikes, weights=weights,
-                  lif=lif, tmask=tmask, strong=strong, sequential=sequential, outfile=outfile,
-                  seed=seed)
+                  lif=lif, tmask=tmask, strong=strong, sequential=sequential, outfile=outfile)
 
 
 if __name__ == "__main__":

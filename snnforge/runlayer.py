@@ -62,7 +62,7 @@ def _load_array(path, what):
 
 
 def run_layer_cli(console, name, overrides, *, spikes, weights, lif, tmask, strong, sequential,
-                  outfile, seed):
+                  outfile):
     from .generate import generate
     from .generators import loas_config_from
     from .loas_driver import validate_layer
@@ -112,7 +112,7 @@ def run_layer_cli(console, name, overrides, *, spikes, weights, lif, tmask, stro
                 "leak_amount": amount, "tmask": mask, "strong": strong, "sequential": sequential},
                layer_file)
     with console.status(f"{name}: Verilator build (once per configuration) and run ..."):
-        result = run_bench(name, design.params, seed=seed, testcase="run_layer",
+        result = run_bench(name, design.params, testcase="run_layer",
                            # No random idle/back-pressure on the host port: a run, not a test.
                            options={"layer_file": str(layer_file), "out_file": str(out_file),
                                     "idle": 0.0, "stall": 0.0})
