@@ -153,6 +153,7 @@ def synthesize(design, target: str, outdir, *, freq_mhz: float = 100.0, seed: in
                                "--timing-allow-fail", "--log", "nextpnr.log", "--quiet"],
                               capture_output=True, text=True, cwd=outdir)
         result["pnr_seconds"] = round(time.monotonic() - start, 1)
+        result["seed"] = seed
         log = outdir / "nextpnr.log"
         result["device"] = device_utilization(log.read_text()) if log.exists() else {}
         if spec["logic_cells"] in result["device"]:

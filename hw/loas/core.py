@@ -179,24 +179,30 @@ class LoASCore(wiring.Component):
             banks.append(rd)
 
         # -- run control and the broadcaster -------------------------------------------------------
+        # Two stages: the row and entry memories' read (block RAM, slow clock-to-out), then a
+        # register that drives every PE: the RAM's output delay and the broadcast fan-out lie on
+        # different paths. One row per cycle while the PEs take them.
         running = Signal()
         next_row = Signal(range(cfg.rows_max + 1))
-        row_valid = Signal()
+        read_valid = Signal()                # the memories' outputs hold an untaken row
+        row_valid = Signal()                 # `bcast` holds a row for the PEs
         all_ready = Cat(*[pe.row_ready for pe in pes]).all()
         take = row_valid & all_ready
-        issue = running & (next_row < regs.n_rows) & (~row_valid | take)
+        move = read_valid & (~row_valid | take)
+        issue = running & (next_row < regs.n_rows) & (~read_valid | move)
         m.d.comb += [row_rd.addr.eq(next_row), row_rd.en.eq(issue)]
         for rd in banks:
             m.d.comb += [rd.addr.eq(next_row), rd.en.eq(issue)]
         bcast = Signal(cfg.bcast_layout)
-        m.d.comb += [bcast.chunk.eq(row_rd.data.chunk), bcast.tile_last.eq(row_rd.data.tile_last),
-                     bcast.valid.eq(Cat(*[row_rd.data.count > j for j in range(G)]))]
-        for j, rd in enumerate(banks):
-            m.d.comb += bcast.entries[j].eq(rd.data)
+        with m.If(move):
+            m.d.sync += [bcast.chunk.eq(row_rd.data.chunk),
+                         bcast.tile_last.eq(row_rd.data.tile_last),
+                         bcast.valid.eq(Cat(*[row_rd.data.count > j for j in range(G)]))]
+            m.d.sync += [bcast.entries[j].eq(rd.data) for j, rd in enumerate(banks)]
         with m.If(issue):
-            m.d.sync += [next_row.eq(next_row + 1), row_valid.eq(1)]
-        with m.Elif(take):
-            m.d.sync += row_valid.eq(0)
+            m.d.sync += next_row.eq(next_row + 1)
+        m.d.sync += [read_valid.eq(issue | (read_valid & ~move)),
+                     row_valid.eq(move | (row_valid & ~take))]
 
         flags = regs.flags
         all_done = Cat(*[pe.done for pe in pes]).all()
@@ -212,8 +218,8 @@ class LoASCore(wiring.Component):
                 pe.strong.eq(flags[0]),
             ]
         with m.If(start):
-            m.d.sync += [running.eq(1), next_row.eq(0), row_valid.eq(0)]
-        with m.Elif(running & (next_row == regs.n_rows) & ~row_valid & all_done):
+            m.d.sync += [running.eq(1), next_row.eq(0), read_valid.eq(0), row_valid.eq(0)]
+        with m.Elif(running & (next_row == regs.n_rows) & ~read_valid & ~row_valid & all_done):
             m.d.sync += running.eq(0)
         loading = ~Cat(*[pe.load_done | (regs.active <= i) for i, pe in enumerate(pes)]).all()
         m.d.comb += [host.status.status.eq(Cat(running, loading))]

@@ -38,14 +38,15 @@ class PE(wiring.Component):
     (built once, reused by every weight fiber).
 
     Run: weight rows arrive by broadcast (``row``, taken by all PEs in the same cycle on
-    ``row_take``). The filter reads the spike fiber of the row's chunk and keeps the row (in the
-    group FIFO, ``cfg.group_fifo`` deep) only if some weight fiber in it intersects the spike fiber,
-    or if it ends a tile -- so each PE queues only work of its own and runs ahead of the others on
-    its own row. The front end hands the intersecting (spike, weight) fiber pairs, one per cycle,
-    to the :class:`InnerJoin`, which feeds the :class:`TPPE`. Each drained column gets the carried partial
-    sum of earlier K blocks added (``use_psum``), saturated to ``cfg.out_width``; then either it is
-    kept for the next K block (``final`` low) or it goes through the LIF array, whose spike words
-    are compressed again (chip format) and whose membranes are stored.
+    ``row_take``). The filter registers the row with the spike fiber of its chunk and, a cycle
+    later, keeps it (in the group FIFO, ``cfg.group_fifo`` deep, the staged row included) only
+    if some weight fiber in it intersects the spike fiber, or if it ends a tile -- so each PE
+    queues only work of its own and runs ahead of the others on its own row. The front end hands
+    the intersecting (spike, weight) fiber pairs, one per cycle, to the :class:`InnerJoin`, which
+    feeds the :class:`TPPE`. Each drained column gets the carried partial sum of earlier K blocks
+    added (``use_psum``), saturated to ``cfg.out_width``; then either it is kept for the next K
+    block (``final`` low) or it goes through the LIF array, whose spike words are compressed again
+    (chip format) and whose membranes are stored.
 
     Members: see ``__init__``; ``events`` reports per-cycle counter increments.
     """
@@ -149,21 +150,28 @@ class PE(wiring.Component):
                      w_wr.en.eq(self.w_wr_en)]
 
         # -- filter: keep a broadcast row only if it has work for this PE --------------------------
-        # The spike fiber of the row's chunk is read combinationally (distributed RAM), so the
-        # decision is taken in the cycle the row is broadcast and nothing is copied per PE.
+        # The taken row and the spike fiber of its chunk (distributed RAM, read in the broadcast
+        # cycle, so nothing is copied per PE) are registered; the intersection test and the push
+        # into the group FIFO happen in the next cycle. The staged row counts as queued, so it
+        # always finds room and `row_ready` depends on registers only.
         m.submodules.groups = groups = StreamFIFO(cfg.group_layout, cfg.group_fifo)
         af_rd = a_fibers.read_port(domain="comb")
+        staged = Signal(cfg.bcast_layout)
+        staged_fiber = Signal(cfg.a_fiber_layout)
+        staged_valid = Signal()
         m.d.comb += [af_rd.addr.eq(self.row.chunk),
-                     self.row_ready.eq(groups.level < cfg.group_fifo)]
-        spike_fiber = af_rd.data
-        hits = Cat(*[self.row.valid[j] & self.active
-                     & (self.row.entries[j].mask & spike_fiber.mask).any() for j in range(G)])
+                     self.row_ready.eq(groups.level + staged_valid < cfg.group_fifo)]
+        m.d.sync += staged_valid.eq(self.row_take)
+        with m.If(self.row_take):
+            m.d.sync += [staged.eq(self.row), staged_fiber.eq(af_rd.data)]
+        hits = Cat(*[staged.valid[j] & self.active
+                     & (staged.entries[j].mask & staged_fiber.mask).any() for j in range(G)])
         m.d.comb += [
-            groups.i.valid.eq(self.row_take & (hits.any() | self.row.tile_last)),
-            groups.i.payload.tile_last.eq(self.row.tile_last),
+            groups.i.valid.eq(staged_valid & (hits.any() | staged.tile_last)),
+            groups.i.payload.tile_last.eq(staged.tile_last),
             groups.i.payload.hits.eq(hits),
-            groups.i.payload.entries.eq(self.row.entries),
-            groups.i.payload.a.eq(spike_fiber),
+            groups.i.payload.entries.eq(staged.entries),
+            groups.i.payload.a.eq(staged_fiber),
         ]
 
         # -- front end: one (spike, weight) fiber pair, or a tile marker, per cycle ----------------
