@@ -186,13 +186,13 @@ def synth(name, params, target, freq, seed):
     sys.exit(0 if "pnr_error" not in result else 1)
 
 
-def run_synth(design, target, *, freq=100.0, seed=1):
+def run_synth(design, target, *, freq=100.0, seed=1, place=True):
     from .generate import build_root
     from .results import save_result
     from .synth.flow import synthesize
     outdir = build_root() / "synth" / f"{design.key}-{target}"
     with console.status(f"{design.top}: synthesis for {target} ...") as status:
-        result = synthesize(design, target, outdir, freq_mhz=freq, seed=seed,
+        result = synthesize(design, target, outdir, freq_mhz=freq, seed=seed, place=place,
                             progress=lambda text: status.update(text + " ..."))
     save_result("synth", design, result, suffix=target)
     cells = result["cells"]

@@ -33,8 +33,8 @@ def run_demo(console, *, place: bool = True) -> bool:
         lint = run_lint(design)
         synth = {}
         for target in gen.demo_targets:
-            synth[target] = run_synth(design, target) if place else None
-        ok &= sim.ok and lint.ok and all(r is None or "pnr_error" not in r for r in synth.values())
+            synth[target] = run_synth(design, target, place=place)
+        ok &= sim.ok and lint.ok and all("pnr_error" not in r for r in synth.values())
         rows.append((gen, design, sim, lint, synth))
 
     table = Table(title="snnforge demo summary", show_lines=False)

@@ -13,11 +13,14 @@ from ..common.prefix_sum import laggy_table_layout
 __all__ = ["LoASConfig", "buffer"]
 
 
-def buffer(*, shape, depth, init=()):
+def buffer(*, shape, depth, init=(), distributed=False):
     """An ``amaranth.lib.memory.Memory`` of at least two entries (a one-entry memory would get a
-    zero-width address, which Verilog spells ``[-1:0]``)."""
+    zero-width address, which Verilog spells ``[-1:0]``). ``distributed`` asks synthesis for
+    LUT RAM (Yosys ``ram_style``) where a block RAM's slow clock-to-out would sit on a
+    critical path."""
     from amaranth.lib import memory
-    return memory.Memory(shape=shape, depth=max(2, depth), init=list(init))
+    attrs = {"ram_style": "distributed"} if distributed else None
+    return memory.Memory(shape=shape, depth=max(2, depth), init=list(init), attrs=attrs)
 
 
 @dataclass(frozen=True)

@@ -98,8 +98,9 @@ class PE(wiring.Component):
         out_chunks = -(-cfg.n_max // W)
 
         # -- buffers -------------------------------------------------------------------------------
+        # LUT RAM: its read feeds the filter's intersection test in the next cycle.
         m.submodules.a_fibers = a_fibers = buffer(shape=cfg.a_fiber_layout,
-                                                         depth=cfg.chunks_max, init=[])
+                                                  depth=cfg.chunks_max, distributed=True)
         m.submodules.a_words = a_words = buffer(shape=T, depth=cfg.k_max, init=[])
         m.submodules.weights = weights = buffer(shape=32, depth=cfg.v_max // 4, init=[])
         m.submodules.psum = psum = buffer(
