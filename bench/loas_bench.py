@@ -170,7 +170,8 @@ def main(argv=None):
     ap.add_argument("--layers", default=",".join(LAYERS))
     ap.add_argument("--no-sequential", action="store_true", help="skip the sequential-mode runs")
     ap.add_argument("--synth", action="store_true",
-                    help="also synthesize: default core and one default PE on ECP5, small core on iCE40")
+                    help="also synthesize: default core and one default PE on ECP5, small core "
+                         "on iCE40")
     ap.add_argument("--synth-only", action="store_true",
                     help="only the synthesis; the layer results of the last run of the same "
                          "configuration (loas_bench.json) are kept in the report")
