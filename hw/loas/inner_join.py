@@ -6,7 +6,7 @@ from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..common.bits import lowest_one, onehot_index
+from ..common.bits import at_most_one, lowest_one, onehot_index
 from ..common.prefix_sum import FastPrefixSum, laggy_lookup
 from ..common.streams import StreamFIFO
 from .config import LoASConfig
@@ -113,7 +113,7 @@ class InnerJoin(wiring.Component):
         position = Signal(range(W))
         m.d.comb += position.eq(onehot_index(lowest))
         item_valid = self.pairs.valid & (head.marker | (left != 0))
-        item_last = head.marker | ((left & ~lowest) == 0)
+        item_last = head.marker | at_most_one(m, left)
         m.d.comb += self.pairs.ready.eq(advance & item_last)
         with m.If(advance & self.pairs.valid):
             m.d.sync += [started.eq(~item_last), remaining.eq(left & ~lowest)]

@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out, connect
 from ..common.bits import lowest_one, onehot_index, popcount
 from ..common.lif import LIFArray, leak_amount_bits
 from ..common.prefix_sum import LaggyPrefixSum
-from ..common.streams import StreamFIFO, StreamRegister
+from ..common.streams import SkidBuffer, StreamFIFO
 from .compress import SpikeCompressor, SpikeExpander, chunk_layout
 from .config import LoASConfig, buffer
 from .inner_join import InnerJoin
@@ -177,9 +177,10 @@ class PE(wiring.Component):
 
         # -- front end: one (spike, weight) fiber pair, or a tile marker, per cycle ----------------
         # Works on the group FIFO's head in place: after the last item of a group the next head is
-        # there in the next cycle. One pipeline register hands the pair to the inner join, which
-        # reads it in place too.
-        m.submodules.pairs = pairs = StreamRegister(cfg.pair_layout)
+        # there in the next cycle. A skid buffer hands the pair to the inner join, which reads it
+        # in place too; its registered ready keeps the inner join's one-match-per-cycle decision
+        # off the group FIFO.
+        m.submodules.pairs = pairs = SkidBuffer(cfg.pair_layout)
         head = groups.o.payload
         started = Signal()                # the head's remaining hits are in `left`
         left = Signal(G)
