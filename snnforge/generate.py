@@ -16,7 +16,7 @@ from amaranth.lib import wiring
 from . import __version__
 from .generators import Generator, get_generator
 
-__all__ = ["Design", "generate", "build_root", "ports_of", "source_fingerprint"]
+__all__ = ["Design", "generate", "build_root", "ports_of", "source_fingerprint", "silence_unelaborated"]
 
 
 def build_root() -> Path:
@@ -107,6 +107,16 @@ def _cache_path(name: str, frozen: tuple) -> Path:
     return build_root() / "gen-cache" / f"{name}-{key}.v"
 
 
+def silence_unelaborated(component) -> None:
+    """Mark a component built only for its ports and facts (never elaborated) and the
+    elaboratables its constructor made, so Amaranth does not warn that they went unused."""
+    from amaranth.hdl import Elaboratable
+    component._MustUse__silence = True
+    for value in vars(component).values():
+        if isinstance(value, Elaboratable):
+            value._MustUse__silence = True
+
+
 @functools.lru_cache(maxsize=32)
 def _generate(name: str, frozen: tuple) -> Design:
     generator = get_generator(name)
@@ -117,7 +127,7 @@ def _generate(name: str, frozen: tuple) -> Design:
     # unelaborated instance: ports, register map and derived facts come from its constructor.
     cached = _cache_path(name, frozen)
     if cached.exists():
-        component._MustUse__silence = True
+        silence_unelaborated(component)
         return Design(generator, params, cached.read_text(), component)
     text = verilog.convert(component, name=name, emit_src=False)
     cached.parent.mkdir(parents=True, exist_ok=True)

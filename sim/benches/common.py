@@ -5,6 +5,7 @@ from __future__ import annotations
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
+from ...generate import silence_unelaborated
 from ...generators import get_generator
 from ..runner import bench_config
 
@@ -25,7 +26,7 @@ class TB:
         self.options = self.config["options"]
         self.seed = self.config["seed"]
         self.component = get_generator(self.config["generator"]).build(self.params)
-        self.component._MustUse__silence = True  # built for its layouts only, never elaborated
+        silence_unelaborated(self.component)   # built for its layouts only, never elaborated
         self.clk = dut.clk
         Clock(dut.clk, period_ns, unit="ns").start()
 
