@@ -16,7 +16,8 @@ from amaranth.lib import wiring
 from . import __version__
 from .generators import Generator, get_generator
 
-__all__ = ["Design", "generate", "build_root", "ports_of", "source_fingerprint", "silence_unelaborated"]
+__all__ = ["Design", "generate", "build_root", "ports_of", "source_fingerprint",
+           "silence_unelaborated"]
 
 
 def build_root() -> Path:

@@ -167,7 +167,7 @@ def synthesize(design, target: str, outdir, *, freq_mhz: float = 100.0, seed: in
                                "--timing-allow-fail", "--log", "nextpnr.log", "--quiet"],
                               capture_output=True, text=True, cwd=outdir)
         result["pnr_seconds"] = round(time.monotonic() - start, 1)
-        result["seed"] = seed
+        result["seed"], result["constraint_mhz"] = seed, freq_mhz
         log = outdir / "nextpnr.log"
         result["device"] = device_utilization(log.read_text()) if log.exists() else {}
         if spec["logic_cells"] in result["device"]:
@@ -183,6 +183,5 @@ def synthesize(design, target: str, outdir, *, freq_mhz: float = 100.0, seed: in
             result["fmax_by_clock"] = {k: round(v["achieved"], 2) for k, v in fmax.items()}
             result["utilization"] = {k: v for k, v in data.get("utilization", {}).items()
                                      if v.get("used")}
-            result["constraint_mhz"] = freq_mhz
     (outdir / "synth.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
