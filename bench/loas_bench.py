@@ -7,8 +7,8 @@
 
 Every cycle count of the RTL comes from the core's own counters (cycles from start to done of
 each run; loading excluded), measured under Verilator through ``snnforge run``'s path
-(``sim.benches.loas.run_layer``), and every RTL output is checked against the golden model
-before its cycles are used. Writes ``build/bench/loas_bench.{json,md}`` and PNG plots, and a
+(``snnforge.flows.run_job``), and every RTL output is checked against the golden model before
+its cycles are used. Writes ``build/bench/loas_bench.{json,md}`` and PNG plots, and a
 record that ``snnforge report`` folds into ``build/report.md``.
 
 Layers are the synthetic Table II layers of ``golden.workloads`` (A-L4, V-L8, R-L19 and the
@@ -24,43 +24,43 @@ import time
 from pathlib import Path
 
 import torch
+from rich.console import Console
 
+from snnforge.flows import run_job
 from snnforge.generate import build_root, generate
-from snnforge.golden.baselines import baseline_table, loas_cycles
-from snnforge.golden.energy import energy
 from snnforge.golden.loas import match_count, match_count_sequential
-from snnforge.golden.workloads import synthetic_layer
-from snnforge.generators import loas_config_from
+from snnforge.golden.loas.baselines import baseline_table, loas_cycles
+from snnforge.golden.loas.energy import energy
+from snnforge.golden.loas.workloads import synthetic_layer
 from snnforge.results import save_result
-from snnforge.sim.loas_vectors import LayerCase, expected_layer
-from snnforge.sim.runner import run_bench
+from snnforge.sim.loas.vectors import LayerCase, expected_layer
+from snnforge.synth.flow import synthesize
 
 LAYERS = ("A-L4", "V-L8", "R-L19", "AlexNet", "VGG16", "ResNet19")
 THRESHOLD = 64
 
 
-def run_rtl(params, x, w, *, sequential, workdir: Path, tag: str):
-    """One layer on the RTL; returns the result dict (outputs checked against the golden model)."""
-    layer_file, out_file = workdir / f"{tag}.layer.pt", workdir / f"{tag}.out.pt"
-    torch.save({"spikes": x, "weights": w, "threshold": THRESHOLD, "leak_amount": 1,
-                "tmask": (1 << x.shape[0]) - 1, "strong": False, "sequential": sequential},
-               layer_file)
+QUIET = Console(quiet=True)
+
+
+def run_rtl(params, x, w, *, sequential, tag: str):
+    """One layer on the RTL (``snnforge run``'s path); returns its counters, runs, simulated
+    cycles and wall time (outputs checked against the golden model)."""
     start = time.monotonic()
-    result = run_bench("loas", params, seed=1, testcase="run_layer",
-                       options={"layer_file": str(layer_file), "out_file": str(out_file),
-                                "idle": 0.0, "stall": 0.0})
-    if not result.ok:
-        raise SystemExit(f"RTL run {tag} failed:\n{result.summary()}")
-    out = torch.load(out_file, weights_only=True)
-    cfg = loas_config_from(params)
-    want = expected_layer(cfg, LayerCase(tag, x, w, threshold=THRESHOLD, leak_amount=1,
-                                         sequential=sequential), out["k_block"])
-    if not (torch.equal(out["spikes"], want["spikes"])
-            and torch.equal(out["membrane"], want["membrane"])
-            and out["counters"]["matches"] == want["matches"]):
+    done = run_job(QUIET, "loas", params, inputs={"spikes": x.numpy(), "weights": w.numpy()},
+                   options={"threshold": THRESHOLD, "leak_amount": 1,
+                            "sequential": sequential})
+    outputs, facts = done.result.outputs, done.result.facts
+    want = expected_layer(done.design.config, LayerCase(tag, x, w, threshold=THRESHOLD,
+                                                        leak_amount=1, sequential=sequential),
+                          facts["k_block"])
+    if not (torch.equal(torch.from_numpy(outputs["spikes"]), want["spikes"])
+            and torch.equal(torch.from_numpy(outputs["membrane"]), want["membrane"])
+            and done.result.counters["matches"] == want["matches"]):
         raise SystemExit(f"RTL run {tag}: outputs differ from the golden model")
-    out["process_seconds"] = time.monotonic() - start
-    return out
+    return {"counters": done.result.counters, "runs": facts["runs"],
+            "sim_cycles": done.sim_cycles, "wall_seconds": done.wall_seconds,
+            "process_seconds": time.monotonic() - start}
 
 
 def plot(rows, path: Path):
@@ -189,11 +189,9 @@ def main(argv=None):
     args = ap.parse_args(argv)
     overrides = dict(item.split("=", 1) for item in args.param)
     design = generate("loas", overrides)
-    params = design.params
-    cfg = loas_config_from(params)
+    params, cfg = design.params, design.config
     outdir = Path(args.out) if args.out else build_root() / "bench"
-    workdir = outdir / "work"
-    workdir.mkdir(parents=True, exist_ok=True)
+    outdir.mkdir(parents=True, exist_ok=True)
     command = "python bench/loas_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
     rows, baselines = [], {}
     for name in ([] if args.synth_only else args.layers.split(",")):
@@ -205,7 +203,7 @@ def main(argv=None):
         matches = match_count(x, w)
         lock = loas_cycles(x, w, pes=cfg.pes, fiber=cfg.fiber, tile_n=cfg.tile_n, lockstep=True)
         free = loas_cycles(x, w, pes=cfg.pes, fiber=cfg.fiber, tile_n=cfg.tile_n, lockstep=False)
-        ftp = run_rtl(params, x, w, sequential=False, workdir=workdir, tag=f"{name}-ftp")
+        ftp = run_rtl(params, x, w, sequential=False, tag=f"{name}-ftp")
         cycles = ftp["counters"]["cycles"]
         bound = matches / cfg.pes
         row = {"layer": name, "shape": f"{M} x {K} x {N}", "matches": matches, "bound": bound,
@@ -219,7 +217,7 @@ def main(argv=None):
               f"{row['util_lockstep']:.1%}, free model {row['util_free']:.1%}); simulated "
               f"{ftp['sim_cycles']} cycles in {ftp['wall_seconds']:.1f} s", flush=True)
         if not args.no_sequential:
-            seq = run_rtl(params, x, w, sequential=True, workdir=workdir, tag=f"{name}-seq")
+            seq = run_rtl(params, x, w, sequential=True, tag=f"{name}-seq")
             row["seq_cycles"] = seq["counters"]["cycles"]
             row["seq_matches"] = match_count_sequential(x, w)
             row["ideal_ratio"] = row["seq_matches"] / matches
@@ -241,7 +239,6 @@ def main(argv=None):
 
     synth = {}
     if args.synth or args.synth_only:
-        from snnforge.synth.flow import synthesize
         for label, p, target in SYNTH_CONFIGS:
             d = generate("loas", p)
             synth_dir = build_root() / "synth" / f"{d.key}-{target}"

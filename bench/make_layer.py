@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from snnforge.golden.workloads import TABLE_II, synthetic_layer
+from snnforge.golden.loas.workloads import TABLE_II, synthetic_layer
 
 
 def main(argv=None):

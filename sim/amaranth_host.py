@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import random
-
+from .patterns import Pattern
 from .payload import command_encoder
 
 __all__ = ["AmaranthTransport"]
@@ -11,13 +10,13 @@ __all__ = ["AmaranthTransport"]
 
 class AmaranthTransport:
     """Speaks a :class:`~snnforge.hw.common.hostport.HostPort` ``cmd``/``rsp`` pair from an
-    Amaranth testbench context, with seeded random idle cycles and back-pressure."""
+    Amaranth testbench context, with idle cycles and back-pressure after the patterns of
+    :mod:`snnforge.sim.patterns` (a number: the probability of holding back)."""
 
-    def __init__(self, ctx, dut, *, idle=0.0, stall=0.0, seed=0, timeout_cycles=100_000):
+    def __init__(self, ctx, dut, *, idle="none", stall="none", seed=0, timeout_cycles=100_000):
         self.ctx, self.dut = ctx, dut
         self.encode = command_encoder(dut.cmd.payload.shape())
-        self.idle, self.stall = idle, stall
-        self.rng = random.Random(seed)
+        self.idle, self.stall = Pattern(idle, seed), Pattern(stall, seed + 1)
         self.timeout_cycles = timeout_cycles
 
     async def transact(self, commands):
@@ -25,12 +24,13 @@ class AmaranthTransport:
         pending = list(commands)
         reads_expected = sum(1 for write, _, _ in pending if not write)
         responses, i, quiet = [], 0, 0
+        offer, accept = self.idle.go, self.stall.go
         while i < len(pending) or len(responses) < reads_expected:
-            offering = i < len(pending) and not (self.idle and self.rng.random() < self.idle)
+            offering = i < len(pending) and offer()
             if offering:
                 ctx.set(cmd.payload.as_value(), self.encode(*pending[i]))
             ctx.set(cmd.valid, offering)
-            accepting = not (self.stall and self.rng.random() < self.stall)
+            accepting = accept()
             ctx.set(rsp.ready, accepting)
             _, _, cmd_ready, rsp_valid, rsp_data = await ctx.tick().sample(
                 cmd.ready, rsp.valid, rsp.payload)

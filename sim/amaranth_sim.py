@@ -3,7 +3,9 @@
 The same stimulus and golden model as the cocotb + Verilator regression, with no Verilator build:
 for unit tests of small blocks. Streams follow the Amaranth stream contract (a producer raises
 ``valid`` without waiting for ``ready``; payload holds while ``valid and not ready``), and the
-feeders/drains here insert seeded random idle cycles and back-pressure like the cocotb drivers.
+feeders/drains here insert idle cycles and back-pressure after the patterns of
+:mod:`snnforge.sim.patterns`, like the cocotb drivers. Every drain checks the contract on the
+stream it reads, and that nothing more comes out after the expected beats.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import random
 
 from amaranth.lib import data
 from amaranth.sim import Simulator
+
+from .patterns import Pattern
 
 __all__ = ["simulate_streams"]
 
@@ -28,8 +32,8 @@ def _raw(value):
 
 
 def simulate_streams(dut, *, feeds: dict, drains: dict, setup: dict | None = None, seed: int = 0,
-                     idle: float = 0.3, stall: float = 0.3, max_cycles: int = 1_000_000,
-                     vcd: str | None = None, control=None):
+                     idle="random:0.3", stall="random:0.3", max_cycles: int = 1_000_000,
+                     quiet_cycles: int = 16, vcd: str | None = None, control=None):
     """Feed raw payload integers into input streams, collect output beats.
 
     Parameters
@@ -41,18 +45,21 @@ def simulate_streams(dut, *, feeds: dict, drains: dict, setup: dict | None = Non
         Output streams and how many beats to wait for.
     setup : {port name: value}
         Plain input ports set before the first clock edge.
-    idle, stall : float
-        Probability of an idle cycle on each feed / of ``ready`` low on each drain, per cycle.
+    idle, stall : pattern specification (see :mod:`snnforge.sim.patterns`)
+        When each feed offers a beat / each drain is ready (a number: the probability of not).
+    quiet_cycles : int
+        After its beats, each drain stays ready this long and fails on any further beat.
     control : async callable(ctx), optional
         One more testbench running beside the streams (e.g. pulsing a ``start`` input).
 
     Returns
     -------
-    ({port name: [raw payload int, ...]}, cycles)
+    ({port name: [raw payload int, ...]}, cycles until the last expected beat)
     """
     rng = random.Random(seed)
     received = {name: [] for name in drains}
     cycles = [0]
+    finished = {}
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
@@ -61,12 +68,12 @@ def simulate_streams(dut, *, feeds: dict, drains: dict, setup: dict | None = Non
         for name, value in (setup or {}).items():
             ctx.set(getattr(dut, name), value)
 
-    def feeder(name, beats, frng):
+    def feeder(name, beats, pattern):
         port = getattr(dut, name)
 
         async def bench(ctx):
             for raw in beats:
-                while frng.random() < idle:
+                while not pattern.go():
                     await ctx.tick()
                 ctx.set(port.valid, 1)
                 ctx.set(port.payload, _payload_value(port, raw))
@@ -74,16 +81,33 @@ def simulate_streams(dut, *, feeds: dict, drains: dict, setup: dict | None = Non
                 ctx.set(port.valid, 0)
         return bench
 
-    def drainer(name, count, drng):
+    def drainer(name, count, pattern):
         port = getattr(dut, name)
 
         async def bench(ctx):
+            offered = None          # payload offered, not taken, in the cycle before
+            cycle = 0
             while len(received[name]) < count:
-                ready = drng.random() >= stall
+                ready = pattern.go()
                 ctx.set(port.ready, ready)
                 _, _, valid, payload = await ctx.tick().sample(port.valid, port.payload)
+                cycle += 1
+                raw = _raw(payload) if valid else None
+                if offered is not None and raw != offered:
+                    raise AssertionError(
+                        f"stream {name}: beat {len(received[name])} at cycle {cycle}: "
+                        + ("valid fell" if raw is None else f"payload changed from {offered:#x} "
+                           f"to {raw:#x}") + " before the transfer")
                 if ready and valid:
-                    received[name].append(_raw(payload))
+                    received[name].append(raw)
+                offered = raw if valid and not ready else None
+            finished[name] = cycles[0]
+            ctx.set(port.ready, 1)
+            for _ in range(quiet_cycles):
+                _, _, valid, payload = await ctx.tick().sample(port.valid, port.payload)
+                if valid:
+                    raise AssertionError(f"stream {name}: an extra beat {_raw(payload):#x} after "
+                                         f"the {count} expected")
             ctx.set(port.ready, 0)
         return bench
 
@@ -99,13 +123,13 @@ def simulate_streams(dut, *, feeds: dict, drains: dict, setup: dict | None = Non
     if control is not None:
         sim.add_testbench(control)
     for name, beats in feeds.items():
-        sim.add_testbench(feeder(name, list(beats), random.Random(rng.random())))
+        sim.add_testbench(feeder(name, list(beats), Pattern(idle, rng.random())))
     for name, count in drains.items():
-        sim.add_testbench(drainer(name, count, random.Random(rng.random())))
+        sim.add_testbench(drainer(name, count, Pattern(stall, rng.random())))
     sim.add_testbench(watchdog, background=True)
     if vcd:
         with sim.write_vcd(vcd):
             sim.run()
     else:
         sim.run()
-    return received, cycles[0]
+    return received, max(finished.values(), default=cycles[0])

@@ -11,11 +11,11 @@ Ports are found by Amaranth's flattening rule: member ``o`` of a component becom
 
 from __future__ import annotations
 
-import random
 from typing import Sequence
 
 from cocotb.triggers import RisingEdge
 
+from .patterns import Pattern
 from .payload import command_encoder, pack, unpack
 
 __all__ = ["StreamSource", "StreamSink", "Scoreboard", "CocotbTransport", "port"]
@@ -27,23 +27,25 @@ def port(dut, prefix, member):
 
 
 class StreamSource:
-    """Drives beats into an ``In(stream.Signature)`` port, with seeded random idle cycles."""
+    """Drives beats into an ``In(stream.Signature)`` port; ``idle`` is a
+    :class:`~snnforge.sim.patterns.Pattern` (or its specification) of the cycles it offers."""
 
-    def __init__(self, dut, prefix, clk, *, layout=None, idle=0.0, seed=0):
+    def __init__(self, dut, prefix, clk, *, layout=None, idle="none", seed=0):
         self.valid = port(dut, prefix, "valid")
         self.ready = port(dut, prefix, "ready")
         self.payload = port(dut, prefix, "payload")
         self.clk = clk
         self.layout = layout
-        self.idle = idle
-        self.rng = random.Random(seed)
+        self.seed = seed
+        self.idle = Pattern(idle, seed)
         self.valid.value = 0
         self.sent = 0
 
     async def send(self, beats):
         """Send every beat (Python values if a layout was given, else raw ints)."""
+        go = self.idle.go
         for beat in beats:
-            while self.idle and self.rng.random() < self.idle:
+            while not go():
                 self.valid.value = 0
                 await RisingEdge(self.clk)
             self.valid.value = 1
@@ -57,16 +59,16 @@ class StreamSource:
 
 
 class StreamSink:
-    """Accepts beats from an ``Out(stream.Signature)`` port with seeded random back-pressure."""
+    """Accepts beats from an ``Out(stream.Signature)`` port; ``stall`` is the
+    :class:`~snnforge.sim.patterns.Pattern` (or its specification) of the cycles it is ready."""
 
-    def __init__(self, dut, prefix, clk, *, layout=None, stall=0.0, seed=0):
+    def __init__(self, dut, prefix, clk, *, layout=None, stall="none", seed=0):
         self.valid = port(dut, prefix, "valid")
         self.ready = port(dut, prefix, "ready")
         self.payload = port(dut, prefix, "payload")
         self.clk = clk
         self.layout = layout
-        self.stall = stall
-        self.rng = random.Random(seed)
+        self.stall = Pattern(stall, seed)
         self.ready.value = 0
         self.beats = []
         self.cycles = 0
@@ -75,8 +77,9 @@ class StreamSink:
         """Collect ``count`` beats (unpacked with the layout if given); returns them."""
         start = len(self.beats)
         waited = 0
+        go = self.stall.go
         while len(self.beats) - start < count:
-            ready = not (self.stall and self.rng.random() < self.stall)
+            ready = go()
             self.ready.value = ready
             await RisingEdge(self.clk)
             self.cycles += 1
@@ -144,11 +147,12 @@ class Scoreboard:
 class CocotbTransport:
     """Host-port transport over the ``cmd``/``rsp`` streams of a cocotb DUT.
 
-    Commands are sent back to back (with seeded random idle cycles) while responses are accepted
-    (with seeded random back-pressure), in one loop, one await per clock.
+    Commands are sent back to back (idle cycles after the ``idle`` pattern) while responses are
+    accepted (back-pressure after the ``stall`` pattern), in one loop, one await per clock;
+    :meth:`set_patterns` changes both between transactions.
     """
 
-    def __init__(self, dut, clk, cmd_layout, *, idle=0.0, stall=0.0, seed=0,
+    def __init__(self, dut, clk, cmd_layout, *, idle="none", stall="none", seed=0,
                  timeout_cycles=1_000_000):
         self.cmd_valid = port(dut, "cmd", "valid")
         self.cmd_ready = port(dut, "cmd", "ready")
@@ -158,12 +162,16 @@ class CocotbTransport:
         self.rsp_payload = port(dut, "rsp", "payload")
         self.clk = clk
         self.encode = command_encoder(cmd_layout)
-        self.idle, self.stall = idle, stall
-        self.rng = random.Random(seed)
+        self.seed = seed
+        self.set_patterns(idle, stall)
         self.timeout_cycles = timeout_cycles
         self.cmd_valid.value = 0
         self.rsp_ready.value = 0
         self.cycles = 0
+
+    def set_patterns(self, idle, stall):
+        """Idle pattern of the commands and back-pressure pattern of the responses from now on."""
+        self.idle, self.stall = Pattern(idle, self.seed), Pattern(stall, self.seed + 1)
 
     async def transact(self, commands):
         pending = list(commands)
@@ -171,14 +179,14 @@ class CocotbTransport:
         responses = []
         i = 0
         idle_cycles = 0
-        rng = self.rng
+        offer, accept = self.idle.go, self.stall.go
         while i < len(pending) or len(responses) < reads_expected:
-            offering = i < len(pending) and not (self.idle and rng.random() < self.idle)
+            offering = i < len(pending) and offer()
             if offering:
                 write, addr, data = pending[i]
                 self.cmd_payload.value = self.encode(write, addr, data)
             self.cmd_valid.value = int(offering)
-            accepting = not (self.stall and rng.random() < self.stall)
+            accepting = accept()
             self.rsp_ready.value = int(accepting)
             await RisingEdge(self.clk)
             self.cycles += 1

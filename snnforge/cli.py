@@ -8,14 +8,18 @@ that runs and fails ends with status 1.
 from __future__ import annotations
 
 import sys
-import time
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from . import __version__
+from . import __version__, flows
+from .demo import run_demo
+from .generate import build_root, generate
 from .params import SnnforgeError, parse_assignments
+from .registry import generators, get_generator
+from .sim.patterns import spec_text
+from .synth.flow import TARGETS
 
 # Wide enough for the summary tables when the output is a log file rather than a terminal.
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 150)
@@ -27,7 +31,6 @@ def _params_option(func):
 
 
 def _design(name, params):
-    from .generate import generate
     with console.status(f"generating {name} ..."):
         return generate(name, parse_assignments(params))
 
@@ -70,8 +73,7 @@ def main():
 @main.command("list")
 def list_cmd():
     """List generators with their parameters, defaults and ranges."""
-    from .generators import GENERATORS
-    for gen in GENERATORS.values():
+    for gen in generators().values():
         table = Table(title=f"[bold]{gen.name}[/bold] -- {gen.summary}", title_justify="left",
                       show_edge=False)
         for column in ("parameter", "default", "range", "meaning"):
@@ -89,7 +91,6 @@ def list_cmd():
               help="Output directory (default build/gen/NAME).")
 def gen(name, params, outdir):
     """Write NAME.v and its NAME.json manifest."""
-    from .generate import build_root
     design = _design(name, params)
     vpath, jpath = design.write(outdir or build_root() / "gen" / name)
     manifest = design.manifest()
@@ -98,24 +99,39 @@ def gen(name, params, outdir):
                   f"derived: {manifest['derived']}")
 
 
+def _bench_options(name, options):
+    """``-O`` values for ``name``'s bench: known names only; numbers as numbers, patterns
+    checked."""
+    valid = get_generator(name).sim_options
+    chosen = parse_assignments(options, "-O")
+    out = {}
+    for key, text in chosen.items():
+        if key not in valid:
+            raise SnnforgeError(f"{name}: unknown bench option {key!r}; valid options: "
+                                f"{', '.join(valid)}")
+        if key in ("idle", "stall"):
+            try:
+                out[key] = spec_text(text)
+            except ValueError as error:
+                raise SnnforgeError(f"-O {key}: {error}") from None
+        else:
+            out[key] = _number(text)
+    return out
+
+
 @main.command()
 @click.argument("name")
 @_params_option
 @click.option("--seed", default=1, show_default=True, help="Random seed of the stimulus.")
 @click.option("--waves", is_flag=True, help="Write an FST waveform and print its path.")
 @click.option("-O", "--option", "options", multiple=True, metavar="KEY=VALUE",
-              help="Bench option, e.g. n_random=5000, stall=0.5 (repeatable).")
+              help="Bench option, e.g. n_random=5000, stall=periodic:1101 (repeatable).")
 def sim(name, params, seed, waves, options):
     """Run NAME's cocotb regression under Verilator."""
-    from .generators import get_generator
-    valid = get_generator(name).sim_options
-    chosen = parse_assignments(options, "-O")
-    for key in chosen:
-        if key not in valid:
-            raise SnnforgeError(f"{name}: unknown bench option {key!r}; valid options: "
-                                f"{', '.join(valid)}")
-    result = run_regression(name, parse_assignments(params), seed=seed, waves=waves,
-                            options={k: _number(v) for k, v in chosen.items()})
+    chosen = _bench_options(name, options)
+    design = _design(name, params)
+    result = flows.run_regression(console, name, seed=seed, waves=waves, options=chosen,
+                                  design=design)
     if result.waves:
         console.print(f"waveform: {result.waves}")
     sys.exit(0 if result.ok else 1)
@@ -130,82 +146,26 @@ def _number(text):
     return text
 
 
-def run_regression(name, overrides, *, seed=1, waves=False, options=None, design=None):
-    from .generate import generate
-    from .results import save_result
-    from .sim.runner import run_bench
-    design = design or generate(name, overrides)
-    with console.status(f"{name}: Verilator build + cocotb regression ..."):
-        start = time.monotonic()
-        result = run_bench(name, overrides, seed=seed, waves=waves, options=options,
-                           testcase=design.generator.testcase)
-        wall = time.monotonic() - start
-    rate = result.cycles_per_second
-    save_result("sim", design, {"passed": len(result.passed), "failed": len(result.failed),
-                                "seconds": round(result.seconds, 2), "wall_seconds": round(wall, 2),
-                                "stats": result.stats, "cycles_per_second": rate, "seed": seed,
-                                "options": options or {}})
-    style = "green" if result.ok else "red"
-    console.print(f"[{style}]{result.summary()}[/{style}]")
-    if result.stats:
-        console.print(f"  {result.stats}" + (f", {rate:,.0f} simulated cycles/s" if rate else ""))
-    return result
-
-
 @main.command()
 @click.argument("name")
 @_params_option
 def lint(name, params):
     """verilator --lint-only -Wall (documented waivers) on NAME's Verilog."""
-    result = run_lint(_design(name, params))
+    result = flows.run_lint(console, _design(name, params))
     sys.exit(0 if result.ok else 1)
-
-
-def run_lint(design):
-    from .generate import build_root
-    from .lint import lint_verilog
-    from .results import save_result
-    vpath, _ = design.write(build_root() / "gen" / design.key)
-    with console.status(f"{design.top}: linting ..."):
-        result = lint_verilog(vpath, design.top)
-    save_result("lint", design, {"ok": result.ok, "issues": result.issues, "waived": result.waived})
-    console.print(("[green]" if result.ok else "[red]") + result.summary())
-    return result
 
 
 @main.command()
 @click.argument("name")
 @_params_option
-@click.option("--target", type=click.Choice(["ecp5-85k", "ice40-up5k"]), default="ecp5-85k",
+@click.option("--target", type=click.Choice(list(TARGETS)), default="ecp5-85k",
               show_default=True)
 @click.option("--freq", default=100.0, show_default=True, help="Clock constraint in MHz.")
 @click.option("--seed", default=1, show_default=True, help="nextpnr placement seed.")
 def synth(name, params, target, freq, seed):
     """Synthesize and place-and-route NAME; prints and writes LUT4/FF/BRAM/DSP and Fmax."""
-    result = run_synth(_design(name, params), target, freq=freq, seed=seed)
+    result = flows.run_synth(console, _design(name, params), target, freq=freq, seed=seed)
     sys.exit(0 if "pnr_error" not in result else 1)
-
-
-def run_synth(design, target, *, freq=100.0, seed=1, place=True):
-    from .generate import build_root
-    from .results import save_result
-    from .synth.flow import synthesize
-    outdir = build_root() / "synth" / f"{design.key}-{target}"
-    with console.status(f"{design.top}: synthesis for {target} ...") as status:
-        result = synthesize(design, target, outdir, freq_mhz=freq, seed=seed, place=place,
-                            progress=lambda text: status.update(text + " ..."))
-    save_result("synth", design, result, suffix=target)
-    cells = result["cells"]
-    line = ", ".join(f"{k.upper()} {v}" for k, v in cells.items() if k != "spram" or v)
-    fmax = result.get("fmax_mhz")
-    if "logic_cells" in result:
-        used, available = result["logic_cells"]
-        line += f", logic cells {used}/{available} ({used / available:.0%})"
-    console.print(f"{design.top} on {target}{' (serial I/O wrapper)' if result['serial_io_wrapper'] else ''}: "
-                  f"{line}; Fmax {fmax if fmax is not None else 'n/a'} MHz"
-                  + ("  [red]P&R failed[/red]" if "pnr_error" in result else ""))
-    console.print(f"  {outdir / 'synth.json'}")
-    return result
 
 
 @main.command()
@@ -213,8 +173,7 @@ def run_synth(design, target, *, freq=100.0, seed=1, place=True):
               help="Report path (default build/report.md).")
 def report(outfile):
     """Collect build/results/*.json into build/report.md with tables and plots."""
-    from .report import write_report
-    path = write_report(outfile)
+    path = flows.write_report(outfile)
     console.print(f"wrote {path}")
 
 
@@ -223,29 +182,78 @@ def report(outfile):
 def demo(quick):
     """The main job: every generator's demo configuration generated, regressed, linted and
     synthesized; one summary table."""
-    from .demo import run_demo
     ok = run_demo(console, place=not quick)
     sys.exit(0 if ok else 1)
 
 
-@main.command()
-@click.argument("name")
-@_params_option
-@click.option("--spikes", required=True, metavar="S.npy", help="Input spikes [T, M, K], 0/1.")
-@click.option("--weights", required=True, metavar="W.npy", help="Weights [K, N] within int8.")
-@click.option("--lif", default="", metavar="SPEC",
-              help="LIF settings, e.g. threshold=64,leak=shift:2,reset=hard.")
-@click.option("--tmask", default=None, help="Dynamic time-step mask (bit t = step t).")
-@click.option("--strong", is_flag=True, help="LoAS-FT strong mode: single-spike neurons silent.")
-@click.option("--sequential", is_flag=True,
-              help="Process time steps one after another (SparTen-S-like baseline).")
-@click.option("-o", "--out", "outfile", required=True, metavar="OUT.npz",
-              help="Output: spikes [T, M, N], membrane [M, N], counter_* values.")
-def run(name, params, spikes, weights, lif, tmask, strong, sequential, outfile):
-    """Run a layer on NAME's generated RTL under Verilator (the LoAS core)."""
-    from .runlayer import run_layer_cli
-    run_layer_cli(console, name, parse_assignments(params), spikes=spikes, weights=weights,
-                  lif=lif, tmask=tmask, strong=strong, sequential=sequential, outfile=outfile)
+# -- run: one job on the generated RTL ---------------------------------------------------------
+
+def _run_command(name) -> click.Command:
+    """``snnforge run NAME``: the generic job flags plus the family's own."""
+    gen = get_generator(name)
+    driver = gen.driver
+
+    def callback(params, inputs, options, outfile, **flag_values):
+        given = {k: v for k, v in flag_values.items() if v not in (None, False)}
+        flag_inputs, flag_options, flag_params = driver.from_flags(given)
+        files = parse_assignments(inputs, "--in")
+        for key in files.keys() & flag_inputs.keys():
+            raise SnnforgeError(f"input {key} is given twice (--in and --{key})")
+        chosen = parse_assignments(options, "-O")
+        flows.run_job(console, name, parse_assignments(params),
+                      inputs={**files, **flag_inputs}, options={**chosen, **flag_options},
+                      params=flag_params, outfile=outfile)
+
+    spec = driver.job_spec(gen.configure())
+    lines = [f"Run a job on {name}'s generated RTL under Verilator.", "", "\b",
+             "Inputs (--in NAME=FILE.npy):"]
+    lines += [f"  {a.name} {a.shape_text}: {a.help}" for a in spec.inputs]
+    lines += ["Options (-O KEY=VALUE; ranges of the default configuration):"]
+    lines += [f"  {o.name} ({o.range_text}, default {o.default}): {o.help}" for o in spec.options]
+    lines += ["Outputs (in OUT.npz, with counter_*):"]
+    lines += [f"  {a.name} {a.shape_text}: {a.help}" for a in spec.outputs]
+    command = click.Command(
+        name, callback=callback, help="\n".join(lines),
+        params=[
+            click.Option(["-p", "--param", "params"], multiple=True, metavar="KEY=VALUE",
+                         help="Generator parameter (repeatable)."),
+            click.Option(["--in", "inputs"], multiple=True, metavar="NAME=FILE.npy",
+                         help="An input array of the job (repeatable)."),
+            click.Option(["-O", "--option", "options"], multiple=True, metavar="KEY=VALUE",
+                         help="A job option (repeatable)."),
+            click.Option(["-o", "--out", "outfile"], required=True, metavar="OUT.npz",
+                         help="Outputs and counter_* values."),
+            *[click.Option([f"--{flag.name}", flag.name], is_flag=flag.is_flag,
+                           metavar=flag.metavar, help=flag.help, default=None
+                           if not flag.is_flag else False) for flag in driver.flags],
+        ])
+    return command
+
+
+class _RunGroup(click.Group):
+    def list_commands(self, ctx):
+        return flows.runnable()
+
+    def get_command(self, ctx, name):
+        return _run_command(name) if name in flows.runnable() else None
+
+    def resolve_command(self, ctx, args):
+        name = args[0] if args else None
+        if name is not None and name not in flows.runnable() and not name.startswith("-"):
+            get_generator(name)      # an unknown generator names the valid ones
+            raise SnnforgeError(f"snnforge run: {name!r} cannot run jobs; runnable generators: "
+                                f"{', '.join(flows.runnable())}")
+        return super().resolve_command(ctx, args)
+
+
+@main.group(cls=_RunGroup)
+def run():
+    """Run a job (e.g. a layer) on NAME's generated RTL under Verilator.
+
+    \b
+    snnforge run NAME [-p KEY=VALUE ...] --in INPUT=FILE.npy ... [-O KEY=VALUE ...] -o OUT.npz
+    NAME's own flags: snnforge run NAME --help.
+    """
 
 
 if __name__ == "__main__":

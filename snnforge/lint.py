@@ -11,6 +11,7 @@ import re
 import subprocess
 from dataclasses import dataclass, field
 
+from .tools import verilator_env
 
 __all__ = ["WAIVERS", "LintResult", "lint_verilog"]
 
@@ -50,7 +51,6 @@ class LintResult:
 
 
 def lint_verilog(verilog_path, top: str) -> LintResult:
-    from .sim.runner import verilator_env
     verilator_env()
     result = LintResult(top)
     proc = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", top, str(verilog_path)],

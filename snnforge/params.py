@@ -1,11 +1,19 @@
-"""Generator parameters: declaration, parsing from the command line, validation."""
+"""Declared parameters: one place per block for a parameter's default, range, meaning and check.
+
+A block's parameters are the fields of a frozen dataclass deriving from :class:`Config`, each
+declared with :func:`param`. The dataclass validates itself at construction (a ``ValueError``
+naming the parameter), and everything else reads the declaration from it: the generator registry,
+``snnforge list``, the CLI's ``-p key=value`` parsing, the manifest and the job options of a
+driver.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
-__all__ = ["SnnforgeError", "Param", "resolve_params"]
+__all__ = ["SnnforgeError", "Param", "param", "inherit", "Config", "parse_assignments"]
 
 
 class SnnforgeError(ValueError):
@@ -15,7 +23,12 @@ class SnnforgeError(ValueError):
 
 @dataclass(frozen=True)
 class Param:
-    """One generator parameter: ``int`` (with an inclusive range), ``bool`` or a string choice."""
+    """One parameter: ``int`` (with an inclusive range), ``bool`` or a string choice.
+
+    ``lo``/``hi`` bound every value; ``check(config, value)`` adds a rule that depends on other
+    parameters (declared before this one), and ``what(config)`` then describes the valid values
+    in the error message (``"T must be an integer in 1..32, not 0"``).
+    """
 
     name: str
     default: Any
@@ -23,6 +36,9 @@ class Param:
     lo: int | None = None
     hi: int | None = None
     choices: tuple[str, ...] | None = None
+    check: Callable | None = None
+    what: Callable | None = None
+    range_text_override: str | None = None
 
     @property
     def kind(self) -> str:
@@ -32,15 +48,40 @@ class Param:
 
     @property
     def range_text(self) -> str:
+        if self.range_text_override:
+            return self.range_text_override
         if self.choices is not None:
             return "|".join(self.choices)
         if self.kind == "bool":
             return "true|false"
         return f"{self.lo}..{self.hi}"
 
-    def convert(self, value, generator: str):
-        """Parse and range-check one value (strings from the CLI or Python values)."""
-        where = f"{generator}: parameter {self.name}"
+    def describe(self, config=None) -> str:
+        """The valid values, in words."""
+        if self.what is not None and config is not None:
+            return self.what(config)
+        if self.kind == "choice":
+            return f"one of {', '.join(self.choices)}"
+        if self.kind == "bool":
+            return "a bool"
+        return f"an integer in {self.lo}..{self.hi}"
+
+    def validate(self, config, value) -> None:
+        """Raise ``ValueError`` naming the parameter unless ``value`` is valid in ``config``."""
+        if self.kind == "bool":
+            ok = isinstance(value, bool)
+        elif self.kind == "choice":
+            ok = value in self.choices
+        else:
+            ok = isinstance(value, int) and not isinstance(value, bool) and self.lo <= value <= self.hi
+        if ok and self.check is not None:
+            ok = bool(self.check(config, value))
+        if not ok:
+            raise ValueError(f"{self.name} must be {self.describe(config)}, not {value!r}")
+
+    def convert(self, value, where: str, *, noun: str = "parameter"):
+        """Parse and range-check one value given as text (the CLI) or as a Python value."""
+        where = f"{where}: {noun} {self.name}"
         if self.kind == "bool":
             if isinstance(value, bool):
                 return value
@@ -55,7 +96,7 @@ class Param:
                 raise SnnforgeError(f"{where}={value!r} is not one of {', '.join(self.choices)}")
             return value
         try:
-            number = int(str(value), 0) if not isinstance(value, int) else value
+            number = value if isinstance(value, int) else int(str(value), 0)
         except ValueError:
             raise SnnforgeError(f"{where}={value!r} is not an integer") from None
         if isinstance(number, bool) or not self.lo <= number <= self.hi:
@@ -63,16 +104,61 @@ class Param:
         return number
 
 
-def resolve_params(generator: str, declared: tuple[Param, ...], overrides: dict | None) -> dict:
-    """Defaults updated with ``overrides``; every name and value checked."""
-    by_name = {p.name: p for p in declared}
-    values = {p.name: p.default for p in declared}
-    for name, value in (overrides or {}).items():
-        if name not in by_name:
-            raise SnnforgeError(f"{generator}: unknown parameter {name!r}; valid parameters: "
-                                f"{', '.join(by_name)}")
-        values[name] = by_name[name].convert(value, generator)
-    return values
+def param(default, help: str, *, lo=None, hi=None, choices=None, check=None, what=None,
+          range_text=None):
+    """A dataclass field declaring one parameter of a :class:`Config` (see :class:`Param`)."""
+    if choices is not None:
+        choices = tuple(choices)
+    elif not isinstance(default, bool) and (lo is None or hi is None):
+        raise TypeError("an integer parameter needs lo and hi")
+    return dataclasses.field(default=default, metadata={"param": Param(
+        "", default, help, lo, hi, choices, check, what, range_text)})
+
+
+def inherit(config_class, name: str, *, rename: str | None = None, **changes):
+    """The field of parameter ``name`` of another :class:`Config`, optionally renamed or with
+    some declaration fields changed (``default``, ``help`` ...): one definition of its range."""
+    source = {f.name: f for f in dataclasses.fields(config_class)}[name].metadata["param"]
+    declared = dataclasses.replace(source, name="", **changes)
+    return dataclasses.field(default=declared.default, metadata={"param": declared})
+
+
+class Config:
+    """Base of the frozen dataclasses holding a block's parameters.
+
+    Every field declared with :func:`param` is checked at construction, in declaration order;
+    subclasses may add cross-parameter rules in ``__post_init__`` (calling ``super()`` first).
+    """
+
+    def __post_init__(self):
+        for p in self.params():
+            p.validate(self, getattr(self, p.name))
+
+    @classmethod
+    def params(cls) -> tuple[Param, ...]:
+        """The declared parameters, named, in declaration order."""
+        return tuple(dataclasses.replace(f.metadata["param"], name=f.name)
+                     for f in dataclasses.fields(cls) if "param" in f.metadata)
+
+    @classmethod
+    def resolve(cls, overrides: dict | None, where: str) -> dict:
+        """Defaults updated with ``overrides`` (text or Python values), each name and static
+        range checked; raises :class:`SnnforgeError` naming the parameter."""
+        declared = {p.name: p for p in cls.params()}
+        values = {name: p.default for name, p in declared.items()}
+        for name, value in (overrides or {}).items():
+            if name not in declared:
+                raise SnnforgeError(f"{where}: unknown parameter {name!r}; valid parameters: "
+                                    f"{', '.join(declared)}")
+            values[name] = declared[name].convert(value, where)
+        return values
+
+    def values(self) -> dict:
+        """Every declared parameter's value, by name."""
+        return {p.name: getattr(self, p.name) for p in self.params()}
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
 
 
 def parse_assignments(items, what="-p") -> dict:

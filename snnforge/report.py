@@ -8,12 +8,17 @@ from pathlib import Path
 from .generate import build_root
 from .results import load_results
 
-__all__ = ["write_report"]
+__all__ = ["write_report", "counted"]
 
 
 def _params_text(record, keys=None):
     params = record.get("params", {})
     return ", ".join(f"{k}={v}" for k, v in params.items() if keys is None or k in keys)
+
+
+def counted(stats: dict) -> str:
+    """What a bench counted (its ``items`` and ``unit``), as text: ``"2,000 neurons"``."""
+    return f"{stats['items']:,} {stats.get('unit', 'items')}" if "items" in stats else ""
 
 
 def _latest(records, key):
@@ -72,9 +77,9 @@ def write_report(outfile=None) -> Path:
              "it. Results accumulate in `build/results/`; the newest run per design is shown.", ""]
     if sims:
         parts += ["## Regressions (`snnforge sim NAME`)", "", _table(
-            ["block", "params", "passed", "failed", "beats/neurons", "sim seconds", "cycles/s"],
+            ["block", "params", "passed", "failed", "checked", "sim seconds", "cycles/s"],
             [(r["generator"], _params_text(r), r["passed"], r["failed"],
-              r["stats"].get("neurons", r["stats"].get("beats", "")), r["seconds"],
+              counted(r["stats"]), r["seconds"],
               f"{r['cycles_per_second']:,.0f}" if r.get("cycles_per_second") else "")
              for r in sims]), ""]
     if lints:

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from ..params import SnnforgeError
+from amaranth.back import verilog
 
-__all__ = ["TARGETS", "synthesize", "target_verilog", "run_yosys", "tool"]
+from ..params import SnnforgeError
+from ..tools import tool
+from .wrap import SerialWrapper
+
+__all__ = ["TARGETS", "synthesize", "target_verilog", "run_yosys"]
 
 TARGETS = {
     "ecp5-85k": {
@@ -67,17 +69,6 @@ TARGETS = {
         "logic_cells": "ICESTORM_LC",       # a LUT4 and a flip-flop each
     },
 }
-
-
-def tool(name: str) -> str:
-    """Path of a YoWASP tool installed next to this Python (the venv), else on PATH."""
-    local = Path(sys.executable).parent / name
-    if local.exists():
-        return str(local)
-    found = shutil.which(name)
-    if not found:
-        raise SnnforgeError(f"{name} not found: install the project (`make install`)")
-    return found
 
 
 def run_yosys(script: str, log: Path, *, check: bool = True) -> tuple[bool, str]:
@@ -130,8 +121,6 @@ def synthesize(design, target: str, outdir, *, freq_mhz: float = 100.0, seed: in
     top, verilog_text, wrapped = design.top, design.verilog, False
     n_port_bits = sum(p["width"] for p in design.manifest()["ports"])
     if spec["pins"] is not None and n_port_bits > spec["pins"]:
-        from amaranth.back import verilog
-        from .wrap import SerialWrapper
         top = f"{design.top}_serial"
         verilog_text = verilog.convert(SerialWrapper(design.component), name=top, emit_src=False)
         wrapped = True

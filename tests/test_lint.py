@@ -3,13 +3,13 @@
 import pytest
 
 from snnforge.generate import generate
-from snnforge.generators import GENERATORS
+from snnforge.registry import generators
 from snnforge.lint import WAIVERS, lint_verilog
 
 
-@pytest.mark.parametrize("name", sorted(GENERATORS))
+@pytest.mark.parametrize("name", sorted(generators()))
 def test_generator_verilog_is_lint_clean(name, tmp_path):
-    design = generate(name, GENERATORS[name].demo_params)
+    design = generate(name, generators()[name].demo_params)
     vpath, _ = design.write(tmp_path)
     result = lint_verilog(vpath, design.top)
     assert result.ok, result.summary()

@@ -17,6 +17,7 @@ Writing an element's last word commits the whole element; reading any word reads
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass
 
@@ -24,7 +25,7 @@ from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["Register", "Window", "RegisterMap", "HostPort", "WindowSignature", "SramWindow",
+__all__ = ["Field", "Register", "Window", "RegisterMap", "HostPort", "WindowSignature", "SramWindow",
            "StreamWindow", "command_layout", "host_port_members"]
 
 ACCESS_REG = ("rw", "ro", "pulse")
@@ -32,22 +33,65 @@ ACCESS_WIN = ("rw", "ro", "wo")
 
 
 @dataclass(frozen=True)
+class Field:
+    """A named bit field of a register: ``width`` bits from bit ``offset``."""
+    name: str
+    offset: int
+    width: int
+    doc: str = ""
+
+
+@dataclass(frozen=True)
 class Register:
     """One word-sized register. ``rw``: stored here, drives the core; ``ro``: status read from the
     core; ``pulse``: a write drives each bit written as 1 high for the one cycle of the write
-    (reads give 0)."""
+    (reads give 0). A register may be cut into named :class:`Field` s (``fields``); the core then
+    sees it as a struct of them, and drivers write and read it by field name."""
     name: str
     width: int
     access: str = "rw"
     reset: int = 0
     doc: str = ""
     address: int = -1
+    fields: tuple = ()
+
+    def field(self, name) -> Field:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(f"register {self.name!r} has no field {name!r}; fields: "
+                       f"{', '.join(f.name for f in self.fields) or 'none'}")
+
+    def encode(self, **values) -> int:
+        """The register value with the named fields set (the others 0)."""
+        word = 0
+        for name, value in values.items():
+            f = self.field(name)
+            value = int(value)
+            if not 0 <= value < (1 << f.width):
+                raise ValueError(f"register {self.name!r}: field {name}={value} does not fit "
+                                 f"{f.width} bits")
+            word |= value << f.offset
+        return word
+
+    def decode(self, value: int) -> dict:
+        """Field name -> value of a register value."""
+        return {f.name: (int(value) >> f.offset) & ((1 << f.width) - 1) for f in self.fields}
+
+    @property
+    def shape(self):
+        """The register as the core sees it: a struct of its fields, or plain bits."""
+        if not self.fields:
+            return self.width
+        return data.StructLayout({f.name: f.width for f in self.fields})
 
 
 @dataclass(frozen=True)
 class Window:
     """An address range forwarded to a target. ``depth`` elements of ``element_width`` bits each;
-    ``stream`` windows ignore the address within the window (every access pushes / pops)."""
+    ``stream`` windows ignore the address within the window (every access pushes / pops).
+    ``block`` (if not 0): the elements form consecutive blocks of ``block`` elements, one per
+    unit such as a PE (element ``unit * block + i``)."""
     name: str
     depth: int
     element_width: int
@@ -56,6 +100,7 @@ class Window:
     doc: str = ""
     address: int = -1
     span: int = 0
+    block: int = 0
 
 
 def _check_name(name):
@@ -86,18 +131,33 @@ class RegisterMap:
         if name in self.names:
             raise ValueError(f"duplicate register/window name {name!r}")
 
-    def add_register(self, name, width, access="rw", *, reset=0, doc=""):
+    def add_register(self, name, width=None, access="rw", *, reset=0, doc="", fields=None):
+        """Add a register of ``width`` bits, or of named ``fields`` (``{name: (width, doc)}``,
+        lowest bits first; the width is then their sum)."""
         self._check_new(name)
         if access not in ACCESS_REG:
             raise ValueError(f"access must be one of {', '.join(ACCESS_REG)}, not {access!r}")
+        cut = ()
+        if fields:
+            offset = 0
+            for fname, (fwidth, fdoc) in fields.items():
+                _check_name(fname)
+                if not isinstance(fwidth, int) or fwidth < 1:
+                    raise ValueError(f"register {name}: field {fname} needs a positive width")
+                cut += (Field(fname, offset, fwidth, fdoc),)
+                offset += fwidth
+            if width is not None and width != offset:
+                raise ValueError(f"register {name}: width {width} is not the fields' {offset}")
+            width = offset
         if not isinstance(width, int) or not 1 <= width <= self.data_width:
             raise ValueError(f"register {name}: width must be in 1..{self.data_width}, not {width!r}")
         if not 0 <= reset < (1 << width):
             raise ValueError(f"register {name}: reset value {reset} does not fit {width} bits")
-        self._registers.append(Register(name, width, access, reset, doc))
+        self._registers.append(Register(name, width, access, reset, doc, fields=cut))
         return self
 
-    def add_window(self, name, depth, element_width, access="rw", *, stream=False, doc=""):
+    def add_window(self, name, depth, element_width, access="rw", *, stream=False, doc="",
+                   block=0):
         self._check_new(name)
         if access not in ACCESS_WIN:
             raise ValueError(f"access must be one of {', '.join(ACCESS_WIN)}, not {access!r}")
@@ -107,21 +167,23 @@ class RegisterMap:
             raise ValueError(f"window {name}: element_width must be positive, not {element_width!r}")
         if stream and element_width > self.data_width:
             raise ValueError(f"window {name}: a stream window carries one data word per element")
-        self._windows.append(Window(name, depth, element_width, access, stream, doc))
+        if not isinstance(block, int) or block < 0 or (block and depth % block):
+            raise ValueError(f"window {name}: block must divide depth={depth}, not {block!r}")
+        self._windows.append(Window(name, depth, element_width, access, stream, doc, block=block))
         return self
 
     def freeze(self):
         """Assign addresses. Called by :class:`HostPort`; idempotent."""
         if self._frozen:
             return self
-        regs = [Register(**{**asdict(r), "address": i}) for i, r in enumerate(self._registers)]
+        regs = [dataclasses.replace(r, address=i) for i, r in enumerate(self._registers)]
         base = len(regs)
         wins = []
         for w in self._windows:
             words = w.depth * self.stride(w.element_width)
             span = 1 << max(0, math.ceil(math.log2(words)))
             base = -(-base // span) * span
-            wins.append(Window(**{**asdict(w), "address": base, "span": span}))
+            wins.append(dataclasses.replace(w, address=base, span=span))
             base += span
         self._registers, self._windows = regs, wins
         self.addr_width = max(1, math.ceil(math.log2(max(base, 2))))
@@ -168,7 +230,9 @@ class RegisterMap:
     @classmethod
     def from_dict(cls, d):
         regmap = cls(data_width=d["data_width"])
-        regmap._registers = [Register(**r) for r in d["registers"]]
+        regmap._registers = [Register(**{**r, "fields": tuple(Field(**f) for f in
+                                                               r.get("fields", ()))})
+                             for r in d["registers"]]
         regmap._windows = [Window(**w) for w in d["windows"]]
         regmap.addr_width = d["addr_width"]
         regmap._frozen = True
@@ -179,8 +243,12 @@ class RegisterMap:
         self.freeze()
         lines = ["| address | name | kind | width | reset | description |", "|---|---|---|---|---|---|"]
         for r in self._registers:
+            doc = r.doc + "".join(
+                f"{'; ' if r.doc or i else ''}bit{'s' if f.width > 1 else ''} "
+                f"{f.offset if f.width == 1 else f'{f.offset}..{f.offset + f.width - 1}'} "
+                f"`{f.name}`: {f.doc}" for i, f in enumerate(r.fields))
             lines.append(f"| 0x{r.address:x} | `{r.name}` | register ({r.access}) | {r.width} | "
-                         f"{r.reset} | {r.doc} |")
+                         f"{r.reset} | {doc} |")
         for w in self._windows:
             kind = "stream window" if w.stream else "window"
             lines.append(f"| 0x{w.address:x}..0x{w.address + w.span - 1:x} | `{w.name}` | {kind} "
@@ -237,8 +305,8 @@ class HostPort(wiring.Component):
     def __init__(self, regmap: RegisterMap):
         self.regmap = regmap.freeze()
         dw = regmap.data_width
-        driven = {r.name: r.width for r in regmap.registers if r.access in ("rw", "pulse")}
-        read = {r.name: r.width for r in regmap.registers if r.access == "ro"}
+        driven = {r.name: r.shape for r in regmap.registers if r.access in ("rw", "pulse")}
+        read = {r.name: r.shape for r in regmap.registers if r.access == "ro"}
         members = {
             "cmd": In(stream.Signature(command_layout(regmap.addr_width, dw))),
             "rsp": Out(stream.Signature(dw)),

@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ...golden.lif import LIFParams
+from ...golden.common.lif import LIFParams
+from ...params import param
 from .counters import PerfCounters
 
-__all__ = ["LIFArray", "lif_input_layout", "lif_output_layout", "leak_amount_bits"]
+__all__ = ["LIFArray", "LIFArrayConfig", "lif_input_layout", "lif_output_layout"]
 
 
-def leak_amount_bits(params: LIFParams) -> int:
-    """Width of the leak register: the shift k (leak "shift"), beta (leak "mul"), unused (1 bit)."""
-    return {"none": 1, "shift": params.shift_bits, "mul": params.leak_frac}[params.leak]
+@dataclass(frozen=True)
+class LIFArrayConfig(LIFParams):
+    """The ``lif_array`` generator's parameters: the neuron (:class:`LIFParams`) and the array's
+    pipelining and outputs."""
+
+    ops_per_stage: int = param(
+        1, "LIF operations per pipeline stage (each step is a leak and an integrate-fire op; "
+        "latency = ceil(2T / ops_per_stage))", lo=1, hi=64,
+        check=lambda c, v: v <= 2 * c.T, what=lambda c: f"an integer in 1..{2 * c.T}")
+    membrane: bool = param(True, "emit each neuron's final membrane beside its spike word")
+
+    @property
+    def lif(self) -> LIFParams:
+        """The neuron alone."""
+        return LIFParams(**{p.name: getattr(self, p.name) for p in LIFParams.params()})
 
 
 def lif_input_layout(T: int, in_width: int) -> data.StructLayout:
@@ -31,7 +46,7 @@ def lif_output_layout(T: int, mem_width: int, membrane: bool = True) -> data.Str
 class LIFArray(wiring.Component):
     """A stream of LIF neurons, each evaluated over all ``T`` time steps in one pass.
 
-    Computes, bit-exactly, :func:`snnforge.golden.lif.lif_integer` for each neuron: the beat on
+    Computes, bit-exactly, :func:`snnforge.golden.common.lif.lif_integer` for each neuron: the beat on
     ``i`` carries the neuron's ``T`` input currents, the beat on ``o`` its ``T``-bit spike word
     (gated by the dynamic time-step mask ``tmask``) and (``membrane``) its membrane after step
     ``T - 1``. The
@@ -100,7 +115,7 @@ class LIFArray(wiring.Component):
 
     @property
     def leak_amount_bits(self) -> int:
-        return leak_amount_bits(self._p)
+        return self._p.leak_amount_bits
 
     @property
     def latency(self) -> int:

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import connect
 
-from ...golden.lif import LIFParams
+from ...golden.common.lif import LIFParams
+from ...params import param
 from .counters import PerfCounters
 from .hostport import HostPort, RegisterMap, StreamWindow, host_port_members
-from .lif import LIFArray
+from .lif import LIFArray, LIFArrayConfig
 from .streams import BeatToWords, StreamFIFO, WordsToBeat
 
-__all__ = ["LIFCore"]
+__all__ = ["LIFCore", "LIFCoreConfig"]
+
+
+@dataclass(frozen=True)
+class LIFCoreConfig(LIFArrayConfig):
+    """The ``lif_core`` generator's parameters: the LIF array's and the host-side FIFOs'."""
+
+    fifo_depth: int = param(16, "depth of the input and result FIFOs (words)", lo=2, hi=1024)
 
 
 class LIFCore(wiring.Component):
@@ -24,8 +34,12 @@ class LIFCore(wiring.Component):
     are registers (reset to the generator's values); counters report neurons, evaluated steps,
     cycles, busy and stalled cycles. Register map: :attr:`regmap`.
 
-    Latency: word assembly + ``LIFArray.latency`` + FIFOs; throughput: limited by the host port,
-    one command per cycle, so ``1 / (words_per_neuron + words_per_result)`` neurons per cycle.
+    Latency (:attr:`latency`): ``LIFArray.latency + 3`` cycles from the accepted command that
+    writes a neuron's last current word to the response of a ``results`` read issued right after
+    it (input FIFO, word assembly, the LIF array, word split, results FIFO, host port).
+    Throughput: limited by
+    the host port, one command per cycle, so ``1 / (words_per_neuron + words_per_result)``
+    neurons per cycle (:attr:`throughput`; 1/3 at the defaults).
 
     Members
     -------
@@ -41,17 +55,16 @@ class LIFCore(wiring.Component):
         self._membrane = membrane
         self._p = params
         self._fifo_depth = fifo_depth
-        amount = {"none": 0, "shift": params.leak_shift, "mul": params.leak_mul}[params.leak]
         full_mask = (1 << params.T) - 1
         rm = RegisterMap(data_width=data_width)
         rm.add_register("threshold", params.threshold_bits, reset=params.threshold,
                         doc="firing threshold (membrane >= threshold fires)")
-        rm.add_register("leak_amount", self.lif.leak_amount_bits, reset=amount,
-                        doc={"none": "unused (leak none)", "shift": "leak shift k: V - (V >> k)",
-                             "mul": f"leak factor beta: (V * beta) >> {params.leak_frac}"}[params.leak])
+        rm.add_register("leak_amount", params.leak_amount_bits, reset=params.leak_amount,
+                        doc=params.leak_amount_doc)
         rm.add_register("tmask", params.T, reset=full_mask,
                         doc="dynamic time-step mask: bit t set = step t evaluated")
-        rm.add_register("control", 1, "pulse", doc="bit 0: clear the counters")
+        rm.add_register("control", access="pulse",
+                        fields={"clear": (1, "clear the counters")})
         for name, doc in [("in_level", "words waiting in the input FIFO"),
                           ("out_level", "words waiting in the results FIFO")]:
             rm.add_register(name, (fifo_depth).bit_length(), "ro", doc=doc)
@@ -81,6 +94,16 @@ class LIFCore(wiring.Component):
     @property
     def words_per_result(self):
         return -(-(self._p.T + self._membrane * self._p.mem_width) // self.regmap.data_width)
+
+    @property
+    def fifo_depth(self) -> int:
+        return self._fifo_depth
+
+    @property
+    def latency(self) -> int:
+        """Cycles from the accepted command writing a neuron's last current word to the response
+        of a ``results`` read issued right after it."""
+        return self.lif.latency + 3
 
     @property
     def throughput(self) -> float:
@@ -113,7 +136,7 @@ class LIFCore(wiring.Component):
         connect(m, split.o, out_fifo.i)
         connect(m, out_fifo.o, win_out.i)
 
-        clear = host.regs.control[0]
+        clear = host.regs.control.clear
         m.d.comb += [
             lif.threshold.eq(host.regs.threshold),
             lif.leak_amount.eq(host.regs.leak_amount),

@@ -41,10 +41,6 @@ class WordsToBeat(wiring.Component):
             "o": Out(stream.Signature(beat_shape)),
         })
 
-    @property
-    def words_per_beat(self):
-        return self._n
-
     def elaborate(self, platform):
         m = Module()
         n, ww = self._n, self._ww
@@ -91,10 +87,6 @@ class BeatToWords(wiring.Component):
             "o": Out(stream.Signature(word_width)),
         })
 
-    @property
-    def words_per_beat(self):
-        return self._n
-
     def elaborate(self, platform):
         m = Module()
         n, ww = self._n, self._ww
@@ -116,9 +108,8 @@ class StreamFIFO(wiring.Component):
     """A synchronous FIFO with stream ports and a fill level; payloads of any shape.
 
     ``i.ready`` is exactly ``level < depth``. Built on ``amaranth.lib.fifo.SyncFIFO`` (the head is
-    read combinationally: distributed RAM on FPGAs), or with ``buffered`` on ``SyncFIFOBuffered``
-    (registered head, block RAM; ``i.ready`` then also waits for the internal move to the output
-    register). Throughput: one beat per cycle in and out.
+    read combinationally: distributed RAM on FPGAs). Latency: a beat written in one cycle is at
+    the head in the next. Throughput: one beat per cycle in and out.
 
     Members
     -------
@@ -127,12 +118,11 @@ class StreamFIFO(wiring.Component):
     level : Out(range(depth + 1))
     """
 
-    def __init__(self, shape, depth: int, *, buffered: bool = False):
+    def __init__(self, shape, depth: int):
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"depth must be a positive integer, not {depth!r}")
         self._shape = shape
         self._depth = depth
-        self._buffered = buffered
         super().__init__({
             "i": In(stream.Signature(shape)),
             "o": Out(stream.Signature(shape)),
@@ -141,8 +131,7 @@ class StreamFIFO(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        kind = fifo.SyncFIFOBuffered if self._buffered else fifo.SyncFIFO
-        m.submodules.fifo = q = kind(width=_width(self._shape), depth=self._depth)
+        m.submodules.fifo = q = fifo.SyncFIFO(width=_width(self._shape), depth=self._depth)
         m.d.comb += [
             q.w_data.eq(self.i.payload),
             q.w_en.eq(self.i.valid),

@@ -148,7 +148,7 @@ class SpikeCompressor(wiring.Component):
 
 class SpikeExpander(wiring.Component):
     """Expands one row from the fiber format back into dense T-bit words: the inverse of
-    :class:`SpikeCompressor` (``golden.loas.unpack_spikes`` for one row).
+    :class:`SpikeCompressor` (``golden.loas.PackedSpikes.unpack`` for one row).
 
     Reads the row's fiber bitmasks and packed words from buffers through combinational read ports
     (``mask_addr``/``mask_data``, ``word_addr``/``word_data``; distributed RAM) and emits, for

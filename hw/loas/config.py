@@ -2,29 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
+from typing import ClassVar
 
 from amaranth import signed
 from amaranth.lib import data
 
-from ...golden.lif import LIFParams
+from ...golden.common.lif import LIFParams
+from ...params import Config, inherit, param
 from ..common.prefix_sum import laggy_table_layout
 
-__all__ = ["LoASConfig", "buffer"]
+__all__ = ["LoASConfig"]
 
 
-def buffer(*, shape, depth, init=(), distributed=False):
-    """An ``amaranth.lib.memory.Memory`` of at least two entries (a one-entry memory would get a
-    zero-width address, which Verilog spells ``[-1:0]``). ``distributed`` asks synthesis for
-    LUT RAM (Yosys ``ram_style``) where a block RAM's slow clock-to-out would sit on a
-    critical path."""
-    from amaranth.lib import memory
-    attrs = {"ram_style": "distributed"} if distributed else None
-    return memory.Memory(shape=shape, depth=max(2, depth), init=list(init), attrs=attrs)
+def _is_pow2(v: int) -> bool:
+    return v & (v - 1) == 0
 
 
 @dataclass(frozen=True)
-class LoASConfig:
+class LoASConfig(Config):
     """Every structural parameter of a LoAS core (all validated at construction).
 
     Array and dataflow: ``pes`` TPPEs, each owning one spike row; weight fibers of ``fiber``
@@ -35,64 +31,54 @@ class LoASConfig:
     (FIFO-mp/FIFO-B) per PE. ``acc_width`` is the width of the partial sums handed to the LIF
     and kept across K blocks (0: ``tppe_width``, exact for any run of up to ``k_max``
     positions); sums beyond it saturate and are counted (``golden.loas.partial_sums``).
-    ``lif`` is the neuron structure (``T`` and ``in_width`` are overridden from this config).
+    :attr:`lif` is the neuron structure (``T`` and ``in_width`` follow from this config).
     """
 
-    pes: int = 16
-    fiber: int = 128
-    T: int = 4
-    tile_n: int = 32
-    group: int = 4
-    k_max: int = 4608
-    n_max: int = 256
-    v_max: int = 8192
-    f_max: int = 4096
-    segment: int = 8
-    adders: int = 4
-    group_fifo: int = 16
-    match_fifo: int = 8
-    prefix_stages: int = 2
-    acc_width: int = 0
-    mem_width: int = 16
-    leak: str = "shift"
-    leak_frac: int = 8
-    reset: str = "hard"
-    saturate: bool = True
-    masked: str = "integrate"
-    lif_ops_per_stage: int = 1
-    data_width: int = 32
+    pes: int = param(16, "TPPEs (spike rows processed in parallel)", lo=1, hi=64)
+    fiber: int = param(128, "fiber width W (positions per bitmask)", lo=8, hi=512,
+                       check=lambda c, v: v % 8 == 0, what=lambda c: "a multiple of 8 in 8..512")
+    T: int = param(4, "time steps packed per neuron word", lo=1, hi=16)
+    tile_n: int = param(32, "output columns stationary per PE (accumulators per TPPE)", lo=1,
+                        hi=256)
+    group: int = param(4, "weight fibers broadcast per cycle", lo=1, hi=16)
+    k_max: int = param(4608, "spike positions buffered per row (larger K: split into blocks)",
+                       lo=1, hi=1 << 20)
+    n_max: int = param(256, "output columns per run", lo=1, hi=1 << 16)
+    v_max: int = param(8192, "nonzero weights buffered (multiple of 4)", lo=4, hi=1 << 20,
+                       check=lambda c, v: v % 4 == 0,
+                       what=lambda c: "a multiple of 4 in 4..1048576")
+    f_max: int = param(4096, "weight fibers buffered", lo=1, hi=1 << 20)
+    segment: int = param(8, "laggy prefix-sum segment width (a power of two dividing fiber)",
+                         lo=1, hi=512,
+                         check=lambda c, v: _is_pow2(v) and v <= c.fiber and c.fiber % v == 0,
+                         what=lambda c: f"a power of two dividing fiber={c.fiber}")
+    adders: int = param(4, "laggy prefix-sum adders (at most fiber / segment)", lo=1, hi=512,
+                        check=lambda c, v: v <= max(1, c.fiber // c.segment),
+                        what=lambda c: f"an integer in 1..{max(1, c.fiber // c.segment)}")
+    group_fifo: int = param(16, "rows queued per PE (run-ahead depth)", lo=2, hi=1024)
+    match_fifo: int = param(8, "FIFO-mp/FIFO-B depth per PE", lo=2, hi=1024)
+    prefix_stages: int = param(2, "pipeline stages of the fast prefix-sum", lo=1, hi=2)
+    acc_width: int = param(
+        0, "partial-sum width handed to the LIF and carried across K blocks (0: derived, exact "
+        "within one run of k_max positions; beyond it sums saturate, counted)", lo=0, hi=48,
+        check=lambda c, v: v == 0 or v >= 2, what=lambda c: "0 (derived) or an integer in 2..48")
+    mem_width: int = inherit(LIFParams, "mem_width", help="LIF membrane width")
+    leak: str = inherit(LIFParams, "leak", help="LIF leak")
+    leak_frac: int = inherit(LIFParams, "leak_frac",
+                             help="fraction bits of the multiplicative leak")
+    reset: str = inherit(LIFParams, "reset", help="LIF reset")
+    saturate: bool = inherit(LIFParams, "saturate", help="saturating LIF membrane")
+    masked: str = inherit(LIFParams, "masked", help="LIF policy for masked time steps")
+    lif_ops_per_stage: int = param(1, "LIF operations per pipeline stage (at most 2 T)", lo=1,
+                                   hi=64, check=lambda c, v: v <= 2 * c.T,
+                                   what=lambda c: f"an integer in 1..{2 * c.T}")
+
+    #: Width of the host port's data words.
+    data_width: ClassVar[int] = 32
 
     def __post_init__(self):
-        def check(name, lo, hi, extra=None, what=None):
-            value = getattr(self, name)
-            ok = isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
-            if ok and extra is not None:
-                ok = extra(value)
-            if not ok:
-                raise ValueError(f"{name} must be {what or f'an integer in {lo}..{hi}'}, "
-                                 f"not {value!r}")
-        check("pes", 1, 64)
-        check("fiber", 8, 512, lambda v: v % 8 == 0, "a multiple of 8 in 8..512")
-        check("T", 1, 16)
-        check("tile_n", 1, 256)
-        check("group", 1, 16)
-        check("k_max", 1, 1 << 20)
-        check("n_max", 1, 1 << 16)
-        check("v_max", 4, 1 << 20, lambda v: v % 4 == 0, "a multiple of 4 in 4..1048576")
-        check("f_max", 1, 1 << 20)
-        check("segment", 1, self.fiber, lambda v: v & (v - 1) == 0 and self.fiber % v == 0,
-              f"a power of two dividing fiber={self.fiber}")
-        check("adders", 1, max(1, self.fiber // max(1, self.segment)))
-        check("group_fifo", 2, 1024)
-        check("match_fifo", 2, 1024)
-        check("prefix_stages", 1, 2)
-        check("acc_width", 0, 48)
-        if self.acc_width and self.acc_width < 2:
-            raise ValueError(f"acc_width must be 0 (derived) or >= 2, not {self.acc_width}")
-        check("lif_ops_per_stage", 1, 2 * self.T)
-        if self.data_width != 32:
-            raise ValueError(f"data_width must be 32, not {self.data_width!r}")
-        self.lif  # validates the neuron structure (mem_width, leak, reset, masked ...)
+        super().__post_init__()
+        self.lif  # the neuron structure is valid too
 
     # -- derived -------------------------------------------------------------------------------
     @property
@@ -141,13 +127,6 @@ class LoASConfig:
                          leak=self.leak, leak_frac=self.leak_frac, reset=self.reset,
                          saturate=self.saturate, masked=self.masked, threshold=0,
                          leak_shift=0, leak_mul=0)
-
-    def replace(self, **changes) -> "LoASConfig":
-        return replace(self, **changes)
-
-    @classmethod
-    def names(cls):
-        return [f.name for f in fields(cls)]
 
     # -- layouts ------------------------------------------------------------------------------
     @property

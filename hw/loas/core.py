@@ -8,9 +8,9 @@ from amaranth.lib.wiring import connect
 
 from ..common.counters import PerfCounters
 from ..common.hostport import HostPort, RegisterMap, SramWindow, host_port_members
-from ..common.lif import leak_amount_bits
+from ..common.memory import buffer, pow2
 from ..common.streams import BeatToWords
-from .config import LoASConfig, buffer
+from .config import LoASConfig
 from .pe import PE
 
 __all__ = ["LoASCore", "COUNTERS"]
@@ -39,17 +39,13 @@ COUNTERS = (
 )
 
 
-def _pow2(n):
-    return 1 << max(0, (n - 1).bit_length())
-
-
 class LoASCore(wiring.Component):
     """LoAS-style dual-sparse core: ``pes`` TPPEs over FTP-packed spikes and bitmask-compressed
     weights, LIF over T, output compression; everything reached through the host port.
 
     A *run* computes one tile of a layer: up to ``pes`` spike rows against up to ``n_max`` weight
     columns over up to ``k_max`` positions. The host driver
-    (:class:`snnforge.loas_driver.LoASDriver`) tiles whole layers into runs.
+    (:class:`snnforge.hw.loas.driver.LoASDriver`) tiles whole layers into runs.
 
     1. Load: the host streams each row's dense T-bit words into window ``spikes`` (address = PE);
        per PE a compressor packs them (``strong`` flag: LoAS-FT) and the laggy prefix-sum tabulates
@@ -61,9 +57,17 @@ class LoASCore(wiring.Component):
        either kept (K blocks still to come) or, with ``final``, passed through the LIF (threshold,
        leak, dynamic time-step mask registers) and compressed.
     3. The host reads ``out_mask``/``out_words`` (chip format) and ``membrane``, and the counters
-       -- or chains: ``control`` bit 3 reloads every PE's spike row from its own outputs (through
+       -- or chains: ``control.chain`` reloads every PE's spike row from its own outputs (through
        the PE's expander and compressor, all PEs in parallel, one position per cycle), and the
        next layer runs on them without the spikes leaving the chip.
+
+    Throughput: one match per PE per cycle (``pes`` per cycle), one broadcast row of up to
+    ``group`` weight fibers per cycle, one drained column per PE per cycle; loading, one position
+    per PE per cycle. Latency: a run whose busiest PE has ``m`` matches over ``n_cols`` columns
+    takes ``n_cols + m + run_overhead`` cycles (:attr:`run_overhead` = ``InnerJoin.latency +
+    LIFArray.latency + 12``: the broadcast, PE filter, front-end, TPPE, drain and output
+    compressor registers) when nothing else limits it -- broadcast rows with no work for a PE,
+    full queues, or a drain waiting for a bank add cycles, which the stall counters count.
 
     Register map: :attr:`regmap` (also in the generator manifest).
     """
@@ -73,13 +77,18 @@ class LoASCore(wiring.Component):
             raise TypeError(f"cfg must be a LoASConfig, not {cfg!r}")
         self.cfg = cfg
         lif = cfg.lif
+        # Built here (elaborated by elaborate), so that their facts -- latencies, widths -- are
+        # there for the manifest without converting the design.
+        self.pes = [PE(cfg) for _ in range(cfg.pes)]
         rm = RegisterMap(data_width=cfg.data_width)
-        rm.add_register("control", 4, "pulse",
-                        doc="bit 0: start a run; bit 1: start loading spike rows from the "
-                            "`spikes` window; bit 2: clear counters; bit 3: start loading "
-                            "spike rows from the outputs of the last run (chain: each PE's "
-                            "output row becomes its spike row, k_len <= n_max)")
-        rm.add_register("status", 2, "ro", doc="bit 0: run busy; bit 1: loading busy")
+        rm.add_register("control", access="pulse", fields={
+            "start": (1, "start a run"),
+            "load": (1, "start loading spike rows from the `spikes` window"),
+            "clear": (1, "clear the counters"),
+            "chain": (1, "start loading spike rows from the outputs of the last run (each PE's "
+                         "output row becomes its spike row, k_len <= n_max)")})
+        rm.add_register("status", access="ro", fields={"running": (1, "a run is busy"),
+                                                       "loading": (1, "loading is busy")})
         rm.add_register("k_len", (cfg.k_max).bit_length(),
                         doc="spike positions per row (chunks of the run: ceil(k_len / fiber))")
         rm.add_register("n_cols", (cfg.n_max).bit_length(), doc="output columns of the run")
@@ -88,36 +97,45 @@ class LoASCore(wiring.Component):
         rm.add_register("n_rows", (cfg.rows_max).bit_length(), doc="broadcast rows of the run")
         rm.add_register("active", (cfg.pes).bit_length(),
                         doc="PEs holding a spike row (the others only drain zeros)")
-        rm.add_register("flags", 3, doc="bit 0: strong (LoAS-FT) when loading; bit 1: add carried "
-                                        "partial sums; bit 2: final K block (LIF and outputs)")
+        rm.add_register("flags", fields={
+            "strong": (1, "strong mode (LoAS-FT) when loading"),
+            "use_psum": (1, "add the carried partial sums"),
+            "final": (1, "final K block: LIF and outputs")})
         rm.add_register("threshold", lif.threshold_bits, reset=64, doc="LIF threshold")
-        rm.add_register("leak_amount", leak_amount_bits(lif),
-                        doc="LIF leak: shift k (leak=shift) or beta (leak=mul)")
+        rm.add_register("leak_amount", lif.leak_amount_bits, doc=f"LIF {lif.leak_amount_doc}")
         rm.add_register("tmask", cfg.T, reset=(1 << cfg.T) - 1,
                         doc="dynamic time-step mask: bit t set = step t evaluated")
         for name, doc in COUNTERS:
             rm.add_register(name, 32, "ro", doc=doc)
-        wpe = _pow2(cfg.group)
+        entries_per_row = pow2(cfg.group)
         rm.add_window("spikes", cfg.pes, 32, "wo",
                       doc=f"write to element i: {cfg.words_per_host_word} dense {cfg.T}-bit "
                           f"neuron words (position order, lowest bits first) for PE i's row")
         rm.add_window("weights", cfg.v_max // 4, 32, "wo",
                       doc="packed nonzero weights, 4 per word (int8, lowest byte first)")
-        rm.add_window("entries", cfg.rows_max * wpe, cfg.entry_layout.size, "wo",
-                      doc=f"weight fibers: element row * {wpe} + j is entry j of broadcast row "
-                          f"row: {{mask[{cfg.fiber}], n, vbase}}")
+        rm.add_window("entries", cfg.rows_max * entries_per_row, cfg.entry_layout.size, "wo",
+                      block=entries_per_row,
+                      doc=f"weight fibers, a block per broadcast row: element row * "
+                          f"{entries_per_row} + j is entry j of the row: "
+                          f"{{mask[{cfg.fiber}], n, vbase}}")
         rm.add_window("rows", cfg.rows_max, cfg.row_layout.size, "wo",
                       doc="broadcast rows: {chunk, count, tile_last}")
-        self._n_span = _pow2(cfg.n_max)
-        self._c_span = _pow2(-(-cfg.n_max // cfg.fiber))
-        rm.add_window("out_mask", cfg.pes * self._c_span, cfg.fiber, "ro",
-                      doc=f"output fiber bitmasks: element pe * {self._c_span} + c")
-        rm.add_window("out_words", cfg.pes * self._n_span, cfg.T, "ro",
-                      doc=f"packed output spike words: element pe * {self._n_span} + i")
-        rm.add_window("membrane", cfg.pes * self._n_span, cfg.mem_width, "ro",
-                      doc=f"final membranes: element pe * {self._n_span} + n")
+        n_span = pow2(cfg.n_max)
+        c_span = pow2(-(-cfg.n_max // cfg.fiber))
+        rm.add_window("out_mask", cfg.pes * c_span, cfg.fiber, "ro", block=c_span,
+                      doc=f"output fiber bitmasks, a block per PE: element pe * {c_span} + c")
+        rm.add_window("out_words", cfg.pes * n_span, cfg.T, "ro", block=n_span,
+                      doc=f"packed output spike words, a block per PE: element pe * {n_span} + i")
+        rm.add_window("membrane", cfg.pes * n_span, cfg.mem_width, "ro", block=n_span,
+                      doc=f"final membranes, a block per PE: element pe * {n_span} + n")
         self.regmap = rm.freeze()
         super().__init__(host_port_members(rm))
+
+    @property
+    def run_overhead(self) -> int:
+        """The fixed cycles of a run (see the class docstring)."""
+        pe = self.pes[0]
+        return pe.inner_join.latency + pe.lif.latency + 12
 
     def elaborate(self, platform):
         m = Module()
@@ -128,9 +146,10 @@ class LoASCore(wiring.Component):
         connect(m, wiring.flipped(self.cmd), host.cmd)
         connect(m, host.rsp, wiring.flipped(self.rsp))
         regs = host.regs
-        start, load, clear, chain = (regs.control[i] for i in range(4))
+        control = regs.control
+        start, load, clear, chain = control.start, control.load, control.clear, control.chain
 
-        pes = [PE(cfg) for _ in range(P)]
+        pes = self.pes
         for i, pe in enumerate(pes):
             m.submodules[f"pe{i}"] = pe
 
@@ -158,7 +177,7 @@ class LoASCore(wiring.Component):
         for pe in pes:
             m.d.comb += [pe.w_wr_addr.eq(win_w.addr), pe.w_wr_data.eq(win_w.w_data),
                          pe.w_wr_en.eq(win_w.w_en)]
-        wpe_bits = (_pow2(G) - 1).bit_length()
+        wpe_bits = (pow2(G) - 1).bit_length()
         m.submodules.win_entries = win_e = SramWindow(rm["entries"], 32)
         m.submodules.win_rows = win_r = SramWindow(rm["rows"], 32)
         connect(m, host.entries, win_e.bus)
@@ -211,22 +230,23 @@ class LoASCore(wiring.Component):
                 pe.row.eq(bcast), pe.row_take.eq(take),
                 pe.start.eq(start), pe.active.eq(regs.active > i),
                 pe.n_cols.eq(regs.n_cols), pe.n_tiles.eq(regs.n_tiles),
-                pe.use_psum.eq(flags[1]), pe.final.eq(flags[2]),
+                pe.use_psum.eq(flags.use_psum), pe.final.eq(flags.final),
                 pe.threshold.eq(regs.threshold), pe.leak_amount.eq(regs.leak_amount),
                 pe.tmask.eq(regs.tmask),
                 pe.load_start.eq(load | chain), pe.chain.eq(chain), pe.k_len.eq(regs.k_len),
-                pe.strong.eq(flags[0]),
+                pe.strong.eq(flags.strong),
             ]
         with m.If(start):
             m.d.sync += [running.eq(1), next_row.eq(0), read_valid.eq(0), row_valid.eq(0)]
         with m.Elif(running & (next_row == regs.n_rows) & ~read_valid & ~row_valid & all_done):
             m.d.sync += running.eq(0)
         loading = ~Cat(*[pe.load_done | (regs.active <= i) for i, pe in enumerate(pes)]).all()
-        m.d.comb += [host.status.status.eq(Cat(running, loading))]
+        m.d.comb += [host.status.status.running.eq(running),
+                     host.status.status.loading.eq(loading)]
 
         # -- output windows: PE select, then the PE's host read port -------------------------------
-        for sel, name, span in ((0, "out_mask", self._c_span), (1, "out_words", self._n_span),
-                                (2, "membrane", self._n_span)):
+        for sel, name in enumerate(("out_mask", "out_words", "membrane")):
+            span = rm[name].block
             win = SramWindow(rm[name], 32)
             m.submodules[f"win_{name}"] = win
             connect(m, getattr(host, name), win.bus)

@@ -38,7 +38,8 @@ class InnerJoin(wiring.Component):
     When the FIFO is full, or ``hold`` is high, the whole pipeline stalls (no match is lost or
     repeated).
 
-    Latency: ``2 + cfg.prefix_stages`` cycles from a pair to its first match in the FIFO.
+    Latency: ``2 + cfg.prefix_stages`` cycles from a pair at ``pairs`` to its first match on
+    ``fast`` (pushed into FIFO-mp/FIFO-B at the end of that cycle, at its head one cycle later).
     Throughput: one match per cycle; a pair costs ``|J|`` cycles, a marker one.
 
     Members

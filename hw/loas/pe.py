@@ -7,11 +7,12 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
 from ..common.bits import lowest_one, onehot_index, popcount
-from ..common.lif import LIFArray, leak_amount_bits
+from ..common.lif import LIFArray
+from ..common.memory import buffer
 from ..common.prefix_sum import LaggyPrefixSum
 from ..common.streams import SkidBuffer, StreamFIFO
 from .compress import SpikeCompressor, SpikeExpander, chunk_layout
-from .config import LoASConfig, buffer
+from .config import LoASConfig
 from .inner_join import InnerJoin
 from .tppe import TPPE
 
@@ -48,12 +49,26 @@ class PE(wiring.Component):
     block (``final`` low) or it goes through the LIF array, whose spike words are compressed again
     (chip format) and whose membranes are stored.
 
+    Throughput: one match per cycle (the inner join); one broadcast row per cycle into the
+    filter; the front end hands one pair (``|J|`` matches) or tile marker per cycle; the drain one
+    column per cycle through the carry/saturation stage and the LIF array. Loading: one position
+    per cycle, a partial last fiber padded by up to ``fiber - 1`` cycles, and at least
+    ``LaggyPrefixSum.latency`` cycles per fiber.
+    Latency: a row taken in cycle ``c`` is at the inner join's input in cycle ``c + 3`` (filter
+    stage, group FIFO, skid buffer); its first match reaches the TPPE ``InnerJoin.latency``
+    cycles later; a drained column reaches the output compressor after ``1 + LIFArray.latency``
+    cycles. The whole run: :attr:`LoASCore.run_overhead`.
+
     Members: see ``__init__``; ``events`` reports per-cycle counter increments.
     """
 
     def __init__(self, cfg: LoASConfig):
         self.cfg = cfg
         lif = cfg.lif
+        self.laggy = LaggyPrefixSum(cfg.fiber, segment=cfg.segment, adders=cfg.adders)
+        self.inner_join = InnerJoin(cfg)
+        self.tppe = TPPE(cfg)
+        self.lif = LIFArray(lif, ops_per_stage=cfg.lif_ops_per_stage)
         hr_width = max(cfg.fiber, cfg.T, cfg.mem_width)
         hr_depth = max(cfg.n_max, -(-cfg.n_max // cfg.fiber))
         super().__init__({
@@ -80,7 +95,7 @@ class PE(wiring.Component):
             "use_psum": In(1),
             "final": In(1),
             "threshold": In(lif.threshold_bits),
-            "leak_amount": In(leak_amount_bits(lif)),
+            "leak_amount": In(lif.leak_amount_bits),
             "tmask": In(cfg.T),
             "done": Out(1),
             "events": Out(pe_events_layout(cfg)),
@@ -112,7 +127,7 @@ class PE(wiring.Component):
 
         # -- load: compressor + laggy prefix-sum ---------------------------------------------------
         m.submodules.load_compressor = lc = SpikeCompressor(T, W, cfg.k_max, mask_assembly="shift")
-        m.submodules.laggy = laggy = LaggyPrefixSum(W, segment=cfg.segment, adders=cfg.adders)
+        m.submodules.laggy = laggy = self.laggy
         # The row comes from the host (`neurons`) or, chained, from this PE's last outputs.
         m.submodules.chain_expander = ex = SpikeExpander(T, W, cfg.n_max)
         chained = Signal()
@@ -205,8 +220,8 @@ class PE(wiring.Component):
             m.d.sync += [started.eq(~item_last), left.eq(hits_left & ~lowest)]
 
         # -- inner join and TPPE -------------------------------------------------------------------
-        m.submodules.inner_join = ij = InnerJoin(cfg)
-        m.submodules.tppe = tppe = TPPE(cfg)
+        m.submodules.inner_join = ij = self.inner_join
+        m.submodules.tppe = tppe = self.tppe
         connect(m, pairs.o, ij.pairs)
         w_rd = weights.read_port()
         m.d.comb += [w_rd.addr.eq(ij.w_addr), w_rd.en.eq(ij.w_en), ij.w_data.eq(w_rd.data)]
@@ -220,7 +235,7 @@ class PE(wiring.Component):
         # -- carried partial sums, saturation ------------------------------------------------------
         ow, tw = cfg.out_width, cfg.tppe_width
         lo, hi = -(1 << (ow - 1)), (1 << (ow - 1)) - 1
-        m.submodules.lif = lif = LIFArray(cfg.lif, ops_per_stage=cfg.lif_ops_per_stage)
+        m.submodules.lif = lif = self.lif
         ps_rd, ps_wr = psum.read_port(), psum.write_port()
         stage = Signal(cfg.currents_layout)
         stage_valid = Signal()

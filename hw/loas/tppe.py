@@ -6,7 +6,8 @@ from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import LoASConfig, buffer
+from ..common.memory import buffer
+from .config import LoASConfig
 from .inner_join import fast_layout
 
 __all__ = ["TPPE"]

@@ -1,0 +1,47 @@
+"""The LoAS family's generator: the dual-sparse core behind the host port."""
+
+from __future__ import annotations
+
+from ...generator import STREAM_OPTIONS, Generator
+from .config import LoASConfig
+from .core import LoASCore
+from .driver import LoASDriver
+
+__all__ = ["GENERATORS"]
+
+
+def _describe(core: LoASCore) -> dict:
+    cfg, pe = core.cfg, core.pes[0]
+    return {
+        "tppe_width": cfg.tppe_width, "out_width": cfg.out_width,
+        "inner_join_latency_cycles": pe.inner_join.latency,
+        "laggy_prefix_latency_cycles": pe.laggy.latency,
+        "lif_latency_cycles": pe.lif.latency,
+        "throughput": "one match per PE per cycle; one broadcast row (up to group weight "
+                      "fibers) per cycle; one LIF neuron per PE per cycle",
+        "chunks_max": cfg.chunks_max, "rows_max": cfg.rows_max,
+    }
+
+
+GENERATORS = (
+    Generator(
+        name="loas",
+        summary="LoAS dual-sparse SNN core: FTP-packed spikes x bitmask weights, inner join with "
+                "fast and laggy prefix-sums, TPPE array, LIF, output compression, host port",
+        config=LoASConfig,
+        factory=LoASCore,
+        describe=_describe,
+        bench="snnforge.sim.loas.bench",
+        testcase="regression",
+        sim_options={"suite": "layer set: regression (default; with networks) or quick",
+                     "cases": "comma-separated names of the layers/networks to run (default all)",
+                     **STREAM_OPTIONS},
+        driver=LoASDriver,
+        # The demo builds a 4-PE core (a minute to build under Verilator; the test suite shares
+        # the build); bench/loas_bench.py measures the default 16-PE, W=128 configuration.
+        demo_params={"pes": 4, "fiber": 32, "tile_n": 8, "k_max": 512, "n_max": 256,
+                     "v_max": 2048, "f_max": 1024, "adders": 2},
+        demo_options={"suite": "regression"},
+        demo_targets=("ecp5-85k",),
+    ),
+)

@@ -1,0 +1,122 @@
+"""cocotb benches of the LoAS core, driven through its host port by LoASDriver.
+
+* ``regression``: the layers of ``sim.loas.vectors.loas_cases`` (option ``suite``), then (suite
+  ``regression``) the networks of ``network_cases``, chained on chip where they can be; every
+  output spike and membrane is compared with the golden model, and the match and saturation
+  counters with their golden values. Each case runs under one (idle, stall) pair of the crossed
+  patterns on the host-port streams (options ``idle``/``stall`` fix one side).
+* ``digits``: the digits SNN of ``golden.loas.digits`` over the whole test split
+  (``options["net_file"]``, ``.npz``), outputs to ``options["out_file"]`` (``.npz``).
+
+``snnforge run loas`` runs through the generic ``snnforge.sim.job`` testcase instead.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from ...host import HostDriver
+from ...hw.loas.driver import LayerSettings, LoASDriver
+from ..cocotb_streams import CocotbTransport
+from ..patterns import scheduled
+from ..tb import bench_test
+from .vectors import expected_layer, expected_network, loas_cases, network_cases
+
+
+def _driver(tb):
+    core = tb.component
+    transport = CocotbTransport(tb.dut, tb.clk, core.cmd.payload.shape(), seed=tb.seed)
+    return transport, LoASDriver(HostDriver(core.regmap, transport), tb.cfg)
+
+
+def _first_difference(name, got, want):
+    bad = (got != want).nonzero()
+    index = tuple(bad[0].tolist())
+    return (f"{name}: {len(bad)} of {want.numel()} differ; first at {list(index)}: "
+            f"expected {int(want[index])}, got {int(got[index])}")
+
+
+@bench_test
+async def regression(tb):
+    transport, driver = _driver(tb)
+    cfg = tb.cfg
+    await tb.reset()
+    # Option golden_overrides mis-configures the golden model (LoASConfig fields): the bench
+    # self-test checks that a disagreement fails with a readable report.
+    golden_cfg = cfg.replace(**tb.option("golden_overrides", {}))
+    suite = tb.option("suite", "regression")
+    cases = loas_cases(cfg, suite, seed=tb.seed)
+    if suite == "regression":
+        cases += network_cases(cfg, seed=tb.seed)
+    only = tb.option("cases", None)
+    if isinstance(only, str):
+        only = only.split(",")
+    if only:
+        cases = [c for c in cases if c.name in only]
+    totals = {"layers": 0, "items": 0, "cycles": 0, "matches": 0}
+    for case, (idle, stall) in scheduled(cases, tb.patterns()):
+        transport.set_patterns(idle, stall)
+        start = time.monotonic()
+        where = f"{case.describe()} (host port: idle {idle}, stall {stall})"
+        if hasattr(case, "layers"):
+            got = await driver.run_layers(case.spikes, case.settings(), strong=case.strong)
+            if got.chained != case.chained:
+                raise AssertionError(f"{where}\n  boundaries kept on chip: expected "
+                                     f"{case.chained}, got {got.chained}")
+            _check(where, got, expected_network(golden_cfg, case, got.k_blocks))
+            layers = len(case.layers)
+        else:
+            got = await driver.run_layer(case.spikes, case.weights, threshold=case.threshold,
+                                         leak_amount=case.leak_amount, tmask=case.tmask,
+                                         strong=case.strong, sequential=case.sequential)
+            _check(where, got, expected_layer(golden_cfg, case, got.k_block))
+            layers = 1
+        tb.dut._log.info("%s: %d cycles, %d matches, idle %s, stall %s, %.1f s", case.name,
+                         got.cycles, got.counters["matches"], idle, stall,
+                         time.monotonic() - start)
+        totals["layers"] += layers
+        totals["items"] += got.spikes.numel()
+        totals["cycles"] += got.cycles
+        totals["matches"] += got.counters["matches"]
+    tb.record(unit="output neurons", **totals)
+
+
+def _check(where, got, want):
+    """Every output spike and membrane, and the data-determined counters, against the golden
+    model; raises with the case and the first difference of each."""
+    problems = []
+    if not torch.equal(got.spikes, want["spikes"]):
+        problems.append(_first_difference("output spikes [t, m, n]", got.spikes, want["spikes"]))
+    if not torch.equal(got.membrane, want["membrane"]):
+        problems.append(_first_difference("membranes [m, n]", got.membrane, want["membrane"]))
+    for counter in ("matches", "saturations"):
+        if got.counters[counter] != want[counter]:
+            problems.append(f"{counter} counter: expected {want[counter]}, "
+                            f"got {got.counters[counter]}")
+    if problems:
+        raise AssertionError(where + "\n  " + "\n  ".join(problems))
+
+
+@bench_test
+async def digits(tb):
+    """The digits SNN (``golden.loas.digits``) on the RTL: both layers, the whole test split, the
+    hidden spikes chained on chip. ``options["net_file"]`` holds the trained network and the
+    encoded test spikes; the output layer's spikes and membranes go to ``options["out_file"]``
+    (the pytest side compares them with the golden model and scores them)."""
+    _, driver = _driver(tb)
+    await tb.reset()
+    with np.load(tb.option("net_file", None)) as net:
+        net = {k: torch.from_numpy(v) for k, v in net.items()}
+    start = time.monotonic()
+    layers = [LayerSettings(net["w1"], int(net["threshold1"]), int(net["leak1"])),
+              LayerSettings(net["w2"], int(net["threshold2"]), int(net["leak2"]))]
+    output = await driver.run_layers(net["spikes"], layers, chain=bool(net.get("chain", True)))
+    np.savez(tb.option("out_file", None), spikes=output.spikes.numpy(),
+             membrane=output.membrane.numpy(), cycles=np.array(output.layer_cycles),
+             chained=np.array(output.chained), matches=output.counters["matches"],
+             wall_seconds=time.monotonic() - start)
+    tb.record(cycles=output.cycles, layers=2, items=output.spikes.numel(),
+              unit="output neurons")

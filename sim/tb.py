@@ -1,0 +1,84 @@
+"""What every cocotb bench shares: the clock/reset owner, the configuration built once, the
+crossed idle/back-pressure patterns and the stream-contract checks of the simulated top."""
+
+from __future__ import annotations
+
+import functools
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import RisingEdge
+
+from ..generate import silence_unelaborated
+from ..registry import get_generator
+from .patterns import crossed
+from .runner import CHECK_FAULTS, bench_config, produced_streams, record_stats
+
+__all__ = ["TB", "bench_test"]
+
+
+class TB:
+    """Owns the clock and reset of a DUT and the bench configuration.
+
+    ``tb.cfg`` is the generator's configuration, built once in this process from the run's
+    parameters, and ``tb.component`` the Amaranth component built from it, so benches take
+    payload layouts and register maps from the design itself.
+    """
+
+    def __init__(self, dut, period_ns: int = 10):
+        self.dut = dut
+        self.bench = bench_config()
+        self.params = self.bench["params"]
+        self.options = self.bench["options"]
+        self.seed = self.bench["seed"]
+        self.generator = get_generator(self.bench["generator"])
+        self.cfg = self.generator.configure(self.params)
+        self.component = self.generator.build(self.cfg)
+        silence_unelaborated(self.component)   # built for its layouts only, never elaborated
+        self.clk = dut.clk
+        Clock(dut.clk, period_ns, unit="ns").start()
+
+    def option(self, name, default):
+        return self.options.get(name, default)
+
+    def patterns(self) -> list[tuple[str, str]]:
+        """(idle, stall) pattern pairs to run the cases under: the default crossed set, or the
+        user's ``idle``/``stall`` options on their side."""
+        return crossed(self.options.get("idle"), self.options.get("stall"))
+
+    def record(self, **stats):
+        """Add to the run's statistics (``items`` and ``unit``: what the bench counted)."""
+        record_stats(self.bench, **stats)
+
+    async def reset(self, cycles: int = 2):
+        self.dut.rst.value = 1
+        for _ in range(cycles):
+            await RisingEdge(self.clk)
+        self.dut.rst.value = 0
+        await RisingEdge(self.clk)
+
+    def check_handshakes(self):
+        """Fail, naming the stream, beat and cycle, if the core broke the stream contract on a
+        stream it drives (checked by the simulated top on every cycle)."""
+        problems = []
+        for name in produced_streams(self.component):
+            fault = int(getattr(self.dut, f"chk_{name}__fault").value)
+            if fault:
+                get = lambda field: int(getattr(self.dut, f"chk_{name}__{field}").value)
+                payload = (f"payload {get('was'):#x} offered" if fault == 1 else
+                           f"payload {get('was'):#x} offered, then {get('now'):#x}")
+                problems.append(f"stream {name}: beat {get('beat')} at cycle {get('cycle')} after "
+                                f"reset: {CHECK_FAULTS[fault]} ({payload} while ready was low)")
+        if problems:
+            raise AssertionError("stream contract broken:\n  " + "\n  ".join(problems))
+
+
+def bench_test(func):
+    """A cocotb test that gets a :class:`TB` instead of the DUT and, once the bench's own checks
+    have passed, checks the stream contract of every stream the core drove."""
+    @functools.wraps(func)
+    async def test(dut):
+        tb = TB(dut)
+        await func(tb)
+        tb.check_handshakes()
+    return cocotb.test()(test)

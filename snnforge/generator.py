@@ -1,0 +1,74 @@
+"""What a family declares for each of its generators (see :mod:`snnforge.registry`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .params import Config, SnnforgeError
+
+__all__ = ["Generator", "STREAM_OPTIONS"]
+
+#: The bench options every stream regression takes (``snnforge sim NAME -O idle=...``).
+STREAM_OPTIONS = {
+    "idle": "idle pattern on the input streams: none, random:P (or just P), periodic:1110 "
+            "(1 = offer), burst:N:P (N idle cycles at a time, starting with probability P); "
+            "default: the bench's crossed set",
+    "stall": "back-pressure pattern on the output streams, same forms (1 = ready)",
+}
+
+
+@dataclass(frozen=True)
+class Generator:
+    """A parameterised hardware block and everything the flows need to know about it.
+
+    ``config`` is the block's :class:`~snnforge.params.Config` dataclass: the one place its
+    parameters (default, range, meaning) are declared and validated. ``factory(cfg)`` builds the
+    component; ``describe(component)`` gives the derived facts of the manifest (latency,
+    throughput ...) from the component's own properties. ``bench`` names the cocotb module of its
+    regression (``testcase``: its test, None for every test of the module) and ``sim_options``
+    the options a user may give it (``snnforge sim -O name=value``). ``driver`` is the
+    family's :class:`~snnforge.driver.Driver` if the block runs jobs (``snnforge run``).
+    ``demo_params`` is the configuration ``make demo`` builds, regresses with ``demo_options``
+    and synthesizes for ``demo_targets`` (None: not in the demo).
+    """
+
+    name: str
+    summary: str
+    config: type
+    factory: Callable
+    describe: Callable = lambda component: {}
+    bench: str | None = None
+    testcase: str | None = None
+    sim_options: dict = field(default_factory=dict)
+    driver: type | None = None
+    demo_params: dict = field(default_factory=dict)
+    demo_options: dict = field(default_factory=dict)
+    demo_targets: tuple | None = ("ecp5-85k", "ice40-up5k")
+
+    def __post_init__(self):
+        if not (isinstance(self.config, type) and issubclass(self.config, Config)):
+            raise TypeError(f"generator {self.name}: config must be a Config dataclass")
+
+    @property
+    def params(self):
+        """The declared parameters (:class:`~snnforge.params.Param`), in order."""
+        return self.config.params()
+
+    def configure(self, overrides=None):
+        """The configuration for ``overrides`` (text or values by name) on the defaults; every
+        name, range and cross-parameter rule checked (:class:`SnnforgeError`)."""
+        values = self.config.resolve(overrides, self.name)
+        try:
+            return self.config(**values)
+        except ValueError as error:
+            raise SnnforgeError(f"{self.name}: {error}") from None
+
+    def build(self, cfg):
+        """A fresh component of configuration ``cfg``."""
+        try:
+            return self.factory(cfg)
+        except SnnforgeError:
+            raise
+        except ValueError as error:      # a rule of the component's own constructor
+            raise SnnforgeError(f"{self.name}: {error}") from None

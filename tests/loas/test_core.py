@@ -1,0 +1,186 @@
+"""The LoAS core end to end in Amaranth's simulator (tiny configurations, no Verilator build):
+the host driver runs whole layers and every output is compared with the golden model."""
+
+import pytest
+import torch
+from amaranth.sim import Simulator
+
+from snnforge.hw.loas.config import LoASConfig
+from snnforge.hw.loas.core import LoASCore
+from snnforge.host import HostDriver
+from snnforge.hw.loas.driver import LoASDriver
+from snnforge.params import SnnforgeError
+from snnforge.sim.amaranth_host import AmaranthTransport
+from snnforge.sim.loas.vectors import (expected_layer, expected_network, loas_cases,
+                                       network_cases)
+
+TINY = LoASConfig(pes=2, fiber=8, T=2, tile_n=3, group=2, k_max=32, n_max=12, v_max=256,
+                  f_max=128, segment=4, adders=1, leak="none")
+
+
+def simulate(cfg, steps, *, seed=3, wrap=lambda transport: transport):
+    """Run ``steps`` (async callables taking a LoASDriver) on a core in Amaranth's simulator;
+    returns their results. ``wrap`` may interpose on the transport."""
+    dut = LoASCore(cfg)
+    results = []
+
+    async def bench(ctx):
+        transport = wrap(AmaranthTransport(ctx, dut, idle=0.2, stall=0.2, seed=seed))
+        driver = LoASDriver(HostDriver(dut.regmap, transport), cfg)
+        for step in steps:
+            results.append(await step(driver))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return results
+
+
+def run_cases(cfg, cases, *, seed=3):
+    def step(case):
+        return lambda driver: driver.run_layer(
+            case.spikes, case.weights, threshold=case.threshold, leak_amount=case.leak_amount,
+            tmask=case.tmask, strong=case.strong, sequential=case.sequential)
+    results = list(zip(cases, simulate(cfg, [step(case) for case in cases], seed=seed)))
+    for case, got in results:
+        want = expected_layer(cfg, case, got.k_block)
+        assert torch.equal(got.spikes, want["spikes"]), case.describe()
+        assert torch.equal(got.membrane, want["membrane"]), case.describe()
+        assert got.counters["matches"] == want["matches"], case.describe()
+        assert got.counters["saturations"] == want["saturations"], case.describe()
+    return results
+
+
+@pytest.mark.parametrize("cfg", [
+    TINY,
+    TINY.replace(acc_width=6, leak="shift", reset="soft"),          # saturating partial sums
+    TINY.replace(T=1, tile_n=2, group=1, segment=8, match_fifo=2, group_fifo=2),
+    TINY.replace(T=3, tile_n=4, group=3, masked="leak_only", leak="mul"),
+], ids=["tiny", "saturating", "T1-minimal-fifos", "T3"])
+def test_core_regression_suite(cfg):
+    run_cases(cfg, loas_cases(cfg, "regression", seed=5))
+
+
+def test_core_splits_columns_when_weights_overflow_the_buffers():
+    cfg = TINY.replace(v_max=24, f_max=16)
+    results = run_cases(cfg, loas_cases(cfg, "quick", seed=2))
+    assert any(len({run["n0"] for run in got.runs}) > 1 for _, got in results)
+
+
+def test_core_counters_and_cycles_come_from_the_rtl():
+    (case, got), = run_cases(TINY, loas_cases(TINY, "quick", seed=4)[:1])
+    c = got.counters
+    assert c["cycles"] == sum(run["cycles"] for run in got.runs) > 0
+    assert c["weight_reads"] == c["word_reads"] == c["matches"]
+    assert c["pe_busy"] >= c["matches"]
+    assert c["fiber_reads"] == TINY.pes * c["rows_read"]
+    assert c["lif_steps"] == len(got.runs) * TINY.pes * case.weights.shape[1] * TINY.T
+
+
+@pytest.mark.parametrize("cfg", [TINY, TINY.replace(T=4), TINY.replace(prefix_stages=1),
+                                 TINY.replace(T=3, lif_ops_per_stage=2)],
+                         ids=["tiny", "T4", "one-prefix-stage", "T3-two-ops"])
+def test_run_cycles_as_documented(cfg):
+    """LoASCore's documented latency: a run whose busiest PE has m matches over n_cols columns
+    (one broadcast row per tile, nothing waiting) takes n_cols + m + run_overhead cycles."""
+    core = LoASCore(cfg)
+    cases = []
+    for n_cols in (1, cfg.tile_n + 1):
+        for m in (0, 3):
+            x = torch.zeros(cfg.T, 1, cfg.fiber, dtype=torch.int64)
+            w = torch.zeros(cfg.fiber, n_cols, dtype=torch.int64)
+            x[:, 0, :m], w[:m, 0] = 1, 1
+            cases.append((n_cols, m, x, w))
+    results = simulate(cfg, [lambda d, x=x, w=w: d.run_layer(x, w, threshold=1)
+                             for _, _, x, w in cases])
+    got = [r.counters["cycles"] for r in results]
+    assert got == [n + m + core.run_overhead for n, m, _, _ in cases]
+    assert core.run_overhead == core.pes[0].inner_join.latency + core.pes[0].lif.latency + 12
+
+
+@pytest.mark.parametrize("cfg", [TINY, TINY.replace(acc_width=6, T=3, tile_n=4)],
+                         ids=["tiny", "saturating-T3"])
+def test_core_chains_layers_on_chip(cfg):
+    """Networks: boundaries stay on chip where they fit (the PEs reload their spike rows from
+    their own outputs); the last layer's spikes and membranes equal the golden network's."""
+    cases = network_cases(cfg, seed=6)
+    assert [case.chained for case in cases] == [[True, True], [True], [False]]
+    results = simulate(cfg, [lambda d, c=case: d.run_layers(c.spikes, c.settings(),
+                                                              strong=c.strong) for case in cases])
+    for case, got in zip(cases, results):
+        want = expected_network(cfg, case, got.k_blocks)
+        assert got.chained == case.chained, case.describe()
+        assert torch.equal(got.spikes, want["spikes"]), case.describe()
+        assert torch.equal(got.membrane, want["membrane"]), case.describe()
+        assert got.counters["matches"] == want["matches"], case.describe()
+        assert got.counters["saturations"] == want["saturations"], case.describe()
+        assert len(got.layer_cycles) == len(case.layers) and min(got.layer_cycles) > 0
+
+
+class SpikeWriteCounter:
+    """A transport that counts host writes into the ``spikes`` window."""
+
+    def __init__(self, inner, window):
+        self.inner, self.window, self.writes = inner, window, []
+
+    async def transact(self, commands):
+        lo, hi = self.window.address, self.window.address + self.window.span
+        self.writes.append(sum(1 for write, addr, _ in commands if write and lo <= addr < hi))
+        return await self.inner.transact(commands)
+
+
+def test_chaining_keeps_hidden_spikes_off_the_host_port():
+    case = network_cases(TINY, seed=6)[0]
+    counters = []
+
+    def wrap(transport):
+        counters.append(SpikeWriteCounter(transport, LoASCore(TINY).regmap["spikes"]))
+        return counters[-1]
+
+    def run(chain):
+        async def step(driver):
+            before = sum(counters[0].writes)
+            result = await driver.run_layers(case.spikes, case.settings(), chain=chain)
+            return result, sum(counters[0].writes) - before
+        return step
+
+    (chained, chained_writes), (through_host, host_writes) = simulate(
+        TINY, [run(True), run(False)], wrap=wrap)
+    assert chained.chained == [True, True] and through_host.chained == [False, False]
+    assert torch.equal(chained.spikes, through_host.spikes)
+    assert torch.equal(chained.membrane, through_host.membrane)
+    assert chained.counters["matches"] == through_host.counters["matches"]
+    # The PEs load the same rows either way; chained, only the first layer's crossed the port.
+    assert chained.counters["load_writes"] == through_host.counters["load_writes"]
+    T, M, K = case.spikes.shape
+    first_layer = M * -(-K // TINY.words_per_host_word)
+    hidden = sum(M * -(-w.shape[0] // TINY.words_per_host_word) for w, _ in case.layers[1:])
+    assert chained_writes == first_layer and host_writes == first_layer + hidden
+
+
+def test_run_layers_rejects_mismatched_layers():
+    from snnforge.hw.loas.driver import LayerSettings
+    driver = LoASDriver(HostDriver(LoASCore(TINY).regmap, transport=None), TINY)
+    import asyncio
+    layers = [LayerSettings(torch.zeros(4, 3, dtype=torch.int64), 1),
+              LayerSettings(torch.zeros(5, 2, dtype=torch.int64), 1)]
+    with pytest.raises(SnnforgeError, match="layer 1: weights have 5 rows but layer 0 has N=3"):
+        asyncio.run(driver.run_layers(torch.zeros(2, 3, 4), layers))
+    with pytest.raises(SnnforgeError, match="at least one layer"):
+        asyncio.run(driver.run_layers(torch.zeros(2, 3, 4), []))
+
+
+@pytest.mark.parametrize("spikes, weights, message", [
+    (torch.zeros(2, 3, 4), torch.zeros(5, 2), "K must match"),
+    (torch.full((2, 3, 4), 2), torch.zeros(4, 2), "binary"),
+    (torch.zeros(2, 3, 4), torch.full((4, 2), 200), "int8"),
+    (torch.zeros(3, 3, 4), torch.zeros(4, 2), "T=2"),
+    (torch.zeros(3, 4), torch.zeros(4, 2), "shape [T, M, K]"),
+])
+def test_driver_rejects_bad_layers(spikes, weights, message):
+    dut = LoASCore(TINY)
+    driver = LoASDriver(HostDriver(dut.regmap, transport=None), TINY)
+    import asyncio
+    with pytest.raises(SnnforgeError, match=message.replace("[", r"\[")):
+        asyncio.run(driver.run_layer(spikes, weights, threshold=1))

@@ -1,0 +1,83 @@
+"""The LoAS regression of record: cocotb + Verilator, whole layers through the host port, every
+output spike and membrane against the golden model, the match and saturation counters too.
+
+Default suite: a 4-PE core with 32-wide fibers for T in {1, 2, 4, 8} (T=2 with saturating
+partial sums), the full layer set of ``sim.loas.vectors.loas_cases`` each (shapes off the tile
+grid, K below/over a fiber and over the buffer, densities 0..100 %, silent rows, zero columns,
+extreme weights, FTP and sequential, strong on/off) and the networks, each case under a pair of
+the crossed host-port idle/back-pressure patterns (every pair at least once); and the digits SNN
+on the T=4 build. ``-m slow``: the default configuration (16 PEs, W=128).
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from snnforge.golden.loas.digits import encode, load_digits_split, predict, train_digits_snn
+from snnforge.registry import generators
+from snnforge.sim.runner import run_bench
+
+# The demo's 4-PE core (W=32): its T=4 build is shared with the CLI and bench tests.
+MEDIUM = generators()["loas"].demo_params
+
+CONFIGS = [
+    {**MEDIUM, "T": 1, "reset": "soft"},
+    {**MEDIUM, "T": 2, "acc_width": 10, "leak": "mul", "masked": "leak_only"},
+    {**MEDIUM, "T": 4},
+    {**MEDIUM, "T": 8, "k_max": 768, "masked": "gate_reset", "group_fifo": 4, "match_fifo": 2},
+]
+
+
+@pytest.mark.parametrize("params", CONFIGS, ids=lambda p: f"T{p['T']}")
+def test_loas_regression(params):
+    result = run_bench("loas", params, seed=7, testcase="regression",
+                       options={"suite": "regression"})
+    assert result.ok, result.summary()
+    assert result.stats["layers"] >= 9 and result.stats["unit"] == "output neurons"
+
+
+def test_loas_regression_catches_a_wrong_golden_model():
+    """The bench must fail, naming the layer and the first differing output, if the RTL and the
+    golden model disagree: here the core is built with soft reset, the golden model assumes hard."""
+    params = {**MEDIUM, "T": 4}
+    result = run_bench("loas", params, seed=7, testcase="regression",
+                       options={"suite": "quick", "golden_overrides": {"reset": "soft"}})
+    assert not result.ok
+    message = result.failed[0][1]
+    assert "first at" in message and "expected" in message and "random_multi_fiber" in message
+
+
+def test_digits_snn_on_the_rtl(tmp_path):
+    """A 90 %-pruned two-layer SNN trained on scikit-learn's digits: both layers run on the RTL
+    over the whole test split, the hidden layer chained on chip; the RTL's outputs, hence
+    predictions, equal the golden model's."""
+    net, report = train_digits_snn(T=4)
+    assert min(net.sparsity) >= 0.9
+    _, _, x_test, y_test = load_digits_split()
+    spikes = encode(x_test, 4)
+    np.savez(tmp_path / "net.npz", spikes=spikes.numpy(), w1=net.w1.numpy(), w2=net.w2.numpy(),
+             threshold1=net.lif1.threshold, leak1=net.lif1.leak_shift,
+             threshold2=net.lif2.threshold, leak2=net.lif2.leak_shift)
+    result = run_bench("loas", {**MEDIUM, "T": 4}, seed=3, testcase="digits",
+                       options={"net_file": str(tmp_path / "net.npz"),
+                                "out_file": str(tmp_path / "out.npz")})
+    assert result.ok, result.summary()
+    with np.load(tmp_path / "out.npz") as data:
+        rtl = {k: torch.from_numpy(v) for k, v in data.items()}
+    assert rtl["chained"].tolist() == [True]          # the hidden spikes never left the core
+    out, membrane = net.output(net.hidden(spikes))
+    assert torch.equal(rtl["spikes"], out) and torch.equal(rtl["membrane"], membrane)
+    rtl_pred, gold_pred = predict(rtl["spikes"], rtl["membrane"]), predict(out, membrane)
+    assert torch.equal(rtl_pred, gold_pred)
+    accuracy = float((rtl_pred == y_test).float().mean())
+    assert accuracy == pytest.approx(report["test_accuracy"])
+    assert accuracy > 0.7, accuracy
+    print(f"digits SNN on the RTL: test accuracy {accuracy:.3f} over {len(y_test)} images, "
+          f"weight sparsity {net.sparsity}, cycles {rtl['cycles'].tolist()}")
+
+
+@pytest.mark.slow
+def test_loas_default_configuration_regression():
+    result = run_bench("loas", {}, seed=7, testcase="regression",
+                       options={"suite": "regression"})
+    assert result.ok, result.summary()
