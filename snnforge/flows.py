@@ -122,10 +122,15 @@ def run_job(console, name, overrides=None, *, inputs: dict, options=None, params
     if gen.driver is None:
         raise SnnforgeError(f"snnforge run: {name!r} cannot run jobs; runnable generators: "
                             f"{', '.join(runnable())}")
-    known = [a.name for a in gen.driver.job_spec(gen.configure()).inputs]
+    # Names first: generating the core can take a minute, a typo should not.
+    declared = gen.driver.job_spec(gen.configure()).inputs
     for key in inputs:
-        if key not in known:
-            raise SnnforgeError(f"unknown input {key!r}; inputs: {', '.join(known)}")
+        if key not in [a.name for a in declared]:
+            raise SnnforgeError(f"unknown input {key!r}; inputs: "
+                                f"{', '.join(a.name for a in declared)}")
+    for a in declared:
+        if a.name not in inputs and not a.optional:
+            raise SnnforgeError(f"missing input {a.name} {a.shape_text}: {a.help}")
     arrays = _load_inputs(inputs)
     implied = gen.driver.params_for(arrays)
     design = generate(name, {**implied, **(overrides or {}), **(params or {})})

@@ -64,11 +64,11 @@ def test_the_stream_contract_check_fails_a_broken_producer(tmp_path):
     good = snnforge("sim", "example_pulse")
     assert good.returncode == 0, good.stdout + good.stderr
     # The sink is ready one cycle in three: beat 4 is offered in cycle 9 and not taken.
-    dropped = snnforge("sim", "example_pulse", "-p", "mode=drop")
+    dropped = snnforge("sim", "example_pulse", "-O", "mode=drop")
     assert dropped.returncode == 1, dropped.stdout + dropped.stderr
     assert ("stream contract broken:\n  stream o: beat 4 at cycle 10 after reset: valid fell "
             "before the transfer (payload 0x4 offered while ready was low)") in dropped.stdout
-    changed = snnforge("sim", "example_pulse", "-p", "mode=change")
+    changed = snnforge("sim", "example_pulse", "-O", "mode=change")
     assert changed.returncode == 1, changed.stdout + changed.stderr
     assert "stream o: beat" in changed.stdout
     assert "the payload changed before the transfer" in changed.stdout

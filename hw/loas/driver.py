@@ -14,7 +14,7 @@ Tiling (layers larger than the buffers are tiled, never refused):
 Networks (:meth:`LoASDriver.run_layers`): consecutive layers are *chained* on chip where the
 boundary allows it -- the layer's whole output row fits one run (one column block) and is the next
 layer's whole K (one K block) -- so the hidden spikes never leave the core: each PE reloads its
-spike row from its own outputs (``control`` bit 3) and the next layer's weights are loaded. Tiles
+spike row from its own outputs (``control.chain``) and the next layer's weights are loaded. Tiles
 of rows are then the outer loop (every layer of the chain runs per tile). Other boundaries go
 through the host (outputs read, sent again).
 

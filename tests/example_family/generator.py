@@ -82,26 +82,24 @@ class AccDriver(Driver):
 
 @dataclass(frozen=True)
 class PulseConfig(Config):
-    mode: str = param("hold", "hold: keep the stream contract; drop: valid falls before the "
-                      "transfer; change: the payload changes before it", choices=("hold", "drop",
-                                                                                  "change"))
+    width: int = param(8, "count width", lo=2, hi=32)
 
 
 class Pulse(wiring.Component):
-    """Counts on ``o``, one beat per cycle at most. Mode ``drop``: ``valid`` falls every other
-    cycle whether or not the beat was taken; ``change``: the count moves on every cycle (two
-    broken producers)."""
+    """Counts on ``o``, one beat per cycle at most. Input ``mode``: 0 keeps the stream contract;
+    1 lets ``valid`` fall every other cycle whether or not the beat was taken; 2 moves the count
+    on every cycle (two broken producers)."""
 
     def __init__(self, cfg: PulseConfig):
         self.cfg = cfg
-        super().__init__({"o": Out(stream.Signature(8))})
+        super().__init__({"o": Out(stream.Signature(cfg.width)), "mode": In(2)})
 
     def elaborate(self, platform):
         m = Module()
         phase = Signal()
         m.d.sync += phase.eq(~phase)
-        m.d.comb += self.o.valid.eq(phase if self.cfg.mode == "drop" else 1)
-        with m.If((self.o.valid & self.o.ready) | (self.cfg.mode == "change")):
+        m.d.comb += self.o.valid.eq(Mux(self.mode == 1, phase, 1))
+        with m.If((self.o.valid & self.o.ready) | (self.mode == 2)):
             m.d.sync += self.o.payload.eq(self.o.payload + 1)
         return m
 
@@ -113,5 +111,6 @@ GENERATORS = (
               driver=AccDriver, demo_targets=None),
     Generator(name="example_pulse", summary="a counter stream (example family)",
               config=PulseConfig, factory=Pulse, bench="example_family.bench",
-              testcase="pulse", demo_targets=None),
+              testcase="pulse", sim_options={"mode": "hold, drop or change"},
+              demo_targets=None),
 )
