@@ -11,13 +11,27 @@ __all__ = ["AmaranthTransport"]
 class AmaranthTransport:
     """Speaks a :class:`~snnforge.hw.common.hostport.HostPort` ``cmd``/``rsp`` pair from an
     Amaranth testbench context, with idle cycles and back-pressure after the patterns of
-    :mod:`snnforge.sim.patterns` (a number: the probability of holding back)."""
+    :mod:`snnforge.sim.patterns` (a number: the probability of holding back). With the core's
+    ``memory`` (an :class:`~snnforge.sim.amaranth_axi.AxiMemory`) it reaches it directly."""
 
-    def __init__(self, ctx, dut, *, idle="none", stall="none", seed=0, timeout_cycles=100_000):
+    def __init__(self, ctx, dut, *, idle="none", stall="none", seed=0, timeout_cycles=100_000,
+                 memory=None):
         self.ctx, self.dut = ctx, dut
+        if memory is not None:
+            self.write_memory, self.read_memory = self._write_memory, self._read_memory
+            self.memory = memory
         self.encode = command_encoder(dut.cmd.payload.shape())
         self.idle, self.stall = Pattern(idle, seed), Pattern(stall, seed + 1)
         self.timeout_cycles = timeout_cycles
+
+    async def _write_memory(self, addr, data):
+        self.memory.write(addr, data)
+
+    async def _read_memory(self, addr, length):
+        return self.memory.read(addr, length)
+
+    async def pause(self, cycles):
+        await self.ctx.tick().repeat(cycles)
 
     async def transact(self, commands):
         ctx, cmd, rsp = self.ctx, self.dut.cmd, self.dut.rsp

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from cocotb.triggers import RisingEdge
+from cocotb.triggers import ClockCycles, RisingEdge
 
 from .patterns import Pattern
 from .payload import command_encoder, pack, unpack
+from .runner import SIM_MEMORY_LOG2
 
 __all__ = ["StreamSource", "StreamSink", "Scoreboard", "CocotbTransport", "port"]
 
@@ -149,11 +150,14 @@ class CocotbTransport:
 
     Commands are sent back to back (idle cycles after the ``idle`` pattern) while responses are
     accepted (back-pressure after the ``stall`` pattern), in one loop, one await per clock;
-    :meth:`set_patterns` changes both between transactions.
+    :meth:`set_patterns` changes both between transactions. If the simulated top has the memory
+    of a core's AXI4 master (``snnforge.sim.runner.sim_top``), the transport reaches it through
+    its bulk backdoor (``write_memory``/``read_memory``: one ``$readmemh``/``$writememh`` each,
+    no simulated bus beat) and ``memory_size`` is its size.
     """
 
     def __init__(self, dut, clk, cmd_layout, *, idle="none", stall="none", seed=0,
-                 timeout_cycles=1_000_000):
+                 timeout_cycles=1_000_000, memory_beat_bytes=None):
         self.cmd_valid = port(dut, "cmd", "valid")
         self.cmd_ready = port(dut, "cmd", "ready")
         self.cmd_payload = port(dut, "cmd", "payload")
@@ -168,6 +172,45 @@ class CocotbTransport:
         self.cmd_valid.value = 0
         self.rsp_ready.value = 0
         self.cycles = 0
+        self.dut = dut
+        if memory_beat_bytes:
+            self.memory_size = 1 << SIM_MEMORY_LOG2
+            self.beat_bytes = memory_beat_bytes
+            self.write_memory, self.read_memory = self._write_memory, self._read_memory
+            dut.bd_load.value = dut.bd_dump.value = 0
+
+    async def pause(self, cycles):
+        await ClockCycles(self.clk, cycles)
+        self.cycles += cycles
+
+    async def _write_memory(self, addr, data):
+        bpb = self.beat_bytes
+        if addr % bpb:
+            raise ValueError(f"backdoor writes start at a beat ({bpb} bytes), not {addr:#x}")
+        data = bytes(data) + bytes(-len(data) % bpb)
+        lines = [f"@{addr // bpb:x}"] + [data[i:i + bpb][::-1].hex()
+                                         for i in range(0, len(data), bpb)]
+        with open("snnforge_bd_in.hex", "w") as f:
+            f.write("\n".join(lines) + "\n")
+        await self._pulse(self.dut.bd_load)
+
+    async def _read_memory(self, addr, length):
+        bpb = self.beat_bytes
+        first, last = addr // bpb, (addr + length - 1) // bpb
+        self.dut.bd_lo.value, self.dut.bd_hi.value = first, last
+        await self._pulse(self.dut.bd_dump)
+        with open("snnforge_bd_out.hex") as f:
+            words = [line.strip() for line in f if line.strip() and line[0] not in "@/"]
+        raw = b"".join(bytes.fromhex(w.rjust(2 * bpb, "0"))[::-1] for w in words)
+        offset = addr - first * bpb
+        return raw[offset:offset + length]
+
+    async def _pulse(self, signal):
+        signal.value = 1
+        await RisingEdge(self.clk)
+        signal.value = 0
+        await RisingEdge(self.clk)
+        self.cycles += 2
 
     def set_patterns(self, idle, stall):
         """Idle pattern of the commands and back-pressure pattern of the responses from now on."""

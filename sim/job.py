@@ -16,7 +16,6 @@ import numpy as np
 
 from ..driver import Job
 from ..host import HostDriver
-from .cocotb_streams import CocotbTransport
 from .tb import bench_test
 
 __all__ = ["run_job", "write_result"]
@@ -30,9 +29,8 @@ def write_result(path, result) -> None:
 
 @bench_test
 async def run_job(tb):
-    core = tb.component
-    transport = CocotbTransport(tb.dut, tb.clk, core.cmd.payload.shape(), seed=tb.seed)
-    driver = tb.generator.driver(HostDriver(core.regmap, transport), tb.cfg)
+    transport = tb.transport()
+    driver = tb.generator.driver(HostDriver(tb.component.regmap, transport), tb.cfg)
     with np.load(tb.option("job_file", None), allow_pickle=False) as arrays:
         job = Job(dict(arrays), tb.option("job_options", {}))
     await tb.reset()

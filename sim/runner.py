@@ -144,7 +144,19 @@ def produced_streams(component) -> list[str]:
     return [name for name in _streams(ports) if ports[f"{name}__valid"]["direction"] == "output"]
 
 
-def sim_top(design: Design) -> tuple[str, str]:
+#: The memory behind a core's AXI4 master in the simulated top: 2**SIM_MEMORY_LOG2 bytes.
+SIM_MEMORY_LOG2 = 24
+AXI_RAM = Path(__file__).parent / "include" / "snnforge_axi_ram.v"
+#: Ports of the simulated top that control its memory (see snnforge_axi_ram.v).
+RAM_PORTS = (("ram_stall", 8), ("ram_latency", 8), ("bd_load", 1), ("bd_dump", 1),
+             ("bd_lo", 32), ("bd_hi", 32))
+
+
+def has_axi_master(ports) -> bool:
+    return any(name.startswith("m_axi__") for name in ports)
+
+
+def sim_top(design: Design, *, external_axi: bool = False) -> tuple[str, str]:
     """``(module name, Verilog)`` of the simulated top: ``design``'s module, unchanged, with the
     same ports, behind registers (see the module docstring):
 
@@ -153,9 +165,14 @@ def sim_top(design: Design) -> tuple[str, str]:
       one cycle of latency each way;
     * every other input, ``rst`` included, is registered (seen one cycle late);
     * every stream the core drives is checked against the stream contract (``chk_*`` ports);
+    * a core's AXI4 master (``m_axi``) reaches ``snnforge_axi_ram`` (2**SIM_MEMORY_LOG2 bytes,
+      back-pressure and latency set on the ``ram_*`` ports, bulk backdoor on ``bd_*``) -- or,
+      with ``external_axi``, the top's ports, unregistered like the AXI4-Lite slave's, for a
+      third-party model;
     * only the ports are visible to the benches (VPI), see :func:`_verilator_runner`.
     """
     ports = {p["name"]: p for p in ports_of(design.converted)}
+    axi = [n for n in ports if n.startswith(("m_axi__", "s_axil__"))]
 
     def bits(width):
         return f"[{width - 1}:0] " if width > 1 else ""
@@ -183,8 +200,25 @@ def sim_top(design: Design) -> tuple[str, str]:
             checks += [(f"chk_{name}__fault", 2), (f"chk_{name}__cycle", 32),
                        (f"chk_{name}__beat", 32), (f"chk_{name}__was", width),
                        (f"chk_{name}__now", width)]
+    top_ports = dict(ports)
+    extra = [(f"output {bits(width)}", port) for port, width in checks]
+    if has_axi_master(ports) and not external_axi:
+        # The memory inside: the master's signals are wires to it, not ports.
+        dw = ports["m_axi__wdata"]["width"]
+        conns = []
+        for n in [n for n in ports if n.startswith("m_axi__")]:
+            body.append(f"  wire {bits(ports[n]['width'])}x_{n};")
+            inside[n] = f"x_{n}"
+            conns.append(f".{n[len('m_axi__'):]}(x_{n})")
+            del top_ports[n]
+        body += [f"  snnforge_axi_ram #(.DATA_WIDTH({dw}), .SIZE_LOG2({SIM_MEMORY_LOG2})) ram (",
+                 "    .clk(clk), .rst(rst_q), .stall(ram_stall), .latency(ram_latency),",
+                 "    .bd_load(bd_load), .bd_dump(bd_dump), .bd_lo(bd_lo), .bd_hi(bd_hi),",
+                 "    " + ", ".join(conns) + ");"]
+        extra += [(f"input {bits(width)}", port) for port, width in RAM_PORTS]
     for p in ports.values():
-        if p["direction"] == "input" and p["name"] not in inside and p["name"] != "clk":
+        if (p["direction"] == "input" and p["name"] not in inside and p["name"] != "clk"
+                and p["name"] not in axi):
             inside[p["name"]] = f"q_{p['name']}"
             body += [f"  reg {bits(p['width'])}q_{p['name']};",
                      f"  always @(posedge clk) q_{p['name']} <= {p['name']};"]
@@ -194,9 +228,8 @@ def sim_top(design: Design) -> tuple[str, str]:
         "(sim/runner.py).",
         f"module {name} (",
         ",\n".join([f"  {p['direction']} {bits(p['width'])}{p['name']} /*verilator public_flat_rw*/"
-                    for p in ports.values()]
-                   + [f"  output {bits(width)}{port} /*verilator public_flat_rw*/"
-                      for port, width in checks]),
+                    for p in top_ports.values()]
+                   + [f"  {kind}{port} /*verilator public_flat_rw*/" for kind, port in extra]),
         ");",
         *body,
         f"  {design.top} core (",
@@ -207,12 +240,14 @@ def sim_top(design: Design) -> tuple[str, str]:
     return name, text
 
 
-def build(design: Design, *, waves: bool = False, quiet: bool = True) -> Path:
+def build(design: Design, *, waves: bool = False, quiet: bool = True,
+          external_axi: bool = False) -> Path:
     """Build (or reuse) the Verilator model of ``design``; returns its build directory."""
     verilator_env()
-    top, wrapper = sim_top(design)
-    # Keyed by everything Verilator compiles: the design and its simulation top.
-    key = hashlib.sha256((design.verilog + wrapper).encode()).hexdigest()[:12]
+    top, wrapper = sim_top(design, external_axi=external_axi)
+    ram = AXI_RAM.read_text() if "snnforge_axi_ram" in wrapper else ""
+    # Keyed by everything Verilator compiles: the design, its simulation top, the memory model.
+    key = hashlib.sha256((design.verilog + wrapper + ram).encode()).hexdigest()[:12]
     bdir = build_root() / "sim" / f"{design.top}-{key}{'-waves' if waves else ''}"
     done = bdir / ".built"
     with _locked(bdir.with_suffix(".lock")):
@@ -234,7 +269,8 @@ def build(design: Design, *, waves: bool = False, quiet: bool = True) -> Path:
                      "-CFLAGS", f"-I{Path(__file__).parent / 'include'}", "-LDFLAGS", f"-L{bdir}"]
         log = bdir / "build.log"
         try:
-            runner.build(sources=[vpath, wpath], hdl_toplevel=top, build_dir=bdir, build_args=args,
+            sources = [vpath, wpath] + ([AXI_RAM] if ram else [])
+            runner.build(sources=sources, hdl_toplevel=top, build_dir=bdir, build_args=args,
                          waves=waves, log_file=log if quiet else None, timescale=("1ns", "1ps"))
         except (SystemExit, Exception) as error:
             tail = log.read_text()[-3000:] if log.exists() else ""
@@ -275,7 +311,8 @@ class BenchResult:
 
 def run_bench(name: str, overrides: dict | None = None, *, seed: int = 1, options: dict | None = None,
               testcase=None, waves: bool = False, quiet: bool = True, bench: str | None = None,
-              tag: str = "run", design: Design | None = None) -> BenchResult:
+              tag: str = "run", design: Design | None = None,
+              external_axi: bool = False) -> BenchResult:
     """Run the cocotb regression of generator ``name`` under Verilator (or the cocotb module
     ``bench`` on it).
 
@@ -286,7 +323,7 @@ def run_bench(name: str, overrides: dict | None = None, *, seed: int = 1, option
     module = bench or design.generator.bench
     if module is None:
         raise SnnforgeError(f"{name}: no simulation bench")
-    bdir = build(design, waves=waves, quiet=quiet)
+    bdir = build(design, waves=waves, quiet=quiet, external_axi=external_axi)
 
     run_dir = bdir / "runs" / f"{tag}-{os.getpid()}-{time.monotonic_ns()}"
     run_dir.mkdir(parents=True)
@@ -299,7 +336,8 @@ def run_bench(name: str, overrides: dict | None = None, *, seed: int = 1, option
     xml_path = run_dir / "results.xml"
     try:
         runner.test(
-            test_module=module, hdl_toplevel=sim_top(design)[0], hdl_toplevel_lang="verilog",
+            test_module=module, hdl_toplevel=sim_top(design, external_axi=external_axi)[0],
+            hdl_toplevel_lang="verilog",
             build_dir=bdir, test_dir=run_dir,
             testcase=testcase, seed=seed, waves=waves,
             # cocotb would otherwise run pytest's assertion rewriter over every imported module

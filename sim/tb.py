@@ -11,8 +11,13 @@ from cocotb.triggers import RisingEdge
 
 from ..generate import silence_unelaborated
 from ..registry import get_generator
-from .patterns import crossed
+from .cocotb_streams import CocotbTransport
+from .patterns import crossed, scheduled
 from .runner import CHECK_FAULTS, bench_config, produced_streams, record_stats
+
+#: (stall probability out of 256, read latency) of the simulated memory, crossed with the
+#: host-port patterns by :meth:`TB.memory_settings`.
+MEMORY_SETTINGS = ((0, 1), (96, 3), (24, 20), (160, 8))
 
 __all__ = ["TB", "bench_test"]
 
@@ -41,6 +46,30 @@ class TB:
     def option(self, name, default):
         return self.options.get(name, default)
 
+    @property
+    def has_memory(self) -> bool:
+        """The simulated top holds the memory of the core's AXI4 master."""
+        return hasattr(self.component, "m_axi") and hasattr(self.dut, "bd_load")
+
+    def transport(self, **kwargs) -> CocotbTransport:
+        """The host-port transport, with the memory backdoor where there is a memory."""
+        beat = self.component.m_axi.signature.bytes_per_beat if self.has_memory else None
+        return CocotbTransport(self.dut, self.clk, self.component.cmd.payload.shape(),
+                               seed=self.seed, memory_beat_bytes=beat, **kwargs)
+
+    def set_memory(self, stall: int, latency: int):
+        """Back-pressure (probability ``stall``/256 per cycle on every channel) and read latency
+        of the simulated memory."""
+        self.dut.ram_stall.value, self.dut.ram_latency.value = stall, latency
+
+    def schedule(self, cases):
+        """``(case, (idle, stall), (memory stall, latency))``: every case, every host-port pattern
+        pair and every memory setting at least once (the memory setting cycles along)."""
+        pairs = scheduled(cases, self.patterns())
+        memory = self.options.get("memory")
+        settings = [tuple(memory)] if memory else list(MEMORY_SETTINGS)
+        return [(case, pair, settings[k % len(settings)]) for k, (case, pair) in enumerate(pairs)]
+
     def patterns(self) -> list[tuple[str, str]]:
         """(idle, stall) pattern pairs to run the cases under: the default crossed set, or the
         user's ``idle``/``stall`` options on their side."""
@@ -51,6 +80,8 @@ class TB:
         record_stats(self.bench, **stats)
 
     async def reset(self, cycles: int = 2):
+        if self.has_memory:
+            self.set_memory(0, 1)
         self.dut.rst.value = 1
         for _ in range(cycles):
             await RisingEdge(self.clk)

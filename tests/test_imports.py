@@ -8,7 +8,7 @@ import pkgutil
 import re
 from pathlib import Path
 
-import snnforge
+
 
 ROOT = Path(__file__).resolve().parent.parent
 

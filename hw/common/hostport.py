@@ -103,6 +103,17 @@ class Window:
     block: int = 0
 
 
+@dataclass(frozen=True)
+class Target:
+    """A bulk target of the core's command processor: ``load`` targets take LOAD beats, ``store``
+    targets give STORE beats; ``doc`` says what the beats hold (the memory format) and what the
+    command's select and argument mean."""
+    name: str
+    id: int
+    direction: str
+    doc: str = ""
+
+
 def _check_name(name):
     if not (isinstance(name, str) and name.isidentifier()):
         raise ValueError(f"name must be an identifier, not {name!r}")
@@ -121,6 +132,7 @@ class RegisterMap:
         self.data_width = data_width
         self._registers: list[Register] = []
         self._windows: list[Window] = []
+        self._targets: list[Target] = []
         self._frozen = False
 
     # -- building ---------------------------------------------------------------------------
@@ -171,6 +183,36 @@ class RegisterMap:
             raise ValueError(f"window {name}: block must divide depth={depth}, not {block!r}")
         self._windows.append(Window(name, depth, element_width, access, stream, doc, block=block))
         return self
+
+    def add_target(self, name, direction, *, doc=""):
+        """Declare bulk target ``name`` (``direction`` "load" or "store"); ids follow the order
+        (at most 16)."""
+        if self._frozen:
+            raise ValueError("the register map is frozen once addresses are assigned")
+        _check_name(name)
+        if direction not in ("load", "store"):
+            raise ValueError(f"target {name}: direction must be load or store, not {direction!r}")
+        if name in [t.name for t in self._targets]:
+            raise ValueError(f"duplicate target name {name!r}")
+        if len(self._targets) == 16:
+            raise ValueError("at most 16 bulk targets")
+        self._targets.append(Target(name, len(self._targets), direction, doc))
+        return self
+
+    @property
+    def targets(self):
+        return list(self._targets)
+
+    def target(self, name) -> Target:
+        for t in self._targets:
+            if t.name == name:
+                return t
+        raise KeyError(f"no bulk target named {name!r}; have "
+                       f"{', '.join(t.name for t in self._targets) or 'none'}")
+
+    @property
+    def target_mask(self) -> int:
+        return sum(1 << t.id for t in self._targets)
 
     def freeze(self):
         """Assign addresses. Called by :class:`HostPort`; idempotent."""
@@ -225,6 +267,7 @@ class RegisterMap:
             "addr_width": self.addr_width,
             "registers": [asdict(r) for r in self._registers],
             "windows": [asdict(w) for w in self._windows],
+            "targets": [asdict(t) for t in self._targets],
         }
 
     @classmethod
@@ -234,6 +277,7 @@ class RegisterMap:
                                                                r.get("fields", ()))})
                              for r in d["registers"]]
         regmap._windows = [Window(**w) for w in d["windows"]]
+        regmap._targets = [Target(**t) for t in d.get("targets", ())]
         regmap.addr_width = d["addr_width"]
         regmap._frozen = True
         return regmap
@@ -253,6 +297,9 @@ class RegisterMap:
             kind = "stream window" if w.stream else "window"
             lines.append(f"| 0x{w.address:x}..0x{w.address + w.span - 1:x} | `{w.name}` | {kind} "
                          f"({w.access}) | {w.depth} x {w.element_width} | | {w.doc} |")
+        if self._targets:
+            lines += ["", "| target | name | direction | beats |", "|---|---|---|---|"]
+            lines += [f"| {t.id} | `{t.name}` | {t.direction} | {t.doc} |" for t in self._targets]
         return "\n".join(lines)
 
 

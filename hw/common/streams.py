@@ -12,7 +12,7 @@ from amaranth.hdl import Shape
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["WordsToBeat", "BeatToWords", "StreamFIFO", "SkidBuffer"]
+__all__ = ["WordsToBeat", "BeatToWords", "StreamFIFO", "SkidBuffer", "Gearbox"]
 
 
 def _width(shape):
@@ -177,3 +177,83 @@ class SkidBuffer(wiring.Component):
             m.d.sync += [skid.eq(self.i.payload), skid_valid.eq(1)]
         return m
 
+
+
+class Gearbox(wiring.Component):
+    """Converts a stream of ``in_width``-bit words into ``out_width``-bit words, one width a
+    multiple of the other, lowest bits first.
+
+    Wide to narrow: each input word leaves as ``in_width / out_width`` words, one per cycle.
+    Narrow to wide: ``out_width / in_width`` input words make one output word; ``flush`` (with
+    or after the last input word) sends a partial one, zero-padded above. ``clear`` empties the
+    gearbox at once (a new transfer). ``empty``: nothing is held.
+
+    Latency: one cycle. Throughput: one narrow word per cycle.
+
+    Members
+    -------
+    i : In(stream.Signature(in_width))
+    o : Out(stream.Signature(out_width))
+    flush, clear : In(1)
+    empty : Out(1)
+    """
+
+    def __init__(self, in_width: int, out_width: int):
+        for name, value in (("in_width", in_width), ("out_width", out_width)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if max(in_width, out_width) % min(in_width, out_width):
+            raise ValueError(f"in_width={in_width} and out_width={out_width}: one must divide "
+                             f"the other")
+        self._iw, self._ow = in_width, out_width
+        super().__init__({
+            "i": In(stream.Signature(in_width)),
+            "o": Out(stream.Signature(out_width)),
+            "flush": In(1), "clear": In(1), "empty": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        iw, ow = self._iw, self._ow
+        if iw >= ow:
+            n = iw // ow
+            buf = Signal(iw)
+            left = Signal(range(n + 1))
+            m.d.comb += [self.o.valid.eq(left != 0), self.o.payload.eq(buf[:ow]),
+                         self.i.ready.eq((left == 0) | ((left == 1) & self.o.ready)),
+                         self.empty.eq(left == 0)]
+            with m.If(self.i.valid & self.i.ready):
+                m.d.sync += [buf.eq(self.i.payload), left.eq(n)]
+            with m.Elif(self.o.valid & self.o.ready):
+                m.d.sync += [buf.eq(buf >> ow), left.eq(left - 1)]
+        else:
+            n = ow // iw
+            acc = Signal(ow)
+            have = Signal(range(n + 1))
+            ready_out = Signal()         # `acc` holds a word to send
+            m.d.comb += [self.o.valid.eq(ready_out), self.o.payload.eq(acc),
+                         self.i.ready.eq(~ready_out | self.o.ready),
+                         self.empty.eq(~ready_out & (have == 0))]
+            leaving = self.o.valid & self.o.ready
+            taking = self.i.valid & self.i.ready
+            base = Mux(leaving, 0, have)
+            with m.If(taking):
+                with m.Switch(base):
+                    for k in range(n):
+                        with m.Case(k):
+                            m.d.sync += acc[k * iw:(k + 1) * iw].eq(self.i.payload)
+                            if k == 0:
+                                m.d.sync += acc[iw:].eq(0)
+                full = base + 1 == n
+                m.d.sync += [have.eq(Mux(full | self.flush, 0, base + 1)),
+                             ready_out.eq(full | self.flush)]
+            with m.Elif(leaving):
+                m.d.sync += ready_out.eq(0)
+            with m.If(self.flush & ~taking & (base != 0)):
+                m.d.sync += [ready_out.eq(1), have.eq(0)]
+        with m.If(self.clear):
+            if iw >= ow:
+                m.d.sync += left.eq(0)
+            else:
+                m.d.sync += [have.eq(0), ready_out.eq(0)]
+        return m

@@ -19,6 +19,10 @@ def _is_pow2(v: int) -> bool:
     return v & (v - 1) == 0
 
 
+def _floor_pow2(v: int) -> int:
+    return 1 << (v.bit_length() - 1)
+
+
 @dataclass(frozen=True)
 class LoASConfig(Config):
     """Every structural parameter of a LoAS core (all validated at construction).
@@ -72,6 +76,11 @@ class LoASConfig(Config):
     lif_ops_per_stage: int = param(1, "LIF operations per pipeline stage (at most 2 T)", lo=1,
                                    hi=64, check=lambda c, v: v <= 2 * c.T,
                                    what=lambda c: f"an integer in 1..{2 * c.T}")
+    dma_width: int = param(128, "data width of the AXI4 master (bits)", lo=32, hi=512,
+                           check=lambda c, v: _is_pow2(v),
+                           what=lambda c: "one of 32, 64, 128, 256, 512")
+    max_burst: int = param(16, "longest AXI4 burst (beats)", lo=1, hi=256)
+    outstanding: int = param(4, "AXI4 read bursts in flight", lo=1, hi=16)
 
     #: Width of the host port's data words.
     data_width: ClassVar[int] = 32
@@ -79,6 +88,12 @@ class LoASConfig(Config):
     def __post_init__(self):
         super().__post_init__()
         self.lif  # the neuron structure is valid too
+        if self.dma_width % self.fiber and self.fiber % self.dma_width:
+            raise ValueError(f"fiber={self.fiber} and dma_width={self.dma_width}: one must "
+                             f"divide the other (fiber masks are packed into beats)")
+        if self.header_bits > self.dma_width:
+            raise ValueError(f"dma_width must hold one broadcast-row header of "
+                             f"{self.header_bits} bits, not {self.dma_width}")
 
     # -- derived -------------------------------------------------------------------------------
     @property
@@ -116,10 +131,35 @@ class LoASConfig(Config):
             return fibers * self.fiber
         return (self.k_max // self.fiber) * self.fiber if self.k_max >= self.fiber else self.k_max
 
+    # -- the memory formats (one beat = dma_width bits) --------------------------------------
     @property
-    def words_per_host_word(self) -> int:
-        """Dense T-bit neuron words carried by one host data word."""
-        return self.data_width // self.T
+    def beat_bytes(self) -> int:
+        return self.dma_width // 8
+
+    @property
+    def word_lanes(self) -> int:
+        """T-bit neuron words per beat (and per row of the word buffers): a power of two, so
+        that a word's row and lane are bit fields of its index."""
+        return _floor_pow2(self.dma_width // self.T)
+
+    @property
+    def value_lanes(self) -> int:
+        """int8 weights per beat (and per row of the weight buffers)."""
+        return self.dma_width // 8
+
+    @property
+    def mem_lanes(self) -> int:
+        """Membranes per beat (and per row of the membrane buffers); a power of two."""
+        return _floor_pow2(self.dma_width // self.mem_width)
+
+    @property
+    def header_bits(self) -> int:
+        """Bits per broadcast-row header in memory: its layout rounded up to a power of two."""
+        return max(8, 1 << (self.header_layout.size - 1).bit_length())
+
+    @property
+    def headers_per_beat(self) -> int:
+        return self.dma_width // self.header_bits
 
     @property
     def lif(self) -> LIFParams:
@@ -140,10 +180,17 @@ class LoASConfig(Config):
                                   "vbase": range(self.v_max)})
 
     @property
-    def row_layout(self):
-        """Descriptor of one broadcast row: its chunk, how many entries, last row of a tile."""
+    def stored_entry_layout(self):
+        """A weight fiber in its bank: bitmask and first value (its column is in the header)."""
+        return data.StructLayout({"mask": self.fiber, "vbase": range(self.v_max)})
+
+    @property
+    def header_layout(self):
+        """A broadcast row's header: its chunk, how many fibers, last row of a tile, and the
+        column (inside the tile) of each fiber."""
         return data.StructLayout({"chunk": range(max(2, self.chunks_max)),
-                                  "count": range(self.group + 1), "tile_last": 1})
+                                  "count": range(self.group + 1), "tile_last": 1,
+                                  "n": data.ArrayLayout(range(max(2, self.tile_n)), self.group)})
 
     @property
     def a_fiber_layout(self):

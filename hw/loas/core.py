@@ -1,19 +1,21 @@
-"""The LoAS dual-sparse SNN core behind the host port."""
+"""The LoAS dual-sparse SNN core behind the host interface: it fetches its own operands."""
 
 from __future__ import annotations
 
 from amaranth import *
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import connect
 
+from ..common.bits import lowest_one, onehot_index, popcount
 from ..common.counters import PerfCounters
-from ..common.hostport import HostPort, RegisterMap, SramWindow, host_port_members
-from ..common.memory import buffer, pow2
-from ..common.streams import BeatToWords
+from ..common.host_interface import HostInterface, add_host_interface
+from ..common.hostport import RegisterMap
+from ..common.memory import buffer
+from ..common.streams import Gearbox, StreamFIFO
 from .config import LoASConfig
 from .pe import PE
 
-__all__ = ["LoASCore", "COUNTERS"]
+__all__ = ["LoASCore", "COUNTERS", "TARGETS"]
 
 #: Performance counters (name, description); all read-only 32-bit registers.
 COUNTERS = (
@@ -26,50 +28,74 @@ COUNTERS = (
     ("groups_kept", "broadcast rows kept by a PE's filter"),
     ("weight_reads", "weight-buffer reads"),
     ("word_reads", "spike-word buffer reads"),
-    ("buffer_writes", "host writes into the spike, weight and fiber buffers"),
+    ("buffer_writes", "beats loaded from memory into the spike, header, fiber and weight "
+                      "buffers"),
     ("saturations", "partial sums clamped to out_width"),
     ("lif_steps", "neuron-steps evaluated by the LIF arrays"),
     ("join_stalls", "PE-cycles a found match was held in the inner join (its accumulator bank "
                     "still draining, or FIFO-mp/FIFO-B full)"),
     ("lif_stalls", "PE-cycles a drained column waited for the LIF"),
-    ("load_writes", "spike-word and spike-fiber buffer writes by the load compressors"),
+    ("load_writes", "spike-word and spike-fiber buffer writes (loads and chaining)"),
     ("psum_reads", "carried partial-sum reads (K blocks after the first)"),
     ("psum_writes", "carried partial-sum writes (K blocks before the last)"),
     ("out_writes", "output-word, output-mask and membrane buffer writes"),
 )
 
+#: The bulk targets of the command processor (name, direction, memory format).
+TARGETS = (
+    ("spike_masks", "load", "the row tile's fiber bitmasks, chunk by chunk and PE by PE within "
+                            "a chunk (fiber bits each, packed); argument: rows | chunks << 8"),
+    ("spike_words", "load", "each PE's packed T-bit words in rows of word_lanes, a PE's first "
+                            "word at a new beat; argument: rows"),
+    ("weight_headers", "load", "the broadcast-row headers {chunk, count, tile_last, n[group]}, "
+                               "header_bits each, packed"),
+    ("weight_masks", "load", "the weight fibers' bitmasks in broadcast order; argument: rows"),
+    ("weight_values", "load", "the packed int8 weights, in broadcast order"),
+    ("out_masks", "store", "each PE's output fiber bitmasks, a PE's first at a new beat; "
+                           "argument: rows | n_cols << 8"),
+    ("out_words", "store", "each PE's output word rows (word_lanes words, a buffer row per "
+                           "beat); argument: rows | n_cols << 8"),
+    ("out_membranes", "store", "each PE's membrane rows (mem_lanes membranes per beat); "
+                               "argument: rows | n_cols << 8"),
+)
+
 
 class LoASCore(wiring.Component):
     """LoAS-style dual-sparse core: ``pes`` TPPEs over FTP-packed spikes and bitmask-compressed
-    weights, LIF over T, output compression; everything reached through the host port.
+    weights, LIF over T, output compression, behind a :class:`~..common.host_interface.
+    HostInterface` (stream and AXI4-Lite front ends, AXI4 master, command processor).
 
     A *run* computes one tile of a layer: up to ``pes`` spike rows against up to ``n_max`` weight
     columns over up to ``k_max`` positions. The host driver
-    (:class:`snnforge.hw.loas.driver.LoASDriver`) tiles whole layers into runs.
+    (:class:`snnforge.hw.loas.driver.LoASDriver`) tiles a whole layer into runs and writes one
+    command list for it; the core then fetches everything itself:
 
-    1. Load: the host streams each row's dense T-bit words into window ``spikes`` (address = PE);
-       per PE a compressor packs them (``strong`` flag: LoAS-FT) and the laggy prefix-sum tabulates
-       every fiber. Weights: packed values into ``weights`` (replicated into every PE), fiber
-       bitmasks into ``entries`` and the broadcast schedule into ``rows``.
-    2. ``control.start``: the broadcaster streams the rows (one per cycle) to all PEs; each PE keeps
-       the rows with work for it and runs ahead on its own row; columns are output-stationary per
-       tile of ``tile_n``. Drained partial sums are added to the carried ones (``use_psum``) and
-       either kept (K blocks still to come) or, with ``final``, passed through the LIF (threshold,
-       leak, dynamic time-step mask registers) and compressed.
-    3. The host reads ``out_mask``/``out_words`` (chip format) and ``membrane``, and the counters
-       -- or chains: ``control.chain`` reloads every PE's spike row from its own outputs (through
-       the PE's expander and compressor, all PEs in parallel, one position per cycle), and the
-       next layer runs on them without the spikes leaving the chip.
+    1. LOADs from memory (:data:`TARGETS`), in the chip's compressed formats, into the banks
+       ``xfer_bank`` selects: the row tile's fiber masks and words into each PE (its laggy
+       prefix-sum tabulates every fiber); the broadcast-row headers, weight-fiber masks and
+       packed weights. Each buffer has two banks, so the next run's operands load while a run
+       computes on the others (``run_bank``).
+    2. ``control.start``: the broadcaster streams the rows (one per cycle) to all PEs; each PE
+       keeps the rows with work for it and runs ahead on its own row; columns are
+       output-stationary per tile of ``tile_n``. Drained partial sums are added to the carried
+       ones (``use_psum``) and either kept (K blocks still to come) or, with ``final``, passed
+       through the LIF (threshold, leak, dynamic time-step mask registers) and compressed into
+       the output bank ``run_bank.out``.
+    3. STOREs of the output masks, words and membranes of bank ``xfer_bank.out`` -- or chaining:
+       ``control.chain`` reloads every PE's spike row from those outputs (through the PE's
+       expander and compressor, all PEs in parallel, one position per cycle), and the next layer
+       runs on them without the spikes leaving the chip.
 
     Throughput: one match per PE per cycle (``pes`` per cycle), one broadcast row of up to
-    ``group`` weight fibers per cycle, one drained column per PE per cycle; loading, one position
-    per PE per cycle. Latency: a run whose busiest PE has ``m`` matches over ``n_cols`` columns
-    takes ``n_cols + m + run_overhead`` cycles (:attr:`run_overhead` = ``InnerJoin.latency +
-    LIFArray.latency + 12``: the broadcast, PE filter, front-end, TPPE, drain and output
-    compressor registers) when nothing else limits it -- broadcast rows with no work for a PE,
-    full queues, or a drain waiting for a bank add cycles, which the stall counters count.
+    ``group`` weight fibers per cycle, one drained column per PE per cycle; loads, one beat per
+    cycle (fiber masks: one per cycle, a PE taking one per ``LaggyPrefixSum.latency``).
+    Latency: a run whose busiest PE has ``m`` matches over ``n_cols`` columns takes ``n_cols + m
+    + run_overhead`` cycles (:attr:`run_overhead` = ``InnerJoin.latency + LIFArray.latency +
+    12``: the broadcast, PE filter, front-end, TPPE, drain and output compressor registers) when
+    nothing else limits it -- broadcast rows with no work for a PE, full queues, or a drain
+    waiting for a bank add cycles, which the stall counters count.
 
-    Register map: :attr:`regmap` (also in the generator manifest).
+    Register map and targets: :attr:`regmap` (also in the generator manifest).
     """
 
     def __init__(self, cfg: LoASConfig):
@@ -83,14 +109,18 @@ class LoASCore(wiring.Component):
         rm = RegisterMap(data_width=cfg.data_width)
         rm.add_register("control", access="pulse", fields={
             "start": (1, "start a run"),
-            "load": (1, "start loading spike rows from the `spikes` window"),
             "clear": (1, "clear the counters"),
-            "chain": (1, "start loading spike rows from the outputs of the last run (each PE's "
-                         "output row becomes its spike row, k_len <= n_max)")})
-        rm.add_register("status", access="ro", fields={"running": (1, "a run is busy"),
-                                                       "loading": (1, "loading is busy")})
-        rm.add_register("k_len", (cfg.k_max).bit_length(),
-                        doc="spike positions per row (chunks of the run: ceil(k_len / fiber))")
+            "chain": (1, "load every PE's spike row from its outputs in bank xfer_bank.out "
+                         "(k_len <= n_max positions) into bank xfer_bank.spikes")})
+        rm.add_register("status", access="ro", fields={
+            "running": (1, "a run is busy"),
+            "loading": (1, "a spike row is still being tabulated or chained")})
+        for name, doc in (("run_bank", "the banks the run computes on and writes"),
+                          ("xfer_bank", "the banks loads and chaining fill, and stores and "
+                                        "chaining read")):
+            rm.add_register(name, doc=doc, fields={
+                "spikes": (1, "spike rows"), "weights": (1, "weights"), "out": (1, "outputs")})
+        rm.add_register("k_len", (cfg.k_max).bit_length(), doc="positions of a chained load")
         rm.add_register("n_cols", (cfg.n_max).bit_length(), doc="output columns of the run")
         rm.add_register("n_tiles", (cfg.tiles_max).bit_length(),
                         doc="ceil(n_cols / tile_n): tiles, each closed by a tile_last row")
@@ -98,7 +128,7 @@ class LoASCore(wiring.Component):
         rm.add_register("active", (cfg.pes).bit_length(),
                         doc="PEs holding a spike row (the others only drain zeros)")
         rm.add_register("flags", fields={
-            "strong": (1, "strong mode (LoAS-FT) when loading"),
+            "strong": (1, "strong mode (LoAS-FT) when chaining"),
             "use_psum": (1, "add the carried partial sums"),
             "final": (1, "final K block: LIF and outputs")})
         rm.add_register("threshold", lif.threshold_bits, reset=64, doc="LIF threshold")
@@ -107,29 +137,14 @@ class LoASCore(wiring.Component):
                         doc="dynamic time-step mask: bit t set = step t evaluated")
         for name, doc in COUNTERS:
             rm.add_register(name, 32, "ro", doc=doc)
-        entries_per_row = pow2(cfg.group)
-        rm.add_window("spikes", cfg.pes, 32, "wo",
-                      doc=f"write to element i: {cfg.words_per_host_word} dense {cfg.T}-bit "
-                          f"neuron words (position order, lowest bits first) for PE i's row")
-        rm.add_window("weights", cfg.v_max // 4, 32, "wo",
-                      doc="packed nonzero weights, 4 per word (int8, lowest byte first)")
-        rm.add_window("entries", cfg.rows_max * entries_per_row, cfg.entry_layout.size, "wo",
-                      block=entries_per_row,
-                      doc=f"weight fibers, a block per broadcast row: element row * "
-                          f"{entries_per_row} + j is entry j of the row: "
-                          f"{{mask[{cfg.fiber}], n, vbase}}")
-        rm.add_window("rows", cfg.rows_max, cfg.row_layout.size, "wo",
-                      doc="broadcast rows: {chunk, count, tile_last}")
-        n_span = pow2(cfg.n_max)
-        c_span = pow2(-(-cfg.n_max // cfg.fiber))
-        rm.add_window("out_mask", cfg.pes * c_span, cfg.fiber, "ro", block=c_span,
-                      doc=f"output fiber bitmasks, a block per PE: element pe * {c_span} + c")
-        rm.add_window("out_words", cfg.pes * n_span, cfg.T, "ro", block=n_span,
-                      doc=f"packed output spike words, a block per PE: element pe * {n_span} + i")
-        rm.add_window("membrane", cfg.pes * n_span, cfg.mem_width, "ro", block=n_span,
-                      doc=f"final membranes, a block per PE: element pe * {n_span} + n")
+        add_host_interface(rm)
+        for name, direction, doc in TARGETS:
+            rm.add_target(name, direction, doc=doc)
         self.regmap = rm.freeze()
-        super().__init__(host_port_members(rm))
+        self.host = HostInterface(rm, data_width=cfg.dma_width, max_burst=cfg.max_burst,
+                                  outstanding=cfg.outstanding)
+        super().__init__({name: member for name, member in self.host.signature.members.items()
+                          if name in ("cmd", "rsp", "s_axil", "m_axi", "irq")})
 
     @property
     def run_overhead(self) -> int:
@@ -137,68 +152,294 @@ class LoASCore(wiring.Component):
         pe = self.pes[0]
         return pe.inner_join.latency + pe.lif.latency + 12
 
+    @property
+    def header_rows(self) -> int:
+        """Rows of one bank of the header buffer (``headers_per_beat`` headers each)."""
+        return -(-self.cfg.rows_max // self.cfg.headers_per_beat)
+
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
-        rm = self.regmap
-        P, G = cfg.pes, cfg.group
-        m.submodules.host = host = HostPort(rm)
-        connect(m, wiring.flipped(self.cmd), host.cmd)
-        connect(m, host.rsp, wiring.flipped(self.rsp))
+        P, G, W, dw = cfg.pes, cfg.group, cfg.fiber, cfg.dma_width
+        m.submodules.host = host = self.host
+        for name in ("cmd", "rsp", "s_axil", "m_axi"):
+            connect(m, getattr(host, name), wiring.flipped(getattr(self, name)))
+        m.d.comb += self.irq.eq(host.irq)
         regs = host.regs
         control = regs.control
-        start, load, clear, chain = control.start, control.load, control.clear, control.chain
-
+        start, clear, chain = control.start, control.clear, control.chain
+        run_bank, xfer = regs.run_bank, regs.xfer_bank
         pes = self.pes
         for i, pe in enumerate(pes):
             m.submodules[f"pe{i}"] = pe
+        errors = []               # format errors of the targets (one cycle each)
+        target_ids = {name: k for k, (name, _, _) in enumerate(TARGETS)}
 
-        # -- spikes: host words -> each PE's neuron stream -----------------------------------------
-        m.submodules.win_spikes = win_spikes = SramWindow(rm["spikes"], 32)
-        connect(m, host.spikes, win_spikes.bus)
-        n_per_word = cfg.words_per_host_word
-        splitters = []
-        for i, pe in enumerate(pes):
-            split = BeatToWords(n_per_word * cfg.T, cfg.T)
-            m.submodules[f"split{i}"] = split
-            splitters.append(split)
-            connect(m, split.o, pe.neurons)
-            m.d.comb += [split.i.payload.eq(win_spikes.w_data[:n_per_word * cfg.T]),
-                         split.i.valid.eq(win_spikes.w_en & (win_spikes.addr == i))]
-        # A write must not be lost: hold the host port until the addressed splitter is free.
-        spikes_req = host.spikes.req
-        free = Array(s.i.ready for s in splitters)[spikes_req.payload.addr]
-        m.d.comb += win_spikes.bus.req.valid.eq(spikes_req.valid & (free | ~spikes_req.payload.write))
-        m.d.comb += spikes_req.ready.eq(win_spikes.bus.req.ready & (free | ~spikes_req.payload.write))
+        def banked(index, bank, depth):
+            return Mux(bank, index + depth, index)
 
-        # -- weights (broadcast into every replica), fiber entries and rows ------------------------
-        m.submodules.win_weights = win_w = SramWindow(rm["weights"], 32)
-        connect(m, host.weights, win_w.bus)
-        for pe in pes:
-            m.d.comb += [pe.w_wr_addr.eq(win_w.addr), pe.w_wr_data.eq(win_w.w_data),
-                         pe.w_wr_en.eq(win_w.w_en)]
-        wpe_bits = (pow2(G) - 1).bit_length()
-        m.submodules.win_entries = win_e = SramWindow(rm["entries"], 32)
-        m.submodules.win_rows = win_r = SramWindow(rm["rows"], 32)
-        connect(m, host.entries, win_e.bus)
-        connect(m, host.rows, win_r.bus)
-        m.submodules.row_mem = row_mem = buffer(shape=cfg.row_layout, depth=cfg.rows_max,
-                                                       init=[])
-        row_wr, row_rd = row_mem.write_port(), row_mem.read_port()
-        m.d.comb += [row_wr.addr.eq(win_r.addr), row_wr.data.eq(win_r.w_data),
-                     row_wr.en.eq(win_r.w_en)]
+        # -- weight buffers: headers (rows of headers_per_beat) and the fiber banks ----------------
+        H, hbits = cfg.headers_per_beat, cfg.header_bits
+        h_lane_bits = (H - 1).bit_length()
+        m.submodules.headers = headers = buffer(shape=H * hbits, depth=2 * self.header_rows)
         banks = []
         for j in range(G):
-            bank = buffer(shape=cfg.entry_layout, depth=cfg.rows_max, init=[])
+            bank = buffer(shape=cfg.stored_entry_layout, depth=2 * cfg.rows_max)
             m.submodules[f"entry_bank{j}"] = bank
-            wr, rd = bank.write_port(), bank.read_port()
-            lane = win_e.addr[:wpe_bits] if wpe_bits else C(0, 1)
-            m.d.comb += [wr.addr.eq(win_e.addr[wpe_bits:]), wr.data.eq(win_e.w_data),
-                         wr.en.eq(win_e.w_en & (lane == j))]
-            banks.append(rd)
+            banks.append(bank)
+
+        def header_of(row_data, lane):
+            raw = row_data.word_select(lane, hbits) if H > 1 else row_data
+            return data.View(cfg.header_layout, raw[:cfg.header_layout.size])
+
+        # -- LOADs -----------------------------------------------------------------------------------
+        ld = host.load
+        beat = ld.payload
+        tgt = beat.target
+        accepted = ld.valid & ld.ready
+        first = beat.first
+        load_beats = Signal()          # a beat entered a buffer this cycle (counter)
+
+        # Fiber masks (spikes and weights) leave the beats through one gearbox: its consumer is
+        # the target of the LOAD whose beats are in it.
+        m.submodules.mask_gear = gear = Gearbox(dw, W)
+        mask_target = Signal(4)
+        is_mask_load = (tgt == target_ids["spike_masks"]) | (tgt == target_ids["weight_masks"])
+        with m.If(accepted & first & is_mask_load):
+            m.d.sync += mask_target.eq(tgt)
+        m.d.comb += [gear.i.valid.eq(ld.valid & is_mask_load), gear.i.payload.eq(beat.data),
+                     gear.clear.eq(0)]
+        masks_per_beat_log = max(0, (dw // W - 1).bit_length()) if dw >= W else 0
+        beats_per_mask_log = (W // dw - 1).bit_length() if W > dw else 0
+
+        def beats_for(masks):
+            if dw >= W:
+                return (masks + (1 << masks_per_beat_log) - 1) >> masks_per_beat_log
+            return masks << beats_per_mask_log
+
+        # -- spike masks: mask i goes to PE i % rows, chunk i // rows ------------------------------
+        sm_rows = Signal(8)
+        sm_total = Signal(range(P * cfg.chunks_max + 1))
+        sm_pe = Signal(range(max(2, P)))
+        sm_chunk = Signal(range(max(2, cfg.chunks_max + 1)))
+        sm_taken = Signal.like(sm_total)
+        sm_beats = Signal(32)
+        sm_expect = Signal(32)
+        arg_rows, arg_chunks = beat.arg[:8], beat.arg[8:24]
+        now_expect = Mux(first, beats_for(arg_rows * arg_chunks), sm_expect)
+        now_beats = Mux(first, 0, sm_beats)
+        is_sm = tgt == target_ids["spike_masks"]
+        with m.If(accepted & is_sm):
+            m.d.sync += [sm_beats.eq(now_beats + 1), sm_expect.eq(now_expect)]
+        errors.append(accepted & is_sm & ((now_beats >= now_expect)
+                                          | (beat.last & (now_beats + 1 < now_expect))
+                                          | (first & ((arg_rows > P)
+                                                      | (arg_chunks > cfg.chunks_max)))))
+        to_pes = (mask_target == target_ids["spike_masks"]) & (sm_taken < sm_total)
+        pe_ready = Array(pe.mask_in.ready for pe in pes)[sm_pe]
+        for i, pe in enumerate(pes):
+            m.d.comb += [pe.mask_in.valid.eq(gear.o.valid & to_pes & (sm_pe == i)),
+                         pe.mask_in.payload.mask.eq(gear.o.payload),
+                         pe.mask_in.payload.chunk.eq(sm_chunk),
+                         pe.mask_in.payload.first.eq(sm_chunk == 0)]
+        with m.If(gear.o.valid & to_pes & pe_ready):
+            m.d.sync += sm_taken.eq(sm_taken + 1)
+            with m.If(sm_pe + 1 == sm_rows):
+                m.d.sync += [sm_pe.eq(0), sm_chunk.eq(sm_chunk + 1)]
+            with m.Else():
+                m.d.sync += sm_pe.eq(sm_pe + 1)
+        with m.If(accepted & first & is_sm):
+            m.d.sync += [sm_rows.eq(arg_rows), sm_total.eq(arg_rows * arg_chunks), sm_pe.eq(0),
+                         sm_chunk.eq(0), sm_taken.eq(0)]
+
+        # -- spike words: PE by PE, ceil(nnz / word_lanes) rows each -------------------------------
+        lane_bits = (cfg.word_lanes - 1).bit_length()
+        sw_rows = Signal(8)
+        rows_now = Mux(first, beat.arg[:8], sw_rows)
+        need = Cat(*[(pe.nnz != 0) & (rows_now > i) for i, pe in enumerate(pes)])
+        word_rows = Array((pe.nnz + cfg.word_lanes - 1) >> lane_bits for pe in pes)
+        sw_pe = Signal(range(max(2, P)))
+        sw_row = Signal(range(pes[0].word_rows + 1))
+        sw_done = Signal()
+        is_sw = tgt == target_ids["spike_words"]
+        pe_now = Signal.like(sw_pe)
+        m.d.comb += pe_now.eq(Mux(first, onehot_index(lowest_one(m, need, "sw_first")), sw_pe))
+        row_now = Mux(first, 0, sw_row)
+        done_now = Mux(first, ~need.any(), sw_done)
+        later = Signal(P)             # PEs after this beat's that still want words
+        m.d.comb += later.eq(need & Cat(C(0, 1), *[pe_now < i for i in range(1, P)]))
+        ends_pe = row_now + 1 == word_rows[pe_now]
+        next_pe = onehot_index(lowest_one(m, later, "sw_next"))
+        for i, pe in enumerate(pes):
+            m.d.comb += [pe.words_wr_en.eq(accepted & is_sw & ~done_now & (pe_now == i)),
+                         pe.words_wr_addr.eq(row_now), pe.words_wr_data.eq(beat.data)]
+        with m.If(accepted & is_sw):
+            m.d.sync += [sw_rows.eq(rows_now), sw_pe.eq(pe_now), sw_row.eq(row_now + 1),
+                         sw_done.eq(done_now)]
+            with m.If(ends_pe):
+                m.d.sync += [sw_row.eq(0), sw_pe.eq(next_pe), sw_done.eq(~later.any())]
+        errors.append(accepted & is_sw & (done_now | (beat.last & ~(ends_pe & ~later.any()))))
+
+        # -- weight headers: a beat per header row ------------------------------------------------
+        hd_row = Signal(range(self.header_rows + 1))
+        is_hd = tgt == target_ids["weight_headers"]
+        hd_wr = headers.write_port()
+        row_h = Mux(first, 0, hd_row)
+        m.d.comb += [hd_wr.addr.eq(banked(row_h, xfer.weights, self.header_rows)),
+                     hd_wr.data.eq(beat.data),
+                     hd_wr.en.eq(accepted & is_hd & (row_h < self.header_rows))]
+        with m.If(accepted & is_hd):
+            m.d.sync += hd_row.eq(row_h + 1)
+        errors.append(accepted & is_hd & (row_h >= self.header_rows))
+
+        # -- weight masks: each header's count of fibers into banks 0.., vbase running ------------
+        # The headers of the load bank are read one per cycle ahead into a small queue.
+        is_wm = tgt == target_ids["weight_masks"]
+        wm_rows = Signal(range(cfg.rows_max + 1))
+        hdr_next = Signal(range(cfg.rows_max + 1))
+        queue = Array(Signal(range(G + 1), name=f"count{k}") for k in range(4))
+        q_wr, q_rd = Signal(2), Signal(2)
+        q_level = Signal(range(5))
+        hdr_rd = headers.read_port()
+        reading = Signal()
+        read_lane = Signal(max(1, h_lane_bits))
+        issue = (hdr_next < wm_rows) & (q_level + reading < 4)
+        m.d.comb += [hdr_rd.addr.eq(banked(hdr_next >> h_lane_bits, xfer.weights,
+                                           self.header_rows)),
+                     hdr_rd.en.eq(issue)]
+        m.d.sync += reading.eq(issue)
+        with m.If(issue):
+            m.d.sync += [hdr_next.eq(hdr_next + 1),
+                         read_lane.eq(hdr_next[:h_lane_bits] if h_lane_bits else 0)]
+        push = reading
+        wm_row = Signal(range(cfg.rows_max + 1))
+        wm_j = Signal(range(G + 1))
+        vbase = Signal(range(cfg.v_max + 1))
+        head = queue[q_rd]
+        have = q_level != 0
+        wm_done = wm_row == wm_rows
+        wm_mask = Signal(W)
+        m.d.comb += wm_mask.eq(gear.o.payload)
+        to_banks = mask_target == target_ids["weight_masks"]
+        empty_row = have & (head == 0)
+        takes_mask = to_banks & gear.o.valid & have & (head != 0)
+        pop = empty_row | (takes_mask & (wm_j + 1 == head))
+        m.d.comb += gear.o.ready.eq(Mux(to_pes, pe_ready,
+                                        Mux(to_banks & ~wm_done, takes_mask, 1)))
+        for j, bank in enumerate(banks):
+            wr = bank.write_port()
+            m.d.comb += [wr.addr.eq(banked(wm_row, xfer.weights, cfg.rows_max)),
+                         wr.data.mask.eq(wm_mask), wr.data.vbase.eq(vbase),
+                         wr.en.eq(takes_mask & (wm_j == j))]
+        with m.If(takes_mask):
+            m.d.sync += [vbase.eq(vbase + popcount(wm_mask)), wm_j.eq(wm_j + 1)]
+        with m.If(pop):
+            m.d.sync += [wm_row.eq(wm_row + 1), wm_j.eq(0), q_rd.eq(q_rd + 1)]
+        with m.If(push):
+            m.d.sync += [queue[q_wr].eq(header_of(hdr_rd.data, read_lane).count),
+                         q_wr.eq(q_wr + 1)]
+        m.d.sync += q_level.eq(q_level + push - pop)
+        last_in = Signal()           # the LOAD's last beat has entered the gearbox
+        with m.If(accepted & is_wm):
+            m.d.sync += last_in.eq(beat.last)
+        with m.If(accepted & is_wm & first):
+            m.d.sync += [wm_rows.eq(beat.arg[:16]), hdr_next.eq(0), q_wr.eq(0), q_rd.eq(0),
+                         q_level.eq(0), wm_row.eq(0), wm_j.eq(0), vbase.eq(0), reading.eq(0)]
+        # Too many masks: one arrives when every row is done and more beats are to come; too
+        # few: the last beat is in, the gearbox empty, and a row still wants a mask.
+        errors.append((to_banks & gear.o.valid & wm_done & ~last_in)
+                      | (to_banks & last_in & gear.empty & ~ld.valid & have & (head != 0)
+                         & ~wm_done))
+
+        # -- weight values: a beat per row, into every PE's replica -------------------------------
+        is_wv = tgt == target_ids["weight_values"]
+        wv_row = Signal(range(pes[0].value_rows + 1))
+        row_v = Mux(first, 0, wv_row)
+        for pe in pes:
+            m.d.comb += [pe.values_wr_en.eq(accepted & is_wv & (row_v < pe.value_rows)),
+                         pe.values_wr_addr.eq(row_v), pe.values_wr_data.eq(beat.data)]
+        with m.If(accepted & is_wv):
+            m.d.sync += wv_row.eq(row_v + 1)
+        errors.append(accepted & is_wv & (row_v >= pes[0].value_rows))
+
+        m.d.comb += [ld.ready.eq(Mux(is_mask_load, gear.i.ready, 1)),
+                     load_beats.eq(accepted)]
+
+        # -- STOREs: each PE's output rows, PE by PE -----------------------------------------------
+        sreq = host.store_req
+        kinds = {target_ids["out_masks"]: 0, target_ids["out_words"]: 1,
+                 target_ids["out_membranes"]: 2}
+        st_kind = Signal(2)
+        st_rows = Signal(8)
+        st_per = Signal(range(max(pes[0].out_rows, 2) + 1))       # buffer rows per PE
+        st_pe = Signal(range(max(2, P + 1)))
+        st_i = Signal.like(st_per)
+        storing = Signal()
+        req_rows, req_cols = sreq.payload.arg[:8], sreq.payload.arg[8:24]
+        per_pe = Array([(req_cols + W - 1) >> (W - 1).bit_length(),
+                        (req_cols + cfg.word_lanes - 1) >> lane_bits,
+                        (req_cols + cfg.mem_lanes - 1) >> (cfg.mem_lanes - 1).bit_length(),
+                        C(0)])
+        kind_now = Signal(2)
+        with m.Switch(sreq.payload.target):
+            for t, k in kinds.items():
+                with m.Case(t):
+                    m.d.comb += kind_now.eq(k)
+            with m.Default():
+                m.d.comb += kind_now.eq(3)
+        rows_of = Signal.like(st_per)
+        m.d.comb += rows_of.eq(per_pe[kind_now])
+        expect = Signal(32)
+        m.d.comb += expect.eq(Mux(kind_now == 0, req_rows * beats_for(rows_of),
+                                  req_rows * rows_of))
+        m.d.comb += sreq.ready.eq(~storing)
+        good = (expect == sreq.payload.beats) & (kind_now != 3) & (req_rows <= P)
+        with m.If(sreq.valid & sreq.ready):
+            m.d.sync += [st_kind.eq(kind_now), st_rows.eq(req_rows), st_per.eq(rows_of),
+                         st_pe.eq(0), st_i.eq(0),
+                         storing.eq(good & (req_rows != 0) & (rows_of != 0))]
+        errors.append(sreq.valid & sreq.ready & ~good)
+        # Reads: a row per cycle while the staging FIFO has room; data a cycle later.
+        m.submodules.stage = stage = StreamFIFO(data.StructLayout({"data": max(W, dw),
+                                                                   "end": 1}), 4)
+        in_flight = Signal()
+        read = storing & (st_pe < st_rows) & (stage.level + in_flight < 3)
+        read_pe = Signal.like(st_pe)
+        read_end = Signal()
+        for i, pe in enumerate(pes):
+            m.d.comb += [pe.rd_en.eq(read & (st_pe == i)), pe.rd_sel.eq(st_kind),
+                         pe.rd_addr.eq(st_i)]
+        m.d.sync += in_flight.eq(read)
+        with m.If(read):
+            m.d.sync += [read_pe.eq(st_pe), read_end.eq(st_i + 1 == st_per)]
+            with m.If(st_i + 1 == st_per):
+                m.d.sync += [st_i.eq(0), st_pe.eq(st_pe + 1)]
+            with m.Else():
+                m.d.sync += st_i.eq(st_i + 1)
+        with m.If(storing & (st_pe == st_rows) & ~in_flight & ~stage.o.valid):
+            m.d.sync += storing.eq(0)
+        m.d.comb += [stage.i.valid.eq(in_flight),
+                     stage.i.payload.data.eq(Array(pe.rd_data for pe in pes)[read_pe]),
+                     stage.i.payload.end.eq(read_end)]
+        # Masks through a gearbox (a PE's last one flushes a partial beat); rows are beats.
+        m.submodules.store_gear = sgear = Gearbox(W, dw)
+        masks = st_kind == 0
+        m.d.comb += [sgear.i.valid.eq(stage.o.valid & masks),
+                     sgear.i.payload.eq(stage.o.payload.data[:W]),
+                     sgear.flush.eq(stage.o.payload.end), sgear.clear.eq(0)]
+        with m.If(masks):
+            m.d.comb += [stage.o.ready.eq(sgear.i.ready), host.store.valid.eq(sgear.o.valid),
+                         host.store.payload.eq(sgear.o.payload),
+                         sgear.o.ready.eq(host.store.ready)]
+        with m.Else():
+            m.d.comb += [host.store.valid.eq(stage.o.valid),
+                         host.store.payload.eq(stage.o.payload.data[:dw]),
+                         stage.o.ready.eq(host.store.ready)]
+
+        m.d.comb += host.target_error.eq(Cat(*errors).any())
 
         # -- run control and the broadcaster -------------------------------------------------------
-        # Two stages: the row and entry memories' read (block RAM, slow clock-to-out), then a
+        # Two stages: the header and entry memories' read (block RAM, slow clock-to-out), then a
         # register that drives every PE: the RAM's output delay and the broadcast fan-out lie on
         # different paths. One row per cycle while the PEs take them.
         running = Signal()
@@ -208,19 +449,32 @@ class LoASCore(wiring.Component):
         all_ready = Cat(*[pe.row_ready for pe in pes]).all()
         take = row_valid & all_ready
         move = read_valid & (~row_valid | take)
-        issue = running & (next_row < regs.n_rows) & (~read_valid | move)
-        m.d.comb += [row_rd.addr.eq(next_row), row_rd.en.eq(issue)]
-        for rd in banks:
-            m.d.comb += [rd.addr.eq(next_row), rd.en.eq(issue)]
+        b_issue = running & (next_row < regs.n_rows) & (~read_valid | move)
+        bh_rd = headers.read_port()
+        b_lane = Signal(max(1, h_lane_bits))
+        m.d.comb += [bh_rd.addr.eq(banked(next_row >> h_lane_bits, run_bank.weights,
+                                          self.header_rows)),
+                     bh_rd.en.eq(b_issue)]
+        with m.If(b_issue):
+            m.d.sync += b_lane.eq(next_row[:h_lane_bits] if h_lane_bits else 0)
+        bank_rds = []
+        for bank in banks:
+            rd = bank.read_port()
+            m.d.comb += [rd.addr.eq(banked(next_row, run_bank.weights, cfg.rows_max)),
+                         rd.en.eq(b_issue)]
+            bank_rds.append(rd)
+        header = header_of(bh_rd.data, b_lane)
         bcast = Signal(cfg.bcast_layout)
         with m.If(move):
-            m.d.sync += [bcast.chunk.eq(row_rd.data.chunk),
-                         bcast.tile_last.eq(row_rd.data.tile_last),
-                         bcast.valid.eq(Cat(*[row_rd.data.count > j for j in range(G)]))]
-            m.d.sync += [bcast.entries[j].eq(rd.data) for j, rd in enumerate(banks)]
-        with m.If(issue):
+            m.d.sync += [bcast.chunk.eq(header.chunk), bcast.tile_last.eq(header.tile_last),
+                         bcast.valid.eq(Cat(*[header.count > j for j in range(G)]))]
+            for j, rd in enumerate(bank_rds):
+                m.d.sync += [bcast.entries[j].mask.eq(rd.data.mask),
+                             bcast.entries[j].vbase.eq(rd.data.vbase),
+                             bcast.entries[j].n.eq(header.n[j])]
+        with m.If(b_issue):
             m.d.sync += next_row.eq(next_row + 1)
-        m.d.sync += [read_valid.eq(issue | (read_valid & ~move)),
+        m.d.sync += [read_valid.eq(b_issue | (read_valid & ~move)),
                      row_valid.eq(move | (row_valid & ~take))]
 
         flags = regs.flags
@@ -233,34 +487,19 @@ class LoASCore(wiring.Component):
                 pe.use_psum.eq(flags.use_psum), pe.final.eq(flags.final),
                 pe.threshold.eq(regs.threshold), pe.leak_amount.eq(regs.leak_amount),
                 pe.tmask.eq(regs.tmask),
-                pe.load_start.eq(load | chain), pe.chain.eq(chain), pe.k_len.eq(regs.k_len),
-                pe.strong.eq(flags.strong),
+                pe.chain.eq(chain), pe.k_len.eq(regs.k_len), pe.strong.eq(flags.strong),
+                pe.load_spikes.eq(xfer.spikes), pe.load_weights.eq(xfer.weights),
+                pe.read_out.eq(xfer.out),
+                pe.run_spikes.eq(run_bank.spikes), pe.run_weights.eq(run_bank.weights),
+                pe.run_out.eq(run_bank.out),
             ]
         with m.If(start):
             m.d.sync += [running.eq(1), next_row.eq(0), read_valid.eq(0), row_valid.eq(0)]
         with m.Elif(running & (next_row == regs.n_rows) & ~read_valid & ~row_valid & all_done):
             m.d.sync += running.eq(0)
-        loading = ~Cat(*[pe.load_done | (regs.active <= i) for i, pe in enumerate(pes)]).all()
+        loading = Cat(*[pe.load_busy for pe in pes]).any()
         m.d.comb += [host.status.status.running.eq(running),
                      host.status.status.loading.eq(loading)]
-
-        # -- output windows: PE select, then the PE's host read port -------------------------------
-        for sel, name in enumerate(("out_mask", "out_words", "membrane")):
-            span = rm[name].block
-            win = SramWindow(rm[name], 32)
-            m.submodules[f"win_{name}"] = win
-            connect(m, getattr(host, name), win.bus)
-            local_bits = (span - 1).bit_length()
-            pe_index = win.addr[local_bits:]
-            chosen = Signal(range(max(2, P)), name=f"{name}_pe")
-            with m.If(win.r_en):
-                m.d.sync += chosen.eq(pe_index)
-            for i, pe in enumerate(pes):
-                with m.If(win.r_en & (pe_index == i)):
-                    m.d.comb += [pe.hr_sel.eq(sel), pe.hr_addr.eq(win.addr[:local_bits]),
-                                 pe.hr_en.eq(1)]
-            width = rm[name].element_width
-            m.d.comb += win.r_data.eq(Array(pe.hr_data[:width] for pe in pes)[chosen])
 
         # -- counters ------------------------------------------------------------------------------
         sum_bits = (P * max(3, cfg.T)).bit_length()
@@ -277,12 +516,12 @@ class LoASCore(wiring.Component):
             inc.matches.eq(total("match")),
             inc.pe_busy.eq(total("busy")),
             inc.bcast_stalls.eq(row_valid & ~all_ready),
-            inc.rows_read.eq(issue),
+            inc.rows_read.eq(b_issue),
             inc.fiber_reads.eq(total("fiber_read")),
             inc.groups_kept.eq(total("pushed")),
             inc.weight_reads.eq(total("weight_read")),
             inc.word_reads.eq(total("word_read")),
-            inc.buffer_writes.eq(win_spikes.w_en + win_w.w_en + win_e.w_en + win_r.w_en),
+            inc.buffer_writes.eq(load_beats),
             inc.saturations.eq(total("saturated")),
             inc.lif_steps.eq(total("lif_steps")),
             inc.join_stalls.eq(total("join_stall")),

@@ -1,7 +1,13 @@
-"""Host software for the LoAS core: tiles a whole layer into runs and speaks the host port.
+"""Host software for the LoAS core: tiles a whole layer into runs, writes the memory image and
+the command list that run them, and reads the results back.
 
 One class, :class:`LoASDriver`, over a :class:`~snnforge.host.HostDriver` -- so the same code runs a
-layer under cocotb, in Amaranth's simulator, from ``snnforge run`` and on a board.
+layer under cocotb, in Amaranth's simulator, from ``snnforge run`` and on a board. A layer (or a
+chained network) is one command list: one start, no host action until its end. The image holds
+the operands in the chip's compressed formats (``hw/loas/core.py`` ``TARGETS``); the list loads
+each run's operands into the banks the running run does not use, so loads overlap compute, and
+stores each run's outputs while the next one computes. Weights stay on chip across the row tiles
+of a column block (the loop order is column block, row tile, K block).
 
 Tiling (layers larger than the buffers are tiled, never refused):
 
@@ -34,6 +40,7 @@ import torch
 
 from ...driver import ArraySpec, Driver, Flag, Job, JobResult, JobSpec
 from ...golden.loas import apply_strong, compress_weights, spike_words
+from ...host import CommandList, MemoryImage
 from ...params import Param, SnnforgeError
 from .config import LoASConfig
 from .core import COUNTERS
@@ -106,7 +113,6 @@ class NetworkResult:
     spikes: torch.Tensor            # uint8 [T, M, N] of the last layer
     membrane: torch.Tensor          # int64 [M, N] of the last layer
     counters: dict                  # summed over every run of every layer
-    layer_cycles: list              # compute cycles per layer
     chained: list                   # per boundary between layers: True if it stayed on chip
     k_blocks: list                  # per layer: positions of K per run (partial sums carried)
 
@@ -117,14 +123,28 @@ class NetworkResult:
 
 @dataclass
 class _WeightBlock:
+    """A column block's weights over one K block, in memory order."""
     n0: int
     n_cols: int
     k0: int
     k_len: int
-    values: list            # 32-bit words
-    entries: list           # (element address, packed entry)
-    rows: list              # packed row descriptors
     n_tiles: int
+    headers: list           # per broadcast row: {chunk, count, tile_last, n: [...]}
+    masks: list             # fiber bitmasks in broadcast order
+    values: list            # int8 values in broadcast order
+
+
+@dataclass
+class _Run:
+    """One run of a command list: its operands (image keys), registers and outputs."""
+    spikes: tuple           # key of its spike image (("chain", ...) when chained)
+    weights: tuple          # key of its weight image
+    rows: int
+    regs: dict              # registers written before its start
+    out: tuple | None       # (m0, n0, n_cols) where its outputs go, if it is a final K block
+    chain_len: int = 0      # > 0: its spike rows come from the last run's outputs
+    strong: bool = False
+    info: dict = field(default_factory=dict)
 
 
 def parse_lif(text: str) -> tuple[dict, dict]:
@@ -175,12 +195,13 @@ class LoASDriver(Driver):
              is_flag=True),
     )
 
-    def __init__(self, host, cfg: LoASConfig):
+    #: Memory the driver may use when the transport does not say (``memory_size``).
+    DEFAULT_MEMORY = 1 << 24
+
+    def __init__(self, host, cfg: LoASConfig, *, memory_size: int | None = None):
         super().__init__(host, cfg)
-        regmap = host.regmap
-        self._entry_stride = regmap["entries"].block
-        self._n_span = regmap["out_words"].block
-        self._c_span = regmap["out_mask"].block
+        self.memory_size = memory_size or getattr(host.transport, "memory_size",
+                                                  self.DEFAULT_MEMORY)
 
     # -- the job of `snnforge run` -------------------------------------------------------------
     @classmethod
@@ -248,51 +269,40 @@ class LoASDriver(Driver):
                 f"{utilization:.1%} of {cfg.pes} PEs"]
 
     # -- planning ----------------------------------------------------------------------------------
-    def _pack_row(self, kind, **fields):
-        layout = getattr(self.cfg, kind)
-        return layout.const(fields).as_bits()
-
     def _weight_block(self, w, n0, n_cols, k0, k_len, sequential) -> _WeightBlock | None:
-        """Compress w[k0:k0+k_len, n0:n0+n_cols] into buffer images; None if it does not fit."""
+        """Compress w[k0:k0+k_len, n0:n0+n_cols] into its memory arrays; None if it does not
+        fit the buffers."""
         cfg = self.cfg
         W, G, T = cfg.fiber, cfg.group, cfg.T
-        block = w[k0:k0 + k_len, n0:n0 + n_cols]
-        cw = compress_weights(block, fiber=W)
-        chunk_ids = range(cw.n_chunks)
+        cw = compress_weights(w[k0:k0 + k_len, n0:n0 + n_cols], fiber=W)
         # In sequential mode fiber c of the block becomes T fibers c*T + t with the same weights.
         expand = T if sequential else 1
-        values, entries, rows = [], [], []
-        vbase = 0
+        headers, masks, values = [], [], []
         n_tiles = -(-n_cols // cfg.tile_n)
         for tile in range(n_tiles):
             cols = range(tile * cfg.tile_n, min(n_cols, (tile + 1) * cfg.tile_n))
             tile_rows = []
-            for c in chunk_ids:
-                fibers = []                     # (column in tile, mask, vbase)
+            for c in range(cw.n_chunks):
+                fibers = []                     # (column in tile, mask, values)
                 for n in cols:
                     mask, vals = cw.fiber_of(c, n)
                     if mask:
-                        fibers.append((n - tile * cfg.tile_n, mask, vbase))
-                        values.extend(int(v) for v in vals)
-                        vbase += len(vals)
+                        fibers.append((n - tile * cfg.tile_n, mask, vals))
                 for t in range(expand):
                     for g in range(0, len(fibers), G):
                         group = fibers[g:g + G]
-                        row = len(rows) + len(tile_rows)
-                        entries += [(row * self._entry_stride + j,
-                                     self._pack_row("entry_layout", mask=mask, n=n_local, vbase=vb))
-                                    for j, (n_local, mask, vb) in enumerate(group)]
-                        tile_rows.append((c * expand + t, len(group)))
-            if not tile_rows:
-                tile_rows.append((0, 0))        # a tile without weights still needs its marker
-            for index, (chunk, count) in enumerate(tile_rows):
-                rows.append(self._pack_row("row_layout", chunk=chunk, count=count,
-                                           tile_last=int(index == len(tile_rows) - 1)))
-        if len(values) > cfg.v_max or len(rows) > cfg.rows_max:
+                        tile_rows.append({"chunk": c * expand + t, "count": len(group),
+                                          "n": [f[0] for f in group] + [0] * (G - len(group))})
+                        for _, mask, vals in group:
+                            masks.append(mask)
+                            values.extend(int(v) for v in vals)
+            if not tile_rows:                   # a tile without weights still needs its marker
+                tile_rows.append({"chunk": 0, "count": 0, "n": [0] * G})
+            for index, row in enumerate(tile_rows):
+                headers.append({**row, "tile_last": int(index == len(tile_rows) - 1)})
+        if len(values) > cfg.v_max or len(headers) > cfg.rows_max:
             return None
-        words = [sum((v & 0xFF) << (8 * b) for b, v in enumerate(values[i:i + 4]))
-                 for i in range(0, len(values), 4)]
-        return _WeightBlock(n0, n_cols, k0, k_len, words, entries, rows, n_tiles)
+        return _WeightBlock(n0, n_cols, k0, k_len, n_tiles, headers, masks, values)
 
     def plan(self, w, sequential):
         """K blocks and column blocks of a layer. K blocks are the largest whole-fiber blocks that
@@ -342,96 +352,231 @@ class LoASDriver(Driver):
             n0 += best[0]
         return blocks
 
-    # -- host-port steps ---------------------------------------------------------------------------
-    async def _wait(self, busy):
-        await self.host.wait_field("status", busy, 0)
+    # -- memory formats ----------------------------------------------------------------------------
+    def _pad(self, data: bytes) -> bytes:
+        bpb = self.cfg.beat_bytes
+        return bytes(data) + bytes(-len(data) % bpb)
 
-    async def _load_spikes(self, words, m0, rows, k0, k_len, strong):
-        """Stream each row's dense words for positions k0..k0+k_len into its PE, PEs interleaved
-        so that their compressors work in parallel."""
+    def _lanes(self, values, width: int, lanes: int) -> bytes:
+        """Small non-negative integers, ``lanes`` of ``width`` bits per beat, lowest first."""
+        v = np.asarray(values, dtype=np.int64).reshape(-1)
+        beats = -(-len(v) // lanes)
+        padded = np.zeros(beats * lanes, dtype=np.int64)
+        padded[:len(v)] = v
+        bits = ((padded[:, None] >> np.arange(width)) & 1).astype(np.uint8)
+        bits = bits.reshape(beats, lanes * width)
+        full = np.zeros((beats, self.cfg.dma_width), dtype=np.uint8)
+        full[:, :lanes * width] = bits
+        return np.packbits(full, axis=1, bitorder="little").tobytes()
+
+    def _unlanes(self, data: bytes, width: int, lanes: int, count: int, signed=False):
+        bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8), bitorder="little")
+        bits = bits.reshape(-1, self.cfg.dma_width)[:, :lanes * width].reshape(-1, width)
+        values = (bits.astype(np.int64) << np.arange(width)).sum(1)[:count]
+        if signed:
+            values = np.where(values >= 1 << (width - 1), values - (1 << width), values)
+        return values
+
+    def _masks(self, masks) -> bytes:
+        size = self.cfg.fiber // 8
+        return self._pad(b"".join(int(mask).to_bytes(size, "little") for mask in masks))
+
+    def _spike_image(self, words, m0, rows, k0, k_len):
+        """A row tile's spikes over positions k0 .. k0+k_len: fiber masks chunk by chunk (PE by
+        PE within a chunk) and each PE's packed words."""
         cfg = self.cfg
-        per = cfg.words_per_host_word
-        await self.host.write_many({"k_len": k_len, "flags": {"strong": int(strong)},
-                                    "active": rows, "control": {"load": 1}})
-        spikes = self.host.regmap["spikes"]
-        stride = self.host.regmap.stride(spikes.element_width)
-        n_host = -(-k_len // per)
-        packed = []
-        for r in range(rows):
-            row = words[m0 + r, k0:k0 + k_len].tolist()
-            row += [0] * (n_host * per - len(row))
-            packed.append([sum(v << (cfg.T * i) for i, v in enumerate(row[h * per:(h + 1) * per]))
-                           for h in range(n_host)])
-        cmds = [(True, spikes.address + r * stride, packed[r][h])
-                for h in range(n_host) for r in range(rows)]
-        await self.host.transport.transact(cmds)
-        await self._wait("loading")
+        W, chunks = cfg.fiber, -(-k_len // cfg.fiber)
+        block = np.zeros((rows, chunks * W), dtype=np.int64)
+        block[:, :k_len] = words[m0:m0 + rows, k0:k0 + k_len].numpy()
+        nonzero = (block != 0).reshape(rows, chunks, W).transpose(1, 0, 2)    # [c][pe]
+        masks = np.packbits(nonzero, axis=2, bitorder="little").tobytes()
+        packed = b"".join(self._lanes(row[row != 0], cfg.T, cfg.word_lanes) for row in block)
+        return {"masks": self._pad(masks), "words": packed, "rows": rows, "chunks": chunks}
 
-    async def _load_weights(self, image: _WeightBlock):
-        await self.host.write_window("weights", image.values)
-        entries = self.host.regmap["entries"]
-        wpe = self.host.regmap.words_per_element(entries.element_width)
-        stride = self.host.regmap.stride(entries.element_width)
-        mask = (1 << 32) - 1
-        cmds = [(True, entries.address + address * stride + k, (value >> (32 * k)) & mask)
-                for address, value in image.entries for k in range(wpe)]
-        await self.host.transport.transact(cmds)
-        await self.host.write_window("rows", image.rows)
-
-    async def _read_outputs(self, rows, n_cols):
+    def _weight_image(self, block: _WeightBlock):
         cfg = self.cfg
-        T = cfg.T
+        layout, hb, H = cfg.header_layout, cfg.header_bits, cfg.headers_per_beat
+        codes = [layout.const(h).as_bits() for h in block.headers]
+        beats = [sum(c << (k * hb) for k, c in enumerate(codes[i:i + H]))
+                 for i in range(0, len(codes), H)]
+        headers = b"".join(b.to_bytes(cfg.beat_bytes, "little") for b in beats)
+        values = np.asarray(block.values, dtype=np.int64).astype(np.int8).tobytes()
+        return {"headers": headers, "masks": self._masks(block.masks),
+                "values": self._pad(values), "rows": len(block.headers)}
+
+    def _output_beats(self, n_cols):
+        """Beats per PE of the output masks, words and membranes of ``n_cols`` columns."""
+        cfg = self.cfg
         chunks = -(-n_cols // cfg.fiber)
-        out = torch.zeros(T, rows, n_cols, dtype=torch.uint8)
-        membrane = torch.zeros(rows, n_cols, dtype=torch.int64)
-        for r in range(rows):
-            masks = await self.host.read_window("out_mask", chunks, offset=r * self._c_span)
-            count = sum(bin(x).count("1") for x in masks)
-            words = await self.host.read_window("out_words", count, offset=r * self._n_span) \
-                if count else []
-            mems = await self.host.read_window("membrane", n_cols, offset=r * self._n_span)
-            it = iter(words)
-            for n in range(n_cols):
-                if (masks[n // cfg.fiber] >> (n % cfg.fiber)) & 1:
-                    word = next(it)
-                    for t in range(T):
-                        out[t, r, n] = (word >> t) & 1
-            half = 1 << (cfg.mem_width - 1)
-            membrane[r] = torch.tensor([((v + half) % (1 << cfg.mem_width)) - half for v in mems])
-        return out, membrane
+        mask_beats = -(-chunks * cfg.fiber // cfg.dma_width)
+        return (mask_beats, -(-n_cols // cfg.word_lanes), -(-n_cols // cfg.mem_lanes))
 
-    async def _chain_spikes(self, rows, k_len, strong):
-        """Every PE reloads its spike row (positions 0..k_len) from its own last outputs."""
-        await self.host.write_many({"k_len": k_len, "flags": {"strong": int(strong)},
-                                    "active": rows, "control": {"chain": 1}})
-        await self._wait("loading")
+    # -- one command list ----------------------------------------------------------------------------
+    def _program(self, runs, spike_images, weight_images):
+        """The memory image and command list of ``runs`` (see the module docstring)."""
+        cfg = self.cfg
+        image = MemoryImage(self.memory_size, align=max(64, cfg.beat_bytes))
+        at = {}
+        for key, img in spike_images.items():
+            at[("s",) + key] = (image.put(f"spike masks {key}", img["masks"]),
+                                image.put(f"spike words {key}", img["words"]))
+        for key, img in weight_images.items():
+            at[("w",) + key] = (image.put(f"weight headers {key}", img["headers"]),
+                                image.put(f"weight masks {key}", img["masks"]),
+                                image.put(f"weight values {key}", img["values"]))
+        outs = []
+        for run in runs:
+            if run.out is None:
+                outs.append(None)
+                continue
+            beats = self._output_beats(run.out[2])
+            outs.append(tuple(image.alloc(f"outputs {name} {run.out}", run.rows * b *
+                                          cfg.beat_bytes)
+                              for name, b in zip(("masks", "words", "membranes"), beats)))
+        bpb = cfg.beat_bytes
+        cl = CommandList(self.host.regmap)
+        cl.write("control", clear=1)
 
-    async def _set_lif(self, threshold, leak_amount, tmask):
+        # Banks: an operand that changes goes to the other bank; outputs alternate.
+        banks, s_bank, w_bank, last_s, last_w = [], 1, 1, None, None
+        for run in runs:
+            if run.chain_len or run.spikes != last_s:
+                s_bank ^= 1
+            if run.weights != last_w:
+                w_bank ^= 1
+            banks.append((s_bank, w_bank, len(banks) % 2))
+            last_s, last_w = run.spikes, run.weights
+
+        def loads(i):
+            run, before = runs[i], runs[i - 1] if i else None
+            if not run.chain_len and (before is None or run.spikes != before.spikes):
+                img, (masks, words) = spike_images[run.spikes], at[("s",) + run.spikes]
+                cl.load("spike_masks", masks, len(img["masks"]) // bpb,
+                        arg=img["rows"] | (img["chunks"] << 8))
+                cl.load("spike_words", words, len(img["words"]) // bpb, arg=img["rows"])
+            if before is None or run.weights != before.weights:
+                img, (hd, masks, values) = weight_images[run.weights], at[("w",) + run.weights]
+                cl.load("weight_headers", hd, len(img["headers"]) // bpb)
+                cl.load("weight_masks", masks, len(img["masks"]) // bpb, arg=img["rows"])
+                cl.load("weight_values", values, len(img["values"]) // bpb)
+
+        def stores(i):
+            run = runs[i]
+            if run.out is None:
+                return
+            arg = run.rows | (run.out[2] << 8)
+            for name, addr, beats in zip(("out_masks", "out_words", "out_membranes"), outs[i],
+                                         self._output_beats(run.out[2])):
+                cl.store(name, addr, run.rows * beats, arg=arg)
+
+        def xfer(spikes, weights, out):
+            cl.write("xfer_bank", spikes=spikes, weights=weights, out=out)
+
+        xfer(banks[0][0], banks[0][1], 0)
+        loads(0)
+        for i, run in enumerate(runs):
+            s, w, o = banks[i]
+            if i:
+                cl.wait("status", running=0)
+            if run.chain_len:
+                xfer(s, w, banks[i - 1][2])
+                cl.write_many({"k_len": run.chain_len, "active": run.rows,
+                               "flags": {"strong": int(run.strong)}})
+                cl.write("control", chain=1)
+            cl.wait("status", loading=0)
+            cl.write_many({**run.regs, "run_bank": {"spikes": s, "weights": w, "out": o}})
+            cl.write("control", start=1)
+            # While it runs: the last run's outputs out, the next run's operands in.
+            nxt = banks[i + 1] if i + 1 < len(runs) else (s, w)
+            xfer(nxt[0], nxt[1], banks[i - 1][2] if i else o)
+            if i:
+                stores(i - 1)
+            if i + 1 < len(runs):
+                loads(i + 1)
+        cl.wait("status", running=0)
+        xfer(banks[-1][0], banks[-1][1], banks[-1][2])
+        stores(len(runs) - 1)
+        cl.end()
+        return image, cl, outs
+
+    async def _execute(self, runs, spike_images, weight_images, T, M, N):
+        """Run the list of ``runs``; returns the output spikes, membranes and counters."""
+        cfg = self.cfg
+        image, cl, outs = self._program(runs, spike_images, weight_images)
+        dma = await self.host.run_commands(image, cl)
+        out = torch.zeros(T, M, N, dtype=torch.uint8)
+        membrane = torch.zeros(M, N, dtype=torch.int64)
+        bpb = cfg.beat_bytes
+        for run, addrs in zip(runs, outs):
+            if addrs is None:
+                continue
+            m0, n0, n_cols = run.out
+            beats = self._output_beats(n_cols)
+            data = [await self.host.read_memory(addr, run.rows * b * bpb)
+                    for addr, b in zip(addrs, beats)]
+            chunks = -(-n_cols // cfg.fiber)
+            for r in range(run.rows):
+                part = [d[r * b * bpb:(r + 1) * b * bpb] for d, b in zip(data, beats)]
+                bits = np.unpackbits(np.frombuffer(part[0], dtype=np.uint8),
+                                     bitorder="little")[:chunks * cfg.fiber][:n_cols]
+                count = int(bits.sum())
+                words = self._unlanes(part[1], cfg.T, cfg.word_lanes, count)
+                dense = np.zeros(n_cols, dtype=np.int64)
+                dense[bits.astype(bool)] = words
+                for t in range(T):
+                    out[t, m0 + r, n0:n0 + n_cols] = torch.from_numpy((dense >> t) & 1)
+                membrane[m0 + r, n0:n0 + n_cols] = torch.from_numpy(
+                    self._unlanes(part[2], cfg.mem_width, cfg.mem_lanes, n_cols, signed=True))
+        counters = await self.host.read_many([name for name, _ in COUNTERS])
+        counters.update(dma)
+        return out, membrane, counters
+
+    def _lif_regs(self, threshold, leak_amount, tmask):
         full = (1 << self.cfg.T) - 1
-        await self.host.write_many({"threshold": threshold, "leak_amount": leak_amount,
-                                    "tmask": full if tmask is None else int(tmask)})
+        return {"threshold": threshold, "leak_amount": leak_amount,
+                "tmask": full if tmask is None else int(tmask)}
 
-    async def _run(self, image: _WeightBlock, rows, strong, block, final) -> int:
-        """One run over the loaded buffers; returns its compute cycles (from the counter)."""
-        before = await self.host.read("cycles")
-        await self.host.write_many({
-            "n_cols": image.n_cols, "n_tiles": image.n_tiles, "n_rows": len(image.rows),
-            "active": rows,
-            "flags": {"strong": int(strong), "use_psum": int(block > 0), "final": int(final)},
-            "control": {"start": 1}})
-        await self._wait("running")
-        return await self.host.read("cycles") - before
+    def _layer_runs(self, key, words, w_images, k_blocks, M, K, K_eff, scale, lif,
+                    spike_images, *, row_tiles=None, chained=False):
+        """The runs of one layer (column block, row tile, K block), registering the spike images
+        they use. ``chained``: the row tiles' spikes come from the previous layer's outputs."""
+        cfg = self.cfg
+        runs = []
+        for n_cols, images in w_images:
+            for m0 in (range(0, M, cfg.pes) if row_tiles is None else row_tiles):
+                rows = min(cfg.pes, M - m0)
+                for kb, ((k0, k_len), wimg) in enumerate(zip(k_blocks, images)):
+                    final = kb == len(k_blocks) - 1
+                    if chained:
+                        skey = ("chain", key, m0)
+                    else:
+                        skey = (key, m0, k0)
+                        if skey not in spike_images:
+                            ks, kl = k0 * scale, (k_len * scale if k0 + k_len < K
+                                                  else K_eff - k0 * scale)
+                            spike_images[skey] = self._spike_image(words, m0, rows, ks, kl)
+                    regs = {"n_cols": wimg.n_cols, "n_tiles": wimg.n_tiles,
+                            "n_rows": len(wimg.headers), "active": rows,
+                            "flags": {"strong": 0, "use_psum": int(kb > 0), "final": int(final)},
+                            **lif}
+                    runs.append(_Run(skey, (key, wimg.n0, wimg.k0), rows, regs,
+                                     (m0, wimg.n0, n_cols) if final else None,
+                                     info={"m0": m0, "n0": wimg.n0, "n_cols": n_cols, "k0": k0,
+                                           "k_len": k_len}))
+        return runs
 
     # -- the layer ---------------------------------------------------------------------------------
     async def run_layer(self, spikes, weights, *, threshold: int, leak_amount: int = 0,
                         tmask: int | None = None, strong: bool = False,
                         temporal_parallel: bool = True, sequential: bool | None = None
                         ) -> LayerResult:
-        """Run ``O[t] = x[t] @ w`` + LIF over the whole layer; returns output spikes, membranes
-        and the counters summed over all runs.
+        """Run ``O[t] = x[t] @ w`` + LIF over the whole layer (one command list); returns output
+        spikes, membranes and the counters summed over all runs (the core's and the host
+        interface's: ``total_cycles`` from start to end of the list).
 
         ``temporal_parallel=False`` (or ``sequential=True``) processes the time steps one after
-        another on the same hardware -- the SparTen-S-like baseline mode. ``strong`` is LoAS-FT.
+        another on the same hardware -- the SparTen-S-like baseline mode. ``strong`` is LoAS-FT
+        (applied to the spike image).
         """
         if sequential is None:
             sequential = not temporal_parallel
@@ -439,41 +584,22 @@ class LoASDriver(Driver):
         x, w = validate_layer(spikes, weights, cfg.T)
         T, M, K = x.shape
         N = w.shape[1]
+        if strong:
+            x = apply_strong(x)
         if sequential:
-            if strong:
-                x = apply_strong(x)
             words, K_eff = self._sequential_words(x)
-            strong_hw = False
         else:
-            words, K_eff, strong_hw = spike_words(x), K, strong
+            words, K_eff = spike_words(x), K
         kb, k_blocks, col_blocks = self.plan(w, sequential)
-        await self._set_lif(threshold, leak_amount, tmask)
-        await self.host.write("control", clear=1)
-        out = torch.zeros(T, M, N, dtype=torch.uint8)
-        membrane = torch.zeros(M, N, dtype=torch.int64)
-        runs = []
-        loaded = None
-        scale = T if sequential else 1
-        for n_cols, images in col_blocks:
-            n0 = images[0].n0
-            for m0 in range(0, M, cfg.pes):
-                rows = min(cfg.pes, M - m0)
-                for b, ((k0, k_len), image) in enumerate(zip(k_blocks, images)):
-                    if loaded != (n0, k0):
-                        await self._load_weights(image)
-                        loaded = (n0, k0)
-                    await self._load_spikes(words, m0, rows, k0 * scale, k_len * scale
-                                            if k0 + k_len < K else K_eff - k0 * scale, strong_hw)
-                    final = b == len(k_blocks) - 1
-                    cycles = await self._run(image, rows, strong_hw, b, final)
-                    runs.append({"m0": m0, "n0": n0, "n_cols": n_cols, "k0": k0, "k_len": k_len,
-                                 "cycles": cycles})
-                    if final:
-                        o, v = await self._read_outputs(rows, n_cols)
-                        out[:, m0:m0 + rows, n0:n0 + n_cols] = o
-                        membrane[m0:m0 + rows, n0:n0 + n_cols] = v
-        counters = await self.host.read_many([name for name, _ in COUNTERS])
-        return LayerResult(out, membrane, counters, runs, kb)
+        spike_images, weight_images = {}, {}
+        runs = self._layer_runs(0, words, col_blocks, k_blocks, M, K, K_eff,
+                                T if sequential else 1,
+                                self._lif_regs(threshold, leak_amount, tmask), spike_images)
+        for _, images in col_blocks:
+            for img in images:
+                weight_images[(0, img.n0, img.k0)] = self._weight_image(img)
+        out, membrane, counters = await self._execute(runs, spike_images, weight_images, T, M, N)
+        return LayerResult(out, membrane, counters, [r.info for r in runs], kb)
 
     # -- networks ----------------------------------------------------------------------------------
     async def run_layers(self, spikes, layers, *, strong: bool = False, chain: bool = True
@@ -484,7 +610,8 @@ class LoASDriver(Driver):
         every layer's input, as it does in :func:`golden.loas.layer`."""
         if not layers:
             raise SnnforgeError("a network needs at least one layer")
-        x, _ = validate_layer(spikes, layers[0].weights, self.cfg.T)
+        cfg = self.cfg
+        x, _ = validate_layer(spikes, layers[0].weights, cfg.T)
         weights = [validate_weights(spec.weights) for spec in layers]
         for i in range(1, len(layers)):
             if weights[i].shape[0] != weights[i - 1].shape[1]:
@@ -493,62 +620,50 @@ class LoASDriver(Driver):
         layers = [dataclasses.replace(spec, weights=w) for spec, w in zip(layers, weights)]
         plans = [self.plan(w, False) for w in weights]
         links = [chain and len(plans[i][2]) == 1 and len(plans[i + 1][1]) == 1
-                 and weights[i].shape[1] <= self.cfg.n_max
+                 and weights[i].shape[1] <= cfg.n_max
                  for i in range(len(layers) - 1)]
-        counters = {name: 0 for name, _ in COUNTERS}
-        layer_cycles = []
+        counters = {}
         i = 0
         while i < len(layers):
             j = i
             while j < len(links) and links[j]:
                 j += 1
-            if j == i:
-                spec = layers[i]
-                result = await self.run_layer(x, spec.weights, threshold=spec.threshold,
-                                              leak_amount=spec.leak_amount, tmask=spec.tmask,
-                                              strong=strong)
-                cycles = [result.cycles]
-            else:
-                result, cycles = await self._run_chain(x, layers[i:j + 1], plans[i:j + 1], strong)
-            for name in counters:
-                counters[name] += result.counters[name]
-            layer_cycles += cycles
-            x = result.spikes
+            out, membrane, found = await self._run_group(x, layers[i:j + 1], plans[i:j + 1],
+                                                         strong)
+            for name, value in found.items():
+                counters[name] = counters.get(name, 0) + value
+            x = out
             i = j + 1
-        return NetworkResult(result.spikes, result.membrane, counters, layer_cycles, links,
-                             [plan[0] for plan in plans])
+        return NetworkResult(out, membrane, counters, links, [plan[0] for plan in plans])
 
-    async def _run_chain(self, x, layers, plans, strong):
-        """Layers whose boundaries stay on chip: per tile of rows, every layer in turn."""
+    async def _run_group(self, x, layers, plans, strong):
+        """Layers whose boundaries stay on chip, in one command list: per tile of rows, every
+        layer in turn, each after the first loading its spike rows from the last one's outputs."""
         cfg = self.cfg
         x = x.to(torch.int64)
+        if strong:
+            x = apply_strong(x)
         T, M, _ = x.shape
         words = spike_words(x)
-        N = layers[-1].weights.shape[1]
-        out = torch.zeros(T, M, N, dtype=torch.uint8)
-        membrane = torch.zeros(M, N, dtype=torch.int64)
-        cycles = [0] * len(layers)
-        await self.host.write("control", clear=1)
+        spike_images, weight_images, runs = {}, {}, []
         for m0 in range(0, M, cfg.pes):
-            rows = min(cfg.pes, M - m0)
             for j, (spec, (_, k_blocks, col_blocks)) in enumerate(zip(layers, plans)):
-                await self._set_lif(spec.threshold, spec.leak_amount, spec.tmask)
+                lif = self._lif_regs(spec.threshold, spec.leak_amount, spec.tmask)
+                K = spec.weights.shape[0]
+                tile_runs = self._layer_runs(j, words, col_blocks, k_blocks, M, K, K, 1, lif,
+                                             spike_images, row_tiles=[m0], chained=j > 0)
                 if j:
-                    await self._chain_spikes(rows, spec.weights.shape[0], strong)
-                for n_cols, images in col_blocks:
-                    for b, ((k0, k_len), image) in enumerate(zip(k_blocks, images)):
-                        await self._load_weights(image)
-                        if not j:
-                            await self._load_spikes(words, m0, rows, k0, k_len, strong)
-                        final = b == len(k_blocks) - 1
-                        cycles[j] += await self._run(image, rows, strong, b, final)
-                        if final and j == len(layers) - 1:
-                            n0 = image.n0
-                            o, v = await self._read_outputs(rows, n_cols)
-                            out[:, m0:m0 + rows, n0:n0 + n_cols] = o
-                            membrane[m0:m0 + rows, n0:n0 + n_cols] = v
-        counters = await self.host.read_many([name for name, _ in COUNTERS])
-        return LayerResult(out, membrane, counters), cycles
+                    tile_runs[0].chain_len = spec.weights.shape[0]
+                    tile_runs[0].strong = strong
+                if j < len(layers) - 1:
+                    for r in tile_runs:
+                        r.out = None              # hidden outputs stay on chip
+                runs += tile_runs
+                for _, images in col_blocks:
+                    for img in images:
+                        weight_images.setdefault((j, img.n0, img.k0), self._weight_image(img))
+        N = layers[-1].weights.shape[1]
+        return await self._execute(runs, spike_images, weight_images, T, M, N)
 
     def _sequential_words(self, x):
         """Time-unrolled words: fiber c becomes fibers c*T + t holding x[t] as one-hot words."""

@@ -27,8 +27,9 @@ class InnerJoin(wiring.Component):
     pair is read in place at the head of its FIFO. For the matched position ``p``:
 
     * the **fast prefix-sum** over ``b.mask`` gives the offset of the weight in its packed array:
-      ``w_addr = b.vbase + popcount(b.mask & ((1 << p) - 1))``; the weight is read from the PE's
-      weight buffer (``w_addr``/``w_en``/``w_data``, one-cycle read latency, 4 weights a word);
+      ``b.vbase + popcount(b.mask & ((1 << p) - 1))``; the weight is read from the PE's weight
+      buffer (``w_addr``/``w_en``/``w_data``, one-cycle read latency, rows of
+      ``cfg.value_lanes`` weights);
     * the **laggy prefix-sum** table of ``a`` (built when the spike fiber was loaded) gives the
       index of the neuron's T-bit word: ``a_addr = a.base + laggy_lookup(a.mask, a.table, p)``.
 
@@ -48,9 +49,9 @@ class InnerJoin(wiring.Component):
     matches : Out(stream.Signature(cfg.match_layout))
     fast : Out(fast_layout(cfg))
     hold : In(1)
-    w_addr : Out(range(cfg.v_max // 4))
+    w_addr : Out(range(rows))     the weight buffer's row
     w_en : Out(1)
-    w_data : In(32)
+    w_data : In(cfg.dma_width)
     busy : Out(1)
     stalled : Out(1)
         A match is ready but held (``hold``, or FIFO-mp/FIFO-B full).
@@ -63,9 +64,9 @@ class InnerJoin(wiring.Component):
             "matches": Out(stream.Signature(cfg.match_layout)),
             "fast": Out(fast_layout(cfg)),
             "hold": In(1),
-            "w_addr": Out(range(max(2, cfg.v_max // 4))),
+            "w_addr": Out(range(max(2, -(-cfg.v_max // cfg.value_lanes)))),
             "w_en": Out(1),
-            "w_data": In(32),
+            "w_data": In(cfg.dma_width),
             "busy": Out(1),
             "stalled": Out(1),
         })
@@ -83,8 +84,10 @@ class InnerJoin(wiring.Component):
         wiring.connect(m, fifo.o, wiring.flipped(self.matches))
 
         # Final stage: side information, and the weight read in the cycle before.
+        byte_bits = (cfg.value_lanes - 1).bit_length()
         final = Signal(data.StructLayout({"valid": 1, "marker": 1, "n": range(max(2, cfg.tile_n)),
-                                          "a_addr": range(max(2, cfg.k_max)), "byte": 2}))
+                                          "a_addr": range(max(2, cfg.k_max)),
+                                          "byte": max(1, byte_bits)}))
         weight = Signal(signed(8))
         m.d.comb += weight.eq(self.w_data.word_select(final.byte, 8))
         push = Signal()
@@ -151,13 +154,13 @@ class InnerJoin(wiring.Component):
         w_index = Signal(range(cfg.v_max))
         m.d.comb += [
             w_index.eq(side.vbase + prefix.count),
-            self.w_addr.eq(w_index >> 2),
+            self.w_addr.eq(w_index >> byte_bits),
             self.w_en.eq(advance),
         ]
         with m.If(advance):
             m.d.sync += [final.valid.eq(side.valid), final.marker.eq(side.marker),
                          final.n.eq(side.n), final.a_addr.eq(side.a_addr),
-                         final.byte.eq(w_index[:2])]
+                         final.byte.eq(w_index[:byte_bits])]
 
         m.d.comb += self.busy.eq(self.pairs.valid | r1.valid | final.valid | Cat(*delayed).any())
         return m

@@ -31,12 +31,18 @@ def pe_events_layout(cfg: LoASConfig):
 class PE(wiring.Component):
     """A TPPE with everything around it, for one row of spikes (FTP-packed).
 
-    Load: dense T-bit words of the row arrive on ``neurons`` -- or, with ``chain`` set at
-    ``load_start``, from the :class:`SpikeExpander` reading this PE's own output buffers, so the
-    last layer's output row becomes the next layer's spike row on chip. The
-    :class:`SpikeCompressor` packs them into the word buffer, and every fiber's bitmask goes
+    Every buffer has two banks: the next run's spike row and weights load into one (``load_*``)
+    while the run computes on the other (``run_*``), and the run writes its outputs into one
+    output bank (``run_out``) while the other's are stored or chained (``read_out``).
+
+    Load from memory: the row's fiber bitmasks arrive on ``mask_in`` (with their chunk), each
     through the :class:`LaggyPrefixSum` into the fiber buffer together with its prefix table
-    (built once, reused by every weight fiber).
+    (built once, reused by every weight fiber) and the packed index of its first word; ``nnz``
+    counts the row's words, which then arrive as whole rows of ``word_lanes`` words
+    (``words_wr_*``). Load by chaining (``chain``): the :class:`SpikeExpander` reads this PE's
+    own outputs and the :class:`SpikeCompressor` packs them, so the last layer's output row
+    becomes the next layer's spike row on chip. Weights: whole rows of ``value_lanes`` int8
+    values (``values_wr_*``), the same in every PE.
 
     Run: weight rows arrive by broadcast (``row``, taken by all PEs in the same cycle on
     ``row_take``). The filter registers the row with the spike fiber of its chunk and, a cycle
@@ -51,9 +57,9 @@ class PE(wiring.Component):
 
     Throughput: one match per cycle (the inner join); one broadcast row per cycle into the
     filter; the front end hands one pair (``|J|`` matches) or tile marker per cycle; the drain one
-    column per cycle through the carry/saturation stage and the LIF array. Loading: one position
-    per cycle, a partial last fiber padded by up to ``fiber - 1`` cycles, and at least
-    ``LaggyPrefixSum.latency`` cycles per fiber.
+    column per cycle through the carry/saturation stage and the LIF array. Loading from memory:
+    a fiber mask every ``LaggyPrefixSum.latency`` cycles, a row of words every cycle; chaining:
+    one position per cycle, a partial last fiber padded by up to ``fiber - 1`` cycles.
     Latency: a row taken in cycle ``c`` is at the inner join's input in cycle ``c + 3`` (filter
     stage, group FIFO, skid buffer); its first match reaches the TPPE ``InnerJoin.latency``
     cycles later; a drained column reaches the output compressor after ``1 + LIFArray.latency``
@@ -69,20 +75,28 @@ class PE(wiring.Component):
         self.inner_join = InnerJoin(cfg)
         self.tppe = TPPE(cfg)
         self.lif = LIFArray(lif, ops_per_stage=cfg.lif_ops_per_stage)
-        hr_width = max(cfg.fiber, cfg.T, cfg.mem_width)
-        hr_depth = max(cfg.n_max, -(-cfg.n_max // cfg.fiber))
+        dw = cfg.dma_width
         super().__init__({
-            # load
-            "neurons": In(stream.Signature(cfg.T)),
-            "load_start": In(1),
+            # banks: which half of each double buffer is loaded (load_*), used by the run
+            # (run_*), and read by chaining and stores (read_out)
+            "load_spikes": In(1), "run_spikes": In(1), "run_weights": In(1), "load_weights": In(1),
+            "run_out": In(1), "read_out": In(1),
+            # load from memory: spike fiber masks (with their chunk), then word rows
+            "mask_in": In(stream.Signature(data.StructLayout({
+                "mask": cfg.fiber, "chunk": range(max(2, cfg.chunks_max)), "first": 1}))),
+            "nnz": Out(range(cfg.k_max + 1)),
+            "words_wr_addr": In(range(max(2, self.word_rows))),
+            "words_wr_data": In(dw),
+            "words_wr_en": In(1),
+            # load by chaining: this PE's last outputs become its spike row
             "chain": In(1),
             "k_len": In(range(cfg.k_max + 1)),
             "strong": In(1),
-            "load_done": Out(1),
-            # weight replica
-            "w_wr_addr": In(range(max(2, cfg.v_max // 4))),
-            "w_wr_data": In(32),
-            "w_wr_en": In(1),
+            "load_busy": Out(1),
+            # weight replica (all PEs written together)
+            "values_wr_addr": In(range(max(2, self.value_rows))),
+            "values_wr_data": In(dw),
+            "values_wr_en": In(1),
             # broadcast
             "row": In(cfg.bcast_layout),
             "row_take": In(1),
@@ -99,71 +113,128 @@ class PE(wiring.Component):
             "tmask": In(cfg.T),
             "done": Out(1),
             "events": Out(pe_events_layout(cfg)),
-            # host reads of the outputs: 0 = fiber bitmasks, 1 = packed words, 2 = membranes
-            "hr_sel": In(2),
-            "hr_addr": In(range(max(2, hr_depth))),
-            "hr_en": In(1),
-            "hr_data": Out(hr_width),
+            # stores of the outputs: 0 = fiber bitmasks (one per row), 1 = packed word rows,
+            # 2 = membrane rows; the data one cycle after rd_en
+            "rd_sel": In(2),
+            "rd_addr": In(range(max(2, self.out_rows))),
+            "rd_en": In(1),
+            "rd_data": Out(max(cfg.fiber, dw)),
         })
+
+    @property
+    def word_rows(self) -> int:
+        """Rows of one bank of the spike-word buffer (``word_lanes`` words each)."""
+        return -(-self.cfg.k_max // self.cfg.word_lanes)
+
+    @property
+    def value_rows(self) -> int:
+        return -(-self.cfg.v_max // self.cfg.value_lanes)
+
+    @property
+    def out_chunks(self) -> int:
+        return -(-self.cfg.n_max // self.cfg.fiber)
+
+    @property
+    def out_word_rows(self) -> int:
+        return -(-self.cfg.n_max // self.cfg.word_lanes)
+
+    @property
+    def membrane_rows(self) -> int:
+        return -(-self.cfg.n_max // self.cfg.mem_lanes)
+
+    @property
+    def out_rows(self) -> int:
+        return max(self.out_chunks, self.out_word_rows, self.membrane_rows)
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
         T, W, G = cfg.T, cfg.fiber, cfg.group
-        out_chunks = -(-cfg.n_max // W)
 
-        # -- buffers -------------------------------------------------------------------------------
+        # -- buffers: two banks each (bank b at entries b * depth ..), rows as wide as a beat -----
+        def banked(index, bank, depth):
+            return Mux(bank, index + depth, index)
+
+        lanes, vlanes, mlanes = cfg.word_lanes, cfg.value_lanes, cfg.mem_lanes
+        lane_bits, vlane_bits, mlane_bits = [(n - 1).bit_length() for n in (lanes, vlanes,
+                                                                             mlanes)]
         # LUT RAM: its read feeds the filter's intersection test in the next cycle.
         m.submodules.a_fibers = a_fibers = buffer(shape=cfg.a_fiber_layout,
-                                                  depth=cfg.chunks_max, distributed=True)
-        m.submodules.a_words = a_words = buffer(shape=T, depth=cfg.k_max, init=[])
-        m.submodules.weights = weights = buffer(shape=32, depth=cfg.v_max // 4, init=[])
+                                                  depth=2 * cfg.chunks_max, distributed=True)
+        m.submodules.a_words = a_words = buffer(shape=lanes * T, depth=2 * self.word_rows)
+        m.submodules.weights = weights = buffer(shape=cfg.dma_width, depth=2 * self.value_rows)
         m.submodules.psum = psum = buffer(
-            shape=data.ArrayLayout(signed(cfg.out_width), T), depth=cfg.n_max, init=[])
-        m.submodules.out_mask = out_mask = buffer(shape=W, depth=out_chunks, init=[])
-        m.submodules.out_words = out_words = buffer(shape=T, depth=cfg.n_max, init=[])
-        m.submodules.membrane = membrane = buffer(shape=signed(cfg.mem_width),
-                                                         depth=cfg.n_max, init=[])
+            shape=data.ArrayLayout(signed(cfg.out_width), T), depth=cfg.n_max)
+        m.submodules.out_mask = out_mask = buffer(shape=W, depth=2 * self.out_chunks)
+        m.submodules.out_words = out_words = buffer(shape=lanes * T, depth=2 * self.out_word_rows)
+        m.submodules.membrane = membrane = buffer(shape=mlanes * cfg.mem_width,
+                                                  depth=2 * self.membrane_rows)
 
-        # -- load: compressor + laggy prefix-sum ---------------------------------------------------
+        # -- load: fiber masks (from memory, or chained through the compressor) -> laggy table ----
         m.submodules.load_compressor = lc = SpikeCompressor(T, W, cfg.k_max, mask_assembly="shift")
         m.submodules.laggy = laggy = self.laggy
-        # The row comes from the host (`neurons`) or, chained, from this PE's last outputs.
         m.submodules.chain_expander = ex = SpikeExpander(T, W, cfg.n_max)
-        chained = Signal()
-        with m.If(self.load_start):
-            m.d.sync += chained.eq(self.chain)
+        chain_len = Signal.like(self.k_len)
+        chaining = Signal()
+        with m.If(self.chain):
+            m.d.sync += [chain_len.eq(self.k_len), chaining.eq(1)]
+        with m.Elif(chaining & lc.done & ~ex.o.valid):
+            m.d.sync += chaining.eq(0)
+        # The length is latched here; in the cycle of the pulse it comes from the register.
+        length = Mux(self.chain, self.k_len, chain_len)
         m.d.comb += [
-            ex.start.eq(self.load_start & self.chain), ex.length.eq(self.k_len),
-            lc.i.valid.eq(Mux(chained, ex.o.valid, self.neurons.valid)),
-            lc.i.payload.eq(Mux(chained, ex.o.payload, self.neurons.payload)),
-            ex.o.ready.eq(chained & lc.i.ready),
-            self.neurons.ready.eq(~chained & lc.i.ready),
-            lc.start.eq(self.load_start), lc.length.eq(self.k_len), lc.strong.eq(self.strong),
+            ex.start.eq(self.chain), ex.length.eq(length),
+            lc.i.valid.eq(ex.o.valid), lc.i.payload.eq(ex.o.payload), ex.o.ready.eq(lc.i.ready),
+            lc.start.eq(self.chain), lc.length.eq(length), lc.strong.eq(self.strong),
         ]
-        aw_wr = a_words.write_port()
-        m.d.comb += [lc.words.ready.eq(1), aw_wr.addr.eq(lc.words.payload.addr),
-                     aw_wr.data.eq(lc.words.payload.word), aw_wr.en.eq(lc.words.valid)]
         # The fiber being tabulated: its bitmask, index and first packed word, kept until the
-        # laggy prefix-sum hands over the table.
+        # laggy prefix-sum hands over the table. Masks from memory count their words here.
         pending = Signal(chunk_layout(W, cfg.k_max))
-        m.d.comb += [laggy.i.valid.eq(lc.chunks.valid), laggy.i.payload.eq(lc.chunks.payload.mask),
-                     lc.chunks.ready.eq(laggy.i.ready)]
-        with m.If(laggy.i.valid & laggy.i.ready):
+        mask_in = self.mask_in.payload
+        nnz = self.nnz
+        from_memory = ~chaining
+        m.d.comb += [
+            laggy.i.valid.eq(Mux(from_memory, self.mask_in.valid, lc.chunks.valid)),
+            laggy.i.payload.eq(Mux(from_memory, mask_in.mask, lc.chunks.payload.mask)),
+            self.mask_in.ready.eq(from_memory & laggy.i.ready),
+            lc.chunks.ready.eq(~from_memory & laggy.i.ready),
+        ]
+        mask_bits = Signal(W)
+        m.d.comb += mask_bits.eq(mask_in.mask)
+        with m.If(self.mask_in.valid & self.mask_in.ready):
+            base = Mux(mask_in.first, 0, nnz)
+            m.d.sync += [pending.index.eq(mask_in.chunk), pending.mask.eq(mask_in.mask),
+                         pending.base.eq(base), nnz.eq(base + popcount(mask_bits))]
+        with m.If(lc.chunks.valid & lc.chunks.ready):
             m.d.sync += pending.eq(lc.chunks.payload)
         af_wr = a_fibers.write_port()
         m.d.comb += [
             laggy.o.ready.eq(1),
-            af_wr.en.eq(laggy.o.valid), af_wr.addr.eq(pending.index),
+            af_wr.en.eq(laggy.o.valid), af_wr.addr.eq(banked(pending.index, self.load_spikes,
+                                                             cfg.chunks_max)),
             af_wr.data.mask.eq(pending.mask), af_wr.data.table.eq(laggy.o.payload),
             af_wr.data.base.eq(pending.base),
-            self.load_done.eq(lc.done & laggy.i.ready & ~lc.start),
+            self.load_busy.eq(chaining | self.mask_in.valid | ~laggy.i.ready | laggy.o.valid),
         ]
+        # Word rows: whole rows from memory, or single words from the compressor.
+        aw_wr = a_words.write_port(granularity=T)
+        with m.If(self.words_wr_en):
+            m.d.comb += [aw_wr.addr.eq(banked(self.words_wr_addr, self.load_spikes,
+                                              self.word_rows)),
+                         aw_wr.data.eq(self.words_wr_data), aw_wr.en.eq(-1)]
+        with m.Else():
+            word_row = lc.words.payload.addr >> lane_bits
+            word_lane = lc.words.payload.addr[:lane_bits] if lane_bits else C(0, 1)
+            m.d.comb += [aw_wr.addr.eq(banked(word_row, self.load_spikes, self.word_rows)),
+                         aw_wr.data.eq(Cat(*[lc.words.payload.word] * lanes)),
+                         aw_wr.en.eq(Mux(lc.words.valid, C(1, lanes) << word_lane, 0))]
+        m.d.comb += lc.words.ready.eq(~self.words_wr_en)
 
         # -- weight replica ------------------------------------------------------------------------
         w_wr = weights.write_port()
-        m.d.comb += [w_wr.addr.eq(self.w_wr_addr), w_wr.data.eq(self.w_wr_data),
-                     w_wr.en.eq(self.w_wr_en)]
+        m.d.comb += [w_wr.addr.eq(banked(self.values_wr_addr, self.load_weights,
+                                         self.value_rows)),
+                     w_wr.data.eq(self.values_wr_data), w_wr.en.eq(self.values_wr_en)]
 
         # -- filter: keep a broadcast row only if it has work for this PE --------------------------
         # The taken row and the spike fiber of its chunk (distributed RAM, read in the broadcast
@@ -175,7 +246,7 @@ class PE(wiring.Component):
         staged = Signal(cfg.bcast_layout)
         staged_fiber = Signal(cfg.a_fiber_layout)
         staged_valid = Signal()
-        m.d.comb += [af_rd.addr.eq(self.row.chunk),
+        m.d.comb += [af_rd.addr.eq(banked(self.row.chunk, self.run_spikes, cfg.chunks_max)),
                      self.row_ready.eq(groups.level + staged_valid < cfg.group_fifo)]
         m.d.sync += staged_valid.eq(self.row_take)
         with m.If(self.row_take):
@@ -224,13 +295,20 @@ class PE(wiring.Component):
         m.submodules.tppe = tppe = self.tppe
         connect(m, pairs.o, ij.pairs)
         w_rd = weights.read_port()
-        m.d.comb += [w_rd.addr.eq(ij.w_addr), w_rd.en.eq(ij.w_en), ij.w_data.eq(w_rd.data)]
+        m.d.comb += [w_rd.addr.eq(banked(ij.w_addr, self.run_weights, self.value_rows)),
+                     w_rd.en.eq(ij.w_en), ij.w_data.eq(w_rd.data)]
         connect(m, ij.matches, tppe.matches)
         m.d.comb += [tppe.fast.eq(ij.fast), ij.hold.eq(tppe.hold)]
         aw_rd = a_words.read_port()
-        m.d.comb += [aw_rd.addr.eq(tppe.word_addr), aw_rd.en.eq(tppe.word_en),
-                     tppe.word_data.eq(aw_rd.data), tppe.n_cols.eq(self.n_cols),
-                     tppe.start.eq(self.start)]
+        read_lane = Signal(max(1, lane_bits))
+        with m.If(tppe.word_en):
+            m.d.sync += read_lane.eq(tppe.word_addr[:lane_bits] if lane_bits else 0)
+        m.d.comb += [aw_rd.addr.eq(banked(tppe.word_addr >> lane_bits, self.run_spikes,
+                                          self.word_rows)),
+                     aw_rd.en.eq(tppe.word_en),
+                     tppe.word_data.eq(aw_rd.data.word_select(read_lane, T) if lane_bits
+                                       else aw_rd.data[:T]),
+                     tppe.n_cols.eq(self.n_cols), tppe.start.eq(self.start)]
 
         # -- carried partial sums, saturation ------------------------------------------------------
         ow, tw = cfg.out_width, cfg.tppe_width
@@ -266,25 +344,33 @@ class PE(wiring.Component):
         ]
 
         # -- LIF outputs: compressed spike words and membranes -------------------------------------
+        # Into the run's output bank; word and membrane rows take one lane at a time.
         m.submodules.out_compressor = oc = SpikeCompressor(T, W, cfg.n_max)
         written = Signal(range(cfg.n_max + 1))
-        mem_wr = membrane.write_port()
+        mem_wr = membrane.write_port(granularity=cfg.mem_width)
         m.d.comb += [
             oc.start.eq(self.start), oc.length.eq(self.n_cols), oc.strong.eq(0),
             oc.i.valid.eq(lif.o.valid), oc.i.payload.eq(lif.o.payload.spikes),
             lif.o.ready.eq(oc.i.ready),
-            mem_wr.addr.eq(written), mem_wr.data.eq(lif.o.payload.membrane),
-            mem_wr.en.eq(lif.o.valid & lif.o.ready),
+            mem_wr.addr.eq(banked(written >> mlane_bits, self.run_out, self.membrane_rows)),
+            mem_wr.data.eq(Cat(*[lif.o.payload.membrane] * mlanes)),
+            mem_wr.en.eq(Mux(lif.o.valid & lif.o.ready,
+                             C(1, mlanes) << (written[:mlane_bits] if mlane_bits else 0), 0)),
         ]
         with m.If(self.start):
             m.d.sync += written.eq(0)
         with m.Elif(lif.o.valid & lif.o.ready):
             m.d.sync += written.eq(written + 1)
-        ow_wr, om_wr = out_words.write_port(), out_mask.write_port()
+        ow_wr, om_wr = out_words.write_port(granularity=T), out_mask.write_port()
+        out_index = oc.words.payload.addr
         m.d.comb += [
-            oc.words.ready.eq(1), ow_wr.addr.eq(oc.words.payload.addr),
-            ow_wr.data.eq(oc.words.payload.word), ow_wr.en.eq(oc.words.valid),
-            oc.chunks.ready.eq(1), om_wr.addr.eq(oc.chunks.payload.index),
+            oc.words.ready.eq(1),
+            ow_wr.addr.eq(banked(out_index >> lane_bits, self.run_out, self.out_word_rows)),
+            ow_wr.data.eq(Cat(*[oc.words.payload.word] * lanes)),
+            ow_wr.en.eq(Mux(oc.words.valid,
+                             C(1, lanes) << (out_index[:lane_bits] if lane_bits else 0), 0)),
+            oc.chunks.ready.eq(1),
+            om_wr.addr.eq(banked(oc.chunks.payload.index, self.run_out, self.out_chunks)),
             om_wr.data.eq(oc.chunks.payload.mask), om_wr.en.eq(oc.chunks.valid),
         ]
 
@@ -303,30 +389,39 @@ class PE(wiring.Component):
             ev.lif_steps.eq(Mux(lif.o.valid & lif.o.ready, popcount(self.tmask), 0)),
             ev.join_stall.eq(ij.stalled),
             ev.lif_stall.eq(stage_valid & ~stage_done),
-            ev.load_writes.eq(aw_wr.en + af_wr.en),
+            ev.load_writes.eq(aw_wr.en.any() + af_wr.en),
             ev.psum_read.eq(tppe.currents.valid & tppe.currents.ready & self.use_psum),
             ev.psum_write.eq(ps_wr.en),
-            ev.out_writes.eq(ow_wr.en + om_wr.en + mem_wr.en),
+            ev.out_writes.eq(ow_wr.en.any() + om_wr.en + mem_wr.en.any()),
         ]
 
         # -- chained loads read the outputs in place -----------------------------------------------
         ch_mask, ch_words = out_mask.read_port(domain="comb"), out_words.read_port(domain="comb")
-        m.d.comb += [ch_mask.addr.eq(ex.mask_addr), ex.mask_data.eq(ch_mask.data),
-                     ch_words.addr.eq(ex.word_addr), ex.word_data.eq(ch_words.data)]
+        chain_index = ex.word_addr
+        m.d.comb += [
+            ch_mask.addr.eq(banked(ex.mask_addr, self.read_out, self.out_chunks)),
+            ex.mask_data.eq(ch_mask.data),
+            ch_words.addr.eq(banked(chain_index >> lane_bits, self.read_out, self.out_word_rows)),
+            ex.word_data.eq(ch_words.data.word_select(chain_index[:lane_bits], T) if lane_bits
+                            else ch_words.data[:T]),
+        ]
 
-        # -- host reads ----------------------------------------------------------------------------
+        # -- stores read whole rows of the output bank ---------------------------------------------
         rd_mask, rd_words, rd_mem = out_mask.read_port(), out_words.read_port(), membrane.read_port()
         sel = Signal(2)
-        m.d.comb += [rd_mask.addr.eq(self.hr_addr), rd_words.addr.eq(self.hr_addr),
-                     rd_mem.addr.eq(self.hr_addr), rd_mask.en.eq(self.hr_en),
-                     rd_words.en.eq(self.hr_en), rd_mem.en.eq(self.hr_en)]
-        with m.If(self.hr_en):
-            m.d.sync += sel.eq(self.hr_sel)
+        m.d.comb += [
+            rd_mask.addr.eq(banked(self.rd_addr, self.read_out, self.out_chunks)),
+            rd_words.addr.eq(banked(self.rd_addr, self.read_out, self.out_word_rows)),
+            rd_mem.addr.eq(banked(self.rd_addr, self.read_out, self.membrane_rows)),
+            rd_mask.en.eq(self.rd_en), rd_words.en.eq(self.rd_en), rd_mem.en.eq(self.rd_en),
+        ]
+        with m.If(self.rd_en):
+            m.d.sync += sel.eq(self.rd_sel)
         with m.Switch(sel):
             with m.Case(0):
-                m.d.comb += self.hr_data.eq(rd_mask.data)
+                m.d.comb += self.rd_data.eq(rd_mask.data)
             with m.Case(1):
-                m.d.comb += self.hr_data.eq(rd_words.data)
+                m.d.comb += self.rd_data.eq(rd_words.data)
             with m.Default():
-                m.d.comb += self.hr_data.eq(rd_mem.data.as_unsigned())
+                m.d.comb += self.rd_data.eq(rd_mem.data)
         return m

@@ -20,16 +20,13 @@ import torch
 
 from ...host import HostDriver
 from ...hw.loas.driver import LayerSettings, LoASDriver
-from ..cocotb_streams import CocotbTransport
-from ..patterns import scheduled
 from ..tb import bench_test
 from .vectors import expected_layer, expected_network, loas_cases, network_cases
 
 
 def _driver(tb):
-    core = tb.component
-    transport = CocotbTransport(tb.dut, tb.clk, core.cmd.payload.shape(), seed=tb.seed)
-    return transport, LoASDriver(HostDriver(core.regmap, transport), tb.cfg)
+    transport = tb.transport()
+    return transport, LoASDriver(HostDriver(tb.component.regmap, transport), tb.cfg)
 
 
 def _first_difference(name, got, want):
@@ -57,10 +54,12 @@ async def regression(tb):
     if only:
         cases = [c for c in cases if c.name in only]
     totals = {"layers": 0, "items": 0, "cycles": 0, "matches": 0}
-    for case, (idle, stall) in scheduled(cases, tb.patterns()):
+    for case, (idle, stall), (mem_stall, latency) in tb.schedule(cases):
         transport.set_patterns(idle, stall)
+        tb.set_memory(mem_stall, latency)
         start = time.monotonic()
-        where = f"{case.describe()} (host port: idle {idle}, stall {stall})"
+        where = (f"{case.describe()} (host port: idle {idle}, stall {stall}; memory: stall "
+                 f"{mem_stall}/256, latency {latency})")
         if hasattr(case, "layers"):
             got = await driver.run_layers(case.spikes, case.settings(), strong=case.strong)
             if got.chained != case.chained:
@@ -74,9 +73,9 @@ async def regression(tb):
                                          strong=case.strong, sequential=case.sequential)
             _check(where, got, expected_layer(golden_cfg, case, got.k_block))
             layers = 1
-        tb.dut._log.info("%s: %d cycles, %d matches, idle %s, stall %s, %.1f s", case.name,
-                         got.cycles, got.counters["matches"], idle, stall,
-                         time.monotonic() - start)
+        tb.dut._log.info("%s: %d compute cycles, %d total, %d matches; %s; %.1f s", case.name,
+                         got.cycles, got.counters["total_cycles"], got.counters["matches"],
+                         where.split(" (")[-1], time.monotonic() - start)
         totals["layers"] += layers
         totals["items"] += got.spikes.numel()
         totals["cycles"] += got.cycles
@@ -115,8 +114,8 @@ async def digits(tb):
               LayerSettings(net["w2"], int(net["threshold2"]), int(net["leak2"]))]
     output = await driver.run_layers(net["spikes"], layers, chain=bool(net.get("chain", True)))
     np.savez(tb.option("out_file", None), spikes=output.spikes.numpy(),
-             membrane=output.membrane.numpy(), cycles=np.array(output.layer_cycles),
-             chained=np.array(output.chained), matches=output.counters["matches"],
-             wall_seconds=time.monotonic() - start)
+             membrane=output.membrane.numpy(), cycles=output.counters["cycles"],
+             total_cycles=output.counters["total_cycles"], chained=np.array(output.chained),
+             matches=output.counters["matches"], wall_seconds=time.monotonic() - start)
     tb.record(cycles=output.cycles, layers=2, items=output.spikes.numel(),
               unit="output neurons")

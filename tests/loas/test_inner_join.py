@@ -65,8 +65,9 @@ def test_inner_join_all_matches_under_backpressure(fiber, stages, depth):
     rng = random.Random(fiber)
     pairs, values = make_pairs(cfg, rng, 30)
     want = expected_matches(pairs, values)
-    words = [sum((v & 0xFF) << (8 * k) for k, v in enumerate(values[i:i + 4]))
-             for i in range(0, len(values), 4)]
+    lanes = cfg.value_lanes                 # the weight buffer's rows hold a beat of weights
+    words = [sum((v & 0xFF) << (8 * k) for k, v in enumerate(values[i:i + lanes]))
+             for i in range(0, len(values), lanes)]
 
     class Top(wiring.Component):
         def __init__(self):
@@ -78,7 +79,7 @@ def test_inner_join_all_matches_under_backpressure(fiber, stages, depth):
         def elaborate(self, platform):
             m = Module()
             m.submodules.ij = ij = self.ij
-            m.submodules.mem = mem = memory.Memory(shape=32, depth=len(words) + 1,
+            m.submodules.mem = mem = memory.Memory(shape=cfg.dma_width, depth=len(words) + 1,
                                                    init=words + [0])
             rd = mem.read_port()
             m.d.comb += [rd.addr.eq(ij.w_addr), rd.en.eq(ij.w_en), ij.w_data.eq(rd.data),

@@ -1,0 +1,366 @@
+"""The command processor: runs a list of commands from memory, so that one start runs a whole job.
+
+Each command is 16 bytes (four little-endian 32-bit words), fetched ahead of execution:
+
+======  ==========================  ==================  ===================  ===============
+opcode  meaning                     word 1              word 2               word 3
+======  ==========================  ==================  ===================  ===============
+0 END   stop; ``done``
+1 WRITE register write              register address    value
+2 WAIT  poll a register until       register address    mask                 value
+        ``(reg & mask) == value``
+3 LOAD  memory -> core target       byte address        beats                argument
+4 STORE core target -> memory       byte address        beats                argument
+======  ==========================  ==================  ===================  ===============
+
+Word 0 holds the opcode (bits 0..3), the core's bulk *target* (bits 4..7) and its *select*
+(bits 8..15, e.g. a first PE). A LOAD streams its beats to the core's ``load`` port tagged with
+target, select and argument; a STORE asks the core's ``store`` port for that many beats. The
+list's address and every LOAD/STORE address are beat-aligned. The processor stops at the first
+error with a code (:data:`ERRORS`) and the address of the failing command: a misaligned or
+out-of-range address (beyond ``mem_limit`` bytes, if set), a memory error response, an unknown
+opcode or target, a target that reports a format error, or a WAIT longer than ``wait_limit``
+cycles -- never a hang.
+"""
+
+from __future__ import annotations
+
+from amaranth import *
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .dma import read_request_layout, write_request_layout
+from .hostport import command_layout
+from .streams import StreamFIFO
+
+__all__ = ["CommandProcessor", "OPCODES", "ERRORS", "COMMAND_BYTES", "load_layout",
+           "store_request_layout", "TAG_FETCH", "TAG_LOAD"]
+
+OPCODES = {"END": 0, "WRITE": 1, "WAIT": 2, "LOAD": 3, "STORE": 4}
+ERRORS = {1: "misaligned address", 2: "address beyond mem_limit", 3: "memory error response",
+          4: "unknown opcode", 5: "bad target or target format error", 6: "WAIT timed out"}
+COMMAND_BYTES = 16
+TAG_FETCH, TAG_LOAD = 0, 1
+
+_command_layout = data.StructLayout({
+    "op": 4, "target": 4, "sel": 8, "reserved": 16, "addr": 32, "count": 32, "arg": 32})
+
+
+def load_layout(data_width: int) -> data.StructLayout:
+    """A LOAD beat at the core: the data, its target, select and argument, and the first/last
+    beat of the LOAD."""
+    return data.StructLayout({"data": data_width, "target": 4, "sel": 8, "arg": 32, "first": 1,
+                              "last": 1})
+
+
+def store_request_layout(max_beats: int) -> data.StructLayout:
+    """What a STORE asks of the core: its target, select, argument and the number of beats."""
+    return data.StructLayout({"target": 4, "sel": 8, "arg": 32, "beats": range(max_beats + 1)})
+
+
+class CommandProcessor(wiring.Component):
+    """Fetches and executes the command list (see the module docstring).
+
+    Commands are prefetched in groups of ``prefetch`` into a FIFO of two groups; a group is
+    requested only when the FIFO has room for all of it, so fetched commands never stall the read
+    channel that the loads share. One command executes at a time: a WRITE takes two cycles, a
+    WAIT three per poll, a LOAD or STORE one beat per cycle at best.
+
+    Members
+    -------
+    go : In(1)                  start at ``base``
+    base, mem_limit, wait_limit : In(32)    (``wait_limit``: polls; 0 = no limit)
+    busy, done, error : Out(1); code : Out(4); error_at : Out(32)
+    executed : Out(1)           a command finished this cycle
+    host_cmd : Out(stream), host_rsp : In(stream)      the host port, for WRITE and WAIT
+    rd_req : Out(stream), rd_data : In(stream)         the DMA reader (tags TAG_FETCH, TAG_LOAD)
+    rd_busy : In(1)             the reader has requests in flight
+    wr_req : Out(stream), wr_done : In(stream)         the DMA writer (data: the core's store)
+    load : Out(stream(load_layout)), store_req : Out(stream(store_request_layout))
+    loading : Out(1)            a LOAD's beats go from the reader to the core
+    storing : Out(1)            a STORE's beats go from the core to the writer
+    store_flush : Out(1)        a failed STORE: the writer gets empty beats (nothing written)
+    targets : In(16)            bit t: the core has bulk target t
+    target_error : In(1)        the core found a LOAD or STORE it cannot serve
+    """
+
+    def __init__(self, *, data_width: int, host_addr_width: int, max_beats: int = 1 << 20,
+                 prefetch: int = 4, tag_bits: int = 2):
+        self._dw = data_width
+        self._prefetch = prefetch
+        super().__init__({
+            "go": In(1), "base": In(32), "mem_limit": In(32), "wait_limit": In(32),
+            "busy": Out(1), "done": Out(1), "error": Out(1), "code": Out(4), "error_at": Out(32),
+            "executed": Out(1),
+            "host_cmd": Out(stream.Signature(command_layout(host_addr_width, 32))),
+            "host_rsp": In(stream.Signature(32)),
+            "rd_req": Out(stream.Signature(read_request_layout(32, max_beats, tag_bits))),
+            "rd_data": In(stream.Signature(data.StructLayout({
+                "data": data_width, "tag": max(1, tag_bits), "last": 1, "error": 1}))),
+            "rd_busy": In(1),
+            "wr_req": Out(stream.Signature(write_request_layout(32, max_beats))),
+            "wr_done": In(stream.Signature(data.StructLayout({"error": 1}))),
+            "load": Out(stream.Signature(load_layout(data_width))),
+            "store_req": Out(stream.Signature(store_request_layout(max_beats))),
+            "loading": Out(1), "storing": Out(1), "store_flush": Out(1),
+            "targets": In(16),
+            "target_error": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        dw, bpb = self._dw, self._dw // 8
+        cmd_bits = 8 * COMMAND_BYTES
+        beats_per_group = max(1, self._prefetch * cmd_bits // dw)
+        depth = 2 * beats_per_group
+
+        # -- prefetch: groups of command beats into the FIFO -------------------------------------
+        m.submodules.fifo = fifo = StreamFIFO(dw, depth)
+        running = Signal()        # between go and END/error
+        fetching = Signal()       # more groups may be fetched
+        flushing = Signal()       # after END or an error: what was fetched is dropped
+        fetch_addr = Signal(32)
+        owed = Signal(range(depth + 1))       # fetch beats requested, not yet arrived
+        shift = (bpb - 1).bit_length()
+        # A group never reads past mem_limit: the last one may be short, and none is fetched
+        # once the list reaches the limit.
+        left_beats = Signal(32)
+        m.d.comb += left_beats.eq((self.mem_limit - fetch_addr) >> shift)
+        beats = Signal(range(beats_per_group + 1))
+        unlimited = self.mem_limit == 0
+        m.d.comb += beats.eq(Mux(unlimited | (left_beats >= beats_per_group), beats_per_group,
+                                 left_beats))
+        in_range = unlimited | ((fetch_addr < self.mem_limit) & (beats != 0))
+        fetch = Signal()
+        m.d.comb += fetch.eq(running & fetching & in_range
+                             & (fifo.level + owed + beats_per_group <= depth))
+        m.d.comb += [
+            self.rd_req.valid.eq(fetch),
+            self.rd_req.payload.addr.eq(fetch_addr),
+            self.rd_req.payload.beats.eq(beats),
+            self.rd_req.payload.tag.eq(TAG_FETCH),
+        ]
+        is_fetch = self.rd_data.payload.tag == TAG_FETCH
+        m.d.comb += [fifo.i.valid.eq(self.rd_data.valid & is_fetch & ~flushing),
+                     fifo.i.payload.eq(self.rd_data.payload.data)]
+        load_ready = Signal()
+        m.d.comb += self.rd_data.ready.eq(flushing | Mux(is_fetch, fifo.i.ready, load_ready))
+        fetched = Signal()
+        m.d.comb += fetched.eq(self.rd_req.valid & self.rd_req.ready
+                               & (self.rd_req.payload.tag == TAG_FETCH))
+        arrived = self.rd_data.valid & self.rd_data.ready & is_fetch
+        m.d.sync += owed.eq(owed + Mux(fetched, beats, 0) - arrived)
+        with m.If(fetched):
+            m.d.sync += fetch_addr.eq(fetch_addr + (beats << shift))
+        with m.If(running & fetching & ~in_range):
+            m.d.sync += fetching.eq(0)            # the list would run past mem_limit
+
+        # Beats -> 128-bit commands.
+        command = Signal(_command_layout)
+        command_valid = Signal()
+        take = Signal()
+        if dw >= cmd_bits:
+            per_beat = dw // cmd_bits
+            part = Signal(range(max(2, per_beat)))
+            m.d.comb += [command.eq(fifo.o.payload.word_select(part, cmd_bits)
+                                    if per_beat > 1 else fifo.o.payload),
+                         command_valid.eq(fifo.o.valid),
+                         fifo.o.ready.eq(flushing | (take & (part == per_beat - 1)))]
+            with m.If(take):
+                m.d.sync += part.eq(Mux(part == per_beat - 1, 0, part + 1))
+            with m.If(flushing):
+                m.d.sync += part.eq(0)
+        else:
+            per_command = cmd_bits // dw
+            acc = Signal(cmd_bits)
+            have = Signal(range(per_command + 1))
+            m.d.comb += [command.eq(acc), command_valid.eq(have == per_command),
+                         fifo.o.ready.eq(flushing | (have < per_command))]
+            with m.If(fifo.o.valid & fifo.o.ready & ~flushing):
+                m.d.sync += [acc.eq(Cat(acc[dw:], fifo.o.payload)), have.eq(have + 1)]
+            with m.If(take | flushing):
+                m.d.sync += have.eq(0)
+
+        # -- execution ---------------------------------------------------------------------------
+        cmd = Signal(_command_layout)
+        cmd_at = Signal(32)       # address of the executing command
+        next_at = Signal(32)
+        beats_left = Signal(32)
+        polls = Signal(32)
+        code = Signal(4)
+        store_issued = Signal()
+        write_issued = Signal()
+        m.d.comb += [self.code.eq(code), self.error.eq(code != 0), self.busy.eq(running)]
+
+        def fail(reason):
+            m.d.sync += [code.eq(reason), self.error_at.eq(cmd_at), running.eq(0),
+                         fetching.eq(0), flushing.eq(1)]
+
+        aligned = (cmd.addr[:shift] == 0) if shift else C(1)
+        end_addr = Signal(33)
+        m.d.comb += end_addr.eq(cmd.addr + cmd.count * bpb)
+        fits = (self.mem_limit == 0) | (end_addr <= self.mem_limit)
+        known = self.targets.bit_select(cmd.target, 1)
+        base_shift = max(4, shift)
+        load_beat = self.rd_data.valid & ~is_fetch
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.go):
+                    m.d.sync += [code.eq(0), self.done.eq(0), fetch_addr.eq(self.base),
+                                 next_at.eq(self.base), owed.eq(0)]
+                    with m.If(self.base[:base_shift] != 0):
+                        m.d.sync += [code.eq(1), self.error_at.eq(self.base)]
+                    with m.Else():
+                        m.d.sync += [running.eq(1), fetching.eq(1), flushing.eq(0)]
+                        m.next = "NEXT"
+            with m.State("NEXT"):
+                m.d.comb += take.eq(command_valid)
+                with m.If(command_valid):
+                    m.d.sync += [cmd.eq(command), cmd_at.eq(next_at),
+                                 next_at.eq(next_at + COMMAND_BYTES), polls.eq(0),
+                                 beats_left.eq(command.count), store_issued.eq(0),
+                                 write_issued.eq(0)]
+                    m.next = "DECODE"
+                with m.Elif(~fetching & (owed == 0) & ~fifo.o.valid):
+                    # The list ran past mem_limit without an END.
+                    m.d.sync += [code.eq(2), self.error_at.eq(next_at), running.eq(0),
+                                 flushing.eq(1)]
+                    m.next = "DRAIN"
+            with m.State("DECODE"):
+                with m.Switch(cmd.op):
+                    with m.Case(OPCODES["END"]):
+                        m.d.sync += [running.eq(0), fetching.eq(0), flushing.eq(1)]
+                        m.d.comb += self.executed.eq(1)
+                        m.next = "DRAIN"
+                    with m.Case(OPCODES["WRITE"]):
+                        m.next = "WRITE"
+                    with m.Case(OPCODES["WAIT"]):
+                        m.next = "POLL"
+                    with m.Case(OPCODES["LOAD"], OPCODES["STORE"]):
+                        with m.If(~aligned):
+                            fail(1)
+                            m.next = "DRAIN"
+                        with m.Elif(~fits):
+                            fail(2)
+                            m.next = "DRAIN"
+                        with m.Elif(~known):
+                            fail(5)
+                            m.next = "DRAIN"
+                        with m.Elif(cmd.count == 0):
+                            m.d.comb += self.executed.eq(1)
+                            m.next = "NEXT"
+                        with m.Elif(cmd.op == OPCODES["LOAD"]):
+                            m.next = "LOAD_REQ"
+                        with m.Else():
+                            m.next = "STORE"
+                    with m.Default():
+                        fail(4)
+                        m.next = "DRAIN"
+            with m.State("WRITE"):
+                m.d.comb += [self.host_cmd.valid.eq(1), self.host_cmd.payload.write.eq(1),
+                             self.host_cmd.payload.addr.eq(cmd.addr),
+                             self.host_cmd.payload.data.eq(cmd.count)]
+                with m.If(self.host_cmd.ready):
+                    m.d.comb += self.executed.eq(1)
+                    m.next = "NEXT"
+            with m.State("POLL"):
+                m.d.comb += [self.host_cmd.valid.eq(1), self.host_cmd.payload.write.eq(0),
+                             self.host_cmd.payload.addr.eq(cmd.addr)]
+                with m.If(self.host_cmd.ready):
+                    m.d.sync += polls.eq(polls + 1)
+                    m.next = "POLL_RSP"
+            with m.State("POLL_RSP"):
+                m.d.comb += self.host_rsp.ready.eq(1)
+                with m.If(self.host_rsp.valid):
+                    with m.If((self.host_rsp.payload & cmd.count) == cmd.arg):
+                        m.d.comb += self.executed.eq(1)
+                        m.next = "NEXT"
+                    with m.Elif((self.wait_limit != 0) & (polls >= self.wait_limit)):
+                        fail(6)
+                        m.next = "DRAIN"
+                    with m.Else():
+                        m.next = "POLL"
+            with m.State("LOAD_REQ"):
+                # The load's request goes before any further fetch (this state owns rd_req).
+                m.d.comb += [self.rd_req.valid.eq(1), self.rd_req.payload.addr.eq(cmd.addr),
+                             self.rd_req.payload.beats.eq(cmd.count),
+                             self.rd_req.payload.tag.eq(TAG_LOAD)]
+                with m.If(self.rd_req.ready):
+                    m.next = "LOAD"
+            with m.State("LOAD"):
+                m.d.comb += [
+                    self.load.valid.eq(load_beat),
+                    self.load.payload.data.eq(self.rd_data.payload.data),
+                    self.load.payload.target.eq(cmd.target),
+                    self.load.payload.sel.eq(cmd.sel),
+                    self.load.payload.arg.eq(cmd.arg),
+                    self.load.payload.first.eq(beats_left == cmd.count),
+                    self.load.payload.last.eq(beats_left == 1),
+                    load_ready.eq(self.load.ready),
+                    self.loading.eq(1),
+                ]
+                with m.If(load_beat & self.load.ready):
+                    m.d.sync += beats_left.eq(beats_left - 1)
+                    with m.If(self.rd_data.payload.error):
+                        m.d.sync += code.eq(3)
+                    with m.If(beats_left == 1):
+                        m.next = "LOAD_END"
+                with m.If(self.target_error):
+                    fail(5)
+                    m.next = "DRAIN"
+            with m.State("LOAD_END"):
+                # One cycle for the target to report a format error on the last beat.
+                with m.If(self.target_error):
+                    fail(5)
+                    m.next = "DRAIN"
+                with m.Elif(code != 0):
+                    fail(3)
+                    m.next = "DRAIN"
+                with m.Else():
+                    m.d.comb += self.executed.eq(1)
+                    m.next = "NEXT"
+            with m.State("STORE"):
+                m.d.comb += [
+                    self.store_req.valid.eq(~store_issued),
+                    self.store_req.payload.target.eq(cmd.target),
+                    self.store_req.payload.sel.eq(cmd.sel),
+                    self.store_req.payload.arg.eq(cmd.arg),
+                    self.store_req.payload.beats.eq(cmd.count),
+                    self.wr_req.valid.eq(~write_issued),
+                    self.wr_req.payload.addr.eq(cmd.addr),
+                    self.wr_req.payload.beats.eq(cmd.count),
+                    self.storing.eq(1),
+                    self.wr_done.ready.eq(1),
+                ]
+                with m.If(self.store_req.valid & self.store_req.ready):
+                    m.d.sync += store_issued.eq(1)
+                with m.If(self.wr_req.valid & self.wr_req.ready):
+                    m.d.sync += write_issued.eq(1)
+                with m.If(self.target_error):
+                    fail(5)
+                    m.next = "FLUSH_STORE"
+                with m.Elif(self.wr_done.valid):
+                    with m.If(self.wr_done.payload.error):
+                        fail(3)
+                        m.next = "DRAIN"
+                    with m.Else():
+                        m.d.comb += self.executed.eq(1)
+                        m.next = "NEXT"
+            with m.State("FLUSH_STORE"):
+                # The writer still wants its beats: it gets empty ones (no byte written).
+                m.d.comb += [self.wr_req.valid.eq(~write_issued),
+                             self.wr_req.payload.addr.eq(cmd.addr),
+                             self.wr_req.payload.beats.eq(cmd.count),
+                             self.store_flush.eq(1), self.wr_done.ready.eq(1)]
+                with m.If(self.wr_req.valid & self.wr_req.ready):
+                    m.d.sync += write_issued.eq(1)
+                with m.If(self.wr_done.valid):
+                    m.next = "DRAIN"
+            with m.State("DRAIN"):
+                # Beats still in flight (fetched commands, the rest of a failed load) are
+                # dropped; then the processor is free.
+                with m.If(~self.rd_busy & ~self.rd_data.valid & ~fifo.o.valid):
+                    m.d.sync += [flushing.eq(0), self.done.eq(code == 0), owed.eq(0)]
+                    m.next = "IDLE"
+        return m
