@@ -93,7 +93,7 @@ def device_utilization(nextpnr_log: str) -> dict:
             for name, used, avail in _UTILIZATION.findall(nextpnr_log) if int(used)}
 
 
-def _count(cells: dict, kinds: dict) -> dict:
+def count_cells(cells: dict, kinds: dict) -> dict:
     return {kind: sum(cells.get(cell, 0) * weight for cell, weight in table.items())
             for kind, table in kinds.items()}
 
@@ -141,7 +141,7 @@ def synthesize(design, target: str, outdir, *, freq_mhz: float = 100.0, seed: in
         "top": top,
         "serial_io_wrapper": wrapped,
         "port_bits": n_port_bits,
-        "cells": _count(cells, spec["cells"]),
+        "cells": count_cells(cells, spec["cells"]),
         "cells_by_type": cells,
         "available": spec["available"],
         "synth_seconds": round(synth_seconds, 1),

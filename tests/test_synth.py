@@ -39,7 +39,8 @@ def test_ecp5_out_of_context_small_lif(tmp_path):
 
 
 def test_ice40_wraps_a_core_with_too_many_ports(tmp_path):
-    design = generate("lif_core", {"T": 2, "in_width": 8, "mem_width": 10, "fifo_depth": 4})
+    design = generate("lif_core", {"T": 2, "in_width": 8, "mem_width": 10, "fifo_depth": 4,
+                                    "dma_width": 32, "max_burst": 4, "outstanding": 1})
     result = synthesize(design, "ice40-up5k", tmp_path)
     assert result["serial_io_wrapper"] and result["port_bits"] > TARGETS["ice40-up5k"]["pins"]
     assert result["port_bits"] == sum(p["width"] for p in design.manifest()["ports"])

@@ -16,9 +16,13 @@ requests and the core's beats) and ``target_error``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
+
+from ...params import Config, param
 
 from .axi import AXI4LiteBridge, AXI4LiteSignature, AXI4Signature
 from .bits import popcount
@@ -27,8 +31,19 @@ from .counters import PerfCounters
 from .dma import DMAReader, DMAWriter
 from .hostport import HostPort, RegisterMap, WindowSignature, command_layout
 
-__all__ = ["HostInterface", "add_host_interface", "HOST_COUNTERS", "HostArbiter",
-           "MemoryWindow", "TAG_WINDOW"]
+__all__ = ["HostInterface", "HostInterfaceParams", "add_host_interface", "HOST_COUNTERS",
+           "HostArbiter", "MemoryWindow", "TAG_WINDOW"]
+
+
+@dataclass(frozen=True)
+class HostInterfaceParams(Config):
+    """The parameters of a core's AXI4 master (generator configurations inherit them)."""
+
+    dma_width: int = param(128, "data width of the AXI4 master (bits)", lo=32, hi=512,
+                           check=lambda c, v: v & (v - 1) == 0,
+                           what=lambda c: "one of 32, 64, 128, 256, 512")
+    max_burst: int = param(16, "longest AXI4 burst (beats)", lo=1, hi=256)
+    outstanding: int = param(4, "AXI4 read bursts in flight", lo=1, hi=16)
 
 TAG_WINDOW = 2
 

@@ -10,6 +10,7 @@ from amaranth.lib import data
 
 from ...golden.common.lif import LIFParams
 from ...params import Config, inherit, param
+from ..common.host_interface import HostInterfaceParams
 from ..common.prefix_sum import laggy_table_layout
 
 __all__ = ["LoASConfig"]
@@ -76,11 +77,9 @@ class LoASConfig(Config):
     lif_ops_per_stage: int = param(1, "LIF operations per pipeline stage (at most 2 T)", lo=1,
                                    hi=64, check=lambda c, v: v <= 2 * c.T,
                                    what=lambda c: f"an integer in 1..{2 * c.T}")
-    dma_width: int = param(128, "data width of the AXI4 master (bits)", lo=32, hi=512,
-                           check=lambda c, v: _is_pow2(v),
-                           what=lambda c: "one of 32, 64, 128, 256, 512")
-    max_burst: int = param(16, "longest AXI4 burst (beats)", lo=1, hi=256)
-    outstanding: int = param(4, "AXI4 read bursts in flight", lo=1, hi=16)
+    dma_width: int = inherit(HostInterfaceParams, "dma_width")
+    max_burst: int = inherit(HostInterfaceParams, "max_burst")
+    outstanding: int = inherit(HostInterfaceParams, "outstanding")
 
     #: Width of the host port's data words.
     data_width: ClassVar[int] = 32

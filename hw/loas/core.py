@@ -48,9 +48,11 @@ TARGETS = (
     ("spike_words", "load", "each PE's packed T-bit words in rows of word_lanes, a PE's first "
                             "word at a new beat; argument: rows"),
     ("weight_headers", "load", "the broadcast-row headers {chunk, count, tile_last, n[group]}, "
-                               "header_bits each, packed"),
-    ("weight_masks", "load", "the weight fibers' bitmasks in broadcast order; argument: rows"),
-    ("weight_values", "load", "the packed int8 weights, in broadcast order"),
+                               "header_bits each, packed; argument bit 31: append"),
+    ("weight_masks", "load", "the weight fibers' bitmasks in broadcast order; argument: rows | "
+                             "append << 31 | more pieces follow << 30 (all headers first)"),
+    ("weight_values", "load", "the packed int8 weights, in broadcast order; argument bit 31: "
+                              "append"),
     ("out_masks", "store", "each PE's output fiber bitmasks, a PE's first at a new beat; "
                            "argument: rows | n_cols << 8"),
     ("out_words", "store", "each PE's output word rows (word_lanes words, a buffer row per "
@@ -198,6 +200,10 @@ class LoASCore(wiring.Component):
         tgt = beat.target
         accepted = ld.valid & ld.ready
         first = beat.first
+        # The weight targets may take an array in pieces: argument bit 31 (append) continues
+        # where the last LOAD stopped, bit 30 (more) says that more pieces follow.
+        restart = first & ~beat.arg[31]
+        more = beat.arg[30]
         load_beats = Signal()          # a beat entered a buffer this cycle (counter)
 
         # Fiber masks (spikes and weights) leave the beats through one gearbox: its consumer is
@@ -284,7 +290,7 @@ class LoASCore(wiring.Component):
         hd_row = Signal(range(self.header_rows + 1))
         is_hd = tgt == target_ids["weight_headers"]
         hd_wr = headers.write_port()
-        row_h = Mux(first, 0, hd_row)
+        row_h = Mux(restart, 0, hd_row)
         m.d.comb += [hd_wr.addr.eq(banked(row_h, xfer.weights, self.header_rows)),
                      hd_wr.data.eq(beat.data),
                      hd_wr.en.eq(accepted & is_hd & (row_h < self.header_rows))]
@@ -341,8 +347,8 @@ class LoASCore(wiring.Component):
         m.d.sync += q_level.eq(q_level + push - pop)
         last_in = Signal()           # the LOAD's last beat has entered the gearbox
         with m.If(accepted & is_wm):
-            m.d.sync += last_in.eq(beat.last)
-        with m.If(accepted & is_wm & first):
+            m.d.sync += last_in.eq(beat.last & ~more)
+        with m.If(accepted & is_wm & restart):
             m.d.sync += [wm_rows.eq(beat.arg[:16]), hdr_next.eq(0), q_wr.eq(0), q_rd.eq(0),
                          q_level.eq(0), wm_row.eq(0), wm_j.eq(0), vbase.eq(0), reading.eq(0)]
         # Too many masks: one arrives when every row is done and more beats are to come; too
@@ -354,7 +360,7 @@ class LoASCore(wiring.Component):
         # -- weight values: a beat per row, into every PE's replica -------------------------------
         is_wv = tgt == target_ids["weight_values"]
         wv_row = Signal(range(pes[0].value_rows + 1))
-        row_v = Mux(first, 0, wv_row)
+        row_v = Mux(restart, 0, wv_row)
         for pe in pes:
             m.d.comb += [pe.values_wr_en.eq(accepted & is_wv & (row_v < pe.value_rows)),
                          pe.values_wr_addr.eq(row_v), pe.values_wr_data.eq(beat.data)]
@@ -362,7 +368,8 @@ class LoASCore(wiring.Component):
             m.d.sync += wv_row.eq(row_v + 1)
         errors.append(accepted & is_wv & (row_v >= pes[0].value_rows))
 
-        m.d.comb += [ld.ready.eq(Mux(is_mask_load, gear.i.ready, 1)),
+        # Spike words wait for the last spike mask to reach its PE (its word count).
+        m.d.comb += [ld.ready.eq(Mux(is_mask_load, gear.i.ready, Mux(is_sw, ~to_pes, 1))),
                      load_beats.eq(accepted)]
 
         # -- STOREs: each PE's output rows, PE by PE -----------------------------------------------
@@ -426,7 +433,7 @@ class LoASCore(wiring.Component):
         masks = st_kind == 0
         m.d.comb += [sgear.i.valid.eq(stage.o.valid & masks),
                      sgear.i.payload.eq(stage.o.payload.data[:W]),
-                     sgear.flush.eq(stage.o.payload.end), sgear.clear.eq(0)]
+                     sgear.flush.eq(stage.o.valid & stage.o.payload.end), sgear.clear.eq(0)]
         with m.If(masks):
             m.d.comb += [stage.o.ready.eq(sgear.i.ready), host.store.valid.eq(sgear.o.valid),
                          host.store.payload.eq(sgear.o.payload),

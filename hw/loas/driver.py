@@ -11,7 +11,8 @@ of a column block (the loop order is column block, row tile, K block).
 
 Tiling (layers larger than the buffers are tiled, never refused):
 
-* rows of the spike matrix in tiles of ``pes`` (one row per PE);
+* rows of the spike matrix in tiles of ``pes`` (one row per PE), walked forwards and backwards
+  in turn for consecutive column blocks;
 * output columns in blocks that fit the weight buffers (``n_max`` columns, ``v_max`` nonzero
   weights, ``rows_max`` broadcast rows), always whole ``tile_n`` tiles;
 * positions (K) in blocks of whole fibers that fit ``k_max``; the partial sums of earlier blocks
@@ -266,7 +267,10 @@ class LoASDriver(Driver):
         utilization = c["matches"] / (cfg.pes * c["cycles"]) if c["cycles"] else 0.0
         return [f"layer T={T} M={M} K={K} N={N} ({len(result.facts['runs'])} runs)",
                 f"compute cycles {c['cycles']:,}, matches {c['matches']:,}, PE utilization "
-                f"{utilization:.1%} of {cfg.pes} PEs"]
+                f"{utilization:.1%} of {cfg.pes} PEs",
+                f"end-to-end cycles {c['total_cycles']:,} (one command list: loads, runs, "
+                f"stores); DMA {c['dma_read_bytes']:,} bytes read, {c['dma_write_bytes']:,} "
+                f"written"]
 
     # -- planning ----------------------------------------------------------------------------------
     def _weight_block(self, w, n0, n_cols, k0, k_len, sequential) -> _WeightBlock | None:
@@ -304,27 +308,36 @@ class LoASDriver(Driver):
             return None
         return _WeightBlock(n0, n_cols, k0, k_len, n_tiles, headers, masks, values)
 
-    def plan(self, w, sequential):
+    #: A layer of one row tile is cut into at least this many column blocks (where it has the
+    #: tiles): the next block's weights load while a block computes.
+    PIPELINE_BLOCKS = 4
+
+    def plan(self, w, sequential, *, rows=None):
         """K blocks and column blocks of a layer. K blocks are the largest whole-fiber blocks that
         fit ``k_max`` -- made smaller when even one tile of columns would overflow the weight
-        buffers over a block."""
+        buffers over a block. With ``rows`` (the layer's M) of one row tile, the columns are cut
+        into at least :attr:`PIPELINE_BLOCKS` blocks, so that loads overlap compute."""
         cfg = self.cfg
         K = w.shape[0]
         try:
             kb = cfg.k_block(sequential)
         except ValueError as error:
             raise SnnforgeError(str(error)) from None
+        tiles = -(-w.shape[1] // cfg.tile_n)
+        most = (-(-tiles // self.PIPELINE_BLOCKS) if rows is not None and rows <= cfg.pes
+                else tiles)
         while True:
             k_blocks = [(k0, min(kb, K - k0)) for k0 in range(0, K, kb)]
             try:
-                return kb, k_blocks, self._column_blocks(w, k_blocks, sequential)
+                return kb, k_blocks, self._column_blocks(w, k_blocks, sequential, most)
             except SnnforgeError:
                 if kb <= cfg.fiber:
                     raise
                 kb = max(cfg.fiber, (kb // cfg.fiber // 2) * cfg.fiber)
 
-    def _column_blocks(self, w, k_blocks, sequential):
-        """Greedy: as many whole tiles of columns per block as the buffers hold for every K block."""
+    def _column_blocks(self, w, k_blocks, sequential, most_tiles):
+        """Greedy: as many whole tiles of columns per block as the buffers hold for every K block
+        (at most ``most_tiles``)."""
         cfg = self.cfg
         N = w.shape[1]
         blocks = []
@@ -334,7 +347,7 @@ class LoASDriver(Driver):
             best = None
             while True:
                 n_cols = min(N - n0, tiles * cfg.tile_n)
-                if n_cols > cfg.n_max:
+                if n_cols > cfg.n_max or tiles > most_tiles:
                     break
                 images = [self._weight_block(w, n0, n_cols, k0, k_len, sequential)
                           for k0, k_len in k_blocks]
@@ -447,18 +460,49 @@ class LoASDriver(Driver):
             banks.append((s_bank, w_bank, len(banks) % 2))
             last_s, last_w = run.spikes, run.weights
 
-        def loads(i):
+        # A new weight block loads in pieces, one per run of the block before it (its bank is
+        # free all that time), so that the bus keeps busy while those runs compute.
+        starts = [i for i, run in enumerate(runs) if i == 0 or run.weights != runs[i - 1].weights]
+        pieces = {}                 # slot (run index) -> [(weight key, piece, of)]
+        for before, start in zip(starts, starts[1:]):
+            n = start - before
+            pieces.update({before + k: [(runs[start].weights, k, n)] for k in range(n)})
+        next_w = {}                 # slot -> bank of the weights loading in it
+        for before, start in zip(starts, starts[1:]):
+            for k in range(before, start):
+                next_w[k] = banks[start][1]
+        mask_step = max(1, cfg.fiber // cfg.dma_width)     # beats per fiber mask
+
+        def split(beats, n, k, step=1):
+            units = -(-beats // step)
+            lo, hi = units * k // n * step, min(beats, units * (k + 1) // n * step)
+            return lo, hi - lo
+
+        def load_weights(key, k=0, n=1):
+            """Piece ``k`` of ``n`` of a weight block (the headers come whole with the first);
+            a piece appends to the last unless it starts its array, and says whether more
+            follow."""
+            img, (hd, masks, values) = weight_images[key], at[("w",) + key]
+            if k == 0:
+                cl.load("weight_headers", hd, len(img["headers"]) // bpb)
+            total = len(img["masks"]) // bpb
+            first, count = split(total, n, k, mask_step)
+            if count:
+                cl.load("weight_masks", masks + first * bpb, count,
+                        arg=img["rows"] | ((1 << 31) if first else 0)
+                        | ((1 << 30) if first + count < total else 0))
+            first, count = split(len(img["values"]) // bpb, n, k)
+            if count:
+                cl.load("weight_values", values + first * bpb, count,
+                        arg=(1 << 31) if first else 0)
+
+        def load_spikes(i):
             run, before = runs[i], runs[i - 1] if i else None
             if not run.chain_len and (before is None or run.spikes != before.spikes):
                 img, (masks, words) = spike_images[run.spikes], at[("s",) + run.spikes]
                 cl.load("spike_masks", masks, len(img["masks"]) // bpb,
                         arg=img["rows"] | (img["chunks"] << 8))
                 cl.load("spike_words", words, len(img["words"]) // bpb, arg=img["rows"])
-            if before is None or run.weights != before.weights:
-                img, (hd, masks, values) = weight_images[run.weights], at[("w",) + run.weights]
-                cl.load("weight_headers", hd, len(img["headers"]) // bpb)
-                cl.load("weight_masks", masks, len(img["masks"]) // bpb, arg=img["rows"])
-                cl.load("weight_values", values, len(img["values"]) // bpb)
 
         def stores(i):
             run = runs[i]
@@ -473,7 +517,8 @@ class LoASDriver(Driver):
             cl.write("xfer_bank", spikes=spikes, weights=weights, out=out)
 
         xfer(banks[0][0], banks[0][1], 0)
-        loads(0)
+        load_spikes(0)
+        load_weights(runs[0].weights)
         for i, run in enumerate(runs):
             s, w, o = banks[i]
             if i:
@@ -486,13 +531,16 @@ class LoASDriver(Driver):
             cl.wait("status", loading=0)
             cl.write_many({**run.regs, "run_bank": {"spikes": s, "weights": w, "out": o}})
             cl.write("control", start=1)
-            # While it runs: the last run's outputs out, the next run's operands in.
-            nxt = banks[i + 1] if i + 1 < len(runs) else (s, w)
-            xfer(nxt[0], nxt[1], banks[i - 1][2] if i else o)
+            # While it runs: the last run's outputs out, the next run's spikes and a piece of
+            # the next weight block in.
+            spikes_next = banks[i + 1][0] if i + 1 < len(runs) else s
+            xfer(spikes_next, next_w.get(i, w), banks[i - 1][2] if i else o)
             if i:
                 stores(i - 1)
             if i + 1 < len(runs):
-                loads(i + 1)
+                load_spikes(i + 1)
+            for key, k, n in pieces.get(i, ()):
+                load_weights(key, k, n)
         cl.wait("status", running=0)
         xfer(banks[-1][0], banks[-1][1], banks[-1][2])
         stores(len(runs) - 1)
@@ -542,8 +590,11 @@ class LoASDriver(Driver):
         they use. ``chained``: the row tiles' spikes come from the previous layer's outputs."""
         cfg = self.cfg
         runs = []
-        for n_cols, images in w_images:
-            for m0 in (range(0, M, cfg.pes) if row_tiles is None else row_tiles):
+        tiles = list(range(0, M, cfg.pes) if row_tiles is None else row_tiles)
+        for b, (n_cols, images) in enumerate(w_images):
+            # Every other column block walks the row tiles backwards: the tile at the turn keeps
+            # its spike rows on chip.
+            for m0 in (tiles if b % 2 == 0 else tiles[::-1]):
                 rows = min(cfg.pes, M - m0)
                 for kb, ((k0, k_len), wimg) in enumerate(zip(k_blocks, images)):
                     final = kb == len(k_blocks) - 1
@@ -590,7 +641,7 @@ class LoASDriver(Driver):
             words, K_eff = self._sequential_words(x)
         else:
             words, K_eff = spike_words(x), K
-        kb, k_blocks, col_blocks = self.plan(w, sequential)
+        kb, k_blocks, col_blocks = self.plan(w, sequential, rows=M)
         spike_images, weight_images = {}, {}
         runs = self._layer_runs(0, words, col_blocks, k_blocks, M, K, K_eff,
                                 T if sequential else 1,

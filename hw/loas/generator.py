@@ -20,6 +20,11 @@ def _describe(core: LoASCore) -> dict:
         "throughput": "one match per PE per cycle; one broadcast row (up to group weight "
                       "fibers) per cycle; one LIF neuron per PE per cycle",
         "chunks_max": cfg.chunks_max, "rows_max": cfg.rows_max,
+        "run_overhead_cycles": core.run_overhead,
+        "memory_format": {"beat_bytes": cfg.beat_bytes, "word_lanes": cfg.word_lanes,
+                          "value_lanes": cfg.value_lanes, "mem_lanes": cfg.mem_lanes,
+                          "header_bits": cfg.header_bits,
+                          "header_fields": [name for name, _ in cfg.header_layout]},
     }
 
 

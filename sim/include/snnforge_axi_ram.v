@@ -52,14 +52,15 @@ module snnforge_axi_ram #(
   reg r_busy = 0;
   reg [ADDR_WIDTH-1:0] r_addr;
   reg [7:0] r_left;
-  wire r_start = ~r_busy & (ar_n != 0) & (ar_due[ar_rp] <= now);
+  wire r_done = rvalid & rready;
+  wire r_free = ~r_busy | (r_done & (r_left == 0));      // the next burst may start
+  wire r_start = r_free & (ar_n != 0) & (ar_due[ar_rp] <= now);
   wire [ADDR_WIDTH-1:0] r_word = r_addr >> SHIFT;
   wire r_out = r_addr >= (1 << SIZE_LOG2);
   assign rdata = r_out ? 0 : mem[r_word[SIZE_LOG2-SHIFT-1:0]];
   assign rresp = r_out ? 2'd3 : 2'd0;
   assign rlast = r_left == 0;
   assign rid = 0;
-  wire r_done = rvalid & rready;
   always @(posedge clk) begin
     if (rst) begin
       ar_wp <= 0; ar_rp <= 0; ar_n <= 0; r_busy <= 0; rvalid <= 0;
@@ -69,14 +70,18 @@ module snnforge_axi_ram #(
         ar_wp <= ar_wp + 1;
       end
       ar_n <= ar_n + ar_take - r_start;
+      // A beat every cycle the channel goes; a burst right after the last one.
       if (r_start) begin
         r_busy <= 1; r_addr <= ar_addr[ar_rp]; r_left <= ar_len[ar_rp]; ar_rp <= ar_rp + 1;
-      end
-      if (r_done) begin
-        rvalid <= 0;
+        rvalid <= go_r;
+      end else if (r_done) begin
         r_addr <= r_addr + BYTES;
         r_left <= r_left - 1;
-        if (r_left == 0) r_busy <= 0;
+        if (r_left == 0) begin
+          r_busy <= 0; rvalid <= 0;
+        end else begin
+          rvalid <= go_r;
+        end
       end else if (r_busy & ~rvalid & go_r) begin
         rvalid <= 1;
       end

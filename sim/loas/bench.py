@@ -5,6 +5,9 @@
   output spike and membrane is compared with the golden model, and the match and saturation
   counters with their golden values. Each case runs under one (idle, stall) pair of the crossed
   patterns on the host-port streams (options ``idle``/``stall`` fix one side).
+* ``axi_protocol``: the quick layers and a chained network with cocotbext-axi's AXI4-Lite
+  master as the host and its AXI4 RAM as the memory, random pauses on every channel (built with
+  the AXI ports outside the simulated top).
 * ``digits``: the digits SNN of ``golden.loas.digits`` over the whole test split
   (``options["net_file"]``, ``.npz``), outputs to ``options["out_file"]`` (``.npz``).
 
@@ -97,6 +100,28 @@ def _check(where, got, want):
                             f"got {got.counters[counter]}")
     if problems:
         raise AssertionError(where + "\n  " + "\n  ".join(problems))
+
+
+@bench_test
+async def axi_protocol(tb):
+    from ..axi_models import AxiLiteTransport, attach_axi_models
+    cfg = tb.cfg
+    master, ram = attach_axi_models(tb.dut, tb.clk, memory_size=1 << 20,
+                                    pause=tb.option("pause", 0.3), seed=tb.seed)
+    driver = LoASDriver(HostDriver(tb.component.regmap, AxiLiteTransport(master, ram, tb.clk)),
+                        cfg)
+    await tb.reset(8)
+    cases = loas_cases(cfg, "quick", seed=tb.seed)
+    for case in cases:
+        got = await driver.run_layer(case.spikes, case.weights, threshold=case.threshold,
+                                     leak_amount=case.leak_amount, tmask=case.tmask,
+                                     strong=case.strong, sequential=case.sequential)
+        _check(f"{case.describe()} (cocotbext-axi)", got, expected_layer(cfg, case, got.k_block))
+    net = network_cases(cfg, seed=tb.seed)[0]
+    got = await driver.run_layers(net.spikes, net.settings())
+    _check(f"{net.describe()} (cocotbext-axi)", got, expected_network(cfg, net, got.k_blocks))
+    tb.record(layers=len(cases) + len(net.layers), items=got.spikes.numel(),
+              unit="output neurons (last network layer)")
 
 
 @bench_test

@@ -42,3 +42,29 @@ def test_bench_catches_a_wrong_golden_model():
     assert not result.ok
     message = result.failed[0][1]
     assert "first at beat" in message and "expected" in message and "got" in message
+
+
+def test_snnforge_run_lif_core_through_its_dma(tmp_path):
+    """``snnforge run lif_core``: the currents from memory, the results back, under Verilator;
+    every neuron equals the golden model."""
+    import numpy as np
+    from click.testing import CliRunner
+
+    from snnforge.cli import main
+    from snnforge.golden.common.lif import LIFParams, lif_integer
+    rng = np.random.default_rng(4)
+    currents = rng.integers(-300, 300, size=(50, 4))
+    np.save(tmp_path / "c.npy", currents)
+    out = tmp_path / "out.npz"
+    result = CliRunner().invoke(main, ["run", "lif_core", "-p", "fifo_depth=8", "--in",
+                                       f"currents={tmp_path / 'c.npy'}", "-O", "threshold=90",
+                                       "-O", "tmask=0b1101", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "end-to-end cycles" in result.output
+    p = LIFParams(T=4, threshold=90)
+    spikes, membrane, evaluated = lif_integer(currents, p, 0b1101)
+    with np.load(out) as data:
+        assert np.array_equal(data["spikes"], spikes.numpy())
+        assert np.array_equal(data["membrane"], membrane.numpy())
+        assert int(data["counter_evaluated"]) == evaluated
+        assert int(data["counter_neurons"]) == 50

@@ -109,8 +109,13 @@ def test_run_cycles_as_documented(cfg):
             w = torch.zeros(cfg.fiber, n_cols, dtype=torch.int64)
             x[:, 0, :m], w[:m, 0] = 1, 1
             cases.append((n_cols, m, x, w))
-    results = simulate(cfg, [lambda d, x=x, w=w: d.run_layer(x, w, threshold=1)
-                             for _, _, x, w in cases])
+    def one_run(x, w):
+        def step(driver):
+            driver.PIPELINE_BLOCKS = 1            # the layer as one run
+            return driver.run_layer(x, w, threshold=1)
+        return step
+    results = simulate(cfg, [one_run(x, w) for _, _, x, w in cases])
+    assert all(len(r.runs) == 1 for r in results)
     got = [r.counters["cycles"] for r in results]
     assert got == [n + m + core.run_overhead for n, m, _, _ in cases]
     assert core.run_overhead == core.pes[0].inner_join.latency + core.pes[0].lif.latency + 12

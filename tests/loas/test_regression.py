@@ -81,3 +81,14 @@ def test_loas_default_configuration_regression():
     result = run_bench("loas", {}, seed=7, testcase="regression",
                        options={"suite": "regression"})
     assert result.ok, result.summary()
+
+
+def test_axi_interfaces_against_cocotbext_axi():
+    """The AXI4-Lite slave and the AXI4 master against cocotbext-axi's models (an AXI4-Lite
+    master as the host, an AXI4 RAM as the memory), random pauses on every channel: layers and a
+    chained network, bit-exact."""
+    params = {"pes": 2, "fiber": 16, "T": 2, "tile_n": 4, "group": 2, "k_max": 64, "n_max": 16,
+              "v_max": 256, "f_max": 128, "segment": 8, "adders": 1, "max_burst": 4}
+    result = run_bench("loas", params, seed=5, testcase="axi_protocol", external_axi=True)
+    assert result.ok, result.summary()
+    assert result.stats["layers"] >= 5

@@ -95,7 +95,7 @@ def test_run_missing_input_file_and_unrunnable_generator(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "no such file" in proc.stderr
     result = CliRunner().invoke(main, ["run", "lif_array", "--spikes", "a", "-o", "x.npz"])
-    assert result.exit_code == 2 and "runnable generators: loas" in result.stderr
+    assert result.exit_code == 2 and "runnable generators: lif_core, loas" in result.stderr
     np.save(tmp_path / "w.npy", np.zeros((2, 2)))
     result = CliRunner().invoke(main, ["run", "loas", "--weights", str(tmp_path / "w.npy"),
                                        "-o", "x.npz"])

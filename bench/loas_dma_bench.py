@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""LoAS end to end through its DMA: end-to-end cycles against compute and the transfer bound.
+
+    .venv/bin/python bench/loas_dma_bench.py                    # Table II layers, 64/128/256 bits
+    .venv/bin/python bench/loas_dma_bench.py --widths 128 --layers R-L19
+    .venv/bin/python bench/loas_dma_bench.py --synth            # + the host interface's cells
+
+For every layer and AXI data width, the default core (P=16, W=128, T=4) runs the layer as one
+command list under Verilator (``snnforge run``'s path), its outputs checked against the golden
+model. Reported, all from the RTL's counters: compute cycles (start to done of the runs),
+end-to-end cycles (``cp_control.go`` to the list's END: loads, runs, stores), bytes moved; and
+the *compulsory transfer bound*: the compressed bytes of the spikes (fiber bitmasks + packed
+T-bit words) and weights (bitmasks of the nonzero fibers + int8 values) read once and of the
+outputs (bitmasks + packed words + membranes) written once, divided by the bus bytes per cycle.
+``ratio = end_to_end / max(compute, bound)``; the target is <= 1.25 at 128 bits.
+Writes ``build/bench/loas_dma_bench.{json,md,png}`` and a record for ``snnforge report``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+from snnforge.flows import run_job
+from snnforge.generate import build_root, generate
+from snnforge.golden.loas import compress_weights, layer as golden_layer, pack_spikes
+from snnforge.golden.loas.workloads import synthetic_layer
+from snnforge.results import save_result
+
+LAYERS = ("A-L4", "V-L8", "R-L19", "AlexNet", "VGG16", "ResNet19")
+WIDTHS = (64, 128, 256)
+THRESHOLD = 64
+QUIET = Console(quiet=True)
+#: Measured by bench/loas_bench.py at e27a9c7, the last commit whose core was loaded word by
+#: word through the host port (end-to-end simulated cycles, loading included).
+HOST_PORT_CYCLES = {"A-L4": 181276, "V-L8": 136079, "R-L19": 46759, "AlexNet": 190034,
+                    "VGG16": 108218, "ResNet19": 168957}
+
+
+def compulsory_bytes(cfg, x, w, spikes_out):
+    """Bytes of the compressed operands read once and of the compressed outputs written once."""
+    W, T = cfg.fiber, cfg.T
+    ps = pack_spikes(x, fiber=W)
+    spikes = ps.M * ps.n_chunks * W // 8 + ps.nnz * T / 8
+    cw = compress_weights(w, fiber=W)
+    fibers = sum(1 for c in range(cw.n_chunks) for n in range(w.shape[1]) if cw.fiber_of(c, n)[0])
+    weights = fibers * W // 8 + int((w != 0).sum())
+    po = pack_spikes(spikes_out, fiber=W)
+    outputs = po.M * po.n_chunks * W // 8 + po.nnz * T / 8 + po.M * po.K * cfg.mem_width / 8
+    return {"spikes": spikes, "weights": weights, "outputs": outputs,
+            "total": spikes + weights + outputs}
+
+
+def run_layer(params, name, x, w):
+    start = time.monotonic()
+    done = run_job(QUIET, "loas", params, inputs={"spikes": x.numpy(), "weights": w.numpy()},
+                   options={"threshold": THRESHOLD, "leak_amount": 1})
+    wall = time.monotonic() - start
+    cfg = done.design.config
+    lif = cfg.lif.replace(threshold=THRESHOLD, leak_shift=1)
+    want_s, want_v = golden_layer(x, w, lif, acc_width=cfg.out_width,
+                                  k_block=done.result.facts["k_block"], fiber=cfg.fiber)
+    if not (torch.equal(torch.from_numpy(done.result.outputs["spikes"]), want_s)
+            and torch.equal(torch.from_numpy(done.result.outputs["membrane"]), want_v)):
+        raise SystemExit(f"{name}: RTL outputs differ from the golden model")
+    return cfg, done, wall, want_s
+
+
+def plot(rows, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    widths = sorted({r["width"] for r in rows})
+    layers = list(dict.fromkeys(r["layer"] for r in rows))
+    fig, ax = plt.subplots(figsize=(10, 4))
+    step = 0.8 / len(widths)
+    for k, width in enumerate(widths):
+        vals = [next((r["ratio"] for r in rows if r["layer"] == lay and r["width"] == width), 0)
+                for lay in layers]
+        ax.bar([i + (k - (len(widths) - 1) / 2) * step for i in range(len(layers))], vals, step,
+               label=f"{width}-bit bus")
+    ax.axhline(1.25, color="grey", linestyle="--", linewidth=1, label="target 1.25")
+    ax.set_xticks(range(len(layers)), layers)
+    ax.set_ylabel("end-to-end / max(compute, transfer bound)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown(rows, command, synth):
+    lines = [f"Measured with `{command}` on the default core (P=16, W=128, T=4); every count from "
+             "the RTL's counters, every output checked against the golden model. Bound: the "
+             "compressed spikes and weights read once and the compressed outputs written once, "
+             "over the bus bytes per cycle. Host port: end-to-end cycles when the core was loaded "
+             "word by word through the 32-bit host port (bench/loas_bench.py at e27a9c7).", "",
+             "| layer | bus | compute cycles | transfer bound | end-to-end cycles | "
+             "ratio | host port (before) | speedup | DMA bytes read / written | wall s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        before = HOST_PORT_CYCLES.get(r["layer"])
+        lines.append(
+            f"| {r['layer']} | {r['width']} | {r['compute']:,} | {r['bound']:,.0f} | "
+            f"{r['end_to_end']:,} | **{r['ratio']:.2f}** | {before:,} | "
+            f"{before / r['end_to_end']:.1f}x | {r['read']:,} / {r['written']:,} | "
+            f"{r['wall']:.1f} |")
+    if synth:
+        lines += ["", "Synthesis (Yosys, ECP5): the host interface of the default core alone "
+                  "(AXI4-Lite bridge, arbiter, command processor, DMA engines, memory window, "
+                  "counters) against the default core:", "",
+                  "| block | LUT4 | FF | BRAM |", "|---|---|---|---|"]
+        for label, cells in synth.items():
+            lines.append(f"| {label} | {cells['lut4']:,} | {cells['ff']:,} | {cells['bram']} |")
+    return "\n".join(lines)
+
+
+def synth_host_interface(width, outdir):
+    """Yosys cells of the default core's host interface alone."""
+    from amaranth.back import verilog
+    from snnforge.hw.loas.config import LoASConfig
+    from snnforge.hw.loas.core import LoASCore
+    from snnforge.synth.flow import TARGETS, count_cells, run_yosys
+    core = LoASCore(LoASConfig(dma_width=width))
+    outdir.mkdir(parents=True, exist_ok=True)
+    (outdir / "host.v").write_text(verilog.convert(core.host, name="host", emit_src=False))
+    run_yosys("read_verilog host.v; synth_ecp5 -top host; tee -q -o stat.json stat -json",
+              outdir / "yosys.log")
+    cells = json.loads((outdir / "stat.json").read_text())["design"]["num_cells_by_type"]
+    return count_cells(cells, TARGETS["ecp5-85k"]["cells"])
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--layers", default=",".join(LAYERS))
+    ap.add_argument("--widths", default=",".join(map(str, WIDTHS)))
+    ap.add_argument("-p", "--param", action="append", default=[], help="core parameter key=value")
+    ap.add_argument("--synth", action="store_true", help="also the host interface's cells")
+    ap.add_argument("-o", "--out", default=None, help="output directory (default build/bench)")
+    ap.add_argument("--no-record", action="store_true")
+    args = ap.parse_args(argv)
+    base = dict(item.split("=", 1) for item in args.param)
+    outdir = Path(args.out) if args.out else build_root() / "bench"
+    outdir.mkdir(parents=True, exist_ok=True)
+    command = "python bench/loas_dma_bench.py " + " ".join(argv if argv is not None else
+                                                          sys.argv[1:])
+    rows = []
+    for width in [int(v) for v in args.widths.split(",")]:
+        params = {**base, "dma_width": width}
+        for name in args.layers.split(","):
+            x, w = synthetic_layer(name, T=4, seed=0)
+            cfg, done, wall, spikes_out = run_layer(params, name, x, w)
+            c = done.result.counters
+            need = compulsory_bytes(cfg, x, w, spikes_out)
+            bound = need["total"] / cfg.beat_bytes
+            row = {"layer": name, "width": width, "compute": c["cycles"],
+                   "end_to_end": c["total_cycles"], "bound": bound,
+                   "ratio": c["total_cycles"] / max(c["cycles"], bound),
+                   "read": c["dma_read_bytes"], "written": c["dma_write_bytes"],
+                   "compulsory": need, "runs": len(done.result.facts["runs"]), "wall": wall,
+                   "counters": c}
+            rows.append(row)
+            print(f"{name} @ {width}: compute {row['compute']:,}, end-to-end "
+                  f"{row['end_to_end']:,}, bound {bound:,.0f}, ratio {row['ratio']:.2f} "
+                  f"({row['runs']} runs, {wall:.1f} s)", flush=True)
+    synth = {}
+    if args.synth:
+        synth["host interface (128-bit)"] = synth_host_interface(128, outdir / "host-synth")
+        print(synth, flush=True)
+    png = outdir / "loas_dma_bench.png"
+    plot(rows, png)
+    md = markdown(rows, command, synth)
+    (outdir / "loas_dma_bench.md").write_text(md + "\n")
+    (outdir / "loas_dma_bench.json").write_text(json.dumps(
+        {"command": command, "rows": rows, "synth": synth}, indent=2, default=str) + "\n")
+    if not args.no_record:
+        save_result("bench", generate("loas", base), {
+            "name": "loas_dma_bench", "title": "LoAS end to end through the DMA "
+            "(`python bench/loas_dma_bench.py`)", "markdown": md, "images": [str(png)]})
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
