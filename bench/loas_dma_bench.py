@@ -3,7 +3,8 @@
 
     .venv/bin/python bench/loas_dma_bench.py                    # Table II layers, 64/128/256 bits
     .venv/bin/python bench/loas_dma_bench.py --widths 128 --layers R-L19
-    .venv/bin/python bench/loas_dma_bench.py --synth            # + the host interface's cells
+    .venv/bin/python bench/loas_dma_bench.py --synth            # + synthesis (about 40 min)
+    .venv/bin/python bench/loas_dma_bench.py --synth-only       # synthesis alone, added to the last run
 
 For every layer and AXI data width, the default core (P=16, W=128, T=4) runs the layer as one
 command list under Verilator (``snnforge run``'s path), its outputs checked against the golden
@@ -19,24 +20,34 @@ Writes ``build/bench/loas_dma_bench.{json,md,png}`` and a record for ``snnforge 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
+from amaranth.back import verilog
+from amaranth.hdl import UnusedElaboratable
 from rich.console import Console
 
 from snnforge.flows import run_job
 from snnforge.generate import build_root, generate
 from snnforge.golden.loas import compress_weights, layer as golden_layer, pack_spikes
 from snnforge.golden.loas.workloads import synthetic_layer
+from snnforge.hw.loas.config import LoASConfig
+from snnforge.hw.loas.core import LoASCore
 from snnforge.results import save_result
+from snnforge.synth.flow import synthesize
 
 LAYERS = ("A-L4", "V-L8", "R-L19", "AlexNet", "VGG16", "ResNet19")
 WIDTHS = (64, 128, 256)
 THRESHOLD = 64
 QUIET = Console(quiet=True)
+SYNTH_MHZ = 100.0
+#: The one-PE core of bench/loas_bench.py (its Fmax is the core's).
+ONE_PE = {"pes": 1}
 #: Measured by bench/loas_bench.py at e27a9c7, the last commit whose core was loaded word by
 #: word through the host port (end-to-end simulated cycles, loading included).
 HOST_PORT_CYCLES = {"A-L4": 181276, "V-L8": 136079, "R-L19": 46759, "AlexNet": 190034,
@@ -111,28 +122,67 @@ def markdown(rows, command, synth):
             f"{before / r['end_to_end']:.1f}x | {r['read']:,} / {r['written']:,} | "
             f"{r['wall']:.1f} |")
     if synth:
-        lines += ["", "Synthesis (Yosys, ECP5): the host interface of the default core alone "
-                  "(AXI4-Lite bridge, arbiter, command processor, DMA engines, memory window, "
-                  "counters) against the default core:", "",
-                  "| block | LUT4 | FF | BRAM |", "|---|---|---|---|"]
-        for label, cells in synth.items():
-            lines.append(f"| {label} | {cells['lut4']:,} | {cells['ff']:,} | {cells['bram']} |")
+        core = synth["default core (P=16, W=128, T=4)"]["cells"]
+        lines += ["", f"Synthesis (Yosys + nextpnr, ECP5-85k, {SYNTH_MHZ:.0f} MHz constraint): the "
+                  "host interface (AXI4-Lite bridge, arbiter, command processor, DMA engines, "
+                  "memory window, counters) of the default core alone, placed out of context; "
+                  "the default core whole (Yosys; it is larger than the device); one PE placed "
+                  "and routed whole, its host interface included:", "",
+                  "| block | LUT4 | FF | BRAM | DSP | share of the default core's LUT4 / FF | "
+                  "Fmax MHz |", "|---|---|---|---|---|---|---|"]
+        for label, r in synth.items():
+            c = r["cells"]
+            fmax = r["fmax_mhz"] if r["fmax_mhz"] else "(not placed)"
+            lines.append(f"| {label} | {c['lut4']:,} | {c['ff']:,} | {c['bram']} | {c['dsp']} | "
+                         f"{c['lut4'] / core['lut4']:.1%} / {c['ff'] / core['ff']:.1%} | "
+                         f"{fmax} |")
     return "\n".join(lines)
 
 
-def synth_host_interface(width, outdir):
-    """Yosys cells of the default core's host interface alone."""
-    from amaranth.back import verilog
-    from snnforge.hw.loas.config import LoASConfig
-    from snnforge.hw.loas.core import LoASCore
-    from snnforge.synth.flow import TARGETS, count_cells, run_yosys
-    core = LoASCore(LoASConfig(dma_width=width))
-    outdir.mkdir(parents=True, exist_ok=True)
-    (outdir / "host.v").write_text(verilog.convert(core.host, name="host", emit_src=False))
-    run_yosys("read_verilog host.v; synth_ecp5 -top host; tee -q -o stat.json stat -json",
-              outdir / "yosys.log")
-    cells = json.loads((outdir / "stat.json").read_text())["design"]["num_cells_by_type"]
-    return count_cells(cells, TARGETS["ecp5-85k"]["cells"])
+class _Block:
+    """A sub-block's Verilog in the shape :func:`snnforge.synth.flow.synthesize` takes."""
+
+    def __init__(self, name, component):
+        self.top, self.params, self.component = name, {}, component
+        self.verilog = verilog.convert(component, name=name, emit_src=False)
+        self.sha256 = hashlib.sha256(self.verilog.encode()).hexdigest()
+
+    def manifest(self):
+        return {"ports": []}
+
+
+def synthesize_kept(design, outdir, *, place):
+    """``synthesize`` on the ECP5-85k at SYNTH_MHZ, or its last result for the same Verilog,
+    target and settings (the flow is deterministic)."""
+    done = outdir / "synth.json"
+    kept = json.loads(done.read_text()) if done.exists() else {}
+    if (kept.get("verilog_sha256"), kept.get("target"), "fmax_mhz" in kept or not place) == (
+            design.sha256, "ecp5-85k", True) and kept.get("constraint_mhz", SYNTH_MHZ) == SYNTH_MHZ:
+        print(f"synthesis of {design.top}: kept from {done}", flush=True)
+        return kept
+    print(f"synthesis of {design.top} ({'placed and routed' if place else 'Yosys only'}) ...",
+          flush=True)
+    return synthesize(design, "ecp5-85k", outdir, freq_mhz=SYNTH_MHZ, seed=1, place=place)
+
+
+def synth_rows(outdir):
+    """The default core's host interface alone (placed out of context: cells and Fmax), the
+    default core whole (Yosys cells; it is larger than any ECP5) and the one-PE core placed and
+    routed whole (the core's Fmax, host interface included)."""
+    rows = {}
+    with warnings.catch_warnings():     # the rest of the core is built but not converted
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        host = _Block("loas_host_interface", LoASCore(LoASConfig()).host)
+    rows["host interface of the default core"] = synthesize_kept(
+        host, outdir / "host-interface", place=True)
+    core = generate("loas", {})
+    rows["default core (P=16, W=128, T=4)"] = synthesize_kept(
+        core, build_root() / "synth" / f"{core.key}-ecp5-85k-yosys", place=False)
+    one = generate("loas", ONE_PE)
+    rows["one default PE (P=1, W=128, T=4)"] = synthesize_kept(
+        one, build_root() / "synth" / f"{one.key}-ecp5-85k", place=True)
+    return {label: {k: r.get(k) for k in ("cells", "fmax_mhz", "logic_cells", "pnr_error")}
+            for label, r in rows.items()}
 
 
 def main(argv=None):
@@ -140,7 +190,10 @@ def main(argv=None):
     ap.add_argument("--layers", default=",".join(LAYERS))
     ap.add_argument("--widths", default=",".join(map(str, WIDTHS)))
     ap.add_argument("-p", "--param", action="append", default=[], help="core parameter key=value")
-    ap.add_argument("--synth", action="store_true", help="also the host interface's cells")
+    ap.add_argument("--synth", action="store_true",
+                    help="also synthesize: the host interface alone, the default core, one PE")
+    ap.add_argument("--synth-only", action="store_true",
+                    help="synthesis alone, added to the last layer results")
     ap.add_argument("-o", "--out", default=None, help="output directory (default build/bench)")
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args(argv)
@@ -150,7 +203,7 @@ def main(argv=None):
     command = "python bench/loas_dma_bench.py " + " ".join(argv if argv is not None else
                                                           sys.argv[1:])
     rows = []
-    for width in [int(v) for v in args.widths.split(",")]:
+    for width in [] if args.synth_only else [int(v) for v in args.widths.split(",")]:
         params = {**base, "dma_width": width}
         for name in args.layers.split(","):
             x, w = synthetic_layer(name, T=4, seed=0)
@@ -168,10 +221,11 @@ def main(argv=None):
             print(f"{name} @ {width}: compute {row['compute']:,}, end-to-end "
                   f"{row['end_to_end']:,}, bound {bound:,.0f}, ratio {row['ratio']:.2f} "
                   f"({row['runs']} runs, {wall:.1f} s)", flush=True)
-    synth = {}
-    if args.synth:
-        synth["host interface (128-bit)"] = synth_host_interface(128, outdir / "host-synth")
-        print(synth, flush=True)
+    synth = synth_rows(outdir / "synth") if args.synth or args.synth_only else {}
+    previous = outdir / "loas_dma_bench.json"
+    if args.synth_only and previous.exists():
+        last = json.loads(previous.read_text())
+        rows, command = last["rows"], f"{last['command']}; {command}"
     png = outdir / "loas_dma_bench.png"
     plot(rows, png)
     md = markdown(rows, command, synth)

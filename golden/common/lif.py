@@ -143,7 +143,7 @@ def _leak(V: torch.Tensor, p: LIFParams) -> torch.Tensor:
     return (V * p.leak_mul) >> p.leak_frac
 
 
-def lif_integer(currents, p: LIFParams, tmask: int | None = None):
+def lif_integer(currents, p: LIFParams, tmask: int | None = None, *, trace: bool = False):
     """Run ``N`` neurons over ``T`` time steps, bit-exactly as the RTL does.
 
     Parameters
@@ -159,6 +159,9 @@ def lif_integer(currents, p: LIFParams, tmask: int | None = None):
     spikes : uint8 tensor ``[N, T]``
     membrane : int64 tensor ``[N]``, the membrane after the last step
     evaluated : int, neuron-steps whose output was evaluated (``N * popcount(tmask)``)
+    trace : int64 tensor ``[N, T]``, only with ``trace=True``
+        Each step's membrane before its reset (``H``; ``L`` on a ``leak_only`` masked step):
+        what BPTT's surrogate gradient reads.
     """
     I = torch.as_tensor(currents, dtype=torch.int64)
     if I.dim() != 2 or I.shape[1] != p.T:
@@ -175,20 +178,22 @@ def lif_integer(currents, p: LIFParams, tmask: int | None = None):
     N = I.shape[0]
     V = torch.zeros(N, dtype=torch.int64)
     spikes = torch.zeros(N, p.T, dtype=torch.uint8)
+    membranes = torch.zeros(N, p.T, dtype=torch.int64)
     for t in range(p.T):
         gate = bool((tmask >> t) & 1)
         L = _leak(V, p)
         if not gate and p.masked == "leak_only":
-            V = L
+            V = membranes[:, t] = L
             continue
-        H = fit(L + I[:, t])
+        H = membranes[:, t] = fit(L + I[:, t])
         fire = H >= p.threshold
         if gate:
             spikes[:, t] = fire.to(torch.uint8)
         reset = fire if (gate or p.masked == "integrate") else torch.zeros_like(fire)
         after = torch.zeros_like(H) if p.reset == "hard" else H - p.threshold
         V = torch.where(reset, after, H)
-    return spikes, V, N * bin(tmask).count("1")
+    evaluated = N * bin(tmask).count("1")
+    return (spikes, V, evaluated, membranes) if trace else (spikes, V, evaluated)
 
 
 def lif_float(currents, *, beta: float, threshold: float, reset: str = "hard",

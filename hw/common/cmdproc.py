@@ -15,7 +15,11 @@ opcode  meaning                     word 1              word 2               wor
 
 Word 0 holds the opcode (bits 0..3), the core's bulk *target* (bits 4..7) and its *select*
 (bits 8..15, e.g. a first PE). A LOAD streams its beats to the core's ``load`` port tagged with
-target, select and argument; a STORE asks the core's ``store`` port for that many beats. The
+target, select and argument; a STORE asks the core's ``store`` port for that many beats. A
+STORE is *posted*: once the core and the writer have taken it, LOADs that follow run while its
+beats are written (the AXI read and write channels are independent); any other command waits
+until the writes are done, so a WRITE never changes a bank a store still reads and a WAIT orders
+a LOAD after the STORE whose bytes it reads back. The
 list's address and every LOAD/STORE address are beat-aligned. The processor stops at the first
 error with a code (:data:`ERRORS`) and the address of the failing command: a misaligned or
 out-of-range address (beyond ``mem_limit`` bytes, if set), a memory error response, an unknown
@@ -64,7 +68,8 @@ class CommandProcessor(wiring.Component):
     Commands are prefetched in groups of ``prefetch`` into a FIFO of two groups; a group is
     requested only when the FIFO has room for all of it, so fetched commands never stall the read
     channel that the loads share. One command executes at a time: a WRITE takes two cycles, a
-    WAIT three per poll, a LOAD or STORE one beat per cycle at best.
+    WAIT three per poll, a LOAD or STORE one beat per cycle at best; a STORE's writes overlap the
+LOADs after it.
 
     Members
     -------
@@ -78,10 +83,13 @@ class CommandProcessor(wiring.Component):
     wr_req : Out(stream), wr_done : In(stream)         the DMA writer (data: the core's store)
     load : Out(stream(load_layout)), store_req : Out(stream(store_request_layout))
     loading : Out(1)            a LOAD's beats go from the reader to the core
-    storing : Out(1)            a STORE's beats go from the core to the writer
+    storing : Out(1)            a STORE's beats go from the core to the writer (until its writes
+                                are done: a posted STORE keeps it high)
     store_flush : Out(1)        a failed STORE: the writer gets empty beats (nothing written)
     targets : In(16)            bit t: the core has bulk target t
     target_error : In(1)        the core found a LOAD or STORE it cannot serve
+    load_drained : In(1)        every LOAD beat handed out has reached the core (a buffer may
+                                sit between ``load`` and the core)
     """
 
     def __init__(self, *, data_width: int, host_addr_width: int, max_beats: int = 1 << 20,
@@ -104,7 +112,7 @@ class CommandProcessor(wiring.Component):
             "store_req": Out(stream.Signature(store_request_layout(max_beats))),
             "loading": Out(1), "storing": Out(1), "store_flush": Out(1),
             "targets": In(16),
-            "target_error": In(1),
+            "target_error": In(1), "load_drained": In(1),
         })
 
     def elaborate(self, platform):
@@ -190,6 +198,9 @@ class CommandProcessor(wiring.Component):
         code = Signal(4)
         store_issued = Signal()
         write_issued = Signal()
+        store_pending = Signal()  # a posted STORE's writes are not done yet
+        store_at = Signal(32)
+        m.d.comb += self.storing.eq(store_pending)
         m.d.comb += [self.code.eq(code), self.error.eq(code != 0), self.busy.eq(running)]
 
         def fail(reason):
@@ -228,35 +239,38 @@ class CommandProcessor(wiring.Component):
                                  flushing.eq(1)]
                     m.next = "DRAIN"
             with m.State("DECODE"):
-                with m.Switch(cmd.op):
-                    with m.Case(OPCODES["END"]):
-                        m.d.sync += [running.eq(0), fetching.eq(0), flushing.eq(1)]
-                        m.d.comb += self.executed.eq(1)
-                        m.next = "DRAIN"
-                    with m.Case(OPCODES["WRITE"]):
-                        m.next = "WRITE"
-                    with m.Case(OPCODES["WAIT"]):
-                        m.next = "POLL"
-                    with m.Case(OPCODES["LOAD"], OPCODES["STORE"]):
-                        with m.If(~aligned):
-                            fail(1)
-                            m.next = "DRAIN"
-                        with m.Elif(~fits):
-                            fail(2)
-                            m.next = "DRAIN"
-                        with m.Elif(~known):
-                            fail(5)
-                            m.next = "DRAIN"
-                        with m.Elif(cmd.count == 0):
+                with m.If(store_pending & (cmd.op != OPCODES["LOAD"])):
+                    m.next = "STORE_WAIT"
+                with m.Else():
+                    with m.Switch(cmd.op):
+                        with m.Case(OPCODES["END"]):
+                            m.d.sync += [running.eq(0), fetching.eq(0), flushing.eq(1)]
                             m.d.comb += self.executed.eq(1)
-                            m.next = "NEXT"
-                        with m.Elif(cmd.op == OPCODES["LOAD"]):
-                            m.next = "LOAD_REQ"
-                        with m.Else():
-                            m.next = "STORE"
-                    with m.Default():
-                        fail(4)
-                        m.next = "DRAIN"
+                            m.next = "DRAIN"
+                        with m.Case(OPCODES["WRITE"]):
+                            m.next = "WRITE"
+                        with m.Case(OPCODES["WAIT"]):
+                            m.next = "POLL"
+                        with m.Case(OPCODES["LOAD"], OPCODES["STORE"]):
+                            with m.If(~aligned):
+                                fail(1)
+                                m.next = "DRAIN"
+                            with m.Elif(~fits):
+                                fail(2)
+                                m.next = "DRAIN"
+                            with m.Elif(~known):
+                                fail(5)
+                                m.next = "DRAIN"
+                            with m.Elif(cmd.count == 0):
+                                m.d.comb += self.executed.eq(1)
+                                m.next = "NEXT"
+                            with m.Elif(cmd.op == OPCODES["LOAD"]):
+                                m.next = "LOAD_REQ"
+                            with m.Else():
+                                m.next = "STORE"
+                        with m.Default():
+                            fail(4)
+                            m.next = "DRAIN"
             with m.State("WRITE"):
                 m.d.comb += [self.host_cmd.valid.eq(1), self.host_cmd.payload.write.eq(1),
                              self.host_cmd.payload.addr.eq(cmd.addr),
@@ -310,10 +324,13 @@ class CommandProcessor(wiring.Component):
                     fail(5)
                     m.next = "DRAIN"
             with m.State("LOAD_END"):
-                # One cycle for the target to report a format error on the last beat.
+                # Until the last beat has reached the target, which reports a format error in
+                # the cycle it takes a beat.
                 with m.If(self.target_error):
                     fail(5)
                     m.next = "DRAIN"
+                with m.Elif(~self.load_drained):
+                    pass
                 with m.Elif(code != 0):
                     fail(3)
                     m.next = "DRAIN"
@@ -331,7 +348,6 @@ class CommandProcessor(wiring.Component):
                     self.wr_req.payload.addr.eq(cmd.addr),
                     self.wr_req.payload.beats.eq(cmd.count),
                     self.storing.eq(1),
-                    self.wr_done.ready.eq(1),
                 ]
                 with m.If(self.store_req.valid & self.store_req.ready):
                     m.d.sync += store_issued.eq(1)
@@ -340,13 +356,21 @@ class CommandProcessor(wiring.Component):
                 with m.If(self.target_error):
                     fail(5)
                     m.next = "FLUSH_STORE"
-                with m.Elif(self.wr_done.valid):
+                with m.Elif(store_issued & write_issued):
+                    # Posted: the writes finish on their own (see STORE_WAIT).
+                    m.d.sync += [store_pending.eq(1), store_at.eq(cmd_at)]
+                    m.d.comb += self.executed.eq(1)
+                    m.next = "NEXT"
+            with m.State("STORE_WAIT"):
+                m.d.comb += self.wr_done.ready.eq(1)
+                with m.If(self.wr_done.valid):
+                    m.d.sync += store_pending.eq(0)
                     with m.If(self.wr_done.payload.error):
-                        fail(3)
+                        m.d.sync += [code.eq(3), self.error_at.eq(store_at), running.eq(0),
+                                     fetching.eq(0), flushing.eq(1)]
                         m.next = "DRAIN"
                     with m.Else():
-                        m.d.comb += self.executed.eq(1)
-                        m.next = "NEXT"
+                        m.next = "DECODE"
             with m.State("FLUSH_STORE"):
                 # The writer still wants its beats: it gets empty ones (no byte written).
                 m.d.comb += [self.wr_req.valid.eq(~write_issued),
@@ -359,8 +383,12 @@ class CommandProcessor(wiring.Component):
                     m.next = "DRAIN"
             with m.State("DRAIN"):
                 # Beats still in flight (fetched commands, the rest of a failed load) are
-                # dropped; then the processor is free.
-                with m.If(~self.rd_busy & ~self.rd_data.valid & ~fifo.o.valid):
+                # dropped and a posted store finishes; then the processor is free.
+                m.d.comb += self.wr_done.ready.eq(store_pending)
+                with m.If(self.wr_done.valid & store_pending):
+                    m.d.sync += store_pending.eq(0)
+                with m.If(~self.rd_busy & ~self.rd_data.valid & ~fifo.o.valid & ~store_pending
+                          & self.load_drained):
                     m.d.sync += [flushing.eq(0), self.done.eq(code == 0), owed.eq(0)]
                     m.next = "IDLE"
         return m

@@ -30,6 +30,7 @@ from .cmdproc import CommandProcessor, load_layout, store_request_layout
 from .counters import PerfCounters
 from .dma import DMAReader, DMAWriter
 from .hostport import HostPort, RegisterMap, WindowSignature, command_layout
+from .streams import StreamFIFO
 
 __all__ = ["HostInterface", "HostInterfaceParams", "add_host_interface", "HOST_COUNTERS",
            "HostArbiter", "MemoryWindow", "TAG_WINDOW"]
@@ -361,7 +362,13 @@ class HostInterface(wiring.Component):
         # -- command processor ---------------------------------------------------------------------
         regs = port.regs
         go = regs.cp_control.go
-        connect(m, cp.load, wiring.flipped(self.load))
+        # A register stage between the processor and the core's targets: the target's checks
+        # (counts, a multiplier) would otherwise lie on one path with the processor's state, the
+        # read channel's ready and the memory's response (the one-PE LoAS core's critical path).
+        m.submodules.load_buffer = load_buffer = StreamFIFO(load_layout(dw), depth=2)
+        connect(m, cp.load, load_buffer.i)
+        connect(m, load_buffer.o, wiring.flipped(self.load))
+        m.d.comb += cp.load_drained.eq(load_buffer.level == 0)
         connect(m, cp.store_req, wiring.flipped(self.store_req))
         m.d.comb += [
             cp.go.eq(go), cp.base.eq(regs.cp_base), cp.mem_limit.eq(regs.mem_limit),
@@ -388,7 +395,7 @@ class HostInterface(wiring.Component):
             inc.dma_write_bytes.eq(Mux(writer.beat, popcount(writer.bus.wstrb), 0)),
             inc.dma_read_bursts.eq(reader.burst),
             inc.dma_write_bursts.eq(writer.burst),
-            inc.mem_stall_cycles.eq((cp.loading & self.load.ready & ~self.load.valid)
+            inc.mem_stall_cycles.eq((cp.loading & load_buffer.i.ready & ~cp.load.valid)
                                     | (cp.storing & self.store.valid & ~self.store.ready)),
         ]
         for name, _ in HOST_COUNTERS:

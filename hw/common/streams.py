@@ -131,6 +131,17 @@ class StreamFIFO(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        if self._depth == 1:
+            # One register (SyncFIFO of depth 1 has zero-width addresses, which lint refuses).
+            full = Signal()
+            held = Signal(_width(self._shape))
+            m.d.comb += [self.i.ready.eq(~full), self.o.valid.eq(full),
+                         self.o.payload.eq(held), self.level.eq(full)]
+            with m.If(self.i.valid & ~full):
+                m.d.sync += [held.eq(self.i.payload), full.eq(1)]
+            with m.Elif(self.o.ready & full):
+                m.d.sync += full.eq(0)
+            return m
         m.submodules.fifo = q = fifo.SyncFIFO(width=_width(self._shape), depth=self._depth)
         m.d.comb += [
             q.w_data.eq(self.i.payload),

@@ -81,6 +81,26 @@ def test_gearboxes_round_trip(beat_width, word):
     assert out["o"] == beats
 
 
+@pytest.mark.parametrize("depth", [1, 2, 5])
+def test_stream_fifo_keeps_order_and_its_level(depth):
+    rng = random.Random(depth)
+    beats = [rng.getrandbits(9) for _ in range(200)]
+    out, _ = simulate_streams(StreamFIFO(9, depth), feeds={"i": beats}, drains={"o": len(beats)},
+                              seed=depth, idle=0.3, stall=0.4)
+    assert out["o"] == beats
+    dut = StreamFIFO(9, depth)
+    levels = []
+
+    async def bench(ctx):
+        ctx.set(dut.i.valid, 1)
+        for k in range(depth + 2):          # nothing drains: it fills to depth, then refuses
+            levels.append((ctx.get(dut.level), ctx.get(dut.i.ready)))
+            ctx.set(dut.i.payload, k)
+            await ctx.tick()
+    run(dut, bench)
+    assert levels == [(min(k, depth), int(k < depth)) for k in range(depth + 2)]
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_skid_buffer_keeps_order_under_backpressure(seed):
     rng = random.Random(seed)

@@ -122,9 +122,41 @@ def test_command_list_loads_waits_and_stores(dw):
     assert counters["total_cycles"] > 5
 
 
+def test_posted_store_overlaps_loads_and_a_wait_orders_them():
+    """A STORE's writes overlap the LOAD after it; a WAIT waits for them, so a LOAD after the
+    WAIT reads back what the STORE wrote."""
+    dut = Scratch(128)
+    beats = 12
+
+    async def job(host, ram):
+        image = MemoryImage(1 << 16)
+        src = image.put("data", b"".join(k.to_bytes(16, "little") for k in range(beats)),
+                        align=4096)
+        other = image.put("other", bytes(16 * beats), align=4096)
+        first, second = image.alloc("first", beats * 16), image.alloc("second", beats * 16)
+        cl = CommandList(dut.regmap)
+        cl.write("gain", 5)
+        cl.load("scratch", src, beats)
+        cl.store("sums", first, beats)          # k + 5
+        cl.load("scratch", other, 1)            # overlaps the store's writes (beat 0 is 0 either way)
+        cl.wait("status", running=0)            # the store's writes are done after this
+        cl.load("scratch", first, beats)
+        cl.store("sums", second, beats)         # k + 10
+        cl.end()
+        counters = await host.run_commands(image, cl)
+        return counters, [await host.read_memory(a, beats * 16) for a in (first, second)]
+
+    counters, (first, second) = simulate(dut, job)
+    words = lambda raw: [int.from_bytes(raw[k * 16:(k + 1) * 16], "little") for k in range(beats)]
+    assert words(first) == [k + 5 for k in range(beats)]
+    assert words(second) == [k + 10 for k in range(beats)]
+    assert counters["commands"] == 8 and counters["dma_write_bytes"] == 2 * beats * 16
+
+
 @pytest.mark.parametrize("case, code, index", [
     ("misaligned", 1, 1), ("beyond_limit", 2, 1), ("bus_error", 3, 1), ("opcode", 4, 1),
-    ("target", 5, 1), ("format", 5, 1), ("timeout", 6, 3), ("no_end", 2, 2)])
+    ("target", 5, 1), ("format", 5, 1), ("timeout", 6, 3), ("no_end", 2, 2),
+    ("store_bus_error", 3, 1)])
 def test_bad_lists_stop_with_a_code(case, code, index):
     dut = Scratch(128)
     messages = {1: "misaligned address", 2: "beyond mem_limit", 3: "memory error",
@@ -147,6 +179,11 @@ def test_bad_lists_stop_with_a_code(case, code, index):
             cl.commands.append((9, 0, 0, 0, 0, 0, "BOGUS"))
         elif case == "target":
             cl.commands.append((3, 7, 0, src, 1, 0, "LOAD target 7"))
+        elif case == "store_bus_error":
+            # Posted: the LOAD after it runs, yet the error names the STORE.
+            image.size = 1 << 20
+            cl.store("sums", size, 2)
+            cl.load("scratch", src, 2)
         elif case == "format":
             cl.load("scratch", src, 2, arg=0xBAD)
         elif case == "timeout":

@@ -1,0 +1,207 @@
+"""The fixed-point TT-SNN layer: exactly the integer arithmetic the TT-SNN datapath is specified
+to compute, forward and backward, every width, shift, rounding and saturation rule explicit.
+
+Cores are signed ``w_width``-bit integers; input spikes 0/1. Per step ``t``:
+
+* ``a1 = fit(G1 * s, shift_o1, act_width)``                                (AND + accumulate)
+* STT: ``a2 = fit(G2 * a1, shift_z2, act_width)``, ``a3 = fit(G3 * a2, shift_z3, act_width)``
+* PTT: ``a3 = fit(G2 * a1 + G3 * a1, shift_z3, act_width)`` -- the branches are *summed*; the
+  paper's 1/2 is folded into G4's scale (so the integer PTT is twice the float average at equal
+  scales, and stays exact)
+* HTT: PTT for ``t < htt_full``, then ``a3 = a1`` (G2 and G3 skipped)
+* ``y = fit(G4 * a3, shift_y, y_width)``
+
+``fit(x, k, w) = saturate(round(x / 2**k), w)`` with round half up (``(x + 2**(k-1)) >> k``; k = 0
+is exact). The neuron is the shared integer LIF (:func:`snnforge.golden.common.lif.lif_integer`):
+multiplicative leak ``beta / 2**8`` (the paper's 0.25 is beta = 64), hard reset, spike where
+``H > theta`` (the LIF's threshold register holds ``theta + 1``), saturating ``mem_width``
+membrane; the per-step membrane ``H`` is traced for BPTT.
+
+Backward from the output spikes' gradients ``gs [T, Cout, H, W]`` (signed ``grad_width``), for
+``t = T-1 .. 0``:
+
+* ``du_t = sat(gs_t * [|H_t - theta| < a] + c_t, grad_width)``, ``c_{t-1} = ((du_t * beta) >> 8) *
+  (1 - s_{t-1})`` (floor, as the forward leak; the reset's spike detached)
+* ``dG4 += du_t (x) a3_t``; ``d3 = fit(G4^T du_t, shift_b4, grad_width)``
+* STT: ``dG3 += d3 (x) a2_t``; ``d2 = fit(G3^T d3, shift_b3, grad_width)``; ``dG2 += d2 (x) a1_t``;
+  ``d1 = fit(G2^T d2, shift_b2, grad_width)``
+* PTT: ``dG2 += d3 (x) a1_t``, ``dG3 += d3 (x) a1_t``; ``d1 = fit(G2^T d3 + G3^T d3, shift_b2,
+  grad_width)``; HTT's late steps: ``d1 = d3``
+* ``dG1 += d1 (x) s_t``; ``grad_in_t = fit(G1^T d1, shift_b1, grad_width)``
+
+where ``(x)`` is the core's weight-gradient correlation over positions. Core gradients are exact
+sums over steps and positions, saturated once to ``wgrad_width`` when read out. The optional SGD
+update is ``G = sat(G - round(dG / 2**lr_shift), w_width)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ...params import Config, param
+from ..common.lif import LIFParams, lif_integer, saturate, signed_range
+from .model import (g1_conv, is_late, kh_conv, kh_conv_t, kh_grad, kw_conv, kw_conv_t,
+                    kw_grad)
+from .tt import MODES, TTCores
+
+__all__ = ["TTFixedParams", "round_shift", "fit", "FixedForward", "fixed_forward",
+           "fixed_backward", "sgd_update"]
+
+LEAK_FRAC = 8
+
+
+@dataclass(frozen=True)
+class TTFixedParams(Config):
+    """Widths (structure) and shifts/neuron values (registers) of the fixed-point TT layer."""
+
+    T: int = param(4, "time steps", lo=1, hi=16)
+    w_width: int = param(8, "core weight width (signed)", lo=2, hi=16)
+    act_width: int = param(16, "width of o1 and the inter-core activations (signed)", lo=2, hi=32)
+    y_width: int = param(16, "width of the currents into the neuron (signed)", lo=2, hi=32)
+    mem_width: int = param(16, "membrane width (signed)", lo=2, hi=32)
+    grad_width: int = param(16, "width of the membrane and activation gradients (signed)",
+                            lo=2, hi=32)
+    wgrad_width: int = param(32, "width of the core gradients read out (signed)", lo=2, hi=48)
+    mode: str = param("ptt", "pipeline: stt, ptt or htt", choices=MODES)
+    htt_full: int = param(2, "HTT: steps that run the full PTT path (mode htt)", lo=1, hi=16,
+                          check=lambda p, v: v <= p.T or p.mode != "htt",
+                          what=lambda p: f"an integer in 1..{p.T}")
+    shift_o1: int = param(0, "right shift of G1's sums", lo=0, hi=31)
+    shift_z2: int = param(0, "right shift of G2's sums (STT)", lo=0, hi=31)
+    shift_z3: int = param(0, "right shift of G3's (PTT: G2 + G3) sums", lo=0, hi=31)
+    shift_y: int = param(0, "right shift of G4's sums", lo=0, hi=31)
+    shift_b4: int = param(0, "right shift of G4^T's sums (backward)", lo=0, hi=31)
+    shift_b3: int = param(0, "right shift of G3^T's sums (backward, STT)", lo=0, hi=31)
+    shift_b2: int = param(0, "right shift of G2^T's (PTT: G2^T + G3^T) sums (backward)",
+                          lo=0, hi=31)
+    shift_b1: int = param(0, "right shift of G1^T's sums (input gradients)", lo=0, hi=31)
+    beta: int = param(64, "leak factor beta / 256 (the paper's 0.25)", lo=0, hi=255)
+    theta: int = param(32, "threshold: spike where H > theta", lo=0, hi=2**31 - 2,
+                       check=lambda p, v: v < signed_range(p.mem_width)[1],
+                       what=lambda p: f"an integer in 0..{signed_range(p.mem_width)[1] - 1}")
+    surrogate: int = param(32, "surrogate half-width a: ds/du = [|H - theta| < a]", lo=0,
+                           hi=2**31 - 1)
+
+    @property
+    def lif(self) -> LIFParams:
+        return LIFParams(T=self.T, in_width=self.y_width, mem_width=self.mem_width, leak="mul",
+                         leak_frac=LEAK_FRAC, leak_mul=self.beta, threshold=self.theta + 1,
+                         reset="hard", saturate=True)
+
+
+def round_shift(x: torch.Tensor, k: int) -> torch.Tensor:
+    """``x / 2**k`` rounded half up (arithmetic shift after adding half); exact for k = 0."""
+    return x if k == 0 else (x + (1 << (k - 1))) >> k
+
+
+def fit(x: torch.Tensor, k: int, width: int) -> torch.Tensor:
+    return saturate(round_shift(x, k), width)
+
+
+def _int(cores: TTCores, p: TTFixedParams) -> TTCores:
+    lo, hi = signed_range(p.w_width)
+    for name in ("g1", "g2", "g3", "g4"):
+        c = getattr(cores, name)
+        if c.dtype.is_floating_point or c.numel() and (c.min() < lo or c.max() > hi):
+            raise ValueError(f"{name} must be integers in {lo}..{hi} (w_width={p.w_width})")
+    return cores.map(lambda c: c.to(torch.int64))
+
+
+@dataclass
+class FixedForward:
+    """Each step's ``y``, membrane ``H``, spikes, and the activations BPTT reads."""
+
+    y: torch.Tensor          # [T, Cout, H, W]
+    membrane: torch.Tensor   # [T, Cout, H, W]  H before the reset
+    spikes: torch.Tensor     # [T, Cout, H, W]  0/1 (int64)
+    a1: torch.Tensor         # [T, r, H, W]
+    a2: torch.Tensor         # [T, r, H, W]  (STT; zeros otherwise)
+    a3: torch.Tensor         # [T, r, H, W]  G4's input
+    spikes_in: torch.Tensor
+
+
+def fixed_forward(spikes, cores: TTCores, p: TTFixedParams) -> FixedForward:
+    """Spikes ``[T, Cin, H, W]`` (0/1) through the integer layer (see the module docstring)."""
+    s = torch.as_tensor(spikes)
+    if s.dim() != 4 or s.shape[0] != p.T:
+        raise ValueError(f"spikes must have shape [T={p.T}, Cin, H, W], not {list(s.shape)}")
+    if s.numel() and ((s != 0) & (s != 1)).any():
+        raise ValueError("spikes must be 0 or 1")
+    c = _int(cores, p)
+    if s.shape[1] != c.cin:
+        raise ValueError(f"spikes have {s.shape[1]} channels, G1 takes Cin={c.cin}")
+    s = s.to(torch.int64)
+    a1s, a2s, a3s, ys = [], [], [], []
+    for t in range(p.T):
+        a1 = fit(g1_conv(s[t], c.g1), p.shift_o1, p.act_width)
+        a2 = torch.zeros_like(a1)
+        if is_late(p.mode, t, p.htt_full):
+            a3 = a1
+        elif p.mode == "stt":
+            a2 = fit(kh_conv(a1, c.g2), p.shift_z2, p.act_width)
+            a3 = fit(kw_conv(a2, c.g3), p.shift_z3, p.act_width)
+        else:
+            a3 = fit(kh_conv(a1, c.g2) + kw_conv(a1, c.g3), p.shift_z3, p.act_width)
+        ys.append(fit(torch.einsum("oa,ahw->ohw", c.g4, a3), p.shift_y, p.y_width))
+        a1s.append(a1)
+        a2s.append(a2)
+        a3s.append(a3)
+    y = torch.stack(ys)
+    T, cout, h, w = y.shape
+    flat = y.permute(1, 2, 3, 0).reshape(-1, T)
+    out, _, _, trace = lif_integer(flat, p.lif, trace=True)
+    back = lambda x: x.reshape(cout, h, w, T).permute(3, 0, 1, 2).contiguous()
+    return FixedForward(y, back(trace), back(out.to(torch.int64)), torch.stack(a1s),
+                        torch.stack(a2s), torch.stack(a3s), s)
+
+
+def fixed_backward(grad_s, fwd: FixedForward, cores: TTCores, p: TTFixedParams):
+    """BPTT of the integer layer: ``(grad_in [T, Cin, H, W], core gradients (TTCores of int64,
+    saturated to wgrad_width), du [T, Cout, H, W])``."""
+    g = torch.as_tensor(grad_s)
+    if tuple(g.shape) != tuple(fwd.y.shape):
+        raise ValueError(f"grad must have shape {list(fwd.y.shape)}, not {list(g.shape)}")
+    lo, hi = signed_range(p.grad_width)
+    if g.dtype.is_floating_point or g.numel() and (g.min() < lo or g.max() > hi):
+        raise ValueError(f"grad must be integers in {lo}..{hi} (grad_width={p.grad_width})")
+    g = g.to(torch.int64)
+    c = _int(cores, p)
+    d1s, d2s, d3s, d4s = (torch.zeros_like(x) for x in (c.g1, c.g2, c.g3, c.g4))
+    grad_in = torch.zeros_like(fwd.spikes_in)
+    du_all = torch.zeros_like(g)
+    carry = torch.zeros_like(g[0])
+    for t in reversed(range(p.T)):
+        window = ((fwd.membrane[t] - p.theta).abs() < p.surrogate).to(torch.int64)
+        du = saturate(g[t] * window + carry, p.grad_width)
+        du_all[t] = du
+        if t:
+            carry = ((du * p.beta) >> LEAK_FRAC) * (1 - fwd.spikes[t - 1])
+        d4s += torch.einsum("ohw,ahw->oa", du, fwd.a3[t])
+        d3 = fit(torch.einsum("oa,ohw->ahw", c.g4, du), p.shift_b4, p.grad_width)
+        if is_late(p.mode, t, p.htt_full):
+            d1 = d3
+        elif p.mode == "stt":
+            d3s += kw_grad(d3, fwd.a2[t])
+            d2 = fit(kw_conv_t(d3, c.g3), p.shift_b3, p.grad_width)
+            d2s += kh_grad(d2, fwd.a1[t])
+            d1 = fit(kh_conv_t(d2, c.g2), p.shift_b2, p.grad_width)
+        else:
+            d2s += kh_grad(d3, fwd.a1[t])
+            d3s += kw_grad(d3, fwd.a1[t])
+            d1 = fit(kh_conv_t(d3, c.g2) + kw_conv_t(d3, c.g3), p.shift_b2, p.grad_width)
+        d1s += torch.einsum("rhw,ihw->ri", d1, fwd.spikes_in[t])
+        grad_in[t] = fit(torch.einsum("ri,rhw->ihw", c.g1, d1), p.shift_b1, p.grad_width)
+    grads = TTCores(d1s, d2s, d3s, d4s).map(lambda x: saturate(x, p.wgrad_width))
+    return grad_in, grads, du_all
+
+
+def sgd_update(cores: TTCores, grads: TTCores, lr_shift: int, p: TTFixedParams) -> TTCores:
+    """``G - round(dG / 2**lr_shift)``, saturated to ``w_width``."""
+    if not isinstance(lr_shift, int) or not 0 <= lr_shift <= 47:
+        raise ValueError(f"lr_shift must be an integer in 0..47, not {lr_shift!r}")
+    c = _int(cores, p)
+    return TTCores(*(saturate(w - round_shift(d, lr_shift), p.w_width)
+                     for w, d in zip((c.g1, c.g2, c.g3, c.g4),
+                                     (grads.g1, grads.g2, grads.g3, grads.g4))))
