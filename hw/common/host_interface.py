@@ -360,6 +360,11 @@ class HostInterface(wiring.Component):
                              self.store.ready.eq(writer.data.ready)]
 
         # -- command processor ---------------------------------------------------------------------
+        # The target's verdict a cycle late (the processor waits for it: a STORE is posted the
+        # cycle after the core took it, a LOAD ends once its beats have drained), so the
+        # target's checks and the processor's next-state logic are not one path.
+        target_error = Signal()
+        m.d.sync += target_error.eq(self.target_error)
         regs = port.regs
         go = regs.cp_control.go
         # A register stage between the processor and the core's targets: the target's checks
@@ -373,7 +378,7 @@ class HostInterface(wiring.Component):
         m.d.comb += [
             cp.go.eq(go), cp.base.eq(regs.cp_base), cp.mem_limit.eq(regs.mem_limit),
             cp.wait_limit.eq(regs.wait_limit), cp.targets.eq(rm.target_mask),
-            cp.target_error.eq(self.target_error),
+            cp.target_error.eq(target_error),
             port.status.cp_status.busy.eq(cp.busy), port.status.cp_status.done.eq(cp.done),
             port.status.cp_status.error.eq(cp.error), port.status.cp_error.code.eq(cp.code),
             port.status.cp_error_at.eq(cp.error_at),
