@@ -87,7 +87,9 @@ LOADs after it.
                                 are done: a posted STORE keeps it high)
     store_flush : Out(1)        a failed STORE: the writer gets empty beats (nothing written)
     targets : In(16)            bit t: the core has bulk target t
-    target_error : In(1)        the core found a LOAD or STORE it cannot serve
+    target_error : In(1)        the core found a LOAD or STORE it cannot serve: for a STORE at
+                                most two cycles after the core took the request, for a LOAD
+                                while or after its beats reach the core, before they drained
     load_drained : In(1)        every LOAD beat handed out has reached the core (a buffer may
                                 sit between ``load`` and the core)
     """
@@ -197,6 +199,7 @@ LOADs after it.
         polls = Signal(32)
         code = Signal(4)
         store_issued = Signal()
+        store_settled = Signal()  # two cycles since the core took the STORE: its verdict is in
         write_issued = Signal()
         store_pending = Signal()  # a posted STORE's writes are not done yet
         store_at = Signal(32)
@@ -231,7 +234,7 @@ LOADs after it.
                     m.d.sync += [cmd.eq(command), cmd_at.eq(next_at),
                                  next_at.eq(next_at + COMMAND_BYTES), polls.eq(0),
                                  beats_left.eq(command.count), store_issued.eq(0),
-                                 write_issued.eq(0)]
+                                 store_settled.eq(0), write_issued.eq(0)]
                     m.next = "DECODE"
                 with m.Elif(~fetching & (owed == 0) & ~fifo.o.valid):
                     # The list ran past mem_limit without an END.
@@ -351,12 +354,13 @@ LOADs after it.
                 ]
                 with m.If(self.store_req.valid & self.store_req.ready):
                     m.d.sync += store_issued.eq(1)
+                m.d.sync += store_settled.eq(store_issued)
                 with m.If(self.wr_req.valid & self.wr_req.ready):
                     m.d.sync += write_issued.eq(1)
                 with m.If(self.target_error):
                     fail(5)
                     m.next = "FLUSH_STORE"
-                with m.Elif(store_issued & write_issued):
+                with m.Elif(store_settled & write_issued):
                     # Posted: the writes finish on their own (see STORE_WAIT).
                     m.d.sync += [store_pending.eq(1), store_at.eq(cmd_at)]
                     m.d.comb += self.executed.eq(1)

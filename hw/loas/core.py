@@ -396,16 +396,21 @@ class LoASCore(wiring.Component):
                 m.d.comb += kind_now.eq(3)
         rows_of = Signal.like(st_per)
         m.d.comb += rows_of.eq(per_pe[kind_now])
+        # A request is checked the cycle after it is taken, from registers: its beat count is a
+        # product, which must not share a path with the command processor's state.
+        checking = Signal()
+        st_beats = Signal.like(sreq.payload.beats)
         expect = Signal(32)
-        m.d.comb += expect.eq(Mux(kind_now == 0, req_rows * beats_for(rows_of),
-                                  req_rows * rows_of))
-        m.d.comb += sreq.ready.eq(~storing)
-        good = (expect == sreq.payload.beats) & (kind_now != 3) & (req_rows <= P)
+        m.d.comb += expect.eq(Mux(st_kind == 0, st_rows * beats_for(st_per), st_rows * st_per))
+        m.d.comb += sreq.ready.eq(~storing & ~checking)
+        good = (expect == st_beats) & (st_kind != 3) & (st_rows <= P)
         with m.If(sreq.valid & sreq.ready):
             m.d.sync += [st_kind.eq(kind_now), st_rows.eq(req_rows), st_per.eq(rows_of),
-                         st_pe.eq(0), st_i.eq(0),
-                         storing.eq(good & (req_rows != 0) & (rows_of != 0))]
-        errors.append(sreq.valid & sreq.ready & ~good)
+                         st_beats.eq(sreq.payload.beats), st_pe.eq(0), st_i.eq(0),
+                         checking.eq(1)]
+        with m.If(checking):
+            m.d.sync += [checking.eq(0), storing.eq(good & (st_rows != 0) & (st_per != 0))]
+        errors.append(checking & ~good)
         # Reads: a row per cycle while the staging FIFO has room; data a cycle later.
         m.submodules.stage = stage = StreamFIFO(data.StructLayout({"data": max(W, dw),
                                                                    "end": 1}), 4)

@@ -201,3 +201,39 @@ def test_driver_rejects_bad_layers(spikes, weights, message):
     import asyncio
     with pytest.raises(SnnforgeError, match=message.replace("[", r"\[")):
         asyncio.run(driver.run_layer(spikes, weights, threshold=1))
+
+
+@pytest.mark.parametrize("target, beats, arg", [
+    ("spike_masks", 3, 2 | (9 << 8)),          # rows x chunks needs 18 beats, not 3
+    ("spike_masks", 2, 5 | (1 << 8)),          # more rows than PEs
+    ("out_masks", 5, 2 | (3 << 8)),            # a store of 2 rows x 3 columns is 2 beats
+    ("out_words", 1, 9 | (3 << 8)),            # more rows than PEs
+])
+def test_core_refuses_loads_and_stores_it_cannot_serve(target, beats, arg):
+    """The core's targets check every LOAD and STORE: a wrong beat count or row count stops the
+    list at that command with a target error; the next layer runs as if nothing happened."""
+    from snnforge.host import CommandList, MemoryImage
+    case = loas_cases(TINY, seed=2)[0]
+
+    async def bad(driver):
+        cl = CommandList(driver.host.regmap)
+        image = MemoryImage(MEMORY)
+        at = image.alloc("data", 64 * TINY.beat_bytes, align=4096)
+        if target.startswith("out"):
+            cl.store(target, at, beats, arg=arg)
+        else:
+            cl.load(target, at, beats, arg=arg)
+        cl.end()
+        with pytest.raises(SnnforgeError) as info:
+            await driver.host.run_commands(image, cl)
+        return str(info.value)
+
+    async def good(driver):
+        return await driver.run_layer(case.spikes, case.weights, threshold=case.threshold,
+                                      leak_amount=case.leak_amount, tmask=case.tmask,
+                                      strong=case.strong, sequential=case.sequential)
+
+    message, got = simulate(TINY, [bad, good])
+    assert "command list stopped at command 0" in message and "bad target" in message
+    want = expected_layer(TINY, case, got.k_block)
+    assert torch.equal(got.spikes, want["spikes"]) and torch.equal(got.membrane, want["membrane"])
