@@ -123,6 +123,8 @@ def markdown(rows, command, synth):
             f"{r['wall']:.1f} |")
     if synth:
         core = synth["default core (P=16, W=128, T=4)"]["cells"]
+        share = (lambda c: f"{c['lut4'] / core['lut4']:.1%} / {c['ff'] / core['ff']:.1%}"
+                 if core else "(no default-core count)")
         lines += ["", f"Synthesis (Yosys + nextpnr, ECP5-85k, {SYNTH_MHZ:.0f} MHz constraint): the "
                   "host interface (AXI4-Lite bridge, arbiter, command processor, DMA engines, "
                   "memory window, counters) of the default core alone, placed out of context; "
@@ -132,10 +134,13 @@ def markdown(rows, command, synth):
                   "Fmax MHz |", "|---|---|---|---|---|---|---|"]
         for label, r in synth.items():
             c = r["cells"]
+            if c is None:
+                lines.append(f"| {label} | Yosys failed: `{r['yosys_error']}` ({r['log']}) "
+                             "| | | | | |")
+                continue
             fmax = r["fmax_mhz"] if r["fmax_mhz"] else "(not placed)"
             lines.append(f"| {label} | {c['lut4']:,} | {c['ff']:,} | {c['bram']} | {c['dsp']} | "
-                         f"{c['lut4'] / core['lut4']:.1%} / {c['ff'] / core['ff']:.1%} | "
-                         f"{fmax} |")
+                         f"{share(c)} | {fmax} |")
     return "\n".join(lines)
 
 
@@ -162,7 +167,16 @@ def synthesize_kept(design, outdir, *, place):
         return kept
     print(f"synthesis of {design.top} ({'placed and routed' if place else 'Yosys only'}) ...",
           flush=True)
-    return synthesize(design, "ecp5-85k", outdir, freq_mhz=SYNTH_MHZ, seed=1, place=place)
+    try:
+        return synthesize(design, "ecp5-85k", outdir, freq_mhz=SYNTH_MHZ, seed=1, place=place)
+    except RuntimeError as error:     # a failed tool run is a result too: recorded, not fatal
+        last = [line for line in str(error).splitlines() if line.strip()][-1:]
+        print(f"  failed: {last}", flush=True)
+        failed = {"verilog_sha256": design.sha256, "target": "ecp5-85k", "cells": None,
+                  "yosys_error": last[0] if last else "yosys failed",
+                  "log": str(outdir / "yosys.log")}
+        done.write_text(json.dumps(failed, indent=2) + "\n")
+        return failed
 
 
 def synth_rows(outdir):
@@ -181,7 +195,8 @@ def synth_rows(outdir):
     core = generate("loas", {})
     rows["default core (P=16, W=128, T=4)"] = synthesize_kept(
         core, build_root() / "synth" / f"{core.key}-ecp5-85k-yosys", place=False)
-    return {label: {k: r.get(k) for k in ("cells", "fmax_mhz", "logic_cells", "pnr_error")}
+    return {label: {k: r.get(k) for k in ("cells", "fmax_mhz", "logic_cells", "pnr_error",
+                                           "yosys_error", "log")}
             for label, r in rows.items()}
 
 

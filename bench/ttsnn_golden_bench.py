@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """TT-SNN golden figures: the ResNet-34 / N-Caltech101 reduction table and the digits networks.
 
-    .venv/bin/python bench/ttsnn_golden_bench.py                 # about 3 min on 2 cores
+    .venv/bin/python bench/ttsnn_golden_bench.py                 # about 5 min of CPU
     .venv/bin/python bench/ttsnn_golden_bench.py --epochs 30 --seeds 0,1,2
 
 Parameters and MACs per time step of the dense network against its TT version with the real
