@@ -108,6 +108,18 @@ def test_hand_computed_shift_leak():
     assert spikes.tolist() == [[0, 0, 1, 0]] and int(V[0]) == -3
 
 
+def test_trace_is_each_steps_membrane_before_its_reset():
+    p = LIFParams(T=4, leak="shift", leak_shift=1, threshold=10)
+    spikes, V, n, trace = lif_integer(torch.tensor([[6, 6, 6, -3]]), p, trace=True)
+    assert trace.tolist() == [[6, 9, 11, -3]]           # 11 fired, then the hard reset
+    assert spikes.tolist() == [[0, 0, 1, 0]] and int(V[0]) == -3 and n == 4
+    leak_only = p.replace(masked="leak_only")
+    _, _, _, trace = lif_integer(torch.tensor([[6, 6, 6, -3]]), leak_only, tmask=0b1101,
+                                 trace=True)
+    # Step 1 masked: it traces its leaked V (6 - 3); then 3 - 1 + 6 = 8, 8 - 4 - 3 = 1.
+    assert trace.tolist() == [[6, 3, 8, 1]]
+
+
 def test_masked_policies_differ():
     """Step 0 masked, step 1 evaluated, threshold 5, no leak."""
     p = LIFParams(T=2, leak="none", threshold=5)
