@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...driver import ArraySpec, Driver, Job, JobResult, JobSpec
+from ...golden.common.lif import signed_range
 from ...host import CommandList, MemoryImage
 from ...params import Param, SnnforgeError
 from .lif_core import LIF_CORE_COUNTERS, LIFCoreConfig
@@ -17,8 +18,8 @@ class LIFDriver(Driver):
     neurons and the register values (threshold, leak amount, time-step mask); its outputs the
     spikes ``[N, T]`` and, if the core has the membrane output, the final membranes ``[N]``.
 
-    The currents go to memory word by word as the ``currents`` window takes them; the command
-    list loads a FIFO's worth at a time and stores its results before the next."""
+    The currents are packed into 32-bit host words in memory; the one command list loads a
+    FIFO's worth of neurons at a time and stores their results before the next batch."""
 
     DEFAULT_MEMORY = 1 << 24
 
@@ -30,7 +31,7 @@ class LIFDriver(Driver):
     @classmethod
     def job_spec(cls, cfg: LIFCoreConfig) -> JobSpec:
         lif = cfg.lif
-        lo, hi = -(1 << (lif.in_width - 1)), (1 << (lif.in_width - 1)) - 1
+        lo, hi = signed_range(lif.in_width)
         outputs = (ArraySpec("spikes", ("N", "T"), "binary", "output spikes"),)
         if cfg.membrane:
             outputs += (ArraySpec("membrane", ("N",), "int", "final membranes"),)
