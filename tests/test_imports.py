@@ -6,6 +6,8 @@ import ast
 import importlib.util
 import pkgutil
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 
@@ -96,3 +98,13 @@ def test_shared_modules_name_no_family_but_in_the_registry():
     mentions = [p.name for p in sorted((ROOT / "snnforge").glob("*.py"))
                 if re.search("loas", p.read_text(), re.IGNORECASE)]
     assert mentions == ["registry.py"]
+
+
+def test_running_a_job_imports_no_torch():
+    """`snnforge run`'s two processes -- the command line with every generator and driver, and
+    the simulator's job bench -- work in NumPy: torch (seconds to import) is the golden models'."""
+    code = ("import sys; import snnforge.cli, snnforge.sim.job; "
+            "from snnforge.registry import generators; generators(); "
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

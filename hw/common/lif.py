@@ -8,7 +8,7 @@ from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ...golden.common.lif import LIFParams
+from ...golden.common.lif_params import LIFParams
 from ...params import param
 from .counters import PerfCounters
 

@@ -8,7 +8,7 @@ from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import connect
 
-from ...golden.common.lif import LIFParams
+from ...golden.common.lif_params import LIFParams
 from ...params import inherit, param
 from .counters import PerfCounters
 from .host_interface import HostInterface, HostInterfaceParams, add_host_interface

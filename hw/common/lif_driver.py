@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...driver import ArraySpec, Driver, Job, JobResult, JobSpec
-from ...golden.common.lif import signed_range
+from ...golden.common.lif_params import signed_range
 from ...host import CommandList, MemoryImage
 from ...params import Param, SnnforgeError
 from .lif_core import LIF_CORE_COUNTERS, LIFCoreConfig

@@ -8,7 +8,7 @@ from typing import ClassVar
 from amaranth import signed
 from amaranth.lib import data
 
-from ...golden.common.lif import LIFParams
+from ...golden.common.lif_params import LIFParams
 from ...params import Config, inherit, param
 from ..common.host_interface import HostInterfaceParams
 from ..common.prefix_sum import laggy_table_layout

@@ -37,10 +37,8 @@ import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from ...driver import ArraySpec, Driver, Flag, Job, JobResult, JobSpec
-from ...golden.loas import apply_strong, compress_weights, spike_words
 from ...host import CommandList, MemoryImage
 from ...params import Param, SnnforgeError
 from .config import LoASConfig
@@ -50,46 +48,68 @@ __all__ = ["LoASDriver", "LayerResult", "LayerSettings", "NetworkResult", "valid
            "validate_weights", "parse_lif"]
 
 
+def _numbers(array, name):
+    """``array`` (a NumPy array, a CPU torch tensor, nested lists) as a NumPy array of numbers."""
+    a = np.asarray(array)
+    if a.dtype == bool:
+        a = a.astype(np.int64)
+    if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)
+            or np.issubdtype(a.dtype, np.complexfloating)):
+        raise SnnforgeError(f"{name} must hold numbers, not {a.dtype}")
+    return a
+
+
 def validate_weights(weights):
-    """A weight matrix ``[K, N]`` within int8; raises SnnforgeError with a clear message."""
-    w = torch.as_tensor(weights)
-    if w.dim() != 2:
+    """A weight matrix ``[K, N]`` within int8 as int64; raises SnnforgeError with a clear
+    message."""
+    w = _numbers(weights, "weights")
+    if w.ndim != 2:
         raise SnnforgeError(f"weights must have shape [K, N], not {list(w.shape)}")
-    if w.is_floating_point() and not torch.all(w == w.round()):
+    if not np.issubdtype(w.dtype, np.integer) and not np.all(w == np.round(w)):
         raise SnnforgeError("weights must be integers within int8 (-128..127)")
-    if w.numel() and (w.min() < -128 or w.max() > 127):
+    if w.size and (w.min() < -128 or w.max() > 127):
         raise SnnforgeError(f"weights must lie within int8 (-128..127), found {int(w.min())}.."
                             f"{int(w.max())}")
     if w.shape[0] == 0 or w.shape[1] == 0:
         raise SnnforgeError(f"weights must have K and N of at least 1, not {list(w.shape)}")
-    return w.to(torch.int64)
+    return w.astype(np.int64)
 
 
 def validate_layer(spikes, weights, T=None):
-    """Shapes and values of a layer's operands; raises SnnforgeError with a clear message."""
-    x = torch.as_tensor(spikes)
-    if x.dim() != 3:
+    """Shapes and values of a layer's operands (as int64 arrays); raises SnnforgeError with a
+    clear message."""
+    x = _numbers(spikes, "spikes")
+    if x.ndim != 3:
         raise SnnforgeError(f"spikes must have shape [T, M, K], not {list(x.shape)}")
     w = validate_weights(weights)
     if T is not None and x.shape[0] != T:
         raise SnnforgeError(f"spikes have T={x.shape[0]} time steps; the core was built for T={T}")
-    if x.is_floating_point() or x.is_complex():
-        if not torch.all((x == 0) | (x == 1)):
-            raise SnnforgeError("spikes must be binary (0/1)")
-    elif x.numel() and (x.min() < 0 or x.max() > 1):
+    if x.size and not np.all((x == 0) | (x == 1)):
         raise SnnforgeError("spikes must be binary (0/1)")
     if x.shape[2] != w.shape[0]:
         raise SnnforgeError(f"spikes have K={x.shape[2]} positions but weights have "
                             f"{w.shape[0]} rows: K must match")
     if x.shape[1] == 0:
         raise SnnforgeError("spikes must have at least one row (M >= 1)")
-    return x.to(torch.int64), w
+    return x.real.astype(np.int64), w
+
+
+def _ftp_words(x):
+    """FTP word of every neuron of spikes ``x [T, M, K]``: ``sum_t x[t] << t`` (int64 ``[M, K]``),
+    the word the spike image packs (``golden.loas.spike_words`` defines it)."""
+    return (x << np.arange(x.shape[0], dtype=np.int64)[:, None, None]).sum(0)
+
+
+def _strong_spikes(x):
+    """LoAS-FT strong mode on spikes ``x [T, M, K]``: neurons that fire once are silenced
+    (``golden.loas.apply_strong`` defines it)."""
+    return np.where(x.sum(0) == 1, 0, x)
 
 
 @dataclass
 class LayerResult:
-    spikes: torch.Tensor            # uint8 [T, M, N]
-    membrane: torch.Tensor          # int64 [M, N]
+    spikes: np.ndarray              # uint8 [T, M, N]
+    membrane: np.ndarray            # int64 [M, N]
     counters: dict                  # summed over runs
     runs: list = field(default_factory=list)   # per run: {m0, n0, n_cols, k0, k_len, cycles}
     k_block: int = 0                           # positions of K per run (partial sums carried)
@@ -103,7 +123,7 @@ class LayerResult:
 class LayerSettings:
     """One layer of a network for :meth:`LoASDriver.run_layers`: weights ``[K, N]`` and the LIF
     registers it runs with."""
-    weights: torch.Tensor
+    weights: np.ndarray             # or anything validate_weights takes (a tensor, lists)
     threshold: int
     leak_amount: int = 0
     tmask: int | None = None
@@ -111,8 +131,8 @@ class LayerSettings:
 
 @dataclass
 class NetworkResult:
-    spikes: torch.Tensor            # uint8 [T, M, N] of the last layer
-    membrane: torch.Tensor          # int64 [M, N] of the last layer
+    spikes: np.ndarray              # uint8 [T, M, N] of the last layer
+    membrane: np.ndarray            # int64 [M, N] of the last layer
     counters: dict                  # summed over every run of every layer
     chained: list                   # per boundary between layers: True if it stayed on chip
     k_blocks: list                  # per layer: positions of K per run (partial sums carried)
@@ -244,7 +264,7 @@ class LoASDriver(Driver):
     @classmethod
     def check(cls, cfg: LoASConfig, job: Job) -> None:
         x, w = job.inputs["spikes"], job.inputs["weights"]
-        validate_layer(torch.from_numpy(x), torch.from_numpy(w), cfg.T)
+        validate_layer(x, w, cfg.T)
         try:
             cfg.k_block(job.options["sequential"])
         except ValueError as error:
@@ -253,10 +273,10 @@ class LoASDriver(Driver):
     async def run(self, job: Job) -> JobResult:
         o = job.options
         result = await self.run_layer(
-            torch.from_numpy(job.inputs["spikes"]), torch.from_numpy(job.inputs["weights"]),
+            job.inputs["spikes"], job.inputs["weights"],
             threshold=o["threshold"], leak_amount=o["leak_amount"], tmask=o["tmask"],
             strong=o["strong"], sequential=o["sequential"])
-        return JobResult({"spikes": result.spikes.numpy(), "membrane": result.membrane.numpy()},
+        return JobResult({"spikes": result.spikes, "membrane": result.membrane},
                          result.counters, {"runs": result.runs, "k_block": result.k_block})
 
     @classmethod
@@ -278,7 +298,14 @@ class LoASDriver(Driver):
         fit the buffers."""
         cfg = self.cfg
         W, G, T = cfg.fiber, cfg.group, cfg.T
-        cw = compress_weights(w[k0:k0 + k_len, n0:n0 + n_cols], fiber=W)
+        # Bitmask compression (golden.loas.compress_weights defines it): per fiber c of column
+        # n, the mask of its nonzero positions and those values in increasing k.
+        C = -(-k_len // W)
+        block = np.zeros((C * W, n_cols), dtype=np.int64)
+        block[:k_len] = w[k0:k0 + k_len, n0:n0 + n_cols]
+        fibers_of = block.reshape(C, W, n_cols).transpose(0, 2, 1)          # [C, n, W]
+        nonzero = fibers_of != 0
+        mask_bytes = np.packbits(nonzero, axis=2, bitorder="little")
         # In sequential mode fiber c of the block becomes T fibers c*T + t with the same weights.
         expand = T if sequential else 1
         headers, masks, values = [], [], []
@@ -286,12 +313,13 @@ class LoASDriver(Driver):
         for tile in range(n_tiles):
             cols = range(tile * cfg.tile_n, min(n_cols, (tile + 1) * cfg.tile_n))
             tile_rows = []
-            for c in range(cw.n_chunks):
+            for c in range(C):
                 fibers = []                     # (column in tile, mask, values)
                 for n in cols:
-                    mask, vals = cw.fiber_of(c, n)
-                    if mask:
-                        fibers.append((n - tile * cfg.tile_n, mask, vals))
+                    if nonzero[c, n].any():
+                        fibers.append((n - tile * cfg.tile_n,
+                                       int.from_bytes(mask_bytes[c, n].tobytes(), "little"),
+                                       fibers_of[c, n][nonzero[c, n]]))
                 for t in range(expand):
                     for g in range(0, len(fibers), G):
                         group = fibers[g:g + G]
@@ -299,7 +327,7 @@ class LoASDriver(Driver):
                                           "n": [f[0] for f in group] + [0] * (G - len(group))})
                         for _, mask, vals in group:
                             masks.append(mask)
-                            values.extend(int(v) for v in vals)
+                            values.extend(vals.tolist())
             if not tile_rows:                   # a tile without weights still needs its marker
                 tile_rows.append({"chunk": 0, "count": 0, "n": [0] * G})
             for index, row in enumerate(tile_rows):
@@ -400,7 +428,7 @@ class LoASDriver(Driver):
         cfg = self.cfg
         W, chunks = cfg.fiber, -(-k_len // cfg.fiber)
         block = np.zeros((rows, chunks * W), dtype=np.int64)
-        block[:, :k_len] = words[m0:m0 + rows, k0:k0 + k_len].numpy()
+        block[:, :k_len] = words[m0:m0 + rows, k0:k0 + k_len]
         nonzero = (block != 0).reshape(rows, chunks, W).transpose(1, 0, 2)    # [c][pe]
         masks = np.packbits(nonzero, axis=2, bitorder="little").tobytes()
         packed = b"".join(self._lanes(row[row != 0], cfg.T, cfg.word_lanes) for row in block)
@@ -552,8 +580,8 @@ class LoASDriver(Driver):
         cfg = self.cfg
         image, cl, outs = self._program(runs, spike_images, weight_images)
         dma = await self.host.run_commands(image, cl)
-        out = torch.zeros(T, M, N, dtype=torch.uint8)
-        membrane = torch.zeros(M, N, dtype=torch.int64)
+        out = np.zeros((T, M, N), dtype=np.uint8)
+        membrane = np.zeros((M, N), dtype=np.int64)
         bpb = cfg.beat_bytes
         for run, addrs in zip(runs, outs):
             if addrs is None:
@@ -572,9 +600,9 @@ class LoASDriver(Driver):
                 dense = np.zeros(n_cols, dtype=np.int64)
                 dense[bits.astype(bool)] = words
                 for t in range(T):
-                    out[t, m0 + r, n0:n0 + n_cols] = torch.from_numpy((dense >> t) & 1)
-                membrane[m0 + r, n0:n0 + n_cols] = torch.from_numpy(
-                    self._unlanes(part[2], cfg.mem_width, cfg.mem_lanes, n_cols, signed=True))
+                    out[t, m0 + r, n0:n0 + n_cols] = (dense >> t) & 1
+                membrane[m0 + r, n0:n0 + n_cols] = self._unlanes(
+                    part[2], cfg.mem_width, cfg.mem_lanes, n_cols, signed=True)
         counters = await self.host.read_many([name for name, _ in COUNTERS])
         counters.update(dma)
         return out, membrane, counters
@@ -636,11 +664,11 @@ class LoASDriver(Driver):
         T, M, K = x.shape
         N = w.shape[1]
         if strong:
-            x = apply_strong(x)
+            x = _strong_spikes(x)
         if sequential:
             words, K_eff = self._sequential_words(x)
         else:
-            words, K_eff = spike_words(x), K
+            words, K_eff = _ftp_words(x), K
         kb, k_blocks, col_blocks = self.plan(w, sequential, rows=M)
         spike_images, weight_images = {}, {}
         runs = self._layer_runs(0, words, col_blocks, k_blocks, M, K, K_eff,
@@ -691,11 +719,10 @@ class LoASDriver(Driver):
         """Layers whose boundaries stay on chip, in one command list: per tile of rows, every
         layer in turn, each after the first loading its spike rows from the last one's outputs."""
         cfg = self.cfg
-        x = x.to(torch.int64)
         if strong:
-            x = apply_strong(x)
+            x = _strong_spikes(x)
         T, M, _ = x.shape
-        words = spike_words(x)
+        words = _ftp_words(x)
         spike_images, weight_images, runs = {}, {}, []
         for m0 in range(0, M, cfg.pes):
             for j, (spec, (_, k_blocks, col_blocks)) in enumerate(zip(layers, plans)):
@@ -722,8 +749,8 @@ class LoASDriver(Driver):
         T, M, K = x.shape
         W = cfg.fiber
         chunks = -(-K // W)
-        padded = torch.zeros(T, M, chunks * W, dtype=torch.int64)
+        padded = np.zeros((T, M, chunks * W), dtype=np.int64)
         padded[:, :, :K] = x
-        per_t = padded.view(T, M, chunks, W) << torch.arange(T).view(T, 1, 1, 1)
-        unrolled = per_t.permute(1, 2, 0, 3).reshape(M, chunks * T * W)
+        per_t = padded.reshape(T, M, chunks, W) << np.arange(T).reshape(T, 1, 1, 1)
+        unrolled = per_t.transpose(1, 2, 0, 3).reshape(M, chunks * T * W)
         return unrolled, chunks * T * W
