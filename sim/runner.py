@@ -171,7 +171,7 @@ def sim_top(design: Design, *, external_axi: bool = False) -> tuple[str, str]:
       third-party model;
     * only the ports are visible to the benches (VPI), see :func:`_verilator_runner`.
     """
-    ports = {p["name"]: p for p in ports_of(design.converted)}
+    ports = {p["name"]: p for p in design.ports}
     axi = [n for n in ports if n.startswith(("m_axi__", "s_axil__"))]
 
     def bits(width):

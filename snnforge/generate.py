@@ -46,11 +46,29 @@ class Design:
     generator: Generator
     config: object     # the generator's Config: built once, passed down
     verilog: str
-    converted: object  # the instance the Verilog came from (ports, register map, facts)
+    #: What the Verilog's instance says of itself -- ``ports``, ``derived`` (the generator's
+    #: ``describe``) and ``regmap`` -- kept beside a cached Verilog so that using a cached
+    #: design builds nothing.
+    facts: dict
+    instance: object = None   # the instance the Verilog came from, if this process built it
 
     @property
     def params(self) -> dict:
         return self.config.values()
+
+    @functools.cached_property
+    def converted(self):
+        """The instance the Verilog came from (or, for a cached design, an equal one built now,
+        never elaborated): its ports, register map and derived facts."""
+        if self.instance is not None:
+            return self.instance
+        component = self.generator.build(self.config)
+        silence_unelaborated(component)
+        return component
+
+    @property
+    def ports(self) -> list[dict]:
+        return self.facts["ports"]
 
     @functools.cached_property
     def component(self):
@@ -71,15 +89,12 @@ class Design:
         return f"{self.top}-{self.sha256[:12]}"
 
     def manifest(self) -> dict:
-        regmap = getattr(self.converted, "regmap", None)
         return {
             "generator": self.top,
             "summary": self.generator.summary,
             "snnforge_version": __version__,
             "params": self.params,
-            "ports": ports_of(self.converted),
-            "derived": self.generator.describe(self.converted),
-            "regmap": regmap.to_dict() if regmap is not None else None,
+            **self.facts,
             "verilog_sha256": self.sha256,
         }
 
@@ -134,24 +149,37 @@ def silence_unelaborated(component) -> None:
             stack.extend(item)
 
 
+def facts_of(generator: Generator, component) -> dict:
+    """Ports, derived facts and register map of an instance (the manifest's own part)."""
+    regmap = getattr(component, "regmap", None)
+    return {"ports": ports_of(component), "derived": generator.describe(component),
+            "regmap": regmap.to_dict() if regmap is not None else None}
+
+
+def _write_whole(path: Path, text: str) -> None:
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(text)
+    partial.replace(path)
+
+
 @functools.lru_cache(maxsize=32)
 def _generate(name: str, frozen: tuple) -> Design:
     generator = get_generator(name)
     config = generator.configure(dict(frozen))
-    component = generator.build(config)
-    # Converting the larger cores takes most of a minute; the Verilog of a (generator,
-    # parameters, sources) triple is kept under build/gen-cache. A cached design carries an
-    # unelaborated instance: ports, register map and derived facts come from its constructor.
+    # Converting the larger cores takes most of a minute, and even constructing one takes a
+    # good part of a second: the Verilog of a (generator, parameters, sources) triple and its
+    # instance's facts are kept under build/gen-cache, the facts written last.
     cached = _cache_path(name, frozen)
-    if cached.exists():
-        silence_unelaborated(component)
-        return Design(generator, config, cached.read_text(), component)
+    facts_file = cached.with_suffix(".json")
+    if facts_file.exists():
+        return Design(generator, config, cached.read_text(), json.loads(facts_file.read_text()))
+    component = generator.build(config)
     text = verilog.convert(component, name=name, emit_src=False)
+    facts = json.loads(json.dumps(facts_of(generator, component)))
     cached.parent.mkdir(parents=True, exist_ok=True)
-    partial = cached.with_suffix(f".{os.getpid()}.tmp")
-    partial.write_text(text)
-    partial.replace(cached)
-    return Design(generator, config, text, component)
+    _write_whole(cached, text)
+    _write_whole(facts_file, json.dumps(facts))
+    return Design(generator, config, text, facts, component)
 
 
 def generate(name: str, overrides: dict | None = None) -> Design:
