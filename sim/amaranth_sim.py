@@ -33,7 +33,8 @@ def _raw(value):
 
 def simulate_streams(dut, *, feeds: dict, drains: dict, setup: dict | None = None, seed: int = 0,
                      idle="random:0.3", stall="random:0.3", max_cycles: int = 1_000_000,
-                     quiet_cycles: int = 16, vcd: str | None = None, control=None):
+                     quiet_cycles: int = 16, vcd: str | None = None, control=None,
+                     preload: dict | None = None):
     """Feed raw payload integers into input streams, collect output beats.
 
     Parameters
@@ -51,6 +52,9 @@ def simulate_streams(dut, *, feeds: dict, drains: dict, setup: dict | None = Non
         After its beats, each drain stays ready this long and fails on any further beat.
     control : async callable(ctx), optional
         One more testbench running beside the streams (e.g. pulsing a ``start`` input).
+    preload : {port name: [raw payload int, ...]}, optional
+        Input streams fed in full (under the ``idle`` pattern) before any of ``feeds`` starts:
+        weights or settings a block needs before its data.
 
     Returns
     -------
@@ -68,10 +72,14 @@ def simulate_streams(dut, *, feeds: dict, drains: dict, setup: dict | None = Non
         for name, value in (setup or {}).items():
             ctx.set(getattr(dut, name), value)
 
-    def feeder(name, beats, pattern):
+    preloading = [len(preload or {})]
+
+    def feeder(name, beats, pattern, first=False):
         port = getattr(dut, name)
 
         async def bench(ctx):
+            while not first and preloading[0]:
+                await ctx.tick()
             for raw in beats:
                 while not pattern.go():
                     await ctx.tick()
@@ -79,6 +87,8 @@ def simulate_streams(dut, *, feeds: dict, drains: dict, setup: dict | None = Non
                 ctx.set(port.payload, _payload_value(port, raw))
                 await ctx.tick().until(port.ready)
                 ctx.set(port.valid, 0)
+            if first:
+                preloading[0] -= 1
         return bench
 
     def drainer(name, count, pattern):
@@ -122,6 +132,8 @@ def simulate_streams(dut, *, feeds: dict, drains: dict, setup: dict | None = Non
     sim.add_testbench(setup_bench)
     if control is not None:
         sim.add_testbench(control)
+    for name, beats in (preload or {}).items():
+        sim.add_testbench(feeder(name, list(beats), Pattern(idle, rng.random()), first=True))
     for name, beats in feeds.items():
         sim.add_testbench(feeder(name, list(beats), Pattern(idle, rng.random())))
     for name, count in drains.items():

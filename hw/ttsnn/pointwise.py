@@ -1,0 +1,172 @@
+"""The 1x1-convolution engine of the TT-SNN datapath: G1 (spike input) and G4 (multi-bit input).
+
+Per position (one pixel of one time step) it computes, exactly as :mod:`snnforge.golden.ttsnn.fixed`::
+
+    out[o] = fit(sum_i G[o, i] * a[i], shift, out_width)     o < c_out, i < c_in
+    fit(x, k, w) = saturate((x + (2**k >> 1)) >> k, w)      round half up; k = 0 is exact
+
+G1 sees spikes (``a[i]`` in {0, 1}): each product is an AND of the weight with the spike, no
+multiplier. G4 sees signed ``in_width``-bit activations: one multiplier per lane.
+"""
+
+from __future__ import annotations
+
+from amaranth import *
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ...golden.common.lif_params import signed_range
+from ..common.memory import buffer
+
+__all__ = ["PointwiseConv", "fit_value"]
+
+
+def fit_value(m: Module, x: Value, shift: Value, width: int, name: str) -> Signal:
+    """``saturate((x + (2**shift >> 1)) >> shift, width)``, ``x`` signed: the golden ``fit``
+    (round half up, arithmetic shift, then clamp to a signed ``width``-bit range)."""
+    # Wide enough for 2**31 >> 1: a shift past x's width still adds its half (and rounds to 0).
+    half = Signal(max(len(x), 2 ** len(shift)) + 1, name=f"{name}_half")
+    m.d.comb += half.eq((C(1, len(half)) << shift) >> 1)
+    rounded = Signal(signed(len(half) + 1), name=f"{name}_rounded")
+    m.d.comb += rounded.eq((x + half) >> shift)
+    lo, hi = signed_range(width)
+    out = Signal(signed(width), name=name)
+    with m.If(rounded > hi):
+        m.d.comb += out.eq(hi)
+    with m.Elif(rounded < lo):
+        m.d.comb += out.eq(lo)
+    with m.Else():
+        m.d.comb += out.eq(rounded)
+    return out
+
+
+class PointwiseConv(wiring.Component):
+    """A 1x1 convolution of one position at a time, ``lanes`` output channels per cycle.
+
+    Computes ``o.payload[o] = fit(sum_i G[o, i] * i.payload[i], shift, out_width)`` with exact
+    sums (the accumulators are wide enough for any ``c_in`` products). With ``spike_input``
+    each product is ``G[o, i] if a[i] else 0`` (AND + accumulate, no multipliers, the G1 engine);
+    otherwise ``a[i]`` is signed ``in_width`` bits and each lane multiplies (the G4 engine).
+
+    Weights live in a memory of ``ceil(c_out / lanes) * c_in`` rows of ``lanes`` weights, written
+    one weight per beat through ``load`` (index ``o * c_in + i``) while no position is in flight.
+
+    Throughput: one position per ``ceil(c_out / lanes) * c_in + 4`` cycles without back-pressure
+    (:attr:`cycles_per_position`): a cycle to take the input, one MAC row per cycle, two cycles of
+    read pipeline and fit after the last row, a cycle offering the output beat. Latency: input
+    beat accepted to output beat offered, ``ceil(c_out / lanes) * c_in + 3`` cycles.
+
+    Ports
+    -----
+    i : In(stream of ``c_in`` activations: ``unsigned(1)`` spikes or ``signed(in_width)``)
+    o : Out(stream of ``c_out`` values, ``signed(out_width)``)
+    load : In(stream of {index, value}): a weight ``G[o, i]`` (signed ``w_width``); always ready
+    shift : In(5): the right shift of ``fit`` (a register of the core)
+    busy : Out(1): a position is being computed or offered
+    """
+
+    def __init__(self, *, c_in: int, c_out: int, lanes: int, w_width: int = 8,
+                 spike_input: bool = True, in_width: int = 16, out_width: int = 16):
+        for name, value, lo in (("c_in", c_in, 1), ("c_out", c_out, 1), ("lanes", lanes, 1),
+                                ("w_width", w_width, 2), ("in_width", in_width, 2),
+                                ("out_width", out_width, 2)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+                raise ValueError(f"{name} must be an integer >= {lo}, not {value!r}")
+        if lanes > c_out:
+            raise ValueError(f"lanes must be at most c_out={c_out}, not {lanes}")
+        if not isinstance(spike_input, bool):
+            raise ValueError(f"spike_input must be a bool, not {spike_input!r}")
+        self.c_in, self.c_out, self.lanes = c_in, c_out, lanes
+        self.w_width, self.spike_input = w_width, spike_input
+        self.in_width = 1 if spike_input else in_width
+        self.out_width = out_width
+        self.groups = -(-c_out // lanes)
+        in_shape = unsigned(1) if spike_input else signed(in_width)
+        super().__init__({
+            "i": In(stream.Signature(data.ArrayLayout(in_shape, c_in))),
+            "o": Out(stream.Signature(data.ArrayLayout(signed(out_width), c_out))),
+            "load": In(stream.Signature(data.StructLayout({
+                "index": range(c_out * c_in), "value": signed(w_width)}))),
+            "shift": In(5),
+            "busy": Out(1),
+        })
+
+    @property
+    def cycles_per_position(self) -> int:
+        return self.groups * self.c_in + 4
+
+    @property
+    def acc_width(self) -> int:
+        """Exact width of a sum of ``c_in`` products."""
+        product = self.w_width + (0 if self.spike_input else self.in_width)
+        return product + max(1, (self.c_in - 1).bit_length()) + 1
+
+    def elaborate(self, platform):
+        m = Module()
+        L, W, G, c_in = self.lanes, self.w_width, self.groups, self.c_in
+        m.submodules.weights = weights = buffer(shape=unsigned(L * W), depth=G * c_in)
+
+        # Weight loads: index o * c_in + i lands in row (o // lanes) * c_in + i, lane o % lanes.
+        wr = weights.write_port(granularity=W)
+        index = self.load.payload.index
+        out_ch, in_ch = index // c_in, index % c_in
+        m.d.comb += [self.load.ready.eq(1),
+                     wr.addr.eq((out_ch // L) * c_in + in_ch),
+                     wr.data.eq(self.load.payload.value.as_unsigned().replicate(L)),
+                     wr.en.eq(Mux(self.load.valid, 1 << (out_ch % L), 0))]
+
+        acts = Signal(data.ArrayLayout(self.i.payload.shape().elem_shape, c_in))
+        group = Signal(range(G))
+        chan = Signal(range(c_in))
+        issuing = Signal()
+        rd = weights.read_port()
+        m.d.comb += rd.addr.eq(group * c_in + chan)
+
+        # The read pipeline: the row addressed in cycle k arrives in cycle k + 1 with these tags.
+        p_valid, p_chan, p_first, p_last, p_group = (Signal(), Signal(range(c_in)), Signal(),
+                                                     Signal(), Signal(range(G)))
+        m.d.sync += [p_valid.eq(issuing), p_chan.eq(chan), p_first.eq(chan == 0),
+                     p_last.eq(chan == c_in - 1), p_group.eq(group)]
+
+        acc = [Signal(signed(self.acc_width), name=f"acc{lane}") for lane in range(L)]
+        outs = Signal(data.ArrayLayout(signed(self.out_width), G * L))
+        fit_now = Signal()
+        fit_group = Signal(range(G))
+        m.d.sync += [fit_now.eq(p_valid & p_last), fit_group.eq(p_group)]
+        a = acts[p_chan]
+        for lane in range(L):
+            w = rd.data.word_select(lane, W).as_signed()
+            product = Mux(a, w, 0) if self.spike_input else w * a
+            with m.If(p_valid):
+                m.d.sync += acc[lane].eq(Mux(p_first, 0, acc[lane]) + product)
+            fitted = fit_value(m, acc[lane], self.shift, self.out_width, f"fit{lane}")
+            with m.If(fit_now):
+                with m.Switch(fit_group):
+                    for g in range(G):
+                        with m.Case(g):
+                            m.d.sync += outs[g * L + lane].eq(fitted)
+
+        m.d.comb += self.o.payload.eq(outs.as_value()[:len(self.o.payload.as_value())])
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(self.i.valid):
+                    m.d.sync += [acts.eq(self.i.payload), group.eq(0), chan.eq(0)]
+                    m.next = "MAC"
+            with m.State("MAC"):
+                m.d.comb += [issuing.eq(1), self.busy.eq(1)]
+                m.d.sync += chan.eq(Mux(chan == c_in - 1, 0, chan + 1))
+                with m.If(chan == c_in - 1):
+                    m.d.sync += group.eq(group + 1)
+                    with m.If(group == G - 1):
+                        m.next = "DRAIN"
+            with m.State("DRAIN"):
+                # The last row is in the pipeline, then fitted: two cycles.
+                m.d.comb += self.busy.eq(1)
+                with m.If(fit_now):
+                    m.next = "OFFER"
+            with m.State("OFFER"):
+                m.d.comb += [self.o.valid.eq(1), self.busy.eq(1)]
+                with m.If(self.o.ready):
+                    m.next = "IDLE"
+        return m

@@ -1,0 +1,100 @@
+"""The 1x1-convolution engine (G1 on spikes, G4 on activations) in Amaranth's simulator against
+the fixed-point golden model: structured and random positions, weights and shifts, crossed
+idle/back-pressure patterns, every output beat compared."""
+
+import random
+
+import pytest
+import torch
+
+from snnforge.golden.common.lif import signed_range
+from snnforge.golden.ttsnn.fixed import fit
+from snnforge.hw.ttsnn.pointwise import PointwiseConv
+from snnforge.sim.amaranth_sim import simulate_streams
+from snnforge.sim.cocotb_streams import Scoreboard
+from snnforge.sim.payload import pack, unpack
+
+#: (c_in, c_out, lanes, spike_input, w_width, in_width, out_width)
+CONFIGS = [
+    (8, 4, 2, True, 8, 16, 16),       # G1: Cin -> r (in_width unused)
+    (5, 7, 3, True, 4, 16, 6),        # lanes not dividing c_out, narrow output (saturates)
+    (4, 6, 6, False, 8, 16, 16),      # G4: r -> Cout, every lane at once
+    (3, 5, 1, False, 6, 7, 8),        # one lane, narrow everything
+]
+PATTERNS = [("none", "none"), ("random:0.4", "random:0.4"), ("periodic:1110", "burst:3:0.2")]
+
+
+def golden(g, acts, shift, out_width):
+    """``fit(G @ a, shift, out_width)`` per position, with the golden model's own ``fit``."""
+    return fit(torch.as_tensor(acts, dtype=torch.int64) @ g.T, shift, out_width).tolist()
+
+
+def positions(rng, n, c_in, spike, in_width):
+    lo, hi = (0, 1) if spike else signed_range(in_width)
+    structured = [[lo] * c_in, [hi] * c_in, [0] * c_in]
+    if not spike:
+        structured.append([lo if k % 2 else hi for k in range(c_in)])
+    return structured + [[rng.randint(lo, hi) for _ in range(c_in)] for _ in range(n)]
+
+
+def weight_sets(rng, c_in, c_out, w_width):
+    lo, hi = signed_range(w_width)
+    yield torch.full((c_out, c_in), hi, dtype=torch.int64)
+    yield torch.full((c_out, c_in), lo, dtype=torch.int64)
+    yield torch.tensor([[rng.randint(lo, hi) for _ in range(c_in)] for _ in range(c_out)])
+
+
+def run(dut, g, acts, shift, *, seed, idle, stall):
+    load_layout = dut.load.payload.shape()
+    loads = [pack(load_layout, {"index": o * dut.c_in + i, "value": int(g[o, i])})
+             for o in range(dut.c_out) for i in range(dut.c_in)]
+    random.Random(seed).shuffle(loads)
+    in_layout, out_layout = dut.i.payload.shape(), dut.o.payload.shape()
+    out, cycles = simulate_streams(
+        dut, preload={"load": loads}, feeds={"i": [pack(in_layout, a) for a in acts]},
+        drains={"o": len(acts)}, setup={"shift": shift}, seed=seed, idle=idle, stall=stall)
+    return [unpack(out_layout, beat) for beat in out["o"]], cycles
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "x".join(map(str, c)))
+def test_pointwise_matches_golden(config):
+    c_in, c_out, lanes, spike, w_width, in_width, out_width = config
+    rng = random.Random(c_in * 31 + c_out)
+    for k, g in enumerate(weight_sets(rng, c_in, c_out, w_width)):
+        for shift in (0, 1, 3, 31):
+            idle, stall = PATTERNS[(k + shift) % len(PATTERNS)]
+            acts = positions(rng, 12, c_in, spike, in_width)
+            dut = PointwiseConv(c_in=c_in, c_out=c_out, lanes=lanes, w_width=w_width,
+                                spike_input=spike, in_width=in_width, out_width=out_width)
+            got, _ = run(dut, g, acts, shift, seed=k + shift, idle=idle, stall=stall)
+            Scoreboard(f"{config} weights {k} shift {shift} ({idle}/{stall})").compare(
+                golden(g, acts, shift, out_width), got, context=lambda i: f"position {acts[i]}")
+
+
+def test_the_comparison_can_fail():
+    """A golden model off by one shift step is caught, with the beat and the field."""
+    dut = PointwiseConv(c_in=4, c_out=3, lanes=2, spike_input=False, in_width=8)
+    g = torch.tensor([[3, -2, 1, 7], [0, 5, -8, 2], [-1, -1, 4, 6]])
+    acts = [[100, -50, 25, 3], [1, 2, 3, 4]]
+    got, _ = run(dut, g, acts, 1, seed=1, idle="none", stall="none")
+    with pytest.raises(AssertionError, match=r"beats differ; first at beat 0:\n  \[0\]"):
+        Scoreboard("self-test").compare(golden(g, acts, 2, 16), got)
+
+
+def test_pointwise_throughput():
+    dut = PointwiseConv(c_in=6, c_out=8, lanes=4, spike_input=True)
+    n = 10
+    _, cycles = run(dut, torch.ones(8, 6, dtype=torch.int64), [[1] * 6] * n, 0, seed=0,
+                    idle="none", stall="none")
+    # After the weights (one beat per cycle), one position per cycles_per_position.
+    assert dut.cycles_per_position == 2 * 6 + 4
+    assert cycles <= 8 * 6 + n * dut.cycles_per_position + 4
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"c_in": 0}, "c_in"), ({"c_out": 2.5}, "c_out"), ({"lanes": 5}, "lanes"),
+    ({"w_width": 1}, "w_width"), ({"spike_input": 1}, "spike_input"),
+    ({"out_width": True}, "out_width")])
+def test_pointwise_bad_parameters(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        PointwiseConv(**{"c_in": 4, "c_out": 4, "lanes": 2, **kwargs})
