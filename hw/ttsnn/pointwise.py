@@ -44,7 +44,9 @@ class PointwiseConv(wiring.Component):
     """A 1x1 convolution of one position at a time, ``lanes`` output channels per cycle.
 
     Computes ``o.payload[o] = fit(sum_i G[o, i] * i.payload[i], shift, out_width)`` with exact
-    sums (the accumulators are wide enough for any ``c_in`` products). With ``spike_input``
+    sums (the accumulators are wide enough for any ``c_in`` products) -- or, with ``fit=False``,
+    the exact sums themselves (``acc_width`` bits, ``shift`` unused), for a stage that adds two
+    engines' sums before fitting (PTT's ``G2 * a1 + G3 * a1``). With ``spike_input``
     each product is ``G[o, i] if a[i] else 0`` (AND + accumulate, no multipliers, the G1 engine);
     otherwise ``a[i]`` is signed ``in_width`` bits and each lane multiplies (the G4 engine).
 
@@ -59,14 +61,15 @@ class PointwiseConv(wiring.Component):
     Ports
     -----
     i : In(stream of ``c_in`` activations: ``unsigned(1)`` spikes or ``signed(in_width)``)
-    o : Out(stream of ``c_out`` values, ``signed(out_width)``)
+    o : Out(stream of ``c_out`` values, ``signed(out_width)`` or ``signed(acc_width)``)
     load : In(stream of {index, value}): a weight ``G[o, i]`` (signed ``w_width``); always ready
     shift : In(5): the right shift of ``fit`` (a register of the core)
     busy : Out(1): a position is being computed or offered
     """
 
     def __init__(self, *, c_in: int, c_out: int, lanes: int, w_width: int = 8,
-                 spike_input: bool = True, in_width: int = 16, out_width: int = 16):
+                 spike_input: bool = True, in_width: int = 16, out_width: int = 16,
+                 fit: bool = True):
         for name, value, lo in (("c_in", c_in, 1), ("c_out", c_out, 1), ("lanes", lanes, 1),
                                 ("w_width", w_width, 2), ("in_width", in_width, 2),
                                 ("out_width", out_width, 2)):
@@ -74,17 +77,19 @@ class PointwiseConv(wiring.Component):
                 raise ValueError(f"{name} must be an integer >= {lo}, not {value!r}")
         if lanes > c_out:
             raise ValueError(f"lanes must be at most c_out={c_out}, not {lanes}")
-        if not isinstance(spike_input, bool):
-            raise ValueError(f"spike_input must be a bool, not {spike_input!r}")
+        for name, value in (("spike_input", spike_input), ("fit", fit)):
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be a bool, not {value!r}")
         self.c_in, self.c_out, self.lanes = c_in, c_out, lanes
         self.w_width, self.spike_input = w_width, spike_input
         self.in_width = 1 if spike_input else in_width
-        self.out_width = out_width
+        self.fit = fit
         self.groups = -(-c_out // lanes)
+        self.out_width = out_width if fit else self.acc_width
         in_shape = unsigned(1) if spike_input else signed(in_width)
         super().__init__({
             "i": In(stream.Signature(data.ArrayLayout(in_shape, c_in))),
-            "o": Out(stream.Signature(data.ArrayLayout(signed(out_width), c_out))),
+            "o": Out(stream.Signature(data.ArrayLayout(signed(self.out_width), c_out))),
             "load": In(stream.Signature(data.StructLayout({
                 "index": range(c_out * c_in), "value": signed(w_width)}))),
             "shift": In(5),
@@ -139,7 +144,8 @@ class PointwiseConv(wiring.Component):
             product = Mux(a, w, 0) if self.spike_input else w * a
             with m.If(p_valid):
                 m.d.sync += acc[lane].eq(Mux(p_first, 0, acc[lane]) + product)
-            fitted = fit_value(m, acc[lane], self.shift, self.out_width, f"fit{lane}")
+            fitted = (fit_value(m, acc[lane], self.shift, self.out_width, f"fit{lane}")
+                      if self.fit else acc[lane])
             with m.If(fit_now):
                 with m.Switch(fit_group):
                     for g in range(G):
