@@ -1,0 +1,145 @@
+"""One time step of a TT conv layer over a map: G1, then G2 and G3 as the pipeline says, then
+G4 -- the currents ``y`` its neurons integrate."""
+
+from __future__ import annotations
+
+from amaranth import *
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..common.streams import StreamFIFO
+from .pointwise import PointwiseConv, fit_value
+from .window import AxisConv
+
+__all__ = ["TTStep", "Path", "CORES"]
+
+#: The four cores, in the order of the ``load`` port's ``core`` field.
+CORES = ("g1", "g2", "g3", "g4")
+
+
+class Path(enum.Enum, shape=2):
+    """The way a step's ``o1`` reaches G4."""
+    STT = 0        # a3 = fit(G3 * fit(G2 * a1, z2), z3)
+    PTT = 1        # a3 = fit(G2 * a1 + G3 * a1, z3), the two engines side by side
+    BYPASS = 2     # a3 = a1: HTT's late steps, G2 and G3 skipped (no cycles spent on them)
+
+
+class TTStep(wiring.Component):
+    """``y = fit(G4 * a3, shift_y, y_width)`` for every position of one step's spike map, with
+    ``a1 = fit(G1 * s, shift_o1, act_width)`` and ``a3`` as :class:`Path` ``path`` says --
+    exactly one step of ``golden.ttsnn.fixed_forward`` (its ``y[t]``).
+
+    Four engines in a pipeline: G1 (:class:`PointwiseConv` on spikes, ``lanes[0]`` lanes), G2
+    (:class:`AxisConv` along H) and G3 (along W), both giving exact sums that are fitted where
+    the path needs (STT: G2's by ``shift_z2`` into G3, G3's by ``shift_z3``; PTT: their sum by
+    ``shift_z3``), and G4 (:class:`PointwiseConv`). Under PTT both take ``a1``; G3's input
+    passes a FIFO of ``max_width + 4`` positions, so that G3 runs ahead of G2 (whose window of
+    ``p`` waits for ``p + width``) without stalling the fork.
+
+    ``path``, ``width``, ``height`` and the shifts must hold while a map is in flight (until
+    ``busy`` falls after its last ``y``). Throughput: a position per
+    ``max(cycles_per_position)`` of the engines on the path; latency about a row along H (G2)
+    plus the engines' latencies.
+
+    Ports
+    -----
+    i : In(stream of ``c_in`` spikes); o : Out(stream of ``c_out`` currents ``signed(y_width)``)
+    load : In(stream of {core, index, value}): a weight of core ``CORES[core]`` at the index of
+        its engine (``G1``/``G4``: ``o * c_in + i``; ``G2``/``G3``: :meth:`AxisConv.weight_index`)
+    path : In(Path); width, height : In; shift_o1, shift_z2, shift_z3, shift_y : In(5)
+    busy : Out(1): an engine holds a position
+    """
+
+    def __init__(self, *, c_in: int, rank: int, c_out: int, max_width: int, max_height: int,
+                 lanes=(1, 1, 1, 1), w_width: int = 8, act_width: int = 16, y_width: int = 16):
+        lanes = tuple(lanes)
+        if len(lanes) != 4:
+            raise ValueError(f"lanes must give the lanes of G1, G2, G3, G4, not {lanes!r}")
+        self.c_in, self.rank, self.c_out = c_in, rank, c_out
+        self.act_width = act_width
+        axis = dict(c_in=rank, c_out=rank, max_width=max_width, max_height=max_height,
+                    w_width=w_width, in_width=act_width, fit=False)
+        self.g1 = PointwiseConv(c_in=c_in, c_out=rank, lanes=lanes[0], w_width=w_width,
+                                spike_input=True, out_width=act_width)
+        self.g2 = AxisConv(lanes=lanes[1], axis="h", **axis)
+        self.g3 = AxisConv(lanes=lanes[2], axis="w", **axis)
+        self.g4 = PointwiseConv(c_in=rank, c_out=c_out, lanes=lanes[3], w_width=w_width,
+                                spike_input=False, in_width=act_width, out_width=y_width)
+        weights = max(rank * c_in, 3 * rank * rank, c_out * rank)
+        g1 = self.g1.signature.members
+        super().__init__({
+            "i": g1["i"],
+            "o": self.g4.signature.members["o"],
+            "load": In(stream.Signature(data.StructLayout({
+                "core": range(len(CORES)), "index": range(weights),
+                "value": signed(w_width)}))),
+            "path": In(Path),
+            "width": In(range(1, max_width + 1)),
+            "height": In(range(1, max_height + 1)),
+            **{f"shift_{name}": In(5) for name in ("o1", "z2", "z3", "y")},
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        g1, g2, g3, g4 = self.g1, self.g2, self.g3, self.g4
+        for name, engine in zip(CORES, (g1, g2, g3, g4)):
+            m.submodules[name] = engine
+            m.d.comb += [engine.load.valid.eq(self.load.valid & (self.load.payload.core
+                                                                   == CORES.index(name))),
+                         engine.load.payload.index.eq(self.load.payload.index),
+                         engine.load.payload.value.eq(self.load.payload.value)]
+        m.d.comb += self.load.ready.eq(1)      # every engine takes a weight in any cycle
+        for axis in (g2, g3):
+            m.d.comb += [axis.width.eq(self.width), axis.height.eq(self.height)]
+        m.d.comb += [g1.shift.eq(self.shift_o1), g4.shift.eq(self.shift_y)]
+        wiring.connect(m, wiring.flipped(self.i), g1.i)
+        wiring.connect(m, g4.o, wiring.flipped(self.o))
+
+        act = data.ArrayLayout(signed(self.act_width), self.rank)
+        m.submodules.g3_queue = queue = StreamFIFO(act, g2.window.max_width + 4)
+        wiring.connect(m, queue.o, g3.i)
+
+        def fitted(sums, shift, name):
+            return Cat(*[fit_value(m, sums[k], shift, self.act_width, f"{name}{k}")
+                         for k in range(self.rank)])
+
+        a1 = g1.o
+        ptt_sum = Signal(data.ArrayLayout(signed(len(g2.o.payload[0]) + 1), self.rank))
+        for k in range(self.rank):
+            m.d.comb += ptt_sum[k].eq(g2.o.payload[k] + g3.o.payload[k])
+        g2_fit = fitted(g2.o.payload, self.shift_z2, "fit_z2_")
+        g3_fit = fitted(g3.o.payload, self.shift_z3, "fit_z3_")
+        sum_fit = fitted(ptt_sum, self.shift_z3, "fit_sum_")
+        sent_g2, sent_queue = Signal(), Signal()         # the fork's outputs already served
+
+        with m.Switch(self.path):
+            with m.Case(Path.STT):
+                m.d.comb += [g2.i.valid.eq(a1.valid), g2.i.payload.eq(a1.payload),
+                             a1.ready.eq(g2.i.ready),
+                             queue.i.valid.eq(g2.o.valid), queue.i.payload.eq(g2_fit),
+                             g2.o.ready.eq(queue.i.ready),
+                             g4.i.valid.eq(g3.o.valid), g4.i.payload.eq(g3_fit),
+                             g3.o.ready.eq(g4.i.ready)]
+            with m.Case(Path.PTT):
+                # Eager fork: each side takes a1 once; a1 leaves when both have it.
+                take_g2 = g2.i.ready | sent_g2
+                take_queue = queue.i.ready | sent_queue
+                m.d.comb += [g2.i.valid.eq(a1.valid & ~sent_g2), g2.i.payload.eq(a1.payload),
+                             queue.i.valid.eq(a1.valid & ~sent_queue),
+                             queue.i.payload.eq(a1.payload),
+                             a1.ready.eq(take_g2 & take_queue)]
+                with m.If(a1.valid & take_g2 & take_queue):
+                    m.d.sync += [sent_g2.eq(0), sent_queue.eq(0)]
+                with m.Else():
+                    m.d.sync += [sent_g2.eq(sent_g2 | (a1.valid & g2.i.ready)),
+                                 sent_queue.eq(sent_queue | (a1.valid & queue.i.ready))]
+                both = g2.o.valid & g3.o.valid
+                m.d.comb += [g4.i.valid.eq(both), g4.i.payload.eq(sum_fit),
+                             g2.o.ready.eq(both & g4.i.ready), g3.o.ready.eq(both & g4.i.ready)]
+            with m.Default():
+                m.d.comb += [g4.i.valid.eq(a1.valid), g4.i.payload.eq(a1.payload),
+                             a1.ready.eq(g4.i.ready)]
+        m.d.comb += self.busy.eq(g1.busy | g2.busy | g3.busy | g4.busy | queue.o.valid
+                                 | g2.window.o.valid | g3.window.o.valid)
+        return m
