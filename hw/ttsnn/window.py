@@ -83,8 +83,8 @@ class AxisWindow(wiring.Component):
             edge_far, edge_near = h == 0, h == height - 1
         else:
             edge_far, edge_near = w == 0, w == width - 1
-        window = Signal(data.ArrayLayout(self.shape, 3 * self.c_in))
-        m.d.comb += self.o.payload.eq(window)
+        taps = Signal(data.ArrayLayout(self.shape, 3 * self.c_in))
+        m.d.comb += self.o.payload.eq(taps)
         real = q < total
 
         with m.FSM():
@@ -98,7 +98,7 @@ class AxisWindow(wiring.Component):
             with m.State("READ"):
                 far = Mux(zero_far, 0, rd_far.data)
                 near = Mux(zero_near, 0, cur.as_value())
-                m.d.sync += window.eq(Cat(far, rd_mid.data, near))
+                m.d.sync += taps.eq(Cat(far, rd_mid.data, near))
                 with m.If(q >= step):
                     m.next = "OFFER"
                 with m.Else():
