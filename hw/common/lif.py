@@ -37,10 +37,13 @@ def lif_input_layout(T: int, in_width: int) -> data.StructLayout:
     return data.StructLayout({"current": data.ArrayLayout(signed(in_width), T)})
 
 
-def lif_output_layout(T: int, mem_width: int, membrane: bool = True) -> data.StructLayout:
-    """One beat per neuron: its ``T``-bit spike word (bit ``t`` = step ``t``) and, if
-    ``membrane``, its final membrane."""
-    return data.StructLayout({"spikes": T, **({"membrane": signed(mem_width)} if membrane else {})})
+def lif_output_layout(T: int, mem_width: int, membrane: bool = True,
+                      trace: bool = False) -> data.StructLayout:
+    """One beat per neuron: its ``T``-bit spike word (bit ``t`` = step ``t``), if ``membrane`` its
+    final membrane, and if ``trace`` each step's membrane before its reset (what BPTT reads)."""
+    return data.StructLayout({
+        "spikes": T, **({"membrane": signed(mem_width)} if membrane else {}),
+        **({"trace": data.ArrayLayout(signed(mem_width), T)} if trace else {})})
 
 
 class LIFArray(wiring.Component):
@@ -71,11 +74,14 @@ class LIFArray(wiring.Component):
         Operations (half time steps) evaluated per pipeline stage (1 .. 2 T).
     membrane : bool
         Emit each neuron's final membrane beside its spike word (else spikes only).
+    trace : bool
+        Also emit each step's membrane before its reset (``lif_integer(..., trace=True)``), for
+        BPTT: ``T * mem_width`` more bits carried through the stages.
 
     Members
     -------
     i : In(stream.Signature(lif_input_layout(T, in_width)))
-    o : Out(stream.Signature(lif_output_layout(T, mem_width, membrane)))
+    o : Out(stream.Signature(lif_output_layout(T, mem_width, membrane, trace)))
     threshold : In(mem_width - 1)
     leak_amount : In(...)
         The shift ``k`` for leak ``"shift"``, the fraction ``beta`` for leak ``"mul"``; 1 bit
@@ -88,20 +94,23 @@ class LIFArray(wiring.Component):
         Neuron-steps evaluated so far (``popcount(tmask)`` per neuron delivered on ``o``).
     """
 
-    def __init__(self, params: LIFParams, *, ops_per_stage: int = 1, membrane: bool = True):
+    def __init__(self, params: LIFParams, *, ops_per_stage: int = 1, membrane: bool = True,
+                 trace: bool = False):
         if not isinstance(params, LIFParams):
             raise TypeError(f"params must be a LIFParams, not {params!r}")
         if not isinstance(ops_per_stage, int) or not 1 <= ops_per_stage <= 2 * params.T:
             raise ValueError(f"ops_per_stage must be an integer in 1..{2 * params.T}, "
                              f"not {ops_per_stage!r}")
-        if not isinstance(membrane, bool):
-            raise ValueError(f"membrane must be a bool, not {membrane!r}")
+        for name, value in (("membrane", membrane), ("trace", trace)):
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be a bool, not {value!r}")
         self._p = params
         self._ops_per_stage = ops_per_stage
-        self._membrane = membrane
+        self._membrane, self._trace = membrane, trace
         super().__init__({
             "i": In(stream.Signature(lif_input_layout(params.T, params.in_width))),
-            "o": Out(stream.Signature(lif_output_layout(params.T, params.mem_width, membrane))),
+            "o": Out(stream.Signature(lif_output_layout(params.T, params.mem_width, membrane,
+                                                        trace))),
             "threshold": In(params.threshold_bits),
             "leak_amount": In(self.leak_amount_bits),
             "tmask": In(params.T),
@@ -140,7 +149,8 @@ class LIFArray(wiring.Component):
         return out
 
     def _integrate(self, m, t, L, current):
-        """Second operation of step ``t``: integrate, fire, reset. Returns (membrane, spike)."""
+        """Second operation of step ``t``: integrate, fire, reset. Returns (membrane, spike, the
+        membrane before the reset)."""
         p = self._p
         mw = p.mem_width
         lo, hi = -(1 << (mw - 1)), (1 << (mw - 1)) - 1
@@ -172,8 +182,8 @@ class LIFArray(wiring.Component):
         V_next = Signal(signed(mw), name=f"v{t}")
         m.d.comb += V_next.eq(Mux(resets, after, H))
         if p.masked == "leak_only":
-            V_next = Mux(gate, V_next, L)
-        return V_next, spike
+            V_next, H = Mux(gate, V_next, L), Mux(gate, H, L)
+        return V_next, spike, H
 
     def elaborate(self, platform):
         m = Module()
@@ -184,11 +194,13 @@ class LIFArray(wiring.Component):
             self.evaluated.eq(counters.count.evaluated),
         ]
 
-        # Stage state: membrane, the spikes produced so far, the currents still to come, valid.
+        # Stage state: membrane, the spikes (and traced membranes) produced so far, the currents
+        # still to come, valid.
         stage_layout = data.StructLayout({
             "membrane": signed(p.mem_width),
             "spikes": p.T,
             "current": data.ArrayLayout(signed(p.in_width), p.T),
+            **({"trace": data.ArrayLayout(signed(p.mem_width), p.T)} if self._trace else {}),
         })
         advance = Signal()
         m.d.comb += [
@@ -202,13 +214,16 @@ class LIFArray(wiring.Component):
         for stage in range(self.latency):
             V, spikes = state.membrane, state.spikes
             spike_bits = [spikes[t] for t in range(p.T)]
+            traced = [state.trace[t] for t in range(p.T)] if self._trace else None
             first = stage * self._ops_per_stage
             for op in range(first, min(2 * p.T, first + self._ops_per_stage)):
                 t = op // 2
                 if op % 2 == 0:
                     V = self._leak(m, t, V)
                 else:
-                    V, spike_bits[t] = self._integrate(m, t, V, state.current[t])
+                    V, spike_bits[t], H = self._integrate(m, t, V, state.current[t])
+                    if traced is not None:
+                        traced[t] = H
             nxt = Signal(stage_layout, name=f"stage{stage}")
             nxt_valid = Signal(name=f"stage{stage}_valid")
             with m.If(advance):
@@ -218,6 +233,8 @@ class LIFArray(wiring.Component):
                     nxt.current.eq(state.current),
                     nxt_valid.eq(valid),
                 ]
+                if traced is not None:
+                    m.d.sync += nxt.trace.eq(Cat(*traced))
             state, valid = nxt, nxt_valid
 
         m.d.comb += [
@@ -226,6 +243,8 @@ class LIFArray(wiring.Component):
         ]
         if self._membrane:
             m.d.comb += self.o.payload.membrane.eq(state.membrane)
+        if self._trace:
+            m.d.comb += self.o.payload.trace.eq(state.trace)
         steps = Signal(range(p.T + 1))
         m.d.comb += steps.eq(sum(self.tmask[t] for t in range(p.T)))
         with m.If(self.o.valid & self.o.ready):

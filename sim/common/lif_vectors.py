@@ -29,14 +29,18 @@ class LIFCase:
         return base.replace(threshold=self.threshold).with_leak_amount(self.leak_amount)
 
 
-def expected_beats(base: LIFParams, case: LIFCase, membrane: bool = True) -> list[dict]:
-    """The output beats: spike word and (``membrane``) final membrane of each neuron."""
-    spikes, V, _ = lif_integer(torch.tensor(case.currents, dtype=torch.int64).reshape(-1, base.T),
-                               case.params(base), case.tmask)
+def expected_beats(base: LIFParams, case: LIFCase, membrane: bool = True,
+                   trace: bool = False) -> list[dict]:
+    """The output beats: spike word, (``membrane``) final membrane and (``trace``) each step's
+    membrane before its reset, of each neuron."""
+    spikes, V, _, H = lif_integer(
+        torch.tensor(case.currents, dtype=torch.int64).reshape(-1, base.T), case.params(base),
+        case.tmask, trace=True)
     weights = 1 << torch.arange(base.T)
     words = (spikes.to(torch.int64) * weights).sum(1)
-    return [{"spikes": int(w), **({"membrane": int(v)} if membrane else {})}
-            for w, v in zip(words, V)]
+    return [{"spikes": int(w), **({"membrane": int(v)} if membrane else {}),
+             **({"trace": h.tolist()} if trace else {})}
+            for w, v, h in zip(words, V, H)]
 
 
 def lif_cases(p: LIFParams, *, seed: int = 1, n_random: int = 1000) -> list[LIFCase]:

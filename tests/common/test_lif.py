@@ -39,6 +39,24 @@ def test_lif_array_matches_golden(p, ops):
         Scoreboard(case.name).compare(expected_beats(p, case), [unpack(out_layout, x) for x in out["o"]])
 
 
+@pytest.mark.parametrize("p, ops", CONFIGS, ids=lambda c: repr(c)[:60])
+def test_lif_array_traces_every_step(p, ops):
+    """``trace=True``: each step's membrane before its reset (leak_only masked steps: the leaked
+    one), as ``lif_integer(..., trace=True)`` gives it for BPTT."""
+    dut = LIFArray(p, ops_per_stage=ops, trace=True)
+    in_layout, out_layout = dut.i.payload.shape(), dut.o.payload.shape()
+    cases = lif_cases(p, seed=11, n_random=60)
+    full = (1 << p.T) - 1
+    for case in [cases[-1]] + [c for c in cases if c.tmask != full][:1]:   # one masked, if any
+        out, _ = simulate_streams(
+            dut, feeds={"i": [pack(in_layout, {"current": c}) for c in case.currents]},
+            drains={"o": len(case.currents)},
+            setup={"threshold": case.threshold, "leak_amount": case.leak_amount,
+                   "tmask": case.tmask}, seed=4, idle=0.3, stall=0.3)
+        Scoreboard(case.name).compare(expected_beats(p, case, trace=True),
+                                      [unpack(out_layout, x) for x in out["o"]])
+
+
 def test_lif_array_without_membrane_output():
     p = LIFParams(T=4, leak="shift", reset="soft")
     dut = LIFArray(p, membrane=False)
