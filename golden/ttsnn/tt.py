@@ -24,10 +24,11 @@ from dataclasses import dataclass
 
 import torch
 
+from .params import MODES
+
 __all__ = ["MODES", "TTCores", "decompose", "init_cores", "reconstruct", "composed_kernel",
            "check_mode", "check_htt_full"]
 
-MODES = ("stt", "ptt", "htt")
 
 
 def check_mode(mode: str) -> str:
