@@ -37,13 +37,15 @@ def lif_input_layout(T: int, in_width: int) -> data.StructLayout:
     return data.StructLayout({"current": data.ArrayLayout(signed(in_width), T)})
 
 
-def lif_output_layout(T: int, mem_width: int, membrane: bool = True,
-                      trace: bool = False) -> data.StructLayout:
+def lif_output_layout(T: int, mem_width: int, membrane: bool = True, trace: bool = False,
+                      currents_width: int = 0) -> data.StructLayout:
     """One beat per neuron: its ``T``-bit spike word (bit ``t`` = step ``t``), if ``membrane`` its
-    final membrane, and if ``trace`` each step's membrane before its reset (what BPTT reads)."""
+    final membrane, if ``trace`` each step's membrane before its reset (what BPTT reads), and
+    with a ``currents_width`` its input currents again."""
     return data.StructLayout({
         "spikes": T, **({"membrane": signed(mem_width)} if membrane else {}),
-        **({"trace": data.ArrayLayout(signed(mem_width), T)} if trace else {})})
+        **({"trace": data.ArrayLayout(signed(mem_width), T)} if trace else {}),
+        **({"current": data.ArrayLayout(signed(currents_width), T)} if currents_width else {})})
 
 
 class LIFArray(wiring.Component):
@@ -77,11 +79,13 @@ class LIFArray(wiring.Component):
     trace : bool
         Also emit each step's membrane before its reset (``lif_integer(..., trace=True)``), for
         BPTT: ``T * mem_width`` more bits carried through the stages.
+    echo_currents : bool
+        Also emit the neuron's input currents (carried through the stages anyway).
 
     Members
     -------
     i : In(stream.Signature(lif_input_layout(T, in_width)))
-    o : Out(stream.Signature(lif_output_layout(T, mem_width, membrane, trace)))
+    o : Out(stream.Signature(lif_output_layout(T, mem_width, membrane, trace, ...)))
     threshold : In(mem_width - 1)
     leak_amount : In(...)
         The shift ``k`` for leak ``"shift"``, the fraction ``beta`` for leak ``"mul"``; 1 bit
@@ -95,22 +99,24 @@ class LIFArray(wiring.Component):
     """
 
     def __init__(self, params: LIFParams, *, ops_per_stage: int = 1, membrane: bool = True,
-                 trace: bool = False):
+                 trace: bool = False, echo_currents: bool = False):
         if not isinstance(params, LIFParams):
             raise TypeError(f"params must be a LIFParams, not {params!r}")
         if not isinstance(ops_per_stage, int) or not 1 <= ops_per_stage <= 2 * params.T:
             raise ValueError(f"ops_per_stage must be an integer in 1..{2 * params.T}, "
                              f"not {ops_per_stage!r}")
-        for name, value in (("membrane", membrane), ("trace", trace)):
+        for name, value in (("membrane", membrane), ("trace", trace),
+                            ("echo_currents", echo_currents)):
             if not isinstance(value, bool):
                 raise ValueError(f"{name} must be a bool, not {value!r}")
         self._p = params
         self._ops_per_stage = ops_per_stage
-        self._membrane, self._trace = membrane, trace
+        self._membrane, self._trace, self._echo = membrane, trace, echo_currents
         super().__init__({
             "i": In(stream.Signature(lif_input_layout(params.T, params.in_width))),
-            "o": Out(stream.Signature(lif_output_layout(params.T, params.mem_width, membrane,
-                                                        trace))),
+            "o": Out(stream.Signature(lif_output_layout(
+                params.T, params.mem_width, membrane, trace,
+                params.in_width if echo_currents else 0))),
             "threshold": In(params.threshold_bits),
             "leak_amount": In(self.leak_amount_bits),
             "tmask": In(params.T),
@@ -245,6 +251,8 @@ class LIFArray(wiring.Component):
             m.d.comb += self.o.payload.membrane.eq(state.membrane)
         if self._trace:
             m.d.comb += self.o.payload.trace.eq(state.trace)
+        if self._echo:
+            m.d.comb += self.o.payload.current.eq(state.current)
         steps = Signal(range(p.T + 1))
         m.d.comb += steps.eq(sum(self.tmask[t] for t in range(p.T)))
         with m.If(self.o.valid & self.o.ready):

@@ -22,7 +22,7 @@ LEAK_FRAC = 8
 
 class TTLayer(wiring.Component):
     """``golden.ttsnn.fixed_forward`` in hardware: spikes ``[T, c_in, H, W]`` in, every neuron's
-    spike word, final membrane and per-step membranes out.
+    spike word, final membrane, per-step membranes and per-step currents ``y`` out.
 
     The ``T`` spike maps arrive one after another on ``i`` (positions in raster order). Map
     ``t`` runs through :class:`TTStep` on the path the ``mode`` register gives it (STT, PTT, or
@@ -41,7 +41,8 @@ class TTLayer(wiring.Component):
     Ports
     -----
     i : In(stream of ``c_in`` spikes), one position of map ``t``
-    o : Out(stream of ``lif_output_layout(T, mem_width, trace=True)``): neuron ``(o, h, w)``
+    o : Out(stream of ``lif_output_layout(T, mem_width, True, True, y_width)``): neuron
+        ``(o, h, w)``: spikes, membrane, trace, current
     load : In(stream): the step's weight loads (:class:`TTStep`)
     mode : In(2) (:data:`MODES_RTL`); htt_full : In(range(T + 1))
     shift_o1, shift_z2, shift_z3, shift_y : In(5); threshold : In(mem_width - 1);
@@ -61,7 +62,7 @@ class TTLayer(wiring.Component):
         self.lif_params = LIFParams(T=T, in_width=y_width, mem_width=mem_width, leak="mul",
                                     leak_frac=LEAK_FRAC, reset="hard", saturate=True,
                                     leak_mul=0, threshold=0)
-        self.lif = LIFArray(self.lif_params, trace=True)
+        self.lif = LIFArray(self.lif_params, trace=True, echo_currents=True)
         step = self.step.signature.members
         super().__init__({
             "i": step["i"], "load": step["load"],

@@ -49,7 +49,7 @@ def expected(p, cores, spikes):
             for o in range(COUT):
                 n = (o * H + h) * W + w
                 beats.append({"spikes": int(words[n]), "membrane": int(V[n]),
-                              "trace": trace[n].tolist()})
+                              "trace": trace[n].tolist(), "current": flat[n].tolist()})
     return beats
 
 
