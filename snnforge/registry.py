@@ -20,6 +20,7 @@ __all__ = ["FAMILIES", "FAMILIES_ENV", "generators", "get_generator"]
 FAMILIES = (
     "snnforge.hw.common.generator",     # LIF neurons (lif_array, lif_core)
     "snnforge.hw.loas.generator",       # the LoAS dual-sparse core (loas)
+    "snnforge.hw.ttsnn.generator",      # the TT-SNN conv layer (ttsnn)
 )
 
 FAMILIES_ENV = "SNNFORGE_FAMILIES"

@@ -1,0 +1,75 @@
+"""Parameters of the TT-SNN core: the layer's shape, the engines' lanes, the fixed-point widths
+and the registers' reset values (from ``golden.ttsnn.params``), the host interface."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...golden.ttsnn.params import TTFixedParams
+from ...params import Config, inherit, param
+from ..common.host_interface import HostInterfaceParams
+from ..common.memory import pow2
+
+__all__ = ["TTSNNConfig"]
+
+
+@dataclass(frozen=True)
+class TTSNNConfig(Config):
+    """Every structural parameter of a TT-SNN core and the reset values of its registers.
+
+    Shape: a TT conv layer of ``c_in`` -> ``c_out`` channels at TT rank ``rank`` on maps of up to
+    ``max_height x max_width`` positions, ``T`` steps. Engines: ``lanes_g1 .. lanes_g4`` output
+    channels per cycle. Widths and register values as :class:`~snnforge.golden.ttsnn.params.
+    TTFixedParams` (cores at most 8 bits: they are loaded as int8).
+    """
+
+    c_in: int = param(8, "input channels (Cin)", lo=1, hi=256)
+    rank: int = param(4, "TT rank r (G1's outputs, G2/G3's channels, G4's inputs)", lo=1, hi=64)
+    c_out: int = param(8, "output channels (Cout)", lo=1, hi=256)
+    max_width: int = param(8, "widest map (positions per row)", lo=1, hi=256)
+    max_height: int = param(8, "tallest map (rows)", lo=1, hi=256)
+    T: int = inherit(TTFixedParams, "T")
+    lanes_g1: int = param(2, "G1 lanes: output channels per cycle (at most rank)", lo=1, hi=64,
+                          check=lambda c, v: v <= c.rank, what=lambda c: f"1..{c.rank} (rank)")
+    lanes_g2: int = param(2, "G2 lanes (at most rank)", lo=1, hi=64,
+                          check=lambda c, v: v <= c.rank, what=lambda c: f"1..{c.rank} (rank)")
+    lanes_g3: int = param(2, "G3 lanes (at most rank)", lo=1, hi=64,
+                          check=lambda c, v: v <= c.rank, what=lambda c: f"1..{c.rank} (rank)")
+    lanes_g4: int = param(2, "G4 lanes (at most c_out)", lo=1, hi=256,
+                          check=lambda c, v: v <= c.c_out,
+                          what=lambda c: f"1..{c.c_out} (c_out)")
+    w_width: int = inherit(TTFixedParams, "w_width", hi=8)
+    act_width: int = inherit(TTFixedParams, "act_width")
+    y_width: int = inherit(TTFixedParams, "y_width")
+    mem_width: int = inherit(TTFixedParams, "mem_width")
+    mode: str = inherit(TTFixedParams, "mode", help="reset value of the mode register")
+    htt_full: int = inherit(TTFixedParams, "htt_full",
+                            help="reset value of htt_full (HTT: steps on the full PTT path)",
+                            check=lambda c, v: v <= c.T, what=lambda c: f"an integer in 1..{c.T}")
+    theta: int = inherit(TTFixedParams, "theta", help="reset value of the threshold theta")
+    beta: int = inherit(TTFixedParams, "beta", help="reset value of the leak factor beta/256")
+    dma_width: int = inherit(HostInterfaceParams, "dma_width")
+    max_burst: int = inherit(HostInterfaceParams, "max_burst")
+    outstanding: int = inherit(HostInterfaceParams, "outstanding")
+
+    @property
+    def fixed(self) -> TTFixedParams:
+        """The golden model's parameters at the registers' reset values (shifts 0)."""
+        return TTFixedParams(T=self.T, w_width=self.w_width, act_width=self.act_width,
+                             y_width=self.y_width, mem_width=self.mem_width, mode=self.mode,
+                             htt_full=self.htt_full, theta=self.theta, beta=self.beta)
+
+    @property
+    def lanes(self) -> tuple:
+        return (self.lanes_g1, self.lanes_g2, self.lanes_g3, self.lanes_g4)
+
+    @property
+    def position_bits(self) -> int:
+        """Bits of one position's spikes in memory: ``c_in`` padded to a power of two."""
+        return pow2(self.c_in)
+
+    @property
+    def neuron_bits(self) -> int:
+        """Bits of one neuron's result in memory (spikes, membrane, trace, currents), padded to a
+        power of two."""
+        return pow2(self.T + self.mem_width + self.T * (self.mem_width + self.y_width))

@@ -1,0 +1,181 @@
+"""Host software for the TT-SNN core: one layer's forward pass as one command list.
+
+The memory image holds the four cores (int8, each in its engine's index order), the ``T`` spike
+maps (positions in raster order, ``position_bits`` bits each) and room for the neurons' results
+(``neuron_bits`` bits each); see :data:`~snnforge.hw.ttsnn.core.TARGETS`. The list writes the
+registers, loads the cores and the maps, and stores the results; the driver unpacks them into
+the job's outputs. NumPy only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...driver import ArraySpec, Driver, Job, JobResult, JobSpec
+from ...golden.common.lif_params import signed_range
+from ...golden.ttsnn.params import MODES
+from ...host import CommandList, MemoryImage
+from ...params import Param, SnnforgeError
+from .config import TTSNNConfig
+from .core import COUNTERS
+from .layer import MODES_RTL
+from .step import CORES
+
+__all__ = ["TTSNNDriver"]
+
+SHIFTS = ("o1", "z2", "z3", "y")
+
+
+def _bits(values, width):
+    """Two's-complement bit rows ``[..., width]`` (lowest first) of integers."""
+    v = np.asarray(values, dtype=np.int64)[..., None]
+    return ((v >> np.arange(width)) & 1).astype(np.uint8)
+
+
+def _ints(bits, signed=True):
+    """Integers of bit rows ``[..., width]`` (lowest first)."""
+    width = bits.shape[-1]
+    v = (bits.astype(np.int64) << np.arange(width)).sum(-1)
+    return np.where(v >= 1 << (width - 1), v - (1 << width), v) if signed else v
+
+
+class TTSNNDriver(Driver):
+    """Runs a TT conv layer's forward pass on a :class:`~snnforge.hw.ttsnn.core.TTSNNCore`.
+
+    Its job (``snnforge run ttsnn``): spikes ``[T, Cin, H, W]``, the cores ``g1 [r, Cin]``,
+    ``g2 [r, r, 3]`` (out, in, kh), ``g3 [r, r, 3]`` (out, in, kw), ``g4 [Cout, r]`` within
+    ``w_width`` bits; options: the pipeline, ``htt_full``, the four shifts, ``theta``, ``beta``.
+    Outputs: the currents ``y``, the spikes and the membranes before reset, each ``[T, Cout, H,
+    W]`` -- ``golden.ttsnn.fixed_forward``'s ``y``, ``spikes`` and ``membrane``.
+    """
+
+    DEFAULT_MEMORY = 1 << 24
+
+    def __init__(self, host, cfg: TTSNNConfig, *, memory_size: int | None = None):
+        super().__init__(host, cfg)
+        self.memory_size = memory_size or getattr(host.transport, "memory_size",
+                                                  self.DEFAULT_MEMORY)
+
+    @classmethod
+    def job_spec(cls, cfg: TTSNNConfig) -> JobSpec:
+        lo, hi = signed_range(cfg.w_width)
+        core = lambda name, dims, what: ArraySpec(name, dims, "int", what, lo=lo, hi=hi)
+        image = ("T", "Cout", "H", "W")
+        return JobSpec(
+            inputs=(ArraySpec("spikes", ("T", "Cin", "H", "W"), "binary", "input spike maps"),
+                    core("g1", ("r", "Cin"), "G1, 1x1: Cin -> r"),
+                    core("g2", ("r", "r", "3"), "G2, 3x1 along H: [out, in, kh]"),
+                    core("g3", ("r", "r", "3"), "G3, 1x3 along W: [out, in, kw]"),
+                    core("g4", ("Cout", "r"), "G4, 1x1: r -> Cout")),
+            options=(Param("mode", cfg.mode, "pipeline", choices=MODES),
+                     Param("htt_full", cfg.htt_full, "HTT: steps on the full PTT path", 1,
+                           cfg.T),
+                     *(Param(f"shift_{n}", 0, f"right shift of the {n} sums", 0, 31)
+                       for n in SHIFTS),
+                     Param("theta", cfg.theta, "threshold: spike where the membrane > theta", 0,
+                           signed_range(cfg.mem_width)[1] - 1),
+                     Param("beta", cfg.beta, "leak factor beta / 256", 0, 255)),
+            outputs=(ArraySpec("y", image, "int", "currents into the neurons"),
+                     ArraySpec("spikes", image, "binary", "output spikes"),
+                     ArraySpec("membrane", image, "int", "membranes before reset")))
+
+    @classmethod
+    def params_for(cls, inputs: dict) -> dict:
+        """The core is built for the layer: its T, channels, rank and map size."""
+        implied = {}
+        s, g1, g4 = (inputs.get(k) for k in ("spikes", "g1", "g4"))
+        if s is not None and np.ndim(s) == 4:
+            T, c_in, H, W = np.shape(s)
+            implied.update(T=T, c_in=c_in, max_height=H, max_width=W)
+        if g1 is not None and np.ndim(g1) == 2:
+            rank = np.shape(g1)[0]
+            implied.update(rank=rank, **{f"lanes_g{k}": min(2, rank) for k in (1, 2, 3)})
+        if g4 is not None and np.ndim(g4) == 2:
+            implied.update(c_out=np.shape(g4)[0], lanes_g4=min(2, np.shape(g4)[0]))
+        return implied
+
+    @classmethod
+    def check(cls, cfg: TTSNNConfig, job: Job) -> None:
+        T, c_in, H, W = job.inputs["spikes"].shape
+        for name, built, got in (("T", cfg.T, T), ("Cin", cfg.c_in, c_in)):
+            if built != got:
+                raise SnnforgeError(f"spikes have {name}={got}; the core was built for "
+                                    f"{name}={built}")
+        if not (1 <= H <= cfg.max_height and 1 <= W <= cfg.max_width):
+            raise SnnforgeError(f"spikes have maps of {H}x{W}; the core takes at most "
+                                f"{cfg.max_height}x{cfg.max_width}")
+        r, co = cfg.rank, cfg.c_out
+        for name, shape in (("g1", (r, c_in)), ("g2", (r, r, 3)), ("g3", (r, r, 3)),
+                            ("g4", (co, r))):
+            if job.inputs[name].shape != shape:
+                raise SnnforgeError(f"{name} must have shape {list(shape)} (r={r}, Cin={c_in}, "
+                                    f"Cout={co}), not {list(job.inputs[name].shape)}")
+        if job.options["mode"] == "htt" and job.options["htt_full"] > T:
+            raise SnnforgeError(f"option htt_full must be at most T={T}")
+
+    # -- memory formats ----------------------------------------------------------------------------
+    @staticmethod
+    def weight_order(name: str, core: np.ndarray) -> np.ndarray:
+        """A core's weights in its engine's index order: ``o * in + i`` for G1/G4, ``(o * 3 + k)
+        * r + i`` for G2/G3 (their ``AxisConv.weight_index``)."""
+        return core.transpose(0, 2, 1).reshape(-1) if name in ("g2", "g3") else core.reshape(-1)
+
+    def _spike_bytes(self, spikes):
+        cfg = self.cfg
+        T, c_in, H, W = spikes.shape
+        slots = np.zeros((T, H, W, cfg.position_bits), dtype=np.uint8)
+        slots[..., :c_in] = spikes.transpose(0, 2, 3, 1)
+        return np.packbits(slots.reshape(-1), bitorder="little").tobytes(), T * H * W
+
+    def _pad(self, data: bytes) -> bytes:
+        return data + bytes(-len(data) % (self.cfg.dma_width // 8))
+
+    async def run(self, job: Job) -> JobResult:
+        cfg, o = self.cfg, job.options
+        spikes = job.inputs["spikes"]
+        T, _, H, W = spikes.shape
+        bpb = cfg.dma_width // 8
+        image = MemoryImage(self.memory_size, align=max(64, bpb))
+        cl = CommandList(self.host.regmap)
+        cl.write_many({"mode": MODES_RTL[o["mode"]], "htt_full": o["htt_full"],
+                       **{f"shift_{n}": o[f"shift_{n}"] for n in SHIFTS},
+                       "threshold": o["theta"] + 1, "leak_amount": o["beta"],
+                       "width": W, "height": H, "control": {"clear": 1}})
+        for sel, name in enumerate(CORES):
+            values = self.weight_order(name, job.inputs[name]).astype(np.int8).tobytes()
+            addr = image.put(f"core {name}", self._pad(values))
+            cl.load("weights", addr, -(-len(values) // bpb), sel=sel, arg=len(values))
+        data, positions = self._spike_bytes(spikes)
+        addr = image.put("spike maps", self._pad(data))
+        cl.load("spikes", addr, -(-len(data) // bpb), arg=positions)
+        neurons = H * W * cfg.c_out
+        out_bytes = -(-neurons * cfg.neuron_bits // 8)
+        beats = -(-out_bytes // bpb)
+        out = image.alloc("neurons", beats * bpb)
+        cl.store("neurons", out, beats, arg=neurons)
+        cl.end()
+        dma = await self.host.run_commands(image, cl)
+        raw = await self.host.read_memory(out, out_bytes)
+        bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), bitorder="little")
+        bits = bits[:neurons * cfg.neuron_bits].reshape(H, W, cfg.c_out, cfg.neuron_bits)
+        m, yw = cfg.mem_width, cfg.y_width
+        at = T + m                                  # spikes, final membrane, trace, currents
+        trace = _ints(bits[..., at:at + T * m].reshape(H, W, cfg.c_out, T, m))
+        at += T * m
+        current = _ints(bits[..., at:at + T * yw].reshape(H, W, cfg.c_out, T, yw))
+        image_of = lambda a: a.transpose(3, 2, 0, 1)            # [H, W, Cout, T] -> [T, Cout, H, W]
+        outputs = {"y": image_of(current), "spikes": image_of(bits[..., :T]).astype(np.uint8),
+                   "membrane": image_of(trace)}
+        counters = await self.host.read_many([name for name, _ in COUNTERS])
+        counters.update(dma)
+        return JobResult(outputs, counters, {"mode": o["mode"]})
+
+    @classmethod
+    def report(cls, cfg, job: Job, result: JobResult) -> list[str]:
+        T, c_in, H, W = job.inputs["spikes"].shape
+        c = result.counters
+        return [f"TT layer {job.options['mode'].upper()} T={T} {c_in}->{cfg.c_out} channels "
+                f"(rank {cfg.rank}) on {H}x{W}: {int(result.outputs['spikes'].sum()):,} output "
+                f"spikes", f"core busy {c['busy']:,} cycles; end-to-end cycles "
+                f"{c['total_cycles']:,}; DMA {c['dma_read_bytes']:,} bytes read, "
+                f"{c['dma_write_bytes']:,} written"]

@@ -1,0 +1,42 @@
+"""The TT-SNN family's generator: a TT conv layer's forward pass behind the host port."""
+
+from __future__ import annotations
+
+from ...generator import STREAM_OPTIONS, Generator
+from .config import TTSNNConfig
+from .core import TTSNNCore
+from .driver import TTSNNDriver
+
+__all__ = ["GENERATORS"]
+
+
+def _describe(core: TTSNNCore) -> dict:
+    step = core.layer.step
+    return {
+        "cycles_per_position": {name: engine.cycles_per_position for name, engine in
+                                (("g1", step.g1), ("g2", step.g2), ("g3", step.g3),
+                                 ("g4", step.g4))},
+        "throughput": "one position per max(cycles_per_position) of the engines on the path, "
+                      "per step; one neuron per cycle in the LIF pass",
+        "lif_latency_cycles": core.layer.lif.latency,
+        "memory_format": {"position_bits": core.cfg.position_bits,
+                          "neuron_bits": core.cfg.neuron_bits},
+    }
+
+
+GENERATORS = (
+    Generator(
+        name="ttsnn",
+        summary="TT-SNN conv layer, forward: G1 (spike AND-accumulate), G2 3x1 / G3 1x3 (line "
+                "buffers, STT/PTT/HTT as a register), G4, the shared LIF with its trace, DMA",
+        config=TTSNNConfig,
+        factory=TTSNNCore,
+        describe=_describe,
+        bench="snnforge.sim.ttsnn.bench",
+        testcase="regression",
+        sim_options={"cases": "random layers per pipeline (default 2)", **STREAM_OPTIONS},
+        driver=TTSNNDriver,
+        demo_options={"cases": 2},
+        demo_targets=("ecp5-85k",),
+    ),
+)

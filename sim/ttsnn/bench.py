@@ -1,0 +1,130 @@
+"""cocotb regression of the TT-SNN core: layers through its DMA, every output against the
+fixed-point golden model.
+
+Each case is a layer (spike maps, the four cores, the pipeline, shifts, threshold, leak) run by
+:class:`~snnforge.hw.ttsnn.driver.TTSNNDriver` as one command list; its currents ``y``, spikes
+and membranes must equal ``golden.ttsnn.fixed_forward``'s, element for element, and the counters
+the layer's sizes. Structured cases (all-zero and all-one spikes, extreme weights, a one-position
+map, saturating shifts) and ``cases`` random ones per pipeline run under the crossed host-port
+patterns and the memory's back-pressure and latency settings. Option ``golden_mode`` gives the
+golden model another pipeline (the bench's self-test: it must fail).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ...golden.common.lif import signed_range
+from ...golden.ttsnn.fixed import fixed_forward
+from ...golden.ttsnn.params import MODES
+from ...golden.ttsnn.tt import TTCores
+from ...host import HostDriver
+from ..tb import bench_test
+
+
+@dataclass
+class Case:
+    name: str
+    spikes: np.ndarray
+    cores: dict
+    options: dict
+
+    def describe(self) -> str:
+        T, c_in, H, W = self.spikes.shape
+        return f"{self.name}: T={T} Cin={c_in} {H}x{W}, {self.options}"
+
+
+def cases(cfg, seed: int, n_random: int) -> list[Case]:
+    rng = random.Random(seed)
+    lo, hi = signed_range(cfg.w_width)
+    r, c_in, c_out = cfg.rank, cfg.c_in, cfg.c_out
+    shapes = {"g1": (r, c_in), "g2": (r, r, 3), "g3": (r, r, 3), "g4": (c_out, r)}
+
+    def cores(kind):
+        draw = {"max": lambda s: np.full(s, hi), "min": lambda s: np.full(s, lo),
+                "random": lambda s: np.array([rng.randint(lo, hi) for _ in range(int(np.prod(s)))])
+                .reshape(s)}[kind]
+        return {name: draw(shape).astype(np.int64) for name, shape in shapes.items()}
+
+    def spikes(kind, H, W, p=0.5):
+        shape = (cfg.T, c_in, H, W)
+        if kind in ("zeros", "ones"):
+            return np.full(shape, int(kind == "ones"), dtype=np.int64)
+        return np.array([rng.random() < p for _ in range(int(np.prod(shape)))],
+                        dtype=np.int64).reshape(shape)
+
+    def options(mode, **extra):
+        return {"mode": mode, "htt_full": rng.randint(1, cfg.T), "shift_o1": 0, "shift_z2": 1,
+                "shift_z3": 2, "shift_y": 3, "theta": rng.randint(0, 60),
+                "beta": rng.choice([0, 64, 200, 255]), **extra}
+
+    H, W = cfg.max_height, cfg.max_width
+    out = [Case("zeros", spikes("zeros", H, W), cores("random"), options("ptt")),
+           Case("ones-max", spikes("ones", H, W), cores("max"), options("stt", shift_y=0)),
+           Case("ones-min", spikes("ones", H, W), cores("min"), options("htt")),
+           Case("one-position", spikes("random", 1, 1), cores("random"), options("ptt")),
+           Case("no-shifts", spikes("random", H, W), cores("random"),
+                options("stt", shift_z2=0, shift_z3=0, shift_y=0))]
+    for mode in MODES:
+        for k in range(n_random):
+            h, w = rng.randint(1, H), rng.randint(1, W)
+            out.append(Case(f"{mode}-{k}", spikes("random", h, w, rng.random()),
+                            cores("random"), options(mode)))
+    return out
+
+
+def expected(cfg, case: Case, mode=None):
+    o = case.options
+    p = cfg.fixed.replace(mode=mode or o["mode"], htt_full=o["htt_full"], theta=o["theta"],
+                          beta=o["beta"], **{k: o[k] for k in o if k.startswith("shift_")})
+    c = {k: torch.from_numpy(v) for k, v in case.cores.items()}
+    fwd = fixed_forward(torch.from_numpy(case.spikes), TTCores(c["g1"], c["g2"], c["g3"],
+                                                                c["g4"]), p)
+    return {"y": fwd.y.numpy(), "spikes": fwd.spikes.numpy(), "membrane": fwd.membrane.numpy()}
+
+
+def _check(where, got, want):
+    problems = []
+    for name, value in want.items():
+        if not np.array_equal(got[name], value):
+            bad = np.argwhere(got[name] != value)
+            index = tuple(bad[0].tolist())
+            problems.append(f"{name} [t, o, h, w]: {len(bad)} of {value.size} differ; first at "
+                            f"{list(index)}: expected {int(value[index])}, "
+                            f"got {int(got[name][index])}")
+    if problems:
+        raise AssertionError(where + "\n  " + "\n  ".join(problems))
+
+
+@bench_test
+async def regression(tb):
+    transport = tb.transport()
+    driver = tb.generator.driver(HostDriver(tb.component.regmap, transport), tb.cfg)
+    await tb.reset()
+    cfg = tb.cfg
+    golden_mode = tb.option("golden_mode", None)
+    count = 0
+    for case, (idle, stall), (mem_stall, latency) in tb.schedule(
+            cases(cfg, tb.seed, tb.option("cases", 2))):
+        transport.set_patterns(idle, stall)
+        tb.set_memory(mem_stall, latency)
+        start = time.monotonic()
+        job = driver.validate(cfg, {"spikes": case.spikes, **case.cores}, case.options)
+        got = await driver.run(job)
+        where = (f"{case.describe()} (host port: idle {idle}, stall {stall}; memory: stall "
+                 f"{mem_stall}/256, latency {latency})")
+        _check(where, got.outputs, expected(cfg, case, golden_mode))
+        T, _, H, W = case.spikes.shape
+        c = got.counters
+        counts = {"positions": T * H * W, "neurons": H * W * cfg.c_out,
+                  "weights": sum(v.size for v in case.cores.values())}
+        assert {k: c[k] for k in counts} == counts, f"{where}: counters {c}, expected {counts}"
+        tb.dut._log.info("%s: %d cycles end to end; %.1f s", case.name, c["total_cycles"],
+                         time.monotonic() - start)
+        count += counts["neurons"]
+    tb.record(items=count, unit="output neurons")

@@ -1,0 +1,137 @@
+"""The TT-SNN core end to end: its driver in Amaranth's simulator, its cocotb regression under
+Verilator (every pipeline, structured and random layers, crossed patterns, against
+``fixed_forward``), and ``snnforge run ttsnn`` with its errors."""
+
+import numpy as np
+import pytest
+import torch
+from amaranth.sim import Simulator
+from click.testing import CliRunner
+
+from snnforge.cli import main
+from snnforge.golden.ttsnn.fixed import fixed_forward
+from snnforge.golden.ttsnn.tt import TTCores
+from snnforge.host import HostDriver
+from snnforge.hw.ttsnn.config import TTSNNConfig
+from snnforge.hw.ttsnn.core import TTSNNCore
+from snnforge.hw.ttsnn.driver import TTSNNDriver
+from snnforge.params import SnnforgeError
+from snnforge.sim.amaranth_axi import AxiMemory
+from snnforge.sim.amaranth_host import AmaranthTransport
+from snnforge.sim.runner import run_bench
+
+#: A small core: its Verilator build takes about a minute.
+SMALL = {"c_in": 3, "rank": 2, "c_out": 3, "max_width": 5, "max_height": 4, "T": 3,
+         "lanes_g1": 2, "lanes_g2": 1, "lanes_g3": 2, "lanes_g4": 2, "w_width": 6,
+         "act_width": 12, "y_width": 12, "mem_width": 12, "dma_width": 64}
+MEMORY = 1 << 16
+
+
+def layer(seed, T=3, c_in=3, rank=2, c_out=3, H=3, W=5):
+    g = torch.Generator().manual_seed(seed)
+    draw = lambda *s: torch.randint(-32, 32, s, generator=g).numpy()
+    spikes = (torch.rand(T, c_in, H, W, generator=g) < 0.5).long().numpy()
+    return {"spikes": spikes, "g1": draw(rank, c_in), "g2": draw(rank, rank, 3),
+            "g3": draw(rank, rank, 3), "g4": draw(c_out, rank)}
+
+
+def golden(cfg, inputs, options):
+    p = cfg.fixed.replace(**{k: v for k, v in options.items()})
+    cores = TTCores(*(torch.from_numpy(inputs[k]) for k in ("g1", "g2", "g3", "g4")))
+    fwd = fixed_forward(torch.from_numpy(inputs["spikes"]), cores, p)
+    return {"y": fwd.y.numpy(), "spikes": fwd.spikes.numpy(), "membrane": fwd.membrane.numpy()}
+
+
+@pytest.mark.parametrize("mode", ["stt", "ptt", "htt"])
+def test_core_through_its_driver_in_amaranth(mode):
+    cfg = TTSNNConfig(**SMALL)
+    dut = TTSNNCore(cfg)
+    memory = AxiMemory(dut.m_axi, MEMORY, latency=3, stall="random:0.2", seed=1)
+    inputs = layer(len(mode))
+    options = {"mode": mode, "htt_full": 1, "shift_z2": 1, "shift_z3": 2, "shift_y": 2,
+               "theta": 20, "beta": 64}
+    got = []
+
+    async def bench(ctx):
+        transport = AmaranthTransport(ctx, dut, idle=0.2, stall=0.2, seed=2, memory=memory)
+        driver = TTSNNDriver(HostDriver(dut.regmap, transport), cfg, memory_size=MEMORY)
+        got.append(await driver.run(driver.validate(cfg, inputs, options)))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    memory.add_to(sim)
+    sim.add_testbench(bench)
+    sim.run()
+    want = golden(cfg, inputs, options)
+    for name, value in want.items():
+        assert np.array_equal(got[0].outputs[name], value), name
+    c = got[0].counters
+    assert c["positions"] == 3 * 3 * 5 and c["neurons"] == 3 * 5 * 3
+    assert 0 < c["busy"] < c["total_cycles"]
+
+
+def test_regression_under_verilator():
+    result = run_bench("ttsnn", SMALL, seed=5, testcase="regression", options={"cases": 2})
+    assert result.ok, result.summary()
+    assert result.stats["unit"] == "output neurons" and result.stats["items"] > 0
+
+
+def test_regression_catches_a_wrong_golden_model():
+    """A golden model on the other pipeline must fail, naming the case and the first element."""
+    result = run_bench("ttsnn", SMALL, seed=5, testcase="regression",
+                       options={"cases": 0, "golden_mode": "stt"})
+    assert not result.ok
+    message = result.failed[0][1]
+    assert "first at" in message and "expected" in message and "zeros" not in message
+
+
+def test_snnforge_run_ttsnn(tmp_path):
+    inputs = layer(7, H=4, W=5)
+    args = []
+    for name, value in inputs.items():
+        np.save(tmp_path / f"{name}.npy", value)
+        args += ["--in", f"{name}={tmp_path / f'{name}.npy'}"]
+    params = [a for k, v in SMALL.items() for a in ("-p", f"{k}={v}")]
+    out = tmp_path / "out.npz"
+    result = CliRunner().invoke(main, ["run", "ttsnn", *params, *args, "-O", "mode=ptt",
+                                       "-O", "shift_y=2", "-O", "theta=10", "-o", str(out)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "TT layer PTT" in result.output and "simulated" in result.output
+    cfg = TTSNNConfig(**SMALL)
+    want = golden(cfg, inputs, {"mode": "ptt", "shift_y": 2, "theta": 10})
+    with np.load(out) as got:
+        for name, value in want.items():
+            assert np.array_equal(got[name], value), name
+        assert int(got["counter_neurons"]) == 4 * 5 * 3
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"g2": np.zeros((2, 2, 2), dtype=np.int64)}, "g2 must have shape"),
+    ({"g1": np.full((2, 3), 40)}, "g1 must lie within"),
+    ({"spikes": np.full((3, 3, 3, 5), 2)}, "spikes must be binary"),
+])
+def test_bad_jobs_name_the_array(change, message):
+    cfg = TTSNNConfig(**SMALL)
+    with pytest.raises(SnnforgeError, match=message):
+        TTSNNDriver.validate(cfg, {**layer(1), **change}, {})
+
+
+def test_bad_options_and_parameters():
+    cfg = TTSNNConfig(**SMALL)
+    with pytest.raises(SnnforgeError, match="mode"):
+        TTSNNDriver.validate(cfg, layer(1), {"mode": "dense"})
+    with pytest.raises(SnnforgeError, match="maps of 6x5"):
+        TTSNNDriver.validate(cfg, layer(1, H=6), {})
+    with pytest.raises(ValueError, match="lanes_g1"):
+        TTSNNConfig(rank=2, lanes_g1=3)
+    with pytest.raises(ValueError, match="w_width"):
+        TTSNNConfig(w_width=9)
+
+
+def test_run_ttsnn_bad_input_exits_2(tmp_path):
+    inputs = layer(2)
+    np.save(tmp_path / "s.npy", inputs["spikes"])
+    result = CliRunner().invoke(main, ["run", "ttsnn", "--in", f"spikes={tmp_path / 's.npy'}",
+                                       "-o", str(tmp_path / "out.npz")])
+    assert result.exit_code == 2 and "missing input g1" in result.output
