@@ -21,6 +21,9 @@ __all__ = ["TTSNNCore", "COUNTERS", "TARGETS"]
 COUNTERS = (
     ("cycles", "cycles since the last clear"),
     ("busy", "cycles a layer was in flight (maps, neurons, drain)"),
+    ("forward_cycles", "cycles of the step datapath's phase (maps in, currents out)"),
+    *((f"{g}_rows", f"MAC rows {g.upper()}'s engine issued (lanes multiply-accumulates each)")
+      for g in CORES),
     ("positions", "spike positions taken (T per position of a map)"),
     ("neurons", "neurons delivered (spikes, membranes, currents)"),
     ("weights", "core weights loaded"),
@@ -161,6 +164,9 @@ class TTSNNCore(wiring.Component):
         clear = regs.control.clear
         m.d.comb += [counters.clear.eq(clear),
                      counters.inc.cycles.eq(1), counters.inc.busy.eq(layer.busy),
+                     counters.inc.forward_cycles.eq(layer.maps),
+                     *(getattr(counters.inc, f"{g}_rows").eq(layer.issuing[k])
+                       for k, g in enumerate(CORES)),
                      counters.inc.positions.eq(layer.i.valid & layer.i.ready),
                      counters.inc.neurons.eq(layer.o.valid & layer.o.ready),
                      counters.inc.weights.eq(layer.load.valid & layer.load.ready),

@@ -48,6 +48,8 @@ class TTLayer(wiring.Component):
     shift_o1, shift_z2, shift_z3, shift_y : In(5); threshold : In(mem_width - 1);
     leak_amount : In(8); width, height : In
     busy : Out(1): a layer is in flight
+    maps : Out(1): the step datapath's phase (maps in, currents out); issuing : Out(4): the
+        engines' MAC rows (:class:`TTStep`)
     """
 
     def __init__(self, *, c_in: int, rank: int, c_out: int, T: int, max_width: int,
@@ -72,7 +74,7 @@ class TTLayer(wiring.Component):
             "threshold": In(self.lif_params.threshold_bits),
             "leak_amount": In(LEAK_FRAC),
             "width": step["width"], "height": step["height"],
-            "busy": Out(1),
+            "busy": Out(1), "maps": Out(1), "issuing": step["issuing"],
         })
 
     def elaborate(self, platform):
@@ -84,6 +86,7 @@ class TTLayer(wiring.Component):
         wiring.connect(m, lif.o, wiring.flipped(self.o))
         for name in ("width", "height", "shift_o1", "shift_z2", "shift_z3", "shift_y"):
             m.d.comb += getattr(step, name).eq(getattr(self, name))
+        m.d.comb += self.issuing.eq(step.issuing)
         m.d.comb += [lif.threshold.eq(self.threshold), lif.leak_amount.eq(self.leak_amount),
                      lif.tmask.eq((1 << T) - 1), lif.clear.eq(0)]
 
@@ -119,7 +122,8 @@ class TTLayer(wiring.Component):
                              step.i.valid.eq(self.i.valid & (fed < total)),
                              step.i.payload.eq(self.i.payload),
                              self.i.ready.eq(step.i.ready & (fed < total)),
-                             self.busy.eq((t != 0) | (fed != 0))]
+                             self.busy.eq((t != 0) | (fed != 0)),
+                             self.maps.eq((t != 0) | (fed != 0))]
                 with m.If(self.i.valid & self.i.ready):
                     m.d.sync += fed.eq(fed + 1)
                 with m.If(step.o.valid):

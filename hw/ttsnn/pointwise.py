@@ -65,6 +65,7 @@ class PointwiseConv(wiring.Component):
     load : In(stream of {index, value}): a weight ``G[o, i]`` (signed ``w_width``); always ready
     shift : In(5): the right shift of ``fit`` (a register of the core)
     busy : Out(1): a position is being computed or offered
+    issuing : Out(1): a row of ``lanes`` multiply-accumulates issued this cycle (utilization)
     """
 
     def __init__(self, *, c_in: int, c_out: int, lanes: int, w_width: int = 8,
@@ -94,6 +95,7 @@ class PointwiseConv(wiring.Component):
                 "index": range(c_out * c_in), "value": signed(w_width)}))),
             "shift": In(5),
             "busy": Out(1),
+            "issuing": Out(1),
         })
 
     @property
@@ -160,7 +162,7 @@ class PointwiseConv(wiring.Component):
                     m.d.sync += [acts.eq(self.i.payload), group.eq(0), chan.eq(0)]
                     m.next = "MAC"
             with m.State("MAC"):
-                m.d.comb += [issuing.eq(1), self.busy.eq(1)]
+                m.d.comb += [issuing.eq(1), self.busy.eq(1), self.issuing.eq(1)]
                 m.d.sync += chan.eq(Mux(chan == c_in - 1, 0, chan + 1))
                 with m.If(chan == c_in - 1):
                     m.d.sync += group.eq(group + 1)

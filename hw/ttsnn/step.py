@@ -48,6 +48,7 @@ class TTStep(wiring.Component):
         its engine (``G1``/``G4``: ``o * c_in + i``; ``G2``/``G3``: :meth:`AxisConv.weight_index`)
     path : In(Path); width, height : In; shift_o1, shift_z2, shift_z3, shift_y : In(5)
     busy : Out(1): an engine holds a position
+    issuing : Out(4): engine k (G1..G4) issued a MAC row this cycle
     """
 
     def __init__(self, *, c_in: int, rank: int, c_out: int, max_width: int, max_height: int,
@@ -78,6 +79,7 @@ class TTStep(wiring.Component):
             "height": In(range(1, max_height + 1)),
             **{f"shift_{name}": In(5) for name in ("o1", "z2", "z3", "y")},
             "busy": Out(1),
+            "issuing": Out(4),
         })
 
     def elaborate(self, platform):
@@ -140,6 +142,7 @@ class TTStep(wiring.Component):
             with m.Default():
                 m.d.comb += [g4.i.valid.eq(a1.valid), g4.i.payload.eq(a1.payload),
                              a1.ready.eq(g4.i.ready)]
+        m.d.comb += self.issuing.eq(Cat(g1.issuing, g2.issuing, g3.issuing, g4.issuing))
         m.d.comb += self.busy.eq(g1.busy | g2.busy | g3.busy | g4.busy | queue.o.valid
                                  | g2.window.o.valid | g3.window.o.valid)
         return m

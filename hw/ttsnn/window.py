@@ -127,8 +127,8 @@ class AxisConv(wiring.Component):
     cycles (the engine's; the window's three cycles overlap it). Latency: ``step`` positions and
     the engine's latency.
 
-    Ports: ``i``, ``width``, ``height`` of the window; ``o``, ``load``, ``shift``, ``busy`` of the
-    engine.
+    Ports: ``i``, ``width``, ``height`` of the window; ``o``, ``load``, ``shift``, ``busy``,
+    ``issuing`` of the engine.
     """
 
     def __init__(self, *, c_in: int, c_out: int, lanes: int, axis: str, max_width: int,
@@ -143,7 +143,7 @@ class AxisConv(wiring.Component):
         win, eng = self.window.signature.members, self.engine.signature.members
         super().__init__({"i": win["i"], "width": win["width"], "height": win["height"],
                           "o": eng["o"], "load": eng["load"], "shift": eng["shift"],
-                          "busy": eng["busy"]})
+                          "busy": eng["busy"], "issuing": eng["issuing"]})
 
     def weight_index(self, o: int, i: int, k: int) -> int:
         return (o * 3 + k) * self.c_in + i
@@ -161,5 +161,6 @@ class AxisConv(wiring.Component):
         wiring.connect(m, engine.o, wiring.flipped(self.o))
         wiring.connect(m, wiring.flipped(self.load), engine.load)
         m.d.comb += [window.width.eq(self.width), window.height.eq(self.height),
-                     engine.shift.eq(self.shift), self.busy.eq(engine.busy)]
+                     engine.shift.eq(self.shift), self.busy.eq(engine.busy),
+                     self.issuing.eq(engine.issuing)]
         return m

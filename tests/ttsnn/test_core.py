@@ -66,8 +66,14 @@ def test_core_through_its_driver_in_amaranth(mode):
     for name, value in want.items():
         assert np.array_equal(got[0].outputs[name], value), name
     c = got[0].counters
-    assert c["positions"] == 3 * 3 * 5 and c["neurons"] == 3 * 5 * 3
-    assert 0 < c["busy"] < c["total_cycles"]
+    T, HW = 3, 3 * 5
+    assert c["positions"] == T * HW and c["neurons"] == HW * 3
+    assert 0 < c["forward_cycles"] < c["busy"] < c["total_cycles"]
+    # MAC rows: per position and step, ceil(outputs / lanes) x inputs (G2/G3: 3r inputs), G2 and
+    # G3 only on the steps of the full path.
+    full = 1 if mode == "htt" else T
+    assert c["g1_rows"] == T * HW * 1 * 3 and c["g4_rows"] == T * HW * 2 * 2
+    assert c["g2_rows"] == full * HW * 2 * 6 and c["g3_rows"] == full * HW * 1 * 6
 
 
 def test_regression_under_verilator():

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""TT-SNN forward on the RTL: cycles per pipeline (STT, PTT, HTT) and engine utilization.
+
+    .venv/bin/python bench/ttsnn_bench.py                     # default layer, every pipeline
+    .venv/bin/python bench/ttsnn_bench.py --shape 16x4x16x8x8 --T 4 --lanes 4
+
+For one layer (``Cin x r x Cout x H x W``, random cores and spikes at ``--density``) the core is
+built for the layer and runs each pipeline through ``snnforge run``'s path under Verilator; its
+outputs are checked against ``golden.ttsnn.fixed_forward``. Reported, all from the RTL's
+counters: the forward phase's cycles (maps in, currents out), the whole layer's (with the
+neuron pass) and end to end (with the DMA); each engine's MAC rows and utilization (rows per
+forward cycle); and the layer's multiply-accumulates per step from the TT shapes beside those of
+a dense 3x3 conv. A dense 3x3 on the same engines is not built, so no measured TT-vs-dense
+speedup is given. Writes ``build/bench/ttsnn_bench.{json,md,png}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+
+from snnforge.flows import run_job
+from snnforge.generate import build_root
+from snnforge.golden.ttsnn.fixed import fixed_forward
+from snnforge.golden.ttsnn.tt import TTCores
+
+MODES = ("stt", "ptt", "htt")
+ENGINES = ("g1", "g2", "g3", "g4")
+
+
+def layer_inputs(c_in, rank, c_out, H, W, T, density, seed):
+    g = torch.Generator().manual_seed(seed)
+    draw = lambda *s: torch.randint(-8, 8, s, generator=g).numpy()
+    spikes = (torch.rand(T, c_in, H, W, generator=g) < density).long().numpy()
+    return {"spikes": spikes, "g1": draw(rank, c_in), "g2": draw(rank, rank, 3),
+            "g3": draw(rank, rank, 3), "g4": draw(c_out, rank)}
+
+
+def macs_per_step(c_in, rank, c_out, H, W, late=False):
+    """Multiply-accumulates of one step over the map (G1's are accumulates)."""
+    per = rank * c_in + c_out * rank + (0 if late else 6 * rank * rank)
+    return per * H * W
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--shape", default="8x4x8x8x8", metavar="CINxRxCOUTxHxW")
+    ap.add_argument("--T", type=int, default=4)
+    ap.add_argument("--htt-full", type=int, default=2)
+    ap.add_argument("--lanes", type=int, default=2, help="lanes of every engine")
+    ap.add_argument("--density", type=float, default=0.3)
+    ap.add_argument("-o", "--out", default=None, help="output directory (default build/bench)")
+    args = ap.parse_args(argv)
+    try:
+        c_in, rank, c_out, H, W = (int(v) for v in args.shape.split("x"))
+    except ValueError:
+        ap.error(f"--shape {args.shape!r}: expected CINxRxCOUTxHxW, e.g. 8x4x8x8x8")
+    outdir = Path(args.out) if args.out else build_root() / "bench"
+    outdir.mkdir(parents=True, exist_ok=True)
+    inputs = layer_inputs(c_in, rank, c_out, H, W, args.T, args.density, seed=1)
+    lanes = {"lanes_g1": min(args.lanes, rank), "lanes_g2": min(args.lanes, rank),
+             "lanes_g3": min(args.lanes, rank), "lanes_g4": min(args.lanes, c_out)}
+    rows = []
+    for mode in MODES:
+        options = {"mode": mode, "htt_full": args.htt_full, "shift_y": 2, "theta": 20}
+        done = run_job(Console(quiet=True), "ttsnn", lanes, inputs=inputs, options=options)
+        cfg = done.design.config
+        p = cfg.fixed.replace(mode=mode, htt_full=args.htt_full, shift_y=2, theta=20)
+        want = fixed_forward(torch.from_numpy(inputs["spikes"]),
+                             TTCores(*(torch.from_numpy(inputs[k]) for k in ENGINES)), p)
+        for name, value in (("y", want.y), ("spikes", want.spikes), ("membrane", want.membrane)):
+            if not np.array_equal(done.result.outputs[name], value.numpy()):
+                raise SystemExit(f"{mode}: the RTL's {name} differ from the golden model")
+        c = done.result.counters
+        late = [mode == "htt" and t >= args.htt_full for t in range(args.T)]
+        macs = sum(macs_per_step(c_in, rank, c_out, H, W, lt) for lt in late)
+        rows.append({"mode": mode, "forward_cycles": c["forward_cycles"],
+                     "layer_cycles": c["busy"], "end_to_end": c["total_cycles"],
+                     "macs": macs, "dense_macs": 9 * c_in * c_out * H * W * args.T,
+                     **{f"{e}_rows": c[f"{e}_rows"] for e in ENGINES},
+                     **{f"{e}_utilization": c[f"{e}_rows"] / c["forward_cycles"]
+                        for e in ENGINES}})
+        print(f"{mode}: forward {c['forward_cycles']:,} cycles, layer {c['busy']:,}, end to end "
+              f"{c['total_cycles']:,}", flush=True)
+    command = "python bench/ttsnn_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    md = [f"Measured with `{command}`: layer Cin={c_in}, r={rank}, Cout={c_out}, {H}x{W}, "
+          f"T={args.T} (HTT: {args.htt_full} full steps), {args.lanes} lanes per engine, spikes "
+          f"at {args.density:.0%}; outputs equal to the golden model.", "",
+          "| pipeline | forward cycles | layer cycles | end to end | MACs (TT) | MACs (dense "
+          "3x3) | G1 / G2 / G3 / G4 utilization |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        util = " / ".join(f"{r[f'{e}_utilization']:.0%}" for e in ENGINES)
+        md.append(f"| {r['mode'].upper()} | {r['forward_cycles']:,} | {r['layer_cycles']:,} | "
+                  f"{r['end_to_end']:,} | {r['macs']:,} | {r['dense_macs']:,} | {util} |")
+    md += ["", "Utilization: an engine's MAC rows per forward-phase cycle (a row is `lanes` "
+           "multiply-accumulates)."]
+    (outdir / "ttsnn_bench.md").write_text("\n".join(md) + "\n")
+    (outdir / "ttsnn_bench.json").write_text(json.dumps(
+        {"command": command, "shape": args.shape, "T": args.T, "htt_full": args.htt_full,
+         "lanes": args.lanes, "density": args.density, "rows": rows}, indent=2) + "\n")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.bar([r["mode"].upper() for r in rows], [r["forward_cycles"] for r in rows], color="C0")
+    ax.set_ylabel("forward-phase cycles")
+    ax.set_title(f"TT layer {args.shape}, T={args.T}")
+    fig.tight_layout()
+    fig.savefig(outdir / "ttsnn_bench.png", dpi=120)
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
