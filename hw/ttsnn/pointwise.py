@@ -123,22 +123,22 @@ class PointwiseConv(wiring.Component):
                      wr.en.eq(Mux(self.load.valid, 1 << (out_ch % L), 0))]
 
         acts = Signal(data.ArrayLayout(self.i.payload.shape().elem_shape, c_in))
-        group = Signal(range(G))
-        chan = Signal(range(c_in))
+        group = Signal(range(max(2, G)))     # (a one-value counter would be zero bits wide)
+        chan = Signal(range(max(2, c_in)))
         issuing = Signal()
         rd = weights.read_port()
         m.d.comb += rd.addr.eq(group * c_in + chan)
 
         # The read pipeline: the row addressed in cycle k arrives in cycle k + 1 with these tags.
-        p_valid, p_chan, p_first, p_last, p_group = (Signal(), Signal(range(c_in)), Signal(),
-                                                     Signal(), Signal(range(G)))
+        p_valid, p_first, p_last = Signal(), Signal(), Signal()
+        p_chan, p_group = Signal.like(chan), Signal.like(group)
         m.d.sync += [p_valid.eq(issuing), p_chan.eq(chan), p_first.eq(chan == 0),
                      p_last.eq(chan == c_in - 1), p_group.eq(group)]
 
         acc = [Signal(signed(self.acc_width), name=f"acc{lane}") for lane in range(L)]
         outs = Signal(data.ArrayLayout(signed(self.out_width), G * L))
         fit_now = Signal()
-        fit_group = Signal(range(G))
+        fit_group = Signal(range(max(2, G)))
         m.d.sync += [fit_now.eq(p_valid & p_last), fit_group.eq(p_group)]
         a = acts[p_chan]
         for lane in range(L):
