@@ -159,8 +159,6 @@ class LIFCore(wiring.Component):
         left = Signal(range(self._fifo_depth + bulk_dw // dw + 1))
         m.d.comb += [lgear.i.valid.eq(ld.valid), lgear.i.payload.eq(ld.payload.data),
                      ld.ready.eq(lgear.i.ready), lgear.clear.eq(0), lgear.flush.eq(0)]
-        with m.If(ld.valid & ld.ready & ld.payload.first):
-            m.d.sync += left.eq(ld.payload.arg)
         real = lgear.o.valid & (left != 0)
         with m.If(lgear.o.valid):
             m.d.comb += [in_fifo.i.valid.eq(real), in_fifo.i.payload.eq(lgear.o.payload),
@@ -169,6 +167,10 @@ class LIFCore(wiring.Component):
             connect(m, win_in.o, in_fifo.i)
         with m.If(real & in_fifo.i.ready):
             m.d.sync += left.eq(left - 1)
+        # After the decrement: a LOAD's first beat can enter on the cycle the previous LOAD's
+        # last word leaves the gearbox, and its count must win.
+        with m.If(ld.valid & ld.ready & ld.payload.first):
+            m.d.sync += left.eq(ld.payload.arg)
         too_many = (ld.valid & ld.payload.first
                     & (ld.payload.arg > self._fifo_depth - in_fifo.level))
         connect(m, in_fifo.o, assemble.i)

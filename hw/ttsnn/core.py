@@ -120,10 +120,6 @@ class TTSNNCore(wiring.Component):
         first = ld.valid & ld.ready & ld.payload.first
         w_left, w_index, w_core = Signal(32), Signal(16), Signal(2)
         s_left = Signal(32)
-        with m.If(first & is_w):
-            m.d.sync += [w_left.eq(ld.payload.arg), w_index.eq(0), w_core.eq(ld.payload.sel)]
-        with m.If(first & is_s):
-            m.d.sync += s_left.eq(ld.payload.arg)
         m.d.comb += [layer.load.valid.eq(wgear.o.valid & (w_left != 0)),
                      layer.load.payload.core.eq(w_core), layer.load.payload.index.eq(w_index),
                      layer.load.payload.value.eq(wgear.o.payload.as_signed()),
@@ -135,6 +131,12 @@ class TTSNNCore(wiring.Component):
                      sgear.o.ready.eq(layer.i.ready | (s_left == 0))]
         with m.If(layer.i.valid & layer.i.ready):
             m.d.sync += s_left.eq(s_left - 1)
+        # After the decrements: a LOAD's first beat can enter on the cycle the previous LOAD's
+        # last item leaves the gearbox, and its count must win.
+        with m.If(first & is_w):
+            m.d.sync += [w_left.eq(ld.payload.arg), w_index.eq(0), w_core.eq(ld.payload.sel)]
+        with m.If(first & is_s):
+            m.d.sync += s_left.eq(ld.payload.arg)
         bad_load = first & ((is_w & (ld.payload.sel >= len(CORES)))
                             | (ld.payload.target > target["spikes"]))
 

@@ -44,16 +44,37 @@ def golden(cfg, inputs, options):
 
 @pytest.mark.parametrize("mode", ["stt", "ptt", "htt"])
 def test_core_through_its_driver_in_amaranth(mode):
-    cfg = TTSNNConfig(**SMALL)
+    got, c = run_in_amaranth(SMALL, layer(len(mode)), mode, latency=3, stall=0.2)
+    T, HW = 3, 3 * 5
+    assert c["positions"] == T * HW and c["neurons"] == HW * 3
+    assert 0 < c["forward_cycles"] < c["busy"] < c["total_cycles"]
+    # MAC rows: per position and step, ceil(outputs / lanes) x inputs (G2/G3: 3r inputs), G2 and
+    # G3 only on the steps of the full path.
+    full = 1 if mode == "htt" else T
+    assert c["g1_rows"] == T * HW * 1 * 3 and c["g4_rows"] == T * HW * 2 * 2
+    assert c["g2_rows"] == full * HW * 2 * 6 and c["g3_rows"] == full * HW * 1 * 6
+
+
+def test_back_to_back_weight_loads_at_full_memory_speed():
+    """A fast memory lets each core's weight LOAD start on the cycle the previous one's last byte
+    leaves the gearbox: the new count must not be lost (it was: the next core read as zeros)."""
+    params = {**SMALL, "c_in": 8, "rank": 4}
+    run_in_amaranth(params, layer(3, c_in=8, rank=4), "stt", latency=1, stall=0.0)
+
+
+def run_in_amaranth(params, inputs, mode, *, latency, stall):
+    """Runs one layer through the driver in Amaranth's simulator, checks every output against
+    ``fixed_forward`` and returns (result, counters)."""
+    cfg = TTSNNConfig(**params)
     dut = TTSNNCore(cfg)
-    memory = AxiMemory(dut.m_axi, MEMORY, latency=3, stall="random:0.2", seed=1)
-    inputs = layer(len(mode))
+    memory = AxiMemory(dut.m_axi, MEMORY, latency=latency,
+                       stall=f"random:{stall}" if stall else "none", seed=1)
     options = {"mode": mode, "htt_full": 1, "shift_z2": 1, "shift_z3": 2, "shift_y": 2,
                "theta": 20, "beta": 64}
     got = []
 
     async def bench(ctx):
-        transport = AmaranthTransport(ctx, dut, idle=0.2, stall=0.2, seed=2, memory=memory)
+        transport = AmaranthTransport(ctx, dut, idle=stall, stall=stall, seed=2, memory=memory)
         driver = TTSNNDriver(HostDriver(dut.regmap, transport), cfg, memory_size=MEMORY)
         got.append(await driver.run(driver.validate(cfg, inputs, options)))
 
@@ -65,15 +86,7 @@ def test_core_through_its_driver_in_amaranth(mode):
     want = golden(cfg, inputs, options)
     for name, value in want.items():
         assert np.array_equal(got[0].outputs[name], value), name
-    c = got[0].counters
-    T, HW = 3, 3 * 5
-    assert c["positions"] == T * HW and c["neurons"] == HW * 3
-    assert 0 < c["forward_cycles"] < c["busy"] < c["total_cycles"]
-    # MAC rows: per position and step, ceil(outputs / lanes) x inputs (G2/G3: 3r inputs), G2 and
-    # G3 only on the steps of the full path.
-    full = 1 if mode == "htt" else T
-    assert c["g1_rows"] == T * HW * 1 * 3 and c["g4_rows"] == T * HW * 2 * 2
-    assert c["g2_rows"] == full * HW * 2 * 6 and c["g3_rows"] == full * HW * 1 * 6
+    return got[0], got[0].counters
 
 
 def test_regression_under_verilator():
