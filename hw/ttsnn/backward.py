@@ -1,0 +1,386 @@
+"""The backward pass of a TT conv layer in hardware: BPTT through the neuron's surrogate, the
+input gradients through the transposed cores, and the four cores' weight gradients --
+``golden.ttsnn.fixed_backward`` bit for bit."""
+
+from __future__ import annotations
+
+from amaranth import *
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ...golden.common.lif_params import signed_range
+from .layer import LEAK_FRAC, MODES_RTL
+from .pointwise import fit_value
+
+__all__ = ["TTBackward", "Phase", "INPUTS", "RESULTS"]
+
+
+class Phase(enum.Enum, shape=4):
+    """The passes of one step ``t``, in order (STT: ``W3 .. D1``; PTT: ``W2P .. D1P``; HTT's
+    late steps go from ``D3`` straight to ``W1``, reading ``d3`` as ``d1``)."""
+    SURROGATE = 0   # du = sat(gs * [|H - theta| < a] + carry); carry for t - 1
+    W4 = 1          # dG4 += du (x) a3
+    D3 = 2          # d3 = fit(G4^T du, shift_b4)
+    W3 = 3          # dG3 += kw_grad(d3, a2)
+    D2 = 4          # d2 = fit(kw_conv_t(d3, G3), shift_b3)
+    W2 = 5          # dG2 += kh_grad(d2, a1)
+    D1 = 6          # d1 = fit(kh_conv_t(d2, G2), shift_b2)
+    W2P = 7         # dG2 += kh_grad(d3, a1)
+    W3P = 8         # dG3 += kw_grad(d3, a1)
+    D1P = 9         # d1 = fit(kh_conv_t(d3, G2) + kw_conv_t(d3, G3), shift_b2)
+    W1 = 10         # dG1 += d1 (x) s_in
+    DI = 11         # grad_in[t] = fit(G1^T d1, shift_b1)
+
+
+#: The memories the host fills before a backward pass (``load``'s ``mem`` field): the output
+#: spikes' gradients, the forward state (membranes before reset, output spikes, input spikes,
+#: the activations ``a1``, ``a2`` (STT), ``a3``) and the cores.
+INPUTS = ("gs", "membrane", "spikes", "spikes_in", "a1", "a2", "a3", "g1", "g2", "g3", "g4")
+#: The memories ``peek`` reads (its ``mem`` field): the input gradients and the cores' gradients
+#: (saturated to ``wgrad_width`` on the way out).
+RESULTS = ("grad_in", "dg1", "dg2", "dg3", "dg4")
+
+
+class TTBackward(wiring.Component):
+    """``golden.ttsnn.fixed_backward`` of one layer: from the output spikes' gradients and the
+    forward state, every step's input gradients and the four cores' gradients, summed over steps
+    and positions.
+
+    For ``t = T - 1 .. 0`` it runs the :class:`Phase` passes. The surrogate pass takes a neuron
+    per cycle; every other pass is a loop nest over its outputs (outer) and the terms of each sum
+    (inner) on one multiply-accumulate unit: a term per cycle, out-of-map terms (the zero padding
+    of the 3-tap cores) cost their cycle but add nothing, an output is fitted (input-gradient
+    passes) or added to its core gradient (weight-gradient passes, exact, ``dg_width`` bits) as
+    its last term leaves the pipeline, and the next pass starts in the cycle after the last term
+    issues. Cycles per step, with ``P = width * height``: ``Cout * P`` (surrogate) +
+    ``2 * Cout * r * P`` (G4) + ``12 * r * r * P`` (STT: four 3-tap passes; PTT: two 3-tap
+    weight-gradient passes and one 6-tap input-gradient pass; HTT's late steps: 0) +
+    ``2 * r * Cin * P`` (G1); plus a cycle at the end.
+
+    Tensors live in memories at ``((t * C) + c) * S + y * max_width + x`` (``S = max_width *
+    max_height``; ``C`` the tensor's channels), cores at the golden layouts' flat indices
+    (``g1[r, Cin]``, ``g2``/``g3[r, r, 3]``, ``g4[Cout, r]``). Registers must hold while
+    ``busy``.
+
+    Ports
+    -----
+    load : In(stream of {mem, index, value}): ``INPUTS[mem][index] = value``; always ready; only
+        while not busy
+    peek_mem, peek_index : In; peek_data : Out(signed(peek_width)): ``RESULTS[peek_mem]
+        [peek_index]`` one cycle later (core gradients saturated to ``wgrad_width``); not busy
+    start : In(1): a pulse starts the pass; busy : Out(1)
+    mode : In(2) (``MODES_RTL``); htt_full; width, height; shift_b1 .. shift_b4 : In(5);
+    theta : In(signed(mem_width)); beta : In(8); surrogate : In(mem_width + 1)
+    cycles_surrogate, cycles_dgrad, cycles_wgrad, macs : Out(32): cycles spent in the surrogate,
+        input-gradient and weight-gradient passes, and the terms that were inside the map
+    """
+
+    def __init__(self, *, c_in: int, rank: int, c_out: int, T: int, max_width: int,
+                 max_height: int, w_width: int = 8, act_width: int = 16, mem_width: int = 16,
+                 grad_width: int = 16, wgrad_width: int = 32):
+        for name, value, lo, hi in (("c_in", c_in, 1, 256), ("rank", rank, 1, 64),
+                                    ("c_out", c_out, 1, 256), ("T", T, 1, 16),
+                                    ("max_width", max_width, 1, 256),
+                                    ("max_height", max_height, 1, 256),
+                                    ("w_width", w_width, 2, 16), ("act_width", act_width, 2, 32),
+                                    ("mem_width", mem_width, 2, 32),
+                                    ("grad_width", grad_width, 2, 32),
+                                    ("wgrad_width", wgrad_width, 2, 48)):
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise ValueError(f"{name} must be an integer in {lo}..{hi}, not {value!r}")
+        self.c_in, self.rank, self.c_out, self.T = c_in, rank, c_out, T
+        self.max_width, self.max_height = max_width, max_height
+        self.w_width, self.act_width, self.mem_width = w_width, act_width, mem_width
+        self.grad_width, self.wgrad_width = grad_width, wgrad_width
+        S = self.S = max_width * max_height
+        r = rank
+        a_width = max(grad_width, w_width)
+        b_width = max(act_width, grad_width)
+        terms = max(6 * r, c_out, r, T * S)
+        #: Exact width of any sum the unit forms (a core gradient over all steps included).
+        self.dg_width = a_width + b_width + terms.bit_length() + 1
+        g, a = signed(grad_width), signed(act_width)
+        self.shapes = {
+            "gs": (T * c_out * S, g), "membrane": (T * c_out * S, signed(mem_width)),
+            "spikes": (T * c_out * S, 1), "spikes_in": (T * c_in * S, 1),
+            "a1": (T * r * S, a), "a2": (T * r * S, a), "a3": (T * r * S, a),
+            "g1": (r * c_in, signed(w_width)), "g2": (3 * r * r, signed(w_width)),
+            "g3": (3 * r * r, signed(w_width)), "g4": (c_out * r, signed(w_width)),
+            "du": (c_out * S, g), "carry": (c_out * S, g),
+            "d3": (r * S, g), "d2": (r * S, g), "d1": (r * S, g),
+            "grad_in": (T * c_in * S, g),
+            **{f"dg{k}": (n, signed(self.dg_width))
+               for k, n in ((1, r * c_in), (2, 3 * r * r), (3, 3 * r * r), (4, c_out * r))},
+        }
+        depth = max(self.shapes[name][0] for name in INPUTS + RESULTS)
+        self.peek_width = max(grad_width, wgrad_width)
+        super().__init__({
+            "load": In(stream.Signature(data.StructLayout({
+                "mem": range(len(INPUTS)), "index": range(depth),
+                "value": signed(max(grad_width, mem_width, act_width, w_width))}))),
+            "peek_mem": In(range(len(RESULTS))), "peek_index": In(range(depth)),
+            "peek_data": Out(signed(self.peek_width)),
+            "start": In(1), "busy": Out(1),
+            "mode": In(2), "htt_full": In(range(T + 1)),
+            "width": In(range(1, max_width + 1)), "height": In(range(1, max_height + 1)),
+            **{f"shift_b{k}": In(5) for k in (1, 2, 3, 4)},
+            "theta": In(signed(mem_width)), "beta": In(LEAK_FRAC),
+            "surrogate": In(mem_width + 1),
+            "cycles_surrogate": Out(32), "cycles_dgrad": Out(32), "cycles_wgrad": Out(32),
+            "macs": Out(32),
+        })
+
+    def _loops(self):
+        """Each pass's loop nest: ``(outer, inner)`` lists of (name, bound); the last loop runs
+        fastest. ``h``/``w`` are the map's rows and columns."""
+        r, ci, co = self.rank, self.c_in, self.c_out
+        hw = [("y", "h"), ("x", "w")]
+        wgrad3 = ([("b", r), ("c", r), ("k", 3)], hw)
+        dgrad3 = ([("c", r)] + hw, [("b", r), ("k", 3)])
+        return {
+            Phase.SURROGATE: ([("o", co)] + hw, []),
+            Phase.W4: ([("o", co), ("a", r)], hw),
+            Phase.D3: ([("a", r)] + hw, [("o", co)]),
+            Phase.W3: wgrad3, Phase.D2: dgrad3, Phase.W2: wgrad3, Phase.D1: dgrad3,
+            Phase.W2P: wgrad3, Phase.W3P: wgrad3,
+            Phase.D1P: ([("c", r)] + hw, [("j", 2), ("b", r), ("k", 3)]),
+            Phase.W1: ([("a", r), ("i", ci)], hw),
+            Phase.DI: ([("i", ci)] + hw, [("a", r)]),
+        }
+
+    def elaborate(self, platform):
+        m = Module()
+        T, r, ci, co, S, mw = self.T, self.rank, self.c_in, self.c_out, self.S, self.max_width
+        mems = {name: Memory(shape=shape, depth=max(2, depth), init=[])
+                for name, (depth, shape) in self.shapes.items()}
+        for name, mem in mems.items():
+            m.submodules[f"mem_{name}"] = mem
+        wr = {name: mem.write_port() for name, mem in mems.items()}
+        # Transparent: a pass may read what the previous pass wrote in its last cycle.
+        rd = {name: mem.read_port(transparent_for=(wr[name],)) for name, mem in mems.items()}
+
+        for k, name in enumerate(INPUTS):
+            m.d.comb += [wr[name].addr.eq(self.load.payload.index),
+                         wr[name].data.eq(self.load.payload.value),
+                         wr[name].en.eq(self.load.valid & (self.load.payload.mem == k))]
+        m.d.comb += self.load.ready.eq(1)
+
+        # Peek: the results' read ports while no pass addresses them.
+        peek_mem = Signal.like(self.peek_mem)
+        m.d.sync += peek_mem.eq(self.peek_mem)
+        for name in RESULTS:
+            m.d.comb += rd[name].addr.eq(self.peek_index)
+        lo, hi = signed_range(self.wgrad_width)
+        with m.Switch(peek_mem):
+            for k, name in enumerate(RESULTS):
+                with m.Case(k):
+                    value = rd[name].data
+                    if name != "grad_in":
+                        value = Mux(value > hi, hi, Mux(value < lo, lo, value))
+                    m.d.comb += self.peek_data.eq(value)
+
+        # The loop counters (shared by name across passes), the step and the pass.
+        loops = self._loops()
+        names = sorted({n for outer, inner in loops.values() for n, _ in outer + inner})
+        top = max(2, self.max_width, self.max_height, co, ci, r, 3)
+        idx = {n: Signal(range(top), name=f"loop_{n}") for n in names}
+        bound = {"h": self.height, "w": self.width}
+        last = {n: Signal(name=f"last_{n}") for n in names}
+        t = Signal(range(max(2, T)))
+        phase = Signal(Phase)
+        running = Signal()
+        late = (self.mode == MODES_RTL["htt"]) & (t >= self.htt_full)
+        stt = self.mode == MODES_RTL["stt"]
+        y, x, b, c, k, a, o, i, j = (idx[n] for n in "yxbckaoij")
+        pos = y * mw + x
+
+        def at(channels, ch, yy=y, xx=x, step=True):
+            """The address of ``[t][ch][yy][xx]`` in a tensor of ``channels`` channels (without
+            ``t``: one step's working map)."""
+            return ((t * channels + ch) * S if step else ch * S) + yy * mw + xx
+
+        def shifted(v, tap, forward, limit):
+            """``v + tap - 1`` (``forward``) or ``v + 1 - tap``, and whether it lies inside
+            ``0 .. limit - 1``."""
+            plus1 = Signal(range(top + 3), name="shifted")
+            m.d.comb += plus1.eq(v + tap if forward else v + 2 - tap)
+            inside = (plus1 >= 1) & (plus1 <= limit)
+            return Mux(inside, plus1 - 1, 0), inside
+
+        core = (b * r + c) * 3 + k
+        xf, xf_in = shifted(x, k, True, self.width)      # kw_grad: x[c, y, x + k - 1]
+        yf, yf_in = shifted(y, k, True, self.height)
+        xt, xt_in = shifted(x, k, False, self.width)     # kx_conv_t: d[b, y, x + 1 - k]
+        yt, yt_in = shifted(y, k, False, self.height)
+        map1 = at(r, a, step=False)
+        # Per pass: read addresses at issue, whether the term lies inside the map (else it adds
+        # nothing), the destination, the operand selector; then (stage 2) the operands A and B
+        # (a pair: chosen by the selector) and where the sum goes: ("dg", core gradient) or
+        # ("fit", memory) with the memory's shift.
+        spec = {
+            Phase.W4: dict(reads={"du": at(co, o, step=False), "a3": at(r, a), "dg4": o * r + a},
+                           dest=o * r + a, A="du", B="a3", out=("dg", "dg4")),
+            Phase.D3: dict(reads={"g4": o * r + a, "du": at(co, o, step=False)},
+                           dest=at(r, a, step=False), A="g4", B="du",
+                           out=("fit", "d3")),
+            Phase.W3: dict(reads={"d3": at(r, b, step=False), "a2": at(r, c, xx=xf),
+                                  "dg3": core}, inside=xf_in, dest=core, A="d3", B="a2",
+                           out=("dg", "dg3")),
+            Phase.D2: dict(reads={"g3": core, "d3": at(r, b, xx=xt, step=False)},
+                           inside=xt_in, dest=at(r, c, step=False), A="g3", B="d3",
+                           out=("fit", "d2")),
+            Phase.W2: dict(reads={"d2": at(r, b, step=False), "a1": at(r, c, yy=yf),
+                                  "dg2": core}, inside=yf_in, dest=core, A="d2", B="a1",
+                           out=("dg", "dg2")),
+            Phase.D1: dict(reads={"g2": core, "d2": at(r, b, yy=yt, step=False)},
+                           inside=yt_in, dest=at(r, c, step=False), A="g2", B="d2",
+                           out=("fit", "d1")),
+            Phase.W2P: dict(reads={"d3": at(r, b, step=False), "a1": at(r, c, yy=yf),
+                                   "dg2": core}, inside=yf_in, dest=core, A="d3", B="a1",
+                            out=("dg", "dg2")),
+            Phase.W3P: dict(reads={"d3": at(r, b, step=False), "a1": at(r, c, xx=xf),
+                                   "dg3": core}, inside=xf_in, dest=core, A="d3", B="a1",
+                            out=("dg", "dg3")),
+            # j = 0: the G2 term (along H), j = 1: the G3 term (along W), one sum.
+            Phase.D1P: dict(reads={"g2": core, "g3": core,
+                                   "d3": at(r, b, yy=Mux(j, y, yt), xx=Mux(j, xt, x),
+                                            step=False)},
+                            inside=Mux(j, xt_in, yt_in), dest=at(r, c, step=False), sel=j,
+                            A=("g2", "g3"), B="d3", out=("fit", "d1")),
+            # HTT's late steps read d3 as d1 (G2 and G3 skipped).
+            Phase.W1: dict(reads={"d1": map1, "d3": map1, "spikes_in": at(ci, i),
+                                  "dg1": a * ci + i}, dest=a * ci + i, sel=late,
+                           A=("d1", "d3"), B="spikes_in", out=("dg", "dg1")),
+            Phase.DI: dict(reads={"g1": a * ci + i, "d1": map1, "d3": map1},
+                           dest=at(ci, i), sel=late, A="g1", B=("d1", "d3"),
+                           out=("fit", "grad_in")),
+        }
+        spikes_prev = (Mux(t == 0, 0, t - 1) * co + o) * S + pos
+        spec[Phase.SURROGATE] = dict(
+            reads={"gs": at(co, o), "membrane": at(co, o), "spikes": spikes_prev,
+                   "carry": at(co, o, step=False)}, dest=at(co, o, step=False))
+
+        # Issue: the pass's addresses and tags, its loop nest stepping once per cycle.
+        issue_in, issue_first, issue_last, issue_sel = Signal(), Signal(), Signal(), Signal()
+        dest = Signal(range(max(depth for depth, _ in self.shapes.values())))
+        done = Signal()
+
+        def every(conditions):
+            return Cat(*conditions).all() if conditions else C(1)
+        with m.Switch(phase):
+            for ph, s in spec.items():
+                outer, inner = loops[ph]
+                nest = outer + inner
+                with m.Case(ph):
+                    for n, bnd in nest:
+                        m.d.comb += last[n].eq(idx[n] == bound.get(bnd, bnd) - 1)
+                    m.d.comb += [issue_in.eq(s.get("inside", 1)), dest.eq(s["dest"]),
+                                 issue_sel.eq(s.get("sel", 0)),
+                                 issue_first.eq(every([idx[n] == 0 for n, _ in inner])),
+                                 issue_last.eq(every([last[n] for n, _ in inner])),
+                                 done.eq(every([last[n] for n, _ in nest]))]
+                    with m.If(running):
+                        for name, addr in s["reads"].items():
+                            m.d.comb += rd[name].addr.eq(addr)
+                        for q, (n, _) in enumerate(nest):
+                            with m.If(every([last[n2] for n2, _ in nest[q + 1:]])):
+                                m.d.sync += idx[n].eq(Mux(last[n], 0, idx[n] + 1))
+
+        nxt = {Phase.SURROGATE: Phase.W4, Phase.W4: Phase.D3, Phase.W3: Phase.D2,
+               Phase.D2: Phase.W2, Phase.W2: Phase.D1, Phase.D1: Phase.W1,
+               Phase.W2P: Phase.W3P, Phase.W3P: Phase.D1P, Phase.D1P: Phase.W1,
+               Phase.W1: Phase.DI}
+        with m.If(running & done):
+            with m.Switch(phase):
+                for ph, then in nxt.items():
+                    with m.Case(ph):
+                        m.d.sync += phase.eq(then)
+                with m.Case(Phase.D3):
+                    m.d.sync += phase.eq(Mux(late, Phase.W1, Mux(stt, Phase.W3, Phase.W2P)))
+                with m.Case(Phase.DI):
+                    m.d.sync += [phase.eq(Phase.SURROGATE), t.eq(t - 1)]
+                    with m.If(t == 0):
+                        m.d.sync += running.eq(0)
+        with m.If(self.start & ~running):
+            m.d.sync += [running.eq(1), t.eq(T - 1), phase.eq(Phase.SURROGATE)]
+            m.d.sync += [v.eq(0) for v in idx.values()]
+
+        # Stage 2: the cycle after a term issues, its operands read.
+        p_valid, p_in, p_first, p_last, p_sel = Signal(), Signal(), Signal(), Signal(), Signal()
+        p_phase, p_first_step, p_t_zero = Signal(Phase), Signal(), Signal()
+        p_dest = Signal.like(dest)
+        m.d.sync += [p_valid.eq(running), p_in.eq(issue_in), p_first.eq(issue_first),
+                     p_last.eq(issue_last), p_sel.eq(issue_sel), p_phase.eq(phase),
+                     p_first_step.eq(t == T - 1), p_t_zero.eq(t == 0), p_dest.eq(dest)]
+        for name in self.shapes:
+            if name not in INPUTS:
+                m.d.comb += wr[name].addr.eq(p_dest)
+
+        def operand(which):
+            if isinstance(which, tuple):
+                return Mux(p_sel, rd[which[1]].data, rd[which[0]].data)
+            return rd[which].data
+
+        acc = Signal(signed(self.dg_width))
+        product = Signal(signed(self.dg_width))
+        with m.Switch(p_phase):
+            for ph, s in spec.items():
+                if "A" in s:
+                    with m.Case(ph):
+                        m.d.comb += product.eq(operand(s["A"]) * operand(s["B"]))
+        total = Signal(signed(self.dg_width))
+        m.d.comb += total.eq(Mux(p_first, 0, acc) + Mux(p_in, product, 0))
+        with m.If(p_valid):
+            m.d.sync += acc.eq(total)
+        fits = {name: fit_value(m, total, shift, self.grad_width, f"fit_{name}")
+                for name, shift in (("d3", self.shift_b4), ("d2", self.shift_b3),
+                                    ("d1", self.shift_b2), ("grad_in", self.shift_b1))}
+        with m.If(p_valid & p_last):
+            with m.Switch(p_phase):
+                for ph, s in spec.items():
+                    if "out" not in s:
+                        continue
+                    with m.Case(ph):
+                        kind, name = s["out"]
+                        if kind == "dg":
+                            m.d.comb += [wr[name].data.eq(
+                                Mux(p_first_step, 0, rd[name].data) + total),
+                                         wr[name].en.eq(1)]
+                        else:
+                            m.d.comb += [wr[name].data.eq(fits[name]),
+                                         wr[name].en.eq(1)]
+                with m.Case(Phase.SURROGATE):
+                    diff = Signal(signed(self.mem_width + 2))
+                    m.d.comb += diff.eq(rd["membrane"].data - self.theta)
+                    window = Mux(diff < 0, -diff, diff) < self.surrogate
+                    carry = Mux(p_first_step, 0, rd["carry"].data)
+                    raw = Signal(signed(self.grad_width + 1))
+                    m.d.comb += raw.eq(Mux(window, rd["gs"].data, 0) + carry)
+                    glo, ghi = signed_range(self.grad_width)
+                    du = Signal(signed(self.grad_width))
+                    m.d.comb += du.eq(Mux(raw > ghi, ghi, Mux(raw < glo, glo, raw)))
+                    leaked = Signal(signed(self.grad_width + LEAK_FRAC + 1))
+                    m.d.comb += leaked.eq((du * self.beta) >> LEAK_FRAC)
+                    m.d.comb += [wr["du"].data.eq(du), wr["du"].en.eq(1),
+                                 wr["carry"].data.eq(Mux(p_t_zero | rd["spikes"].data, 0,
+                                                         leaked)),
+                                 wr["carry"].en.eq(1)]
+
+        # Counters: cycles by the kind of pass, and the terms inside the map.
+        dgrad = Cat(*[phase == ph for ph in (Phase.D3, Phase.D2, Phase.D1, Phase.D1P,
+                                             Phase.DI)]).any()
+        with m.If(running):
+            with m.If(phase == Phase.SURROGATE):
+                m.d.sync += self.cycles_surrogate.eq(self.cycles_surrogate + 1)
+            with m.Elif(dgrad):
+                m.d.sync += self.cycles_dgrad.eq(self.cycles_dgrad + 1)
+            with m.Else():
+                m.d.sync += self.cycles_wgrad.eq(self.cycles_wgrad + 1)
+        with m.If(p_valid & p_in & (p_phase != Phase.SURROGATE)):
+            m.d.sync += self.macs.eq(self.macs + 1)
+        with m.If(self.start & ~running):
+            m.d.sync += [self.cycles_surrogate.eq(0), self.cycles_dgrad.eq(0),
+                         self.cycles_wgrad.eq(0), self.macs.eq(0)]
+        m.d.comb += self.busy.eq(running | p_valid)
+        return m

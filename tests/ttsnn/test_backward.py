@@ -1,0 +1,150 @@
+"""The backward pass in RTL (``TTBackward``) against ``golden.ttsnn.fixed_backward``: every
+step's input gradients and the four core gradients, bit for bit, every pipeline, odd maps and
+ranks, saturation, and the cycle/MAC counters from the pass structure."""
+
+import pytest
+import torch
+from amaranth.sim import Simulator
+
+from snnforge.golden.ttsnn.fixed import TTFixedParams, fixed_backward, fixed_forward
+from snnforge.golden.ttsnn.tt import TTCores
+from snnforge.hw.ttsnn.backward import INPUTS, RESULTS, TTBackward
+from snnforge.hw.ttsnn.layer import MODES_RTL
+
+
+def case(seed, *, T=3, c_in=3, rank=2, c_out=3, H=3, W=4, wmax=32, density=0.5, gmax=200,
+         **fixed):
+    g = torch.Generator().manual_seed(seed)
+    draw = lambda *s: torch.randint(-wmax, wmax, s, generator=g)
+    cores = TTCores(draw(rank, c_in), draw(rank, rank, 3), draw(rank, rank, 3), draw(c_out, rank))
+    spikes = (torch.rand(T, c_in, H, W, generator=g) < density).long()
+    # Shifts that keep the membranes near theta: the surrogate window is open for some neurons
+    # and closed for others, and some neurons spike (their reset cuts the carried gradient).
+    p = TTFixedParams(T=T, **{"theta": 4, "surrogate": 100, "shift_z2": 3, "shift_z3": 4,
+                              "shift_y": 5, "shift_b4": 3, "shift_b3": 4, "shift_b2": 4,
+                              "shift_b1": 3, **fixed})
+    fwd = fixed_forward(spikes, cores, p)
+    gs = torch.randint(-gmax, gmax + 1, (T, c_out, H, W), generator=g)
+    return p, cores, fwd, gs
+
+
+def run_rtl(p, cores, fwd, gs, *, max_width=5, max_height=4):
+    T, c_out, H, W = fwd.y.shape
+    c_in, rank = cores.cin, cores.g1.shape[0]
+    dut = TTBackward(c_in=c_in, rank=rank, c_out=c_out, T=T, max_width=max_width,
+                     max_height=max_height, w_width=p.w_width, act_width=p.act_width,
+                     mem_width=p.mem_width, grad_width=p.grad_width, wgrad_width=p.wgrad_width)
+
+    def padded(x):
+        out = torch.zeros(*x.shape[:-2], max_height, max_width, dtype=torch.int64)
+        out[..., :H, :W] = x
+        return out.flatten().tolist()
+
+    images = {"gs": padded(gs), "membrane": padded(fwd.membrane), "spikes": padded(fwd.spikes),
+              "spikes_in": padded(fwd.spikes_in), "a1": padded(fwd.a1), "a2": padded(fwd.a2),
+              "a3": padded(fwd.a3), **{n: getattr(cores, n).flatten().tolist()
+                                       for n in ("g1", "g2", "g3", "g4")}}
+    sizes = {"grad_in": T * c_in * max_height * max_width, "dg1": rank * c_in,
+             "dg2": 3 * rank * rank, "dg3": 3 * rank * rank, "dg4": c_out * rank}
+    got, counters = {}, {}
+
+    async def bench(ctx):
+        for name, value in (("mode", MODES_RTL[p.mode]), ("htt_full", p.htt_full),
+                            ("width", W), ("height", H), ("theta", p.theta), ("beta", p.beta),
+                            ("surrogate", p.surrogate), *[(f"shift_b{k}", getattr(p, f"shift_b{k}"))
+                                                          for k in (1, 2, 3, 4)]):
+            ctx.set(getattr(dut, name), value)
+        for mem, name in enumerate(INPUTS):
+            for index, value in enumerate(images[name]):
+                ctx.set(dut.load.valid, 1)
+                ctx.set(dut.load.payload, {"mem": mem, "index": index, "value": value})
+                await ctx.tick()
+        ctx.set(dut.load.valid, 0)
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        while ctx.get(dut.busy):
+            await ctx.tick()
+        for name in ("cycles_surrogate", "cycles_dgrad", "cycles_wgrad", "macs"):
+            counters[name] = ctx.get(getattr(dut, name))
+        for mem, name in enumerate(RESULTS):
+            values = []
+            for index in range(sizes[name]):
+                ctx.set(dut.peek_mem, mem)
+                ctx.set(dut.peek_index, index)
+                await ctx.tick()
+                values.append(ctx.get(dut.peek_data))
+            got[name] = torch.tensor(values)
+        got["grad_in"] = got["grad_in"].reshape(T, c_in, max_height, max_width)[..., :H, :W]
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return got, counters
+
+
+def check(p, cores, fwd, gs, **sizes):
+    grad_in, grads, _ = fixed_backward(gs, fwd, cores, p)
+    got, counters = run_rtl(p, cores, fwd, gs, **sizes)
+    want = {"grad_in": grad_in, **{f"dg{k}": getattr(grads, f"g{k}").flatten()
+                                   for k in (1, 2, 3, 4)}}
+    for name, value in want.items():
+        diff = (got[name] != value).nonzero()
+        assert not len(diff), (f"{name}: {len(diff)} differ, first at {diff[0].tolist()}: "
+                               f"got {got[name][tuple(diff[0])]}, expected "
+                               f"{value[tuple(diff[0])]}")
+    return got, counters
+
+
+@pytest.mark.parametrize("mode", ["stt", "ptt", "htt"])
+def test_backward_matches_the_golden_model(mode):
+    p, cores, fwd, gs = case(len(mode), mode=mode, htt_full=1)
+    _, grads, du = fixed_backward(gs, fwd, cores, p)
+    assert 0 < (du == 0).sum() < du.numel() // 2 and 0 < fwd.spikes.sum()
+    assert all(getattr(grads, n).abs().sum() > 0 for n in ("g1", "g2", "g3", "g4"))
+    _, counters = check(p, cores, fwd, gs)
+    # Terms per pass, with P = 3 x 4 positions, T = 3, Cin = Cout = 3, r = 2.
+    P, T, r, ci, co = 12, 3, 2, 3, 3
+    full = 1 if mode == "htt" else T
+    middle = 4 * 3 * r * r * P if mode == "stt" else (2 * 3 + 6) * r * r * P
+    assert counters["cycles_surrogate"] == T * co * P
+    assert counters["cycles_dgrad"] + counters["cycles_wgrad"] == (
+        T * (2 * co * r * P + 2 * r * ci * P) + full * middle)
+    assert 0 < counters["macs"] < counters["cycles_dgrad"] + counters["cycles_wgrad"]
+
+
+@pytest.mark.parametrize("shape", [
+    {"rank": 1, "c_in": 2, "c_out": 1, "H": 1, "W": 1, "T": 1},
+    {"rank": 3, "c_in": 2, "c_out": 2, "H": 4, "W": 5, "T": 2},
+])
+def test_backward_odd_shapes(shape):
+    check(*case(11, mode="stt", **shape))
+
+
+def test_backward_saturates_and_all_spiking():
+    """Weight extremes, every input spike on and large gradients: the fits and the surrogate's
+    sum saturate at grad_width, the core gradients at wgrad_width."""
+    p, cores, fwd, gs = case(5, mode="ptt", wmax=128, density=1.0, gmax=2 ** 11 - 1,
+                             grad_width=12, wgrad_width=20, surrogate=2 ** 15)
+    grad_in, grads, _ = fixed_backward(gs, fwd, cores, p)
+    assert grad_in.abs().max() == 2 ** 11 or grad_in.max() == 2 ** 11 - 1
+    assert max(getattr(grads, n).abs().max() for n in ("g1", "g2", "g3", "g4")) >= 2 ** 19 - 1
+    check(p, cores, fwd, gs)
+
+
+def test_the_comparison_can_fail():
+    """A golden model of another pipeline must not match the RTL's results."""
+    p, cores, fwd, gs = case(3, mode="stt")
+    got, _ = run_rtl(p, cores, fwd, gs)
+    other = p.replace(mode="ptt")
+    grad_in, _, _ = fixed_backward(gs, fixed_forward(fwd.spikes_in, cores, other), cores, other)
+    assert not torch.equal(got["grad_in"], grad_in)
+
+
+@pytest.mark.parametrize("name, value", [("rank", 0), ("T", 17), ("grad_width", 1.5)])
+def test_bad_parameters_are_named(name, value):
+    kwargs = dict(c_in=2, rank=2, c_out=2, T=2, max_width=3, max_height=3)
+    kwargs[name] = value
+    with pytest.raises(ValueError, match=name):
+        TTBackward(**kwargs)
