@@ -33,12 +33,15 @@ class Phase(enum.Enum, shape=4):
     DI = 11         # grad_in[t] = fit(G1^T d1, shift_b1)
 
 
-#: The memories the host fills before a backward pass (``load``'s ``mem`` field): the output
-#: spikes' gradients, the forward state (membranes before reset, output spikes, input spikes,
-#: the activations ``a1``, ``a2`` (STT), ``a3``) and the cores.
-INPUTS = ("gs", "membrane", "spikes", "spikes_in", "a1", "a2", "a3", "g1", "g2", "g3", "g4")
+#: The memories the host fills (``load``'s ``mem`` field): the output spikes' gradients and the
+#: cores (G2/G3 in their engine's index order, ``(o * 3 + k) * r + i``).
+INPUTS = ("gs", "g1", "g2", "g3", "g4")
+#: The forward state, written through the trace ports while the forward pass runs: one row per
+#: position (``a1``, ``a2``, ``a3``: ``r`` lanes; ``spikes_in``: ``Cin``) of each step, one row
+#: per neuron (``membrane``, ``spikes``: ``T`` lanes).
+TRACES = ("a1", "a2", "a3", "spikes_in", "membrane", "spikes")
 #: The memories ``peek`` reads (its ``mem`` field): the input gradients and the cores' gradients
-#: (saturated to ``wgrad_width`` on the way out).
+#: (saturated to ``wgrad_width`` on the way out; G2/G3 in the engine's index order).
 RESULTS = ("grad_in", "dg1", "dg2", "dg3", "dg4")
 
 
@@ -58,15 +61,20 @@ class TTBackward(wiring.Component):
     weight-gradient passes and one 6-tap input-gradient pass; HTT's late steps: 0) +
     ``2 * r * Cin * P`` (G1); plus a cycle at the end.
 
-    Tensors live in memories at ``((t * C) + c) * S + y * max_width + x`` (``S = max_width *
-    max_height``; ``C`` the tensor's channels), cores at the golden layouts' flat indices
-    (``g1[r, Cin]``, ``g2``/``g3[r, r, 3]``, ``g4[Cout, r]``). Registers must hold while
-    ``busy``.
+    The loaded tensors (``gs``) and the results (``grad_in``) live at ``((t * C) + c) * S + y *
+    max_width + x`` (``S = max_width * max_height``, ``C`` the tensor's channels), the cores and
+    their gradients at ``g1[r, Cin]``, ``g4[Cout, r]`` flat and G2/G3 in the engine's order
+    (``(o * 3 + k) * r + i``). The forward state arrives on the trace ports as the forward pass
+    produces it (every port a monitor: ``valid`` marks a transfer, ``ready`` is always 1): the
+    positions of each map in raster order (``trace_t`` the map's step), the neurons position by
+    position, channel by channel. Registers must hold while ``busy``.
 
     Ports
     -----
     load : In(stream of {mem, index, value}): ``INPUTS[mem][index] = value``; always ready; only
         while not busy
+    a1, a2, a3 : In(stream of ``r`` activations); spikes_in : In(stream of ``Cin`` spikes);
+        neuron : In(stream of {spikes: ``T`` bits, trace: ``T`` membranes}); trace_t : In
     peek_mem, peek_index : In; peek_data : Out(signed(peek_width)): ``RESULTS[peek_mem]
         [peek_index]`` one cycle later (core gradients saturated to ``wgrad_width``); not busy
     start : In(1): a pulse starts the pass; busy : Out(1)
@@ -101,10 +109,17 @@ class TTBackward(wiring.Component):
         #: Exact width of any sum the unit forms (a core gradient over all steps included).
         self.dg_width = a_width + b_width + terms.bit_length() + 1
         g, a = signed(grad_width), signed(act_width)
+        self.activations = data.ArrayLayout(a, r)
+        self.neuron_layout = data.StructLayout({"spikes": T,
+                                         "trace": data.ArrayLayout(signed(mem_width), T)})
+        #: Trace memories: (depth, row layout).
+        self.rows = {
+            "a1": (T * S, self.activations), "a2": (T * S, self.activations),
+            "a3": (T * S, self.activations), "spikes_in": (T * S, data.ArrayLayout(1, c_in)),
+            "membrane": (c_out * S, self.neuron_layout["trace"].shape),
+            "spikes": (c_out * S, data.ArrayLayout(1, T))}
         self.shapes = {
-            "gs": (T * c_out * S, g), "membrane": (T * c_out * S, signed(mem_width)),
-            "spikes": (T * c_out * S, 1), "spikes_in": (T * c_in * S, 1),
-            "a1": (T * r * S, a), "a2": (T * r * S, a), "a3": (T * r * S, a),
+            "gs": (T * c_out * S, g),
             "g1": (r * c_in, signed(w_width)), "g2": (3 * r * r, signed(w_width)),
             "g3": (3 * r * r, signed(w_width)), "g4": (c_out * r, signed(w_width)),
             "du": (c_out * S, g), "carry": (c_out * S, g),
@@ -121,6 +136,10 @@ class TTBackward(wiring.Component):
                 "value": signed(max(grad_width, mem_width, act_width, w_width))}))),
             "peek_mem": In(range(len(RESULTS))), "peek_index": In(range(depth)),
             "peek_data": Out(signed(self.peek_width)),
+            **{name: In(stream.Signature(self.activations)) for name in ("a1", "a2", "a3")},
+            "spikes_in": In(stream.Signature(c_in)),
+            "neuron": In(stream.Signature(self.neuron_layout)),
+            "trace_t": In(range(T)),
             "start": In(1), "busy": Out(1),
             "mode": In(2), "htt_full": In(range(T + 1)),
             "width": In(range(1, max_width + 1)), "height": In(range(1, max_height + 1)),
@@ -153,7 +172,7 @@ class TTBackward(wiring.Component):
         m = Module()
         T, r, ci, co, S, mw = self.T, self.rank, self.c_in, self.c_out, self.S, self.max_width
         mems = {name: Memory(shape=shape, depth=max(2, depth), init=[])
-                for name, (depth, shape) in self.shapes.items()}
+                for name, (depth, shape) in {**self.shapes, **self.rows}.items()}
         for name, mem in mems.items():
             m.submodules[f"mem_{name}"] = mem
         wr = {name: mem.write_port() for name, mem in mems.items()}
@@ -165,6 +184,33 @@ class TTBackward(wiring.Component):
                          wr[name].data.eq(self.load.payload.value),
                          wr[name].en.eq(self.load.valid & (self.load.payload.mem == k))]
         m.d.comb += self.load.ready.eq(1)
+
+        # The traces: each port counts its positions (and neurons) to find its row.
+        def raster(name, channels=0):
+            """(y, x[, ch]) counters of a trace port, advanced on each transfer."""
+            port = getattr(self, name)
+            m.d.comb += port.ready.eq(1)
+            ty = Signal(range(self.max_height), name=f"{name}_y")
+            tx = Signal(range(self.max_width), name=f"{name}_x")
+            tc = Signal(range(max(2, channels)), name=f"{name}_c")
+            with m.If(port.valid):
+                end_c = tc == channels - 1 if channels else C(1)
+                if channels:
+                    m.d.sync += tc.eq(Mux(end_c, 0, tc + 1))
+                with m.If(end_c):
+                    m.d.sync += tx.eq(Mux(tx == self.width - 1, 0, tx + 1))
+                    with m.If(tx == self.width - 1):
+                        m.d.sync += ty.eq(Mux(ty == self.height - 1, 0, ty + 1))
+            return port, ty * mw + tx, tc
+
+        for name in ("a1", "a2", "a3", "spikes_in"):
+            port, at_pos, _ = raster(name)
+            m.d.comb += [wr[name].addr.eq(self.trace_t * S + at_pos),
+                         wr[name].data.eq(port.payload), wr[name].en.eq(port.valid)]
+        port, at_pos, ch = raster("neuron", co)
+        for name, field in (("membrane", "trace"), ("spikes", "spikes")):
+            m.d.comb += [wr[name].addr.eq(ch * S + at_pos),
+                         wr[name].data.eq(port.payload[field]), wr[name].en.eq(port.valid)]
 
         # Peek: the results' read ports while no pass addresses them.
         peek_mem = Signal.like(self.peek_mem)
@@ -193,12 +239,15 @@ class TTBackward(wiring.Component):
         late = (self.mode == MODES_RTL["htt"]) & (t >= self.htt_full)
         stt = self.mode == MODES_RTL["stt"]
         y, x, b, c, k, a, o, i, j = (idx[n] for n in "yxbckaoij")
-        pos = y * mw + x
 
         def at(channels, ch, yy=y, xx=x, step=True):
             """The address of ``[t][ch][yy][xx]`` in a tensor of ``channels`` channels (without
             ``t``: one step's working map)."""
             return ((t * channels + ch) * S if step else ch * S) + yy * mw + xx
+
+        def row(yy=y, xx=x):
+            """The row of position (yy, xx) of step t in a trace memory."""
+            return t * S + yy * mw + xx
 
         def shifted(v, tap, forward, limit):
             """``v + tap - 1`` (``forward``) or ``v + 1 - tap``, and whether it lies inside
@@ -208,7 +257,7 @@ class TTBackward(wiring.Component):
             inside = (plus1 >= 1) & (plus1 <= limit)
             return Mux(inside, plus1 - 1, 0), inside
 
-        core = (b * r + c) * 3 + k
+        core = (b * 3 + k) * r + c
         xf, xf_in = shifted(x, k, True, self.width)      # kw_grad: x[c, y, x + k - 1]
         yf, yf_in = shifted(y, k, True, self.height)
         xt, xt_in = shifted(x, k, False, self.width)     # kx_conv_t: d[b, y, x + 1 - k]
@@ -219,28 +268,30 @@ class TTBackward(wiring.Component):
         # (a pair: chosen by the selector) and where the sum goes: ("dg", core gradient) or
         # ("fit", memory) with the memory's shift.
         spec = {
-            Phase.W4: dict(reads={"du": at(co, o, step=False), "a3": at(r, a), "dg4": o * r + a},
-                           dest=o * r + a, A="du", B="a3", out=("dg", "dg4")),
+            Phase.W4: dict(reads={"du": at(co, o, step=False), "a3": row(), "dg4": o * r + a},
+                           dest=o * r + a, lane=a, A="du", B="a3", out=("dg", "dg4")),
             Phase.D3: dict(reads={"g4": o * r + a, "du": at(co, o, step=False)},
                            dest=at(r, a, step=False), A="g4", B="du",
                            out=("fit", "d3")),
-            Phase.W3: dict(reads={"d3": at(r, b, step=False), "a2": at(r, c, xx=xf),
-                                  "dg3": core}, inside=xf_in, dest=core, A="d3", B="a2",
+            Phase.W3: dict(reads={"d3": at(r, b, step=False), "a2": row(xx=xf),
+                                  "dg3": core}, inside=xf_in, dest=core, lane=c, A="d3", B="a2",
                            out=("dg", "dg3")),
             Phase.D2: dict(reads={"g3": core, "d3": at(r, b, xx=xt, step=False)},
                            inside=xt_in, dest=at(r, c, step=False), A="g3", B="d3",
                            out=("fit", "d2")),
-            Phase.W2: dict(reads={"d2": at(r, b, step=False), "a1": at(r, c, yy=yf),
-                                  "dg2": core}, inside=yf_in, dest=core, A="d2", B="a1",
+            Phase.W2: dict(reads={"d2": at(r, b, step=False), "a1": row(yy=yf),
+                                  "dg2": core}, inside=yf_in, dest=core, lane=c, A="d2", B="a1",
                            out=("dg", "dg2")),
             Phase.D1: dict(reads={"g2": core, "d2": at(r, b, yy=yt, step=False)},
                            inside=yt_in, dest=at(r, c, step=False), A="g2", B="d2",
                            out=("fit", "d1")),
-            Phase.W2P: dict(reads={"d3": at(r, b, step=False), "a1": at(r, c, yy=yf),
-                                   "dg2": core}, inside=yf_in, dest=core, A="d3", B="a1",
+            Phase.W2P: dict(reads={"d3": at(r, b, step=False), "a1": row(yy=yf),
+                                   "dg2": core}, inside=yf_in, dest=core, lane=c, A="d3",
+                            B="a1",
                             out=("dg", "dg2")),
-            Phase.W3P: dict(reads={"d3": at(r, b, step=False), "a1": at(r, c, xx=xf),
-                                   "dg3": core}, inside=xf_in, dest=core, A="d3", B="a1",
+            Phase.W3P: dict(reads={"d3": at(r, b, step=False), "a1": row(xx=xf),
+                                   "dg3": core}, inside=xf_in, dest=core, lane=c, A="d3",
+                            B="a1",
                             out=("dg", "dg3")),
             # j = 0: the G2 term (along H), j = 1: the G3 term (along W), one sum.
             Phase.D1P: dict(reads={"g2": core, "g3": core,
@@ -249,20 +300,22 @@ class TTBackward(wiring.Component):
                             inside=Mux(j, xt_in, yt_in), dest=at(r, c, step=False), sel=j,
                             A=("g2", "g3"), B="d3", out=("fit", "d1")),
             # HTT's late steps read d3 as d1 (G2 and G3 skipped).
-            Phase.W1: dict(reads={"d1": map1, "d3": map1, "spikes_in": at(ci, i),
-                                  "dg1": a * ci + i}, dest=a * ci + i, sel=late,
+            Phase.W1: dict(reads={"d1": map1, "d3": map1, "spikes_in": row(),
+                                  "dg1": a * ci + i}, dest=a * ci + i, sel=late, lane=i,
                            A=("d1", "d3"), B="spikes_in", out=("dg", "dg1")),
             Phase.DI: dict(reads={"g1": a * ci + i, "d1": map1, "d3": map1},
                            dest=at(ci, i), sel=late, A="g1", B=("d1", "d3"),
                            out=("fit", "grad_in")),
         }
-        spikes_prev = (Mux(t == 0, 0, t - 1) * co + o) * S + pos
+        # A neuron's row holds all its steps: membrane[t] and spikes[t - 1] side by side.
+        neuron = at(co, o, step=False)
         spec[Phase.SURROGATE] = dict(
-            reads={"gs": at(co, o), "membrane": at(co, o), "spikes": spikes_prev,
-                   "carry": at(co, o, step=False)}, dest=at(co, o, step=False))
+            reads={"gs": at(co, o), "membrane": neuron, "spikes": neuron, "carry": neuron},
+            dest=neuron)
 
         # Issue: the pass's addresses and tags, its loop nest stepping once per cycle.
         issue_in, issue_first, issue_last, issue_sel = Signal(), Signal(), Signal(), Signal()
+        issue_lane = Signal(range(max(2, r, ci)))
         dest = Signal(range(max(depth for depth, _ in self.shapes.values())))
         done = Signal()
 
@@ -276,7 +329,7 @@ class TTBackward(wiring.Component):
                     for n, bnd in nest:
                         m.d.comb += last[n].eq(idx[n] == bound.get(bnd, bnd) - 1)
                     m.d.comb += [issue_in.eq(s.get("inside", 1)), dest.eq(s["dest"]),
-                                 issue_sel.eq(s.get("sel", 0)),
+                                 issue_sel.eq(s.get("sel", 0)), issue_lane.eq(s.get("lane", 0)),
                                  issue_first.eq(every([idx[n] == 0 for n, _ in inner])),
                                  issue_last.eq(every([last[n] for n, _ in inner])),
                                  done.eq(every([last[n] for n, _ in nest]))]
@@ -309,9 +362,11 @@ class TTBackward(wiring.Component):
         # Stage 2: the cycle after a term issues, its operands read.
         p_valid, p_in, p_first, p_last, p_sel = Signal(), Signal(), Signal(), Signal(), Signal()
         p_phase, p_first_step, p_t_zero = Signal(Phase), Signal(), Signal()
+        p_lane, p_t, before = Signal.like(issue_lane), Signal.like(t), Signal.like(t)
+        m.d.comb += before.eq(p_t - 1)
         p_dest = Signal.like(dest)
         m.d.sync += [p_valid.eq(running), p_in.eq(issue_in), p_first.eq(issue_first),
-                     p_last.eq(issue_last), p_sel.eq(issue_sel), p_phase.eq(phase),
+                     p_last.eq(issue_last), p_sel.eq(issue_sel), p_phase.eq(phase), p_lane.eq(issue_lane), p_t.eq(t),
                      p_first_step.eq(t == T - 1), p_t_zero.eq(t == 0), p_dest.eq(dest)]
         for name in self.shapes:
             if name not in INPUTS:
@@ -319,7 +374,9 @@ class TTBackward(wiring.Component):
 
         def operand(which):
             if isinstance(which, tuple):
-                return Mux(p_sel, rd[which[1]].data, rd[which[0]].data)
+                return Mux(p_sel, operand(which[1]), operand(which[0]))
+            if which in self.rows:
+                return rd[which].data[p_lane]
             return rd[which].data
 
         acc = Signal(signed(self.dg_width))
@@ -352,7 +409,7 @@ class TTBackward(wiring.Component):
                                          wr[name].en.eq(1)]
                 with m.Case(Phase.SURROGATE):
                     diff = Signal(signed(self.mem_width + 2))
-                    m.d.comb += diff.eq(rd["membrane"].data - self.theta)
+                    m.d.comb += diff.eq(rd["membrane"].data[p_t] - self.theta)
                     window = Mux(diff < 0, -diff, diff) < self.surrogate
                     carry = Mux(p_first_step, 0, rd["carry"].data)
                     raw = Signal(signed(self.grad_width + 1))
@@ -363,8 +420,8 @@ class TTBackward(wiring.Component):
                     leaked = Signal(signed(self.grad_width + LEAK_FRAC + 1))
                     m.d.comb += leaked.eq((du * self.beta) >> LEAK_FRAC)
                     m.d.comb += [wr["du"].data.eq(du), wr["du"].en.eq(1),
-                                 wr["carry"].data.eq(Mux(p_t_zero | rd["spikes"].data, 0,
-                                                         leaked)),
+                                 wr["carry"].data.eq(Mux(p_t_zero | rd["spikes"].data[before],
+                                                         0, leaked)),
                                  wr["carry"].en.eq(1)]
 
         # Counters: cycles by the kind of pass, and the terms inside the map.

@@ -40,10 +40,9 @@ def run_rtl(p, cores, fwd, gs, *, max_width=5, max_height=4):
         out[..., :H, :W] = x
         return out.flatten().tolist()
 
-    images = {"gs": padded(gs), "membrane": padded(fwd.membrane), "spikes": padded(fwd.spikes),
-              "spikes_in": padded(fwd.spikes_in), "a1": padded(fwd.a1), "a2": padded(fwd.a2),
-              "a3": padded(fwd.a3), **{n: getattr(cores, n).flatten().tolist()
-                                       for n in ("g1", "g2", "g3", "g4")}}
+    order = lambda g: g.permute(0, 2, 1).flatten().tolist()    # the engines' (o * 3 + k) * r + i
+    images = {"gs": padded(gs), "g1": cores.g1.flatten().tolist(), "g2": order(cores.g2),
+              "g3": order(cores.g3), "g4": cores.g4.flatten().tolist()}
     sizes = {"grad_in": T * c_in * max_height * max_width, "dg1": rank * c_in,
              "dg2": 3 * rank * rank, "dg3": 3 * rank * rank, "dg4": c_out * rank}
     got, counters = {}, {}
@@ -60,6 +59,31 @@ def run_rtl(p, cores, fwd, gs, *, max_width=5, max_height=4):
                 ctx.set(dut.load.payload, {"mem": mem, "index": index, "value": value})
                 await ctx.tick()
         ctx.set(dut.load.valid, 0)
+        # The forward state as the forward pass would deliver it, with gaps between transfers.
+        for t in range(T):
+            ctx.set(dut.trace_t, t)
+            for y in range(H):
+                for x in range(W):
+                    for name, value in (("a1", fwd.a1), ("a2", fwd.a2), ("a3", fwd.a3),
+                                        ("spikes_in", fwd.spikes_in)):
+                        port = getattr(dut, name)
+                        ctx.set(port.valid, 1)
+                        row = value[t, :, y, x].tolist()
+                        ctx.set(port.payload, row if name != "spikes_in"
+                                else sum(v << n for n, v in enumerate(row)))
+                    await ctx.tick()
+                    for name in ("a1", "a2", "a3", "spikes_in"):
+                        ctx.set(getattr(dut, name).valid, 0)
+                    await ctx.tick()
+        for y in range(H):
+            for x in range(W):
+                for o in range(c_out):
+                    ctx.set(dut.neuron.valid, 1)
+                    ctx.set(dut.neuron.payload, {
+                        "spikes": sum(int(fwd.spikes[t, o, y, x]) << t for t in range(T)),
+                        "trace": fwd.membrane[:, o, y, x].tolist()})
+                    await ctx.tick()
+        ctx.set(dut.neuron.valid, 0)
         ctx.set(dut.start, 1)
         await ctx.tick()
         ctx.set(dut.start, 0)
@@ -76,6 +100,8 @@ def run_rtl(p, cores, fwd, gs, *, max_width=5, max_height=4):
                 values.append(ctx.get(dut.peek_data))
             got[name] = torch.tensor(values)
         got["grad_in"] = got["grad_in"].reshape(T, c_in, max_height, max_width)[..., :H, :W]
+        for k in (2, 3):
+            got[f"dg{k}"] = got[f"dg{k}"].reshape(rank, 3, rank).permute(0, 2, 1).flatten()
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
