@@ -139,7 +139,7 @@ class TTBackward(wiring.Component):
             **{name: In(stream.Signature(self.activations)) for name in ("a1", "a2", "a3")},
             "spikes_in": In(stream.Signature(c_in)),
             "neuron": In(stream.Signature(self.neuron_layout)),
-            "trace_t": In(range(T)),
+            "trace_t": In(range(max(2, T))),
             "start": In(1), "busy": Out(1),
             "mode": In(2), "htt_full": In(range(T + 1)),
             "width": In(range(1, max_width + 1)), "height": In(range(1, max_height + 1)),

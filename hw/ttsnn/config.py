@@ -42,12 +42,18 @@ class TTSNNConfig(Config):
     act_width: int = inherit(TTFixedParams, "act_width")
     y_width: int = inherit(TTFixedParams, "y_width")
     mem_width: int = inherit(TTFixedParams, "mem_width")
+    grad_width: int = inherit(TTFixedParams, "grad_width")
+    wgrad_width: int = inherit(TTFixedParams, "wgrad_width", hi=32)
     mode: str = inherit(TTFixedParams, "mode", help="reset value of the mode register")
     htt_full: int = inherit(TTFixedParams, "htt_full",
                             help="reset value of htt_full (HTT: steps on the full PTT path)",
                             check=lambda c, v: v <= c.T, what=lambda c: f"an integer in 1..{c.T}")
     theta: int = inherit(TTFixedParams, "theta", help="reset value of the threshold theta")
     beta: int = inherit(TTFixedParams, "beta", help="reset value of the leak factor beta/256")
+    surrogate: int = inherit(TTFixedParams, "surrogate",
+                             help="reset value of the surrogate half-width a",
+                             check=lambda c, v: v < 2 ** (c.mem_width + 1),
+                             what=lambda c: f"an integer in 0..{2 ** (c.mem_width + 1) - 1}")
     dma_width: int = inherit(HostInterfaceParams, "dma_width")
     max_burst: int = inherit(HostInterfaceParams, "max_burst")
     outstanding: int = inherit(HostInterfaceParams, "outstanding")
@@ -56,8 +62,10 @@ class TTSNNConfig(Config):
     def fixed(self) -> TTFixedParams:
         """The golden model's parameters at the registers' reset values (shifts 0)."""
         return TTFixedParams(T=self.T, w_width=self.w_width, act_width=self.act_width,
-                             y_width=self.y_width, mem_width=self.mem_width, mode=self.mode,
-                             htt_full=self.htt_full, theta=self.theta, beta=self.beta)
+                             y_width=self.y_width, mem_width=self.mem_width,
+                             grad_width=self.grad_width, wgrad_width=self.wgrad_width,
+                             mode=self.mode, htt_full=self.htt_full, theta=self.theta,
+                             beta=self.beta, surrogate=self.surrogate)
 
     @property
     def lanes(self) -> tuple:
@@ -73,3 +81,13 @@ class TTSNNConfig(Config):
         """Bits of one neuron's result in memory (spikes, membrane, trace, currents), padded to a
         power of two."""
         return pow2(self.T + self.mem_width + self.T * (self.mem_width + self.y_width))
+
+    @property
+    def result_bits(self) -> int:
+        """Bits of one backward result in memory (an input gradient or a core gradient)."""
+        return max(8, pow2(max(self.grad_width, self.wgrad_width)))
+
+    @property
+    def grad_bits(self) -> int:
+        """Bits of one output-spike gradient in memory (the ``grads`` LOAD)."""
+        return max(8, pow2(self.grad_width))

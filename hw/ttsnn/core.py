@@ -1,4 +1,5 @@
-"""The TT-SNN core: the TT layer's forward pass behind the shared host interface."""
+"""The TT-SNN core: the TT layer's forward and backward passes behind the shared host
+interface."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from ..common.counters import PerfCounters
 from ..common.host_interface import HostInterface, add_host_interface
 from ..common.hostport import RegisterMap
 from ..common.streams import Gearbox
+from .backward import TTBackward
 from .config import TTSNNConfig
 from .layer import MODES_RTL, TTLayer
 from .step import CORES
 
-__all__ = ["TTSNNCore", "COUNTERS", "TARGETS"]
+__all__ = ["TTSNNCore", "COUNTERS", "BACKWARD_COUNTERS", "TARGETS"]
 
 #: The core's counters (name, description); read-only 32-bit registers, cleared by
 #: ``control.clear``.
@@ -27,6 +29,15 @@ COUNTERS = (
     ("positions", "spike positions taken (T per position of a map)"),
     ("neurons", "neurons delivered (spikes, membranes, currents)"),
     ("weights", "core weights loaded"),
+    ("backward_cycles", "cycles a backward pass was running"),
+)
+
+#: Counters of the last backward pass (read-only, cleared when a pass starts).
+BACKWARD_COUNTERS = (
+    ("surrogate_cycles", "cycles of the surrogate passes"),
+    ("dgrad_cycles", "cycles of the input-gradient passes (G4^T, G3^T, G2^T, G1^T)"),
+    ("wgrad_cycles", "cycles of the weight-gradient passes"),
+    ("backward_macs", "multiply-accumulates of the backward pass (terms inside the map)"),
 )
 
 #: Bulk targets (name, direction, memory format).
@@ -38,6 +49,12 @@ TARGETS = (
     ("neurons", "store", "per position, per output channel: spikes (T bits), final membrane, "
                          "the T membranes before reset, the T currents, padded to neuron_bits; "
                          "argument: neurons"),
+    ("grads", "load", "the output spikes' gradients, grad_bits each, [T][Cout][max_height]"
+                      "[max_width] (zeros outside the map); argument: values"),
+    ("grad_in", "store", "the input gradients, result_bits each, [T][Cin][max_height]"
+                         "[max_width]; argument: values"),
+    ("core_grads", "store", "one core's gradient, result_bits each, in its engine's index "
+                            "order; select: the core; argument: values"),
 )
 
 
@@ -50,6 +67,13 @@ class TTSNNCore(wiring.Component):
     (target ``neurons``); see :data:`TARGETS` and :attr:`regmap`. Throughput and latency are the
     layer's: the spike LOAD streams at the layer's pace (one position per engine period), the
     STORE at one neuron per cycle.
+
+    Backward (:class:`TTBackward`): the forward pass leaves its state (activations, membranes,
+    spikes) in the backward unit as it runs; after a LOAD of the output spikes' gradients
+    (target ``grads``) and once ``status.forward_done``, ``control.backward`` starts BPTT; once
+    ``status.backward_done``, STOREs of ``grad_in`` and ``core_grads`` (one per core) read the
+    results at one value per cycle. The backward unit keeps its own copy of the cores (each
+    weight LOAD writes both).
 
     Members: ``cmd``/``rsp`` (host port), ``s_axil`` (AXI4-Lite), ``m_axi`` (AXI4 master), ``irq``.
     """
@@ -78,15 +102,28 @@ class TTSNNCore(wiring.Component):
                         doc=f"map width, 1..{cfg.max_width}")
         rm.add_register("height", cfg.max_height.bit_length(), reset=cfg.max_height,
                         doc=f"map height, 1..{cfg.max_height}")
-        rm.add_register("control", access="pulse", fields={"clear": (1, "clear the counters")})
-        rm.add_register("status", access="ro",
-                        fields={"busy": (1, "a layer is in flight")})
-        for name, doc in COUNTERS:
+        for k, doc in ((4, "G4^T's sums"), (3, "G3^T's sums (STT)"),
+                       (2, "G2^T's (PTT: G2^T + G3^T) sums"), (1, "G1^T's sums")):
+            rm.add_register(f"shift_b{k}", 5, doc=f"right shift (round half up) of {doc}")
+        rm.add_register("surrogate", cfg.mem_width + 1, reset=cfg.surrogate,
+                        doc="surrogate half-width a: ds/du = [|H - theta| < a]")
+        rm.add_register("control", access="pulse", fields={
+            "clear": (1, "clear the counters"), "backward": (1, "start the backward pass")})
+        rm.add_register("status", access="ro", fields={
+            "busy": (1, "a layer is in flight"),
+            "forward_done": (1, "a forward pass ended since the last backward start or clear"),
+            "backward_done": (1, "the last backward pass ended")})
+        for name, doc in COUNTERS + BACKWARD_COUNTERS:
             rm.add_register(name, 32, "ro", doc=doc)
         add_host_interface(rm)
         for name, direction, doc in TARGETS:
             rm.add_target(name, direction, doc=doc)
         self.regmap = rm.freeze()
+        self.backward = TTBackward(c_in=cfg.c_in, rank=cfg.rank, c_out=cfg.c_out, T=cfg.T,
+                                   max_width=cfg.max_width, max_height=cfg.max_height,
+                                   w_width=cfg.w_width, act_width=cfg.act_width,
+                                   mem_width=cfg.mem_width, grad_width=cfg.grad_width,
+                                   wgrad_width=cfg.wgrad_width)
         self.host = HostInterface(rm, data_width=cfg.dma_width, max_burst=cfg.max_burst,
                                   outstanding=cfg.outstanding, max_beats=1 << 16)
         super().__init__({name: member for name, member in self.host.signature.members.items()
@@ -112,19 +149,23 @@ class TTSNNCore(wiring.Component):
         ld = host.load
         m.submodules.weight_gear = wgear = Gearbox(dw, 8)
         m.submodules.spike_gear = sgear = Gearbox(dw, cfg.position_bits)
+        m.submodules.grad_gear = ggear = Gearbox(dw, cfg.grad_bits)
         is_w, is_s = ld.payload.target == target["weights"], ld.payload.target == target["spikes"]
-        for gear, mine in ((wgear, is_w), (sgear, is_s)):
+        is_g = ld.payload.target == target["grads"]
+        for gear, mine in ((wgear, is_w), (sgear, is_s), (ggear, is_g)):
             m.d.comb += [gear.i.valid.eq(ld.valid & mine), gear.i.payload.eq(ld.payload.data),
                          gear.clear.eq(0), gear.flush.eq(0)]
-        m.d.comb += ld.ready.eq(Mux(is_w, wgear.i.ready, Mux(is_s, sgear.i.ready, 1)))
+        m.d.comb += ld.ready.eq(Mux(is_w, wgear.i.ready, Mux(is_s, sgear.i.ready,
+                                                              Mux(is_g, ggear.i.ready, 1))))
         first = ld.valid & ld.ready & ld.payload.first
         w_left, w_index, w_core = Signal(32), Signal(16), Signal(2)
-        s_left = Signal(32)
+        s_left, g_left, g_index = Signal(32), Signal(32), Signal(32)
         m.d.comb += [layer.load.valid.eq(wgear.o.valid & (w_left != 0)),
                      layer.load.payload.core.eq(w_core), layer.load.payload.index.eq(w_index),
                      layer.load.payload.value.eq(wgear.o.payload.as_signed()),
                      wgear.o.ready.eq(layer.load.ready | (w_left == 0))]
-        with m.If(layer.load.valid & layer.load.ready):
+        w_fire = layer.load.valid & layer.load.ready
+        with m.If(w_fire):
             m.d.sync += [w_left.eq(w_left - 1), w_index.eq(w_index + 1)]
         m.d.comb += [layer.i.valid.eq(sgear.o.valid & (s_left != 0)),
                      layer.i.payload.eq(sgear.o.payload[:cfg.c_in]),
@@ -137,29 +178,102 @@ class TTSNNCore(wiring.Component):
             m.d.sync += [w_left.eq(ld.payload.arg), w_index.eq(0), w_core.eq(ld.payload.sel)]
         with m.If(first & is_s):
             m.d.sync += s_left.eq(ld.payload.arg)
-        bad_load = first & ((is_w & (ld.payload.sel >= len(CORES)))
-                            | (ld.payload.target > target["spikes"]))
 
-        # The STORE: neurons, each padded to neuron_bits, through a gearbox into beats.
+        # The backward unit's loads: each core weight again (at the same index), and the output
+        # spikes' gradients -- these wait a cycle when a weight is written.
+        bwd = self.backward
+        m.submodules.backward = bwd
+        g_fire = ggear.o.valid & (g_left != 0) & ~w_fire
+        m.d.comb += ggear.o.ready.eq(~w_fire | (g_left == 0))
+        with m.If(w_fire):
+            m.d.comb += [bwd.load.valid.eq(1), bwd.load.payload.mem.eq(1 + w_core),
+                         bwd.load.payload.index.eq(w_index),
+                         bwd.load.payload.value.eq(wgear.o.payload.as_signed())]
+        with m.Else():
+            m.d.comb += [bwd.load.valid.eq(g_fire), bwd.load.payload.mem.eq(0),
+                         bwd.load.payload.index.eq(g_index),
+                         bwd.load.payload.value.eq(ggear.o.payload[:cfg.grad_width].as_signed())]
+        with m.If(g_fire):
+            m.d.sync += [g_left.eq(g_left - 1), g_index.eq(g_index + 1)]
+        with m.If(first & is_g):
+            m.d.sync += [g_left.eq(ld.payload.arg), g_index.eq(0)]
+        bad_load = first & ((is_w & (ld.payload.sel >= len(CORES)))
+                            | ~(is_w | is_s | is_g))
+
+        # The forward state into the backward unit, and its registers.
+        for k in (1, 2, 3):
+            connect(m, getattr(layer, f"a{k}_tap"), getattr(bwd, f"a{k}"))
+        m.d.comb += [bwd.trace_t.eq(layer.step_t),
+                     bwd.spikes_in.valid.eq(layer.i.valid & layer.i.ready),
+                     bwd.spikes_in.payload.eq(layer.i.payload),
+                     bwd.neuron.valid.eq(layer.o.valid & layer.o.ready),
+                     bwd.neuron.payload.spikes.eq(layer.o.payload.spikes),
+                     bwd.neuron.payload.trace.eq(layer.o.payload.trace)]
+        for name in ("mode", "htt_full", "width", "height", "surrogate",
+                     *(f"shift_b{k}" for k in (1, 2, 3, 4))):
+            m.d.comb += getattr(bwd, name).eq(getattr(regs, name))
+        m.d.comb += [bwd.theta.eq(regs.threshold - 1), bwd.beta.eq(regs.leak_amount),
+                     bwd.start.eq(regs.control.backward)]
+        forward_done, backward_done = Signal(), Signal()
+        was_busy, bwd_was_busy = Signal(), Signal()
+        m.d.sync += [was_busy.eq(layer.busy), bwd_was_busy.eq(bwd.busy)]
+        with m.If(was_busy & ~layer.busy):
+            m.d.sync += forward_done.eq(1)
+        with m.If(bwd_was_busy & ~bwd.busy):
+            m.d.sync += backward_done.eq(1)
+        with m.If(regs.control.backward | regs.control.clear):
+            m.d.sync += [forward_done.eq(0), backward_done.eq(0)]
+
+        # STOREs: the neurons (each padded to neuron_bits), or a backward result (result_bits
+        # each, read from the backward unit one per cycle), through a gearbox into beats.
         sreq = host.store_req
         m.submodules.neuron_gear = ngear = Gearbox(cfg.neuron_bits, dw)
-        owed = Signal(32)
-        per_beat = max(1, dw // cfg.neuron_bits)
-        beats_per = max(1, cfg.neuron_bits // dw)
-        need = Mux(dw >= cfg.neuron_bits, (sreq.payload.arg + per_beat - 1) // per_beat,
-                   sreq.payload.arg * beats_per)
-        bad_store = sreq.valid & sreq.ready & ((sreq.payload.target != target["neurons"])
+        m.submodules.result_gear = rgear = Gearbox(cfg.result_bits, dw)
+        owed, res_left = Signal(32), Signal(32)
+        res_index = Signal.like(bwd.peek_index)
+        priming, from_results = Signal(), Signal()
+
+        def beats_for(count, bits):
+            return (count + dw // bits - 1) // (dw // bits) if dw >= bits else count * (bits // dw)
+
+        tgt, arg = sreq.payload.target, sreq.payload.arg
+        is_n, is_gi = tgt == target["neurons"], tgt == target["grad_in"]
+        is_cg = tgt == target["core_grads"]
+        need = Mux(is_n, beats_for(arg, cfg.neuron_bits), beats_for(arg, cfg.result_bits))
+        bad_store = sreq.valid & sreq.ready & (~(is_n | is_gi | is_cg)
+                                               | (is_cg & (sreq.payload.sel >= len(CORES)))
                                                | (sreq.payload.beats != need))
-        m.d.comb += [sreq.ready.eq(owed == 0), ngear.clear.eq(0)]
+        idle = (owed == 0) & ngear.empty & (res_left == 0) & ~priming & rgear.empty
+        m.d.comb += [sreq.ready.eq(idle), ngear.clear.eq(0), rgear.clear.eq(0)]
         with m.If(sreq.valid & sreq.ready & ~bad_store):
-            m.d.sync += owed.eq(sreq.payload.arg)
+            m.d.sync += from_results.eq(~is_n)
+            with m.If(is_n):
+                m.d.sync += owed.eq(arg)
+            with m.Else():
+                m.d.sync += [res_left.eq(arg), res_index.eq(0), priming.eq(1),
+                             bwd.peek_mem.eq(Mux(is_gi, 0, 1 + sreq.payload.sel))]
         m.d.comb += [ngear.i.valid.eq(layer.o.valid & (owed != 0)),
                      ngear.i.payload.eq(layer.o.payload.as_value()),
                      ngear.flush.eq(owed == 1),
                      layer.o.ready.eq(ngear.i.ready & (owed != 0))]
         with m.If(layer.o.valid & layer.o.ready):
             m.d.sync += owed.eq(owed - 1)
-        connect(m, ngear.o, host.store)
+        # The peek address runs a value ahead of the one offered (the read takes a cycle);
+        # priming is the cycle the first value is read.
+        take = rgear.i.valid & rgear.i.ready
+        m.d.comb += [bwd.peek_index.eq(Mux(take, res_index + 1, res_index)),
+                     rgear.i.valid.eq((res_left != 0) & ~priming),
+                     rgear.i.payload.eq(bwd.peek_data), rgear.flush.eq(res_left == 1)]
+        with m.If(priming):
+            m.d.sync += priming.eq(0)
+        with m.If(take):
+            m.d.sync += [res_left.eq(res_left - 1), res_index.eq(res_index + 1)]
+        with m.If(from_results):
+            connect(m, rgear.o, host.store)
+            m.d.comb += ngear.o.ready.eq(0)
+        with m.Else():
+            connect(m, ngear.o, host.store)
+            m.d.comb += rgear.o.ready.eq(0)
         m.d.comb += host.target_error.eq(bad_load | bad_store)
 
         m.submodules.counters = counters = PerfCounters({name: 1 for name, _ in COUNTERS})
@@ -172,8 +286,14 @@ class TTSNNCore(wiring.Component):
                      counters.inc.positions.eq(layer.i.valid & layer.i.ready),
                      counters.inc.neurons.eq(layer.o.valid & layer.o.ready),
                      counters.inc.weights.eq(layer.load.valid & layer.load.ready),
-                     host.status.status.busy.eq(layer.busy)]
+                     counters.inc.backward_cycles.eq(bwd.busy),
+                     host.status.status.busy.eq(layer.busy),
+                     host.status.status.forward_done.eq(forward_done),
+                     host.status.status.backward_done.eq(backward_done)]
         for name, _ in COUNTERS:
             m.d.comb += getattr(host.status, name).eq(getattr(counters.count, name))
+        for (name, _), value in zip(BACKWARD_COUNTERS, (bwd.cycles_surrogate, bwd.cycles_dgrad,
+                                                        bwd.cycles_wgrad, bwd.macs)):
+            m.d.comb += getattr(host.status, name).eq(value)
         return m
 

@@ -1,10 +1,14 @@
-"""Host software for the TT-SNN core: one layer's forward pass as one command list.
+"""Host software for the TT-SNN core: one layer's forward pass (and, given the output spikes'
+gradients, its backward pass) as one command list.
 
 The memory image holds the four cores (int8, each in its engine's index order), the ``T`` spike
-maps (positions in raster order, ``position_bits`` bits each) and room for the neurons' results
-(``neuron_bits`` bits each); see :data:`~snnforge.hw.ttsnn.core.TARGETS`. The list writes the
-registers, loads the cores and the maps, and stores the results; the driver unpacks them into
-the job's outputs. NumPy only.
+maps (positions in raster order, ``position_bits`` bits each), the gradients (``grad_bits``
+each, maps padded to the core's largest) and room for the neurons' results (``neuron_bits``
+bits each) and the backward results (``result_bits`` each); see
+:data:`~snnforge.hw.ttsnn.core.TARGETS`. The list writes the registers, loads the cores and the
+maps, stores the neurons; with gradients it loads them, waits for the forward pass to end,
+starts the backward pass, waits for it and stores the input and core gradients. The driver
+unpacks everything into the job's outputs. NumPy only.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from ...golden.ttsnn.params import MODES
 from ...host import CommandList, MemoryImage
 from ...params import Param, SnnforgeError
 from .config import TTSNNConfig
-from .core import COUNTERS
+from .core import BACKWARD_COUNTERS, COUNTERS
 from .layer import MODES_RTL
 from .step import CORES
 
@@ -44,9 +48,12 @@ class TTSNNDriver(Driver):
 
     Its job (``snnforge run ttsnn``): spikes ``[T, Cin, H, W]``, the cores ``g1 [r, Cin]``,
     ``g2 [r, r, 3]`` (out, in, kh), ``g3 [r, r, 3]`` (out, in, kw), ``g4 [Cout, r]`` within
-    ``w_width`` bits; options: the pipeline, ``htt_full``, the four shifts, ``theta``, ``beta``.
-    Outputs: the currents ``y``, the spikes and the membranes before reset, each ``[T, Cout, H,
-    W]`` -- ``golden.ttsnn.fixed_forward``'s ``y``, ``spikes`` and ``membrane``.
+    ``w_width`` bits, optionally ``grad [T, Cout, H, W]`` (the output spikes' gradients,
+    ``grad_width`` bits); options: the pipeline, ``htt_full``, the shifts, ``theta``, ``beta``,
+    ``surrogate``. Outputs: the currents ``y``, the spikes and the membranes before reset, each
+    ``[T, Cout, H, W]`` -- ``golden.ttsnn.fixed_forward``'s ``y``, ``spikes`` and ``membrane``;
+    with ``grad`` also ``grad_in [T, Cin, H, W]`` and ``grad_g1 .. grad_g4`` (the cores'
+    shapes) -- ``golden.ttsnn.fixed_backward``'s.
     """
 
     DEFAULT_MEMORY = 1 << 24
@@ -59,6 +66,7 @@ class TTSNNDriver(Driver):
     @classmethod
     def job_spec(cls, cfg: TTSNNConfig) -> JobSpec:
         lo, hi = signed_range(cfg.w_width)
+        glo, ghi = signed_range(cfg.grad_width)
         core = lambda name, dims, what: ArraySpec(name, dims, "int", what, lo=lo, hi=hi)
         image = ("T", "Cout", "H", "W")
         return JobSpec(
@@ -66,7 +74,9 @@ class TTSNNDriver(Driver):
                     core("g1", ("r", "Cin"), "G1, 1x1: Cin -> r"),
                     core("g2", ("r", "r", "3"), "G2, 3x1 along H: [out, in, kh]"),
                     core("g3", ("r", "r", "3"), "G3, 1x3 along W: [out, in, kw]"),
-                    core("g4", ("Cout", "r"), "G4, 1x1: r -> Cout")),
+                    core("g4", ("Cout", "r"), "G4, 1x1: r -> Cout"),
+                    ArraySpec("grad", image, "int", "the output spikes' gradients (runs the "
+                              "backward pass)", lo=glo, hi=ghi, optional=True)),
             options=(Param("mode", cfg.mode, "pipeline", choices=MODES),
                      Param("htt_full", cfg.htt_full, "HTT: steps on the full PTT path", 1,
                            cfg.T),
@@ -74,10 +84,19 @@ class TTSNNDriver(Driver):
                        for n in SHIFTS),
                      Param("theta", cfg.theta, "threshold: spike where the membrane > theta", 0,
                            signed_range(cfg.mem_width)[1] - 1),
-                     Param("beta", cfg.beta, "leak factor beta / 256", 0, 255)),
+                     Param("beta", cfg.beta, "leak factor beta / 256", 0, 255),
+                     *(Param(f"shift_b{k}", 0, f"right shift of G{k}^T's sums (backward)", 0,
+                             31) for k in (4, 3, 2, 1)),
+                     Param("surrogate", cfg.surrogate, "surrogate half-width a (backward)", 0,
+                           2 ** (cfg.mem_width + 1) - 1)),
             outputs=(ArraySpec("y", image, "int", "currents into the neurons"),
                      ArraySpec("spikes", image, "binary", "output spikes"),
-                     ArraySpec("membrane", image, "int", "membranes before reset")))
+                     ArraySpec("membrane", image, "int", "membranes before reset"),
+                     ArraySpec("grad_in", ("T", "Cin", "H", "W"), "int",
+                               "input gradients (with grad)"),
+                     *(ArraySpec(f"grad_g{k}", dims, "int", f"G{k}'s gradient (with grad)")
+                       for k, dims in ((1, ("r", "Cin")), (2, ("r", "r", "3")),
+                                       (3, ("r", "r", "3")), (4, ("Cout", "r"))))))
 
     @classmethod
     def params_for(cls, inputs: dict) -> dict:
@@ -110,6 +129,10 @@ class TTSNNDriver(Driver):
             if job.inputs[name].shape != shape:
                 raise SnnforgeError(f"{name} must have shape {list(shape)} (r={r}, Cin={c_in}, "
                                     f"Cout={co}), not {list(job.inputs[name].shape)}")
+        grad = job.inputs.get("grad")
+        if grad is not None and grad.shape != (T, co, H, W):
+            raise SnnforgeError(f"grad must have shape {[T, co, H, W]} (the output maps), not "
+                                f"{list(grad.shape)}")
         if job.options["mode"] == "htt" and job.options["htt_full"] > T:
             raise SnnforgeError(f"option htt_full must be at most T={T}")
 
@@ -139,8 +162,10 @@ class TTSNNDriver(Driver):
         cl = CommandList(self.host.regmap)
         cl.write_many({"mode": MODES_RTL[o["mode"]], "htt_full": o["htt_full"],
                        **{f"shift_{n}": o[f"shift_{n}"] for n in SHIFTS},
+                       **{f"shift_b{k}": o[f"shift_b{k}"] for k in (1, 2, 3, 4)},
                        "threshold": o["theta"] + 1, "leak_amount": o["beta"],
-                       "width": W, "height": H, "control": {"clear": 1}})
+                       "surrogate": o["surrogate"], "width": W, "height": H,
+                       "control": {"clear": 1}})
         for sel, name in enumerate(CORES):
             values = self.weight_order(name, job.inputs[name]).astype(np.int8).tobytes()
             addr = image.put(f"core {name}", self._pad(values))
@@ -153,6 +178,9 @@ class TTSNNDriver(Driver):
         beats = -(-out_bytes // bpb)
         out = image.alloc("neurons", beats * bpb)
         cl.store("neurons", out, beats, arg=neurons)
+        grad = job.inputs.get("grad")
+        if grad is not None:
+            results = self._backward(cl, image, grad, job.inputs["g1"].shape[1])
         cl.end()
         dma = await self.host.run_commands(image, cl)
         raw = await self.host.read_memory(out, out_bytes)
@@ -166,9 +194,52 @@ class TTSNNDriver(Driver):
         image_of = lambda a: a.transpose(3, 2, 0, 1)            # [H, W, Cout, T] -> [T, Cout, H, W]
         outputs = {"y": image_of(current), "spikes": image_of(bits[..., :T]).astype(np.uint8),
                    "membrane": image_of(trace)}
-        counters = await self.host.read_many([name for name, _ in COUNTERS])
+        if grad is not None:
+            outputs.update(await self._backward_results(results, (T, H, W)))
+        names = COUNTERS + (BACKWARD_COUNTERS if grad is not None else ())
+        counters = await self.host.read_many([name for name, _ in names])
         counters.update(dma)
         return JobResult(outputs, counters, {"mode": o["mode"]})
+
+    def _backward(self, cl, image, grad, c_in):
+        """The backward part of the list; returns where its results will be."""
+        cfg = self.cfg
+        bpb = cfg.dma_width // 8
+        T, co, H, W = grad.shape
+        padded = np.zeros((T, co, cfg.max_height, cfg.max_width), dtype=np.int64)
+        padded[..., :H, :W] = grad
+        values = padded.reshape(-1).astype(f"<i{cfg.grad_bits // 8}").tobytes()
+        addr = image.put("gradients", self._pad(values))
+        cl.load("grads", addr, -(-len(values) // bpb), arg=padded.size)
+        cl.wait("status", forward_done=1)
+        cl.write("control", backward=1)
+        cl.wait("status", backward_done=1)
+        r = cfg.rank
+        results = {}
+        for name, sel, count in (("grad_in", 0, T * c_in * cfg.max_height * cfg.max_width),
+                                 ("g1", 0, r * c_in), ("g2", 1, 3 * r * r), ("g3", 2, 3 * r * r),
+                                 ("g4", 3, co * r)):
+            size = count * cfg.result_bits // 8
+            beats = -(-size // bpb)
+            at = image.alloc(f"gradient {name}", beats * bpb)
+            cl.store("grad_in" if name == "grad_in" else "core_grads", at, beats, sel=sel,
+                     arg=count)
+            results[name] = (at, count)
+        return results
+
+    async def _backward_results(self, results, map_shape):
+        cfg = self.cfg
+        T, H, W = map_shape
+        r, ci, co = cfg.rank, cfg.c_in, cfg.c_out
+        out = {}
+        for name, (at, count) in results.items():
+            raw = await self.host.read_memory(at, count * cfg.result_bits // 8)
+            out[name] = np.frombuffer(raw, dtype=f"<i{cfg.result_bits // 8}").astype(np.int64)
+        grad_in = out.pop("grad_in").reshape(T, ci, cfg.max_height, cfg.max_width)
+        unorder = lambda v: v.reshape(r, 3, r).transpose(0, 2, 1)   # engine order -> [o, i, k]
+        return {"grad_in": grad_in[..., :H, :W], "grad_g1": out["g1"].reshape(r, ci),
+                "grad_g2": unorder(out["g2"]), "grad_g3": unorder(out["g3"]),
+                "grad_g4": out["g4"].reshape(co, r)}
 
     @classmethod
     def report(cls, cfg, job: Job, result: JobResult) -> list[str]:

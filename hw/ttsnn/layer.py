@@ -48,6 +48,8 @@ class TTLayer(wiring.Component):
     shift_o1, shift_z2, shift_z3, shift_y : In(5); threshold : In(mem_width - 1);
     leak_amount : In(8); width, height : In
     busy : Out(1): a layer is in flight
+    a1_tap, a2_tap, a3_tap : Out: the step's activation monitors (:class:`TTStep`); step_t :
+        Out(range(T)): the map they belong to
     maps : Out(1): the step datapath's phase (maps in, currents out); issuing : Out(4): the
         engines' MAC rows (:class:`TTStep`)
     """
@@ -75,6 +77,8 @@ class TTLayer(wiring.Component):
             "leak_amount": In(LEAK_FRAC),
             "width": step["width"], "height": step["height"],
             "busy": Out(1), "maps": Out(1), "issuing": step["issuing"],
+            **{f"a{k}_tap": step[f"a{k}_tap"] for k in (1, 2, 3)},
+            "step_t": Out(range(max(2, T))),
         })
 
     def elaborate(self, platform):
@@ -87,6 +91,8 @@ class TTLayer(wiring.Component):
         for name in ("width", "height", "shift_o1", "shift_z2", "shift_z3", "shift_y"):
             m.d.comb += getattr(step, name).eq(getattr(self, name))
         m.d.comb += self.issuing.eq(step.issuing)
+        for k in (1, 2, 3):
+            wiring.connect(m, getattr(step, f"a{k}_tap"), wiring.flipped(getattr(self, f"a{k}_tap")))
         m.d.comb += [lif.threshold.eq(self.threshold), lif.leak_amount.eq(self.leak_amount),
                      lif.tmask.eq((1 << T) - 1), lif.clear.eq(0)]
 
@@ -99,6 +105,7 @@ class TTLayer(wiring.Component):
         m.d.comb += total.eq(self.width * self.height)
         t = Signal(range(T))
         fed, got = Signal(range(positions + 1)), Signal(range(positions + 1))
+        m.d.comb += self.step_t.eq(t)
         late = (self.mode == MODES_RTL["htt"]) & (t >= self.htt_full)
         m.d.comb += step.path.eq(Mux(late, Path.BYPASS,
                                      Mux(self.mode == MODES_RTL["stt"], Path.STT, Path.PTT)))

@@ -49,6 +49,9 @@ class TTStep(wiring.Component):
     path : In(Path); width, height : In; shift_o1, shift_z2, shift_z3, shift_y : In(5)
     busy : Out(1): an engine holds a position
     issuing : Out(4): engine k (G1..G4) issued a MAC row this cycle
+    a1_tap, a2_tap, a3_tap : Out(stream of ``rank`` activations): monitors of ``a1``, ``a2``
+        (STT) and ``a3`` (G4's input) for the backward pass -- ``valid`` marks a transfer,
+        ``ready`` is ignored
     """
 
     def __init__(self, *, c_in: int, rank: int, c_out: int, max_width: int, max_height: int,
@@ -80,6 +83,8 @@ class TTStep(wiring.Component):
             **{f"shift_{name}": In(5) for name in ("o1", "z2", "z3", "y")},
             "busy": Out(1),
             "issuing": Out(4),
+            **{f"a{k}_tap": Out(stream.Signature(data.ArrayLayout(signed(act_width), rank)))
+               for k in (1, 2, 3)},
         })
 
     def elaborate(self, platform):
@@ -142,6 +147,11 @@ class TTStep(wiring.Component):
             with m.Default():
                 m.d.comb += [g4.i.valid.eq(a1.valid), g4.i.payload.eq(a1.payload),
                              a1.ready.eq(g4.i.ready)]
+        for tap, src, payload in ((self.a1_tap, a1, a1.payload), (self.a3_tap, g4.i, g4.i.payload),
+                                  (self.a2_tap, queue.i, g2_fit)):
+            m.d.comb += [tap.valid.eq(src.valid & src.ready), tap.payload.eq(payload)]
+        with m.If(self.path != Path.STT):
+            m.d.comb += self.a2_tap.valid.eq(0)       # the queue carries a1 then
         m.d.comb += self.issuing.eq(Cat(g1.issuing, g2.issuing, g3.issuing, g4.issuing))
         m.d.comb += self.busy.eq(g1.busy | g2.busy | g3.busy | g4.busy | queue.o.valid
                                  | g2.window.o.valid | g3.window.o.valid)

@@ -9,7 +9,7 @@ from amaranth.sim import Simulator
 from click.testing import CliRunner
 
 from snnforge.cli import main
-from snnforge.golden.ttsnn.fixed import fixed_forward
+from snnforge.golden.ttsnn.fixed import fixed_backward, fixed_forward
 from snnforge.golden.ttsnn.tt import TTCores
 from snnforge.host import HostDriver
 from snnforge.hw.ttsnn.config import TTSNNConfig
@@ -39,7 +39,12 @@ def golden(cfg, inputs, options):
     p = cfg.fixed.replace(**{k: v for k, v in options.items()})
     cores = TTCores(*(torch.from_numpy(inputs[k]) for k in ("g1", "g2", "g3", "g4")))
     fwd = fixed_forward(torch.from_numpy(inputs["spikes"]), cores, p)
-    return {"y": fwd.y.numpy(), "spikes": fwd.spikes.numpy(), "membrane": fwd.membrane.numpy()}
+    want = {"y": fwd.y.numpy(), "spikes": fwd.spikes.numpy(), "membrane": fwd.membrane.numpy()}
+    if "grad" in inputs:
+        grad_in, grads, _ = fixed_backward(torch.from_numpy(inputs["grad"]), fwd, cores, p)
+        want["grad_in"] = grad_in.numpy()
+        want.update({f"grad_g{k}": getattr(grads, f"g{k}").numpy() for k in (1, 2, 3, 4)})
+    return want
 
 
 @pytest.mark.parametrize("mode", ["stt", "ptt", "htt"])
@@ -55,6 +60,27 @@ def test_core_through_its_driver_in_amaranth(mode):
     assert c["g2_rows"] == full * HW * 2 * 6 and c["g3_rows"] == full * HW * 1 * 6
 
 
+#: Shifts that keep the membranes near theta (the surrogate window open for some neurons only).
+BACKWARD = {"shift_z2": 3, "shift_z3": 4, "shift_y": 5, "theta": 4, "surrogate": 100,
+            "shift_b4": 3, "shift_b3": 4, "shift_b2": 4, "shift_b1": 3}
+
+
+def with_grad(inputs, seed, c_out=3, limit=200):
+    g = torch.Generator().manual_seed(seed)
+    T, _, H, W = inputs["spikes"].shape
+    return {**inputs, "grad": torch.randint(-limit, limit + 1, (T, c_out, H, W),
+                                            generator=g).numpy()}
+
+
+@pytest.mark.parametrize("mode", ["stt", "ptt", "htt"])
+def test_core_backward_through_its_driver_in_amaranth(mode):
+    inputs = with_grad(layer(3 + len(mode)), 9)
+    got, c = run_in_amaranth(SMALL, inputs, mode, latency=2, stall=0.2, options=BACKWARD)
+    assert got.outputs["grad_g4"].any() and got.outputs["grad_in"].any()
+    assert c["backward_macs"] > 0 and c["surrogate_cycles"] == 3 * 3 * 3 * 5
+    assert c["backward_cycles"] > c["dgrad_cycles"] + c["wgrad_cycles"]
+
+
 def test_back_to_back_weight_loads_at_full_memory_speed():
     """A fast memory lets each core's weight LOAD start on the cycle the previous one's last byte
     leaves the gearbox: the new count must not be lost (it was: the next core read as zeros)."""
@@ -62,15 +88,15 @@ def test_back_to_back_weight_loads_at_full_memory_speed():
     run_in_amaranth(params, layer(3, c_in=8, rank=4), "stt", latency=1, stall=0.0)
 
 
-def run_in_amaranth(params, inputs, mode, *, latency, stall):
+def run_in_amaranth(params, inputs, mode, *, latency, stall, options=None):
     """Runs one layer through the driver in Amaranth's simulator, checks every output against
     ``fixed_forward`` and returns (result, counters)."""
     cfg = TTSNNConfig(**params)
     dut = TTSNNCore(cfg)
     memory = AxiMemory(dut.m_axi, MEMORY, latency=latency,
                        stall=f"random:{stall}" if stall else "none", seed=1)
-    options = {"mode": mode, "htt_full": 1, "shift_z2": 1, "shift_z3": 2, "shift_y": 2,
-               "theta": 20, "beta": 64}
+    options = options or {"shift_z2": 1, "shift_z3": 2, "shift_y": 2, "theta": 20}
+    options = {"mode": mode, "htt_full": 1, "beta": 64, **options}
     got = []
 
     async def bench(ctx):
