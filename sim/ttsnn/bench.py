@@ -1,13 +1,16 @@
 """cocotb regression of the TT-SNN core: layers through its DMA, every output against the
 fixed-point golden model.
 
-Each case is a layer (spike maps, the four cores, the pipeline, shifts, threshold, leak) run by
-:class:`~snnforge.hw.ttsnn.driver.TTSNNDriver` as one command list; its currents ``y``, spikes
-and membranes must equal ``golden.ttsnn.fixed_forward``'s, element for element, and the counters
-the layer's sizes. Structured cases (all-zero and all-one spikes, extreme weights, a one-position
-map, saturating shifts) and ``cases`` random ones per pipeline run under the crossed host-port
-patterns and the memory's back-pressure and latency settings. Option ``golden_mode`` gives the
-golden model another pipeline (the bench's self-test: it must fail).
+Each case is a layer (spike maps, the four cores, the output spikes' gradients, the pipeline,
+shifts, threshold, leak, surrogate) run by :class:`~snnforge.hw.ttsnn.driver.TTSNNDriver` as one
+command list, forward then backward; its currents ``y``, spikes and membranes must equal
+``golden.ttsnn.fixed_forward``'s and its input and core gradients ``fixed_backward``'s, element
+for element, and the counters the layer's sizes. Structured cases (all-zero and all-one spikes,
+extreme weights and gradients, zero gradients, a one-position map, saturating shifts) and
+``cases`` random ones per pipeline run under the crossed host-port patterns and the memory's
+back-pressure and latency settings. Option ``golden_mode`` gives the golden model another
+pipeline, ``golden_shift_b1`` another input-gradient shift (the bench's self-tests, forward and
+backward: they must fail).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 import torch
 
 from ...golden.common.lif import signed_range
-from ...golden.ttsnn.fixed import fixed_forward
+from ...golden.ttsnn.fixed import fixed_backward, fixed_forward
 from ...golden.ttsnn.params import MODES
 from ...golden.ttsnn.tt import TTCores
 from ...host import HostDriver
@@ -32,6 +35,7 @@ class Case:
     name: str
     spikes: np.ndarray
     cores: dict
+    grad: np.ndarray
     options: dict
 
     def describe(self) -> str:
@@ -58,34 +62,57 @@ def cases(cfg, seed: int, n_random: int) -> list[Case]:
         return np.array([rng.random() < p for _ in range(int(np.prod(shape)))],
                         dtype=np.int64).reshape(shape)
 
+    glo, ghi = signed_range(cfg.grad_width)
+
+    def grad(kind, H, W, limit=300):
+        shape = (cfg.T, c_out, H, W)
+        if kind in ("zeros", "max", "min"):
+            return np.full(shape, {"zeros": 0, "max": ghi, "min": glo}[kind], dtype=np.int64)
+        return np.array([rng.randint(-limit, limit) for _ in range(int(np.prod(shape)))],
+                        dtype=np.int64).reshape(shape)
+
     def options(mode, **extra):
         return {"mode": mode, "htt_full": rng.randint(1, cfg.T), "shift_o1": 0, "shift_z2": 1,
                 "shift_z3": 2, "shift_y": 3, "theta": rng.randint(0, 60),
-                "beta": rng.choice([0, 64, 200, 255]), **extra}
+                "beta": rng.choice([0, 64, 200, 255]), "shift_b4": rng.randint(0, 3),
+                "shift_b3": rng.randint(0, 4), "shift_b2": rng.randint(0, 4),
+                "shift_b1": rng.randint(0, 3),
+                "surrogate": rng.choice([0, 40, 2 ** cfg.mem_width]), **extra}
 
     H, W = cfg.max_height, cfg.max_width
-    out = [Case("zeros", spikes("zeros", H, W), cores("random"), options("ptt")),
-           Case("ones-max", spikes("ones", H, W), cores("max"), options("stt", shift_y=0)),
-           Case("ones-min", spikes("ones", H, W), cores("min"), options("htt")),
-           Case("one-position", spikes("random", 1, 1), cores("random"), options("ptt")),
-           Case("no-shifts", spikes("random", H, W), cores("random"),
-                options("stt", shift_z2=0, shift_z3=0, shift_y=0))]
+    out = [Case("zeros", spikes("zeros", H, W), cores("random"), grad("zeros", H, W),
+                options("ptt")),
+           Case("ones-max", spikes("ones", H, W), cores("max"), grad("max", H, W),
+                options("stt", shift_y=0, surrogate=2 ** cfg.mem_width)),
+           Case("ones-min", spikes("ones", H, W), cores("min"), grad("min", H, W),
+                options("htt", surrogate=2 ** cfg.mem_width)),
+           Case("one-position", spikes("random", 1, 1), cores("random"), grad("random", 1, 1),
+                options("ptt")),
+           Case("no-shifts", spikes("random", H, W), cores("random"), grad("random", H, W),
+                options("stt", shift_z2=0, shift_z3=0, shift_y=0, shift_b4=0, shift_b3=0,
+                        shift_b2=0, shift_b1=0))]
     for mode in MODES:
         for k in range(n_random):
             h, w = rng.randint(1, H), rng.randint(1, W)
             out.append(Case(f"{mode}-{k}", spikes("random", h, w, rng.random()),
-                            cores("random"), options(mode)))
+                            cores("random"), grad("random", h, w), options(mode)))
     return out
 
 
-def expected(cfg, case: Case, mode=None):
-    o = case.options
+def expected(cfg, case: Case, mode=None, shift_b1=None):
+    o = dict(case.options)
+    if shift_b1 is not None:
+        o["shift_b1"] = shift_b1
     p = cfg.fixed.replace(mode=mode or o["mode"], htt_full=o["htt_full"], theta=o["theta"],
-                          beta=o["beta"], **{k: o[k] for k in o if k.startswith("shift_")})
+                          beta=o["beta"], surrogate=o["surrogate"],
+                          **{k: o[k] for k in o if k.startswith("shift_")})
     c = {k: torch.from_numpy(v) for k, v in case.cores.items()}
-    fwd = fixed_forward(torch.from_numpy(case.spikes), TTCores(c["g1"], c["g2"], c["g3"],
-                                                                c["g4"]), p)
-    return {"y": fwd.y.numpy(), "spikes": fwd.spikes.numpy(), "membrane": fwd.membrane.numpy()}
+    cores = TTCores(c["g1"], c["g2"], c["g3"], c["g4"])
+    fwd = fixed_forward(torch.from_numpy(case.spikes), cores, p)
+    grad_in, grads, _ = fixed_backward(torch.from_numpy(case.grad), fwd, cores, p)
+    return {"y": fwd.y.numpy(), "spikes": fwd.spikes.numpy(), "membrane": fwd.membrane.numpy(),
+            "grad_in": grad_in.numpy(),
+            **{f"grad_g{k}": getattr(grads, f"g{k}").numpy() for k in (1, 2, 3, 4)}}
 
 
 def _check(where, got, want):
@@ -94,7 +121,7 @@ def _check(where, got, want):
         if not np.array_equal(got[name], value):
             bad = np.argwhere(got[name] != value)
             index = tuple(bad[0].tolist())
-            problems.append(f"{name} [t, o, h, w]: {len(bad)} of {value.size} differ; first at "
+            problems.append(f"{name}: {len(bad)} of {value.size} differ; first at "
                             f"{list(index)}: expected {int(value[index])}, "
                             f"got {int(got[name][index])}")
     if problems:
@@ -108,17 +135,19 @@ async def regression(tb):
     await tb.reset()
     cfg = tb.cfg
     golden_mode = tb.option("golden_mode", None)
+    golden_shift_b1 = tb.option("golden_shift_b1", None)
     count = 0
     for case, (idle, stall), (mem_stall, latency) in tb.schedule(
             cases(cfg, tb.seed, tb.option("cases", 2))):
         transport.set_patterns(idle, stall)
         tb.set_memory(mem_stall, latency)
         start = time.monotonic()
-        job = driver.validate(cfg, {"spikes": case.spikes, **case.cores}, case.options)
+        job = driver.validate(cfg, {"spikes": case.spikes, "grad": case.grad, **case.cores},
+                              case.options)
         got = await driver.run(job)
         where = (f"{case.describe()} (host port: idle {idle}, stall {stall}; memory: stall "
                  f"{mem_stall}/256, latency {latency})")
-        _check(where, got.outputs, expected(cfg, case, golden_mode))
+        _check(where, got.outputs, expected(cfg, case, golden_mode, golden_shift_b1))
         T, _, H, W = case.spikes.shape
         c = got.counters
         counts = {"positions": T * H * W, "neurons": H * W * cfg.c_out,

@@ -130,6 +130,17 @@ def test_regression_catches_a_wrong_golden_model():
     assert "first at" in message and "expected" in message and "zeros" not in message
 
 
+def test_regression_catches_a_wrong_backward_golden_model():
+    """Forward equal, input gradients fitted by another shift: must fail on grad_in only."""
+    result = run_bench("ttsnn", SMALL, seed=5, testcase="regression",
+                       options={"cases": 0, "golden_shift_b1": 7})
+    assert not result.ok
+    message = result.failed[0][1]
+    assert "grad_in:" in message and "first at" in message
+    problems = [line.split(":")[0].strip() for line in message.splitlines()[1:]]
+    assert problems == ["grad_in"], message
+
+
 def test_snnforge_run_ttsnn(tmp_path):
     inputs = layer(7, H=4, W=5)
     args = []
