@@ -15,6 +15,9 @@ from .pointwise import fit_value
 
 __all__ = ["TTBackward", "Phase", "INPUTS", "RESULTS"]
 
+#: Pipeline stages from a term's issue to its write (the gap between two passes).
+DEPTH = 4
+
 
 class Phase(enum.Enum, shape=4):
     """The passes of one step ``t``, in order (STT: ``W3 .. D1``; PTT: ``W2P .. D1P``; HTT's
@@ -55,11 +58,12 @@ class TTBackward(wiring.Component):
     (inner) on one multiply-accumulate unit: a term per cycle, out-of-map terms (the zero padding
     of the 3-tap cores) cost their cycle but add nothing, an output is fitted (input-gradient
     passes) or added to its core gradient (weight-gradient passes, exact, ``dg_width`` bits) as
-    its last term leaves the pipeline, and the next pass starts in the cycle after the last term
-    issues. Cycles per step, with ``P = width * height``: ``Cout * P`` (surrogate) +
-    ``2 * Cout * r * P`` (G4) + ``12 * r * r * P`` (STT: four 3-tap passes; PTT: two 3-tap
-    weight-gradient passes and one 6-tap input-gradient pass; HTT's late steps: 0) +
-    ``2 * r * Cin * P`` (G1); plus a cycle at the end.
+    its last term leaves the four-stage pipeline (issue, read, multiply, accumulate-fit-write);
+    the next pass issues ``DEPTH - 1`` cycles after the last term of a pass, so that it reads
+    what that pass wrote. Issue cycles per step, with ``P = width * height``: ``Cout * P``
+    (surrogate) + ``2 * Cout * r * P`` (G4) + ``12 * r * r * P`` (STT: four 3-tap passes; PTT:
+    two 3-tap weight-gradient passes and one 6-tap input-gradient pass; HTT's late steps: 0) +
+    ``2 * r * Cin * P`` (G1); plus ``DEPTH - 1`` per pass and at the end.
 
     The loaded tensors (``gs``) and the results (``grad_in``) live at ``((t * C) + c) * S + y *
     max_width + x`` (``S = max_width * max_height``, ``C`` the tensor's channels), the cores and
@@ -235,7 +239,10 @@ class TTBackward(wiring.Component):
         last = {n: Signal(name=f"last_{n}") for n in names}
         t = Signal(range(max(2, T)))
         phase = Signal(Phase)
-        running = Signal()
+        running, issuing = Signal(), Signal()
+        # Between passes the pipeline drains: a pass may read what the last one wrote last.
+        gap = Signal(range(DEPTH))
+        m.d.comb += issuing.eq(running & (gap == 0))
         late = (self.mode == MODES_RTL["htt"]) & (t >= self.htt_full)
         stt = self.mode == MODES_RTL["stt"]
         y, x, b, c, k, a, o, i, j = (idx[n] for n in "yxbckaoij")
@@ -333,7 +340,7 @@ class TTBackward(wiring.Component):
                                  issue_first.eq(every([idx[n] == 0 for n, _ in inner])),
                                  issue_last.eq(every([last[n] for n, _ in inner])),
                                  done.eq(every([last[n] for n, _ in nest]))]
-                    with m.If(running):
+                    with m.If(issuing):
                         for name, addr in s["reads"].items():
                             m.d.comb += rd[name].addr.eq(addr)
                         for q, (n, _) in enumerate(nest):
@@ -344,7 +351,10 @@ class TTBackward(wiring.Component):
                Phase.D2: Phase.W2, Phase.W2: Phase.D1, Phase.D1: Phase.W1,
                Phase.W2P: Phase.W3P, Phase.W3P: Phase.D1P, Phase.D1P: Phase.W1,
                Phase.W1: Phase.DI}
-        with m.If(running & done):
+        with m.If(gap != 0):
+            m.d.sync += gap.eq(gap - 1)
+        with m.If(issuing & done):
+            m.d.sync += gap.eq(DEPTH - 1)
             with m.Switch(phase):
                 for ph, then in nxt.items():
                     with m.Case(ph):
@@ -356,88 +366,106 @@ class TTBackward(wiring.Component):
                     with m.If(t == 0):
                         m.d.sync += running.eq(0)
         with m.If(self.start & ~running):
-            m.d.sync += [running.eq(1), t.eq(T - 1), phase.eq(Phase.SURROGATE)]
+            m.d.sync += [running.eq(1), t.eq(T - 1), phase.eq(Phase.SURROGATE), gap.eq(0)]
             m.d.sync += [v.eq(0) for v in idx.values()]
 
-        # Stage 2: the cycle after a term issues, its operands read.
-        p_valid, p_in, p_first, p_last, p_sel = Signal(), Signal(), Signal(), Signal(), Signal()
-        p_phase, p_first_step, p_t_zero = Signal(Phase), Signal(), Signal()
-        p_lane, p_t, before = Signal.like(issue_lane), Signal.like(t), Signal.like(t)
-        m.d.comb += before.eq(p_t - 1)
-        p_dest = Signal.like(dest)
-        m.d.sync += [p_valid.eq(running), p_in.eq(issue_in), p_first.eq(issue_first),
-                     p_last.eq(issue_last), p_sel.eq(issue_sel), p_phase.eq(phase), p_lane.eq(issue_lane), p_t.eq(t),
-                     p_first_step.eq(t == T - 1), p_t_zero.eq(t == 0), p_dest.eq(dest)]
-        for name in self.shapes:
-            if name not in INPUTS:
-                m.d.comb += wr[name].addr.eq(p_dest)
+        # The pipeline: issue (addresses) -> read (operands selected and registered) ->
+        # multiply (and the surrogate's window) -> accumulate, fit and write.
+        def stage(name, like, value):
+            reg = Signal.like(like, name=name)
+            m.d.sync += reg.eq(value)
+            return reg
+
+        def tags(prefix, src):
+            return {k: stage(f"{prefix}_{k}", v, v) for k, v in src.items()}
+
+        p = tags("p", {"valid": issuing, "in": issue_in, "first": issue_first,
+                       "last": issue_last, "sel": issue_sel, "phase": phase,
+                       "lane": issue_lane, "t": t, "first_step": t == T - 1,
+                       "t_zero": t == 0, "dest": dest})
+        before = Signal.like(t)
+        m.d.comb += before.eq(p["t"] - 1)
 
         def operand(which):
             if isinstance(which, tuple):
-                return Mux(p_sel, operand(which[1]), operand(which[0]))
+                return Mux(p["sel"], operand(which[1]), operand(which[0]))
             if which in self.rows:
-                return rd[which].data[p_lane]
+                return rd[which].data[p["lane"]]
             return rd[which].data
 
-        acc = Signal(signed(self.dg_width))
+        a_width = max(self.grad_width, self.w_width)
+        b_width = max(self.act_width, self.grad_width)
+        op_a, op_b = Signal(signed(a_width)), Signal(signed(b_width + 1))
+        old = Signal(signed(self.dg_width))        # the core gradient being added to
+        with m.Switch(p["phase"]):
+            for ph, sp in spec.items():
+                with m.Case(ph):
+                    if "A" in sp:
+                        m.d.comb += [op_a.eq(operand(sp["A"])), op_b.eq(operand(sp["B"]))]
+                    if sp.get("out", ("",))[0] == "dg":
+                        m.d.comb += old.eq(rd[sp["out"][1]].data)
+        q = tags("q", {**{k: p[k] for k in ("valid", "in", "first", "last", "phase",
+                                           "first_step", "t_zero", "dest")},
+                       "a": op_a, "b": op_b, "old": old,
+                       "membrane": rd["membrane"].data[p["t"]], "gs": rd["gs"].data,
+                       "carry": rd["carry"].data, "spiked": rd["spikes"].data[before]})
+
         product = Signal(signed(self.dg_width))
-        with m.Switch(p_phase):
-            for ph, s in spec.items():
-                if "A" in s:
-                    with m.Case(ph):
-                        m.d.comb += product.eq(operand(s["A"]) * operand(s["B"]))
+        m.d.comb += product.eq(q["a"] * q["b"])
+        diff = Signal(signed(self.mem_width + 2))
+        m.d.comb += diff.eq(q["membrane"] - self.theta)
+        window = Mux(diff < 0, -diff, diff) < self.surrogate
+        raw = Signal(signed(self.grad_width + 1))
+        m.d.comb += raw.eq(Mux(window, q["gs"], 0) + Mux(q["first_step"], 0, q["carry"]))
+        z = tags("z", {**{k: q[k] for k in ("valid", "in", "first", "last", "phase",
+                                           "first_step", "t_zero", "dest", "old", "spiked")},
+                       "product": product, "raw": raw})
+        for name in self.shapes:
+            if name not in INPUTS:
+                m.d.comb += wr[name].addr.eq(z["dest"])
+
+        acc = Signal(signed(self.dg_width))
         total = Signal(signed(self.dg_width))
-        m.d.comb += total.eq(Mux(p_first, 0, acc) + Mux(p_in, product, 0))
-        with m.If(p_valid):
+        m.d.comb += total.eq(Mux(z["first"], 0, acc) + Mux(z["in"], z["product"], 0))
+        with m.If(z["valid"]):
             m.d.sync += acc.eq(total)
         fits = {name: fit_value(m, total, shift, self.grad_width, f"fit_{name}")
                 for name, shift in (("d3", self.shift_b4), ("d2", self.shift_b3),
                                     ("d1", self.shift_b2), ("grad_in", self.shift_b1))}
-        with m.If(p_valid & p_last):
-            with m.Switch(p_phase):
-                for ph, s in spec.items():
-                    if "out" not in s:
+        glo, ghi = signed_range(self.grad_width)
+        du = Signal(signed(self.grad_width))
+        m.d.comb += du.eq(Mux(z["raw"] > ghi, ghi, Mux(z["raw"] < glo, glo, z["raw"])))
+        leaked = Signal(signed(self.grad_width + LEAK_FRAC + 1))
+        m.d.comb += leaked.eq((du * self.beta) >> LEAK_FRAC)
+        with m.If(z["valid"] & z["last"]):
+            with m.Switch(z["phase"]):
+                for ph, sp in spec.items():
+                    if "out" not in sp:
                         continue
                     with m.Case(ph):
-                        kind, name = s["out"]
-                        if kind == "dg":
-                            m.d.comb += [wr[name].data.eq(
-                                Mux(p_first_step, 0, rd[name].data) + total),
-                                         wr[name].en.eq(1)]
-                        else:
-                            m.d.comb += [wr[name].data.eq(fits[name]),
-                                         wr[name].en.eq(1)]
+                        kind, name = sp["out"]
+                        value = (Mux(z["first_step"], 0, z["old"]) + total if kind == "dg"
+                                 else fits[name])
+                        m.d.comb += [wr[name].data.eq(value), wr[name].en.eq(1)]
                 with m.Case(Phase.SURROGATE):
-                    diff = Signal(signed(self.mem_width + 2))
-                    m.d.comb += diff.eq(rd["membrane"].data[p_t] - self.theta)
-                    window = Mux(diff < 0, -diff, diff) < self.surrogate
-                    carry = Mux(p_first_step, 0, rd["carry"].data)
-                    raw = Signal(signed(self.grad_width + 1))
-                    m.d.comb += raw.eq(Mux(window, rd["gs"].data, 0) + carry)
-                    glo, ghi = signed_range(self.grad_width)
-                    du = Signal(signed(self.grad_width))
-                    m.d.comb += du.eq(Mux(raw > ghi, ghi, Mux(raw < glo, glo, raw)))
-                    leaked = Signal(signed(self.grad_width + LEAK_FRAC + 1))
-                    m.d.comb += leaked.eq((du * self.beta) >> LEAK_FRAC)
                     m.d.comb += [wr["du"].data.eq(du), wr["du"].en.eq(1),
-                                 wr["carry"].data.eq(Mux(p_t_zero | rd["spikes"].data[before],
-                                                         0, leaked)),
+                                 wr["carry"].data.eq(Mux(z["t_zero"] | z["spiked"], 0, leaked)),
                                  wr["carry"].en.eq(1)]
 
         # Counters: cycles by the kind of pass, and the terms inside the map.
         dgrad = Cat(*[phase == ph for ph in (Phase.D3, Phase.D2, Phase.D1, Phase.D1P,
                                              Phase.DI)]).any()
-        with m.If(running):
+        with m.If(issuing):
             with m.If(phase == Phase.SURROGATE):
                 m.d.sync += self.cycles_surrogate.eq(self.cycles_surrogate + 1)
             with m.Elif(dgrad):
                 m.d.sync += self.cycles_dgrad.eq(self.cycles_dgrad + 1)
             with m.Else():
                 m.d.sync += self.cycles_wgrad.eq(self.cycles_wgrad + 1)
-        with m.If(p_valid & p_in & (p_phase != Phase.SURROGATE)):
+        with m.If(z["valid"] & z["in"] & (z["phase"] != Phase.SURROGATE)):
             m.d.sync += self.macs.eq(self.macs + 1)
         with m.If(self.start & ~running):
             m.d.sync += [self.cycles_surrogate.eq(0), self.cycles_dgrad.eq(0),
                          self.cycles_wgrad.eq(0), self.macs.eq(0)]
-        m.d.comb += self.busy.eq(running | p_valid)
+        m.d.comb += self.busy.eq(running | p["valid"] | q["valid"] | z["valid"])
         return m
