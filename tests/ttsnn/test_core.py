@@ -142,20 +142,24 @@ def test_regression_catches_a_wrong_backward_golden_model():
 
 
 def test_snnforge_run_ttsnn(tmp_path):
-    inputs = layer(7, H=4, W=5)
+    """Forward and backward from the command line: the outputs and gradients of the golden
+    models."""
+    inputs = with_grad(layer(7, H=4, W=5), 3)
     args = []
     for name, value in inputs.items():
         np.save(tmp_path / f"{name}.npy", value)
         args += ["--in", f"{name}={tmp_path / f'{name}.npy'}"]
     params = [a for k, v in SMALL.items() for a in ("-p", f"{k}={v}")]
     out = tmp_path / "out.npz"
-    result = CliRunner().invoke(main, ["run", "ttsnn", *params, *args, "-O", "mode=ptt",
-                                       "-O", "shift_y=2", "-O", "theta=10", "-o", str(out)],
+    options = {"mode": "ptt", "shift_y": 4, "theta": 10, "surrogate": 60, "shift_b1": 2}
+    flags = [a for k, v in options.items() for a in ("-O", f"{k}={v}")]
+    result = CliRunner().invoke(main, ["run", "ttsnn", *params, *args, *flags, "-o", str(out)],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "TT layer PTT" in result.output and "simulated" in result.output
     cfg = TTSNNConfig(**SMALL)
-    want = golden(cfg, inputs, {"mode": "ptt", "shift_y": 2, "theta": 10})
+    want = golden(cfg, inputs, options)
+    assert want["grad_in"].any() and want["grad_g1"].any()
     with np.load(out) as got:
         for name, value in want.items():
             assert np.array_equal(got[name], value), name
@@ -166,6 +170,8 @@ def test_snnforge_run_ttsnn(tmp_path):
     ({"g2": np.zeros((2, 2, 2), dtype=np.int64)}, "g2 must have shape"),
     ({"g1": np.full((2, 3), 40)}, "g1 must lie within"),
     ({"spikes": np.full((3, 3, 3, 5), 2)}, "spikes must be binary"),
+    ({"grad": np.zeros((3, 3, 3, 4), dtype=np.int64)}, "grad must have shape"),
+    ({"grad": np.full((3, 3, 3, 5), 1 << 15)}, "grad must lie within"),
 ])
 def test_bad_jobs_name_the_array(change, message):
     cfg = TTSNNConfig(**SMALL)
