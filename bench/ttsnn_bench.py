@@ -1,16 +1,19 @@
 #!/usr/bin/env python3
-"""TT-SNN forward on the RTL: cycles per pipeline (STT, PTT, HTT) and engine utilization.
+"""TT-SNN forward and backward on the RTL: cycles per pipeline (STT, PTT, HTT) and phase, and
+engine utilization.
 
     .venv/bin/python bench/ttsnn_bench.py                     # default layer, every pipeline
     .venv/bin/python bench/ttsnn_bench.py --shape 16x4x16x8x8 --T 4 --lanes 4
 
 For one layer (``Cin x r x Cout x H x W``, random cores and spikes at ``--density``) the core is
-built for the layer and runs each pipeline through ``snnforge run``'s path under Verilator; its
-outputs are checked against ``golden.ttsnn.fixed_forward``. Reported, all from the RTL's
-counters: the forward phase's cycles (maps in, currents out), the whole layer's (with the
-neuron pass) and end to end (with the DMA); each engine's MAC rows and utilization (rows per
-forward cycle); and the layer's multiply-accumulates per step from the TT shapes beside those of
-a dense 3x3 conv. A dense 3x3 on the same engines is not built, so no measured TT-vs-dense
+built for the layer and runs each pipeline, forward then backward (random output-spike
+gradients), through ``snnforge run``'s path under Verilator; its outputs and gradients are
+checked against ``golden.ttsnn.fixed_forward`` and ``fixed_backward``. Reported, all from the
+RTL's counters: the forward phase's cycles (maps in, currents out), the whole layer's (with the
+neuron pass), the backward pass's (surrogate, input-gradient and weight-gradient passes) and
+end to end (with the DMA); each engine's MAC rows and utilization (rows per forward cycle), the
+backward unit's MACs per backward cycle; and the layer's multiply-accumulates per step from the
+TT shapes beside those of a dense 3x3 conv. A dense 3x3 on the same engines is not built, so no measured TT-vs-dense
 speedup is given. Writes ``build/bench/ttsnn_bench.{json,md,png}``.
 """
 
@@ -27,7 +30,7 @@ from rich.console import Console
 
 from snnforge.flows import run_job
 from snnforge.generate import build_root
-from snnforge.golden.ttsnn.fixed import fixed_forward
+from snnforge.golden.ttsnn.fixed import fixed_backward, fixed_forward
 from snnforge.golden.ttsnn.tt import TTCores
 
 MODES = ("stt", "ptt", "htt")
@@ -38,8 +41,9 @@ def layer_inputs(c_in, rank, c_out, H, W, T, density, seed):
     g = torch.Generator().manual_seed(seed)
     draw = lambda *s: torch.randint(-8, 8, s, generator=g).numpy()
     spikes = (torch.rand(T, c_in, H, W, generator=g) < density).long().numpy()
+    grad = torch.randint(-200, 201, (T, c_out, H, W), generator=g).numpy()
     return {"spikes": spikes, "g1": draw(rank, c_in), "g2": draw(rank, rank, 3),
-            "g3": draw(rank, rank, 3), "g4": draw(c_out, rank)}
+            "g3": draw(rank, rank, 3), "g4": draw(c_out, rank), "grad": grad}
 
 
 def macs_per_step(c_in, rank, c_out, H, W, late=False):
@@ -68,13 +72,17 @@ def main(argv=None):
              "lanes_g3": min(args.lanes, rank), "lanes_g4": min(args.lanes, c_out)}
     rows = []
     for mode in MODES:
-        options = {"mode": mode, "htt_full": args.htt_full, "shift_y": 2, "theta": 20}
+        options = {"mode": mode, "htt_full": args.htt_full, "shift_y": 2, "theta": 20,
+                   "surrogate": 200, "shift_b4": 2, "shift_b3": 3, "shift_b2": 3, "shift_b1": 2}
         done = run_job(Console(quiet=True), "ttsnn", lanes, inputs=inputs, options=options)
         cfg = done.design.config
-        p = cfg.fixed.replace(mode=mode, htt_full=args.htt_full, shift_y=2, theta=20)
-        want = fixed_forward(torch.from_numpy(inputs["spikes"]),
-                             TTCores(*(torch.from_numpy(inputs[k]) for k in ENGINES)), p)
-        for name, value in (("y", want.y), ("spikes", want.spikes), ("membrane", want.membrane)):
+        p = cfg.fixed.replace(**options)
+        cores = TTCores(*(torch.from_numpy(inputs[k]) for k in ENGINES))
+        want = fixed_forward(torch.from_numpy(inputs["spikes"]), cores, p)
+        grad_in, grads, _ = fixed_backward(torch.from_numpy(inputs["grad"]), want, cores, p)
+        for name, value in (("y", want.y), ("spikes", want.spikes), ("membrane", want.membrane),
+                            ("grad_in", grad_in),
+                            *((f"grad_g{k}", getattr(grads, f"g{k}")) for k in (1, 2, 3, 4))):
             if not np.array_equal(done.result.outputs[name], value.numpy()):
                 raise SystemExit(f"{mode}: the RTL's {name} differ from the golden model")
         c = done.result.counters
@@ -85,21 +93,33 @@ def main(argv=None):
                      "macs": macs, "dense_macs": 9 * c_in * c_out * H * W * args.T,
                      **{f"{e}_rows": c[f"{e}_rows"] for e in ENGINES},
                      **{f"{e}_utilization": c[f"{e}_rows"] / c["forward_cycles"]
-                        for e in ENGINES}})
-        print(f"{mode}: forward {c['forward_cycles']:,} cycles, layer {c['busy']:,}, end to end "
-              f"{c['total_cycles']:,}", flush=True)
+                        for e in ENGINES},
+                     "backward_cycles": c["backward_cycles"],
+                     **{k: c[k] for k in ("surrogate_cycles", "dgrad_cycles", "wgrad_cycles",
+                                          "backward_macs")},
+                     "backward_utilization": c["backward_macs"] / c["backward_cycles"],
+                     "training_step_cycles": c["busy"] + c["backward_cycles"]})
+        print(f"{mode}: forward {c['forward_cycles']:,} cycles, layer {c['busy']:,}, backward "
+              f"{c['backward_cycles']:,}, end to end {c['total_cycles']:,}", flush=True)
     command = "python bench/ttsnn_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
     md = [f"Measured with `{command}`: layer Cin={c_in}, r={rank}, Cout={c_out}, {H}x{W}, "
           f"T={args.T} (HTT: {args.htt_full} full steps), {args.lanes} lanes per engine, spikes "
           f"at {args.density:.0%}; outputs equal to the golden model.", "",
-          "| pipeline | forward cycles | layer cycles | end to end | MACs (TT) | MACs (dense "
-          "3x3) | G1 / G2 / G3 / G4 utilization |", "|---|---|---|---|---|---|---|"]
+          "| pipeline | forward cycles | layer cycles | backward cycles (surrogate / input "
+          "grad / weight grad) | training step | end to end | MACs (TT) | MACs (dense 3x3) | "
+          "G1 / G2 / G3 / G4 utilization | backward MAC utilization |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         util = " / ".join(f"{r[f'{e}_utilization']:.0%}" for e in ENGINES)
         md.append(f"| {r['mode'].upper()} | {r['forward_cycles']:,} | {r['layer_cycles']:,} | "
-                  f"{r['end_to_end']:,} | {r['macs']:,} | {r['dense_macs']:,} | {util} |")
+                  f"{r['backward_cycles']:,} ({r['surrogate_cycles']:,} / "
+                  f"{r['dgrad_cycles']:,} / {r['wgrad_cycles']:,}) | "
+                  f"{r['training_step_cycles']:,} | {r['end_to_end']:,} | {r['macs']:,} | "
+                  f"{r['dense_macs']:,} | {util} | {r['backward_utilization']:.0%} |")
     md += ["", "Utilization: an engine's MAC rows per forward-phase cycle (a row is `lanes` "
-           "multiply-accumulates)."]
+           "multiply-accumulates); the backward unit's multiply-accumulates (terms inside the "
+           "map) per backward cycle, on its one MAC. Training step: the layer's forward "
+           "(maps and neurons) plus its backward pass, DMA excluded."]
     (outdir / "ttsnn_bench.md").write_text("\n".join(md) + "\n")
     (outdir / "ttsnn_bench.json").write_text(json.dumps(
         {"command": command, "shape": args.shape, "T": args.T, "htt_full": args.htt_full,
@@ -108,8 +128,12 @@ def main(argv=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(5, 3))
-    ax.bar([r["mode"].upper() for r in rows], [r["forward_cycles"] for r in rows], color="C0")
-    ax.set_ylabel("forward-phase cycles")
+    names = [r["mode"].upper() for r in rows]
+    ax.bar(names, [r["layer_cycles"] for r in rows], color="C0", label="forward (layer)")
+    ax.bar(names, [r["backward_cycles"] for r in rows],
+           bottom=[r["layer_cycles"] for r in rows], color="C1", label="backward")
+    ax.set_ylabel("cycles")
+    ax.legend()
     ax.set_title(f"TT layer {args.shape}, T={args.T}")
     fig.tight_layout()
     fig.savefig(outdir / "ttsnn_bench.png", dpi=120)
