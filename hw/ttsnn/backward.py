@@ -34,6 +34,10 @@ class Phase(enum.Enum, shape=4):
     D1P = 9         # d1 = fit(kh_conv_t(d3, G2) + kw_conv_t(d3, G3), shift_b2)
     W1 = 10         # dG1 += d1 (x) s_in
     DI = 11         # grad_in[t] = fit(G1^T d1, shift_b1)
+    U1 = 12         # with ``update``, after step 0: G_k = sat(G_k - round(sat(dG_k) >> lr))
+    U2 = 13
+    U3 = 14
+    U4 = 15
 
 
 #: The memories the host fills (``load``'s ``mem`` field): the output spikes' gradients and the
@@ -43,9 +47,10 @@ INPUTS = ("gs", "g1", "g2", "g3", "g4")
 #: position (``a1``, ``a2``, ``a3``: ``r`` lanes; ``spikes_in``: ``Cin``) of each step, one row
 #: per neuron (``membrane``, ``spikes``: ``T`` lanes).
 TRACES = ("a1", "a2", "a3", "spikes_in", "membrane", "spikes")
-#: The memories ``peek`` reads (its ``mem`` field): the input gradients and the cores' gradients
-#: (saturated to ``wgrad_width`` on the way out; G2/G3 in the engine's index order).
-RESULTS = ("grad_in", "dg1", "dg2", "dg3", "dg4")
+#: The memories ``peek`` reads (its ``mem`` field): the input gradients, the cores' gradients
+#: (saturated to ``wgrad_width`` on the way out; G2/G3 in the engine's index order) and the
+#: cores (updated, after an SGD update).
+RESULTS = ("grad_in", "dg1", "dg2", "dg3", "dg4", "g1", "g2", "g3", "g4")
 
 
 class TTBackward(wiring.Component):
@@ -150,8 +155,11 @@ class TTBackward(wiring.Component):
             **{f"shift_b{k}": In(5) for k in (1, 2, 3, 4)},
             "theta": In(signed(mem_width)), "beta": In(LEAK_FRAC),
             "surrogate": In(mem_width + 1),
+            "update": In(1), "lr_shift": In(6),
+            "updates": Out(stream.Signature(data.StructLayout({
+                "core": range(4), "index": range(depth), "value": signed(w_width)}))),
             "cycles_surrogate": Out(32), "cycles_dgrad": Out(32), "cycles_wgrad": Out(32),
-            "macs": Out(32),
+            "macs": Out(32), "cycles_update": Out(32),
         })
 
     def _loops(self):
@@ -170,6 +178,8 @@ class TTBackward(wiring.Component):
             Phase.D1P: ([("c", r)] + hw, [("j", 2), ("b", r), ("k", 3)]),
             Phase.W1: ([("a", r), ("i", ci)], hw),
             Phase.DI: ([("i", ci)] + hw, [("a", r)]),
+            **{getattr(Phase, f"U{k}"): ([("u", n)], [])
+               for k, n in ((1, r * ci), (2, 3 * r * r), (3, 3 * r * r), (4, co * r))},
         }
 
     def elaborate(self, platform):
@@ -226,14 +236,14 @@ class TTBackward(wiring.Component):
             for k, name in enumerate(RESULTS):
                 with m.Case(k):
                     value = rd[name].data
-                    if name != "grad_in":
+                    if name.startswith("dg"):
                         value = Mux(value > hi, hi, Mux(value < lo, lo, value))
                     m.d.comb += self.peek_data.eq(value)
 
         # The loop counters (shared by name across passes), the step and the pass.
         loops = self._loops()
         names = sorted({n for outer, inner in loops.values() for n, _ in outer + inner})
-        top = max(2, self.max_width, self.max_height, co, ci, r, 3)
+        top = max(2, self.max_width, self.max_height, co * r, ci * r, 3 * r * r)
         idx = {n: Signal(range(top), name=f"loop_{n}") for n in names}
         bound = {"h": self.height, "w": self.width}
         last = {n: Signal(name=f"last_{n}") for n in names}
@@ -314,6 +324,10 @@ class TTBackward(wiring.Component):
                            dest=at(ci, i), sel=late, A="g1", B=("d1", "d3"),
                            out=("fit", "grad_in")),
         }
+        for k in (1, 2, 3, 4):
+            spec[getattr(Phase, f"U{k}")] = dict(
+                reads={f"g{k}": idx["u"], f"dg{k}": idx["u"]}, dest=idx["u"], A=f"g{k}",
+                B=f"g{k}", out=("sgd", f"dg{k}"))
         # A neuron's row holds all its steps: membrane[t] and spikes[t - 1] side by side.
         neuron = at(co, o, step=False)
         spec[Phase.SURROGATE] = dict(
@@ -364,7 +378,13 @@ class TTBackward(wiring.Component):
                 with m.Case(Phase.DI):
                     m.d.sync += [phase.eq(Phase.SURROGATE), t.eq(t - 1)]
                     with m.If(t == 0):
-                        m.d.sync += running.eq(0)
+                        m.d.sync += [running.eq(self.update), phase.eq(Phase.U1)]
+                for ph, then in ((Phase.U1, Phase.U2), (Phase.U2, Phase.U3),
+                                 (Phase.U3, Phase.U4)):
+                    with m.Case(ph):
+                        m.d.sync += phase.eq(then)
+                with m.Case(Phase.U4):
+                    m.d.sync += running.eq(0)
         with m.If(self.start & ~running):
             m.d.sync += [running.eq(1), t.eq(T - 1), phase.eq(Phase.SURROGATE), gap.eq(0)]
             m.d.sync += [v.eq(0) for v in idx.values()]
@@ -402,8 +422,8 @@ class TTBackward(wiring.Component):
                 with m.Case(ph):
                     if "A" in sp:
                         m.d.comb += [op_a.eq(operand(sp["A"])), op_b.eq(operand(sp["B"]))]
-                    if sp.get("out", ("",))[0] == "dg":
-                        m.d.comb += old.eq(rd[sp["out"][1]].data)
+                    if sp.get("out", ("",))[0] in ("dg", "sgd"):
+                        m.d.comb += old.eq(rd[sp["out"][-1]].data)
         q = tags("q", {**{k: p[k] for k in ("valid", "in", "first", "last", "phase",
                                            "first_step", "t_zero", "dest")},
                        "a": op_a, "b": op_b, "old": old,
@@ -418,7 +438,8 @@ class TTBackward(wiring.Component):
         raw = Signal(signed(self.grad_width + 1))
         m.d.comb += raw.eq(Mux(window, q["gs"], 0) + Mux(q["first_step"], 0, q["carry"]))
         z = tags("z", {**{k: q[k] for k in ("valid", "in", "first", "last", "phase",
-                                           "first_step", "t_zero", "dest", "old", "spiked")},
+                                           "first_step", "t_zero", "dest", "old", "spiked",
+                                           "a")},
                        "product": product, "raw": raw})
         for name in self.shapes:
             if name not in INPUTS:
@@ -437,16 +458,34 @@ class TTBackward(wiring.Component):
         m.d.comb += du.eq(Mux(z["raw"] > ghi, ghi, Mux(z["raw"] < glo, glo, z["raw"])))
         leaked = Signal(signed(self.grad_width + LEAK_FRAC + 1))
         m.d.comb += leaked.eq((du * self.beta) >> LEAK_FRAC)
+        # SGD: the saturated gradient, shifted (round half up), off the weight, saturated.
+        wlo, whi = signed_range(self.wgrad_width)
+        dsat = Signal(signed(self.wgrad_width))
+        m.d.comb += dsat.eq(Mux(z["old"] > whi, whi, Mux(z["old"] < wlo, wlo, z["old"])))
+        step = Signal(signed(self.wgrad_width + 1))
+        m.d.comb += step.eq((dsat + ((C(1, 64) << self.lr_shift) >> 1)) >> self.lr_shift)
+        moved = Signal(signed(self.wgrad_width + 2))
+        m.d.comb += moved.eq(z["a"] - step)
+        new = Signal(signed(self.w_width))
+        lo_w, hi_w = signed_range(self.w_width)
+        m.d.comb += [new.eq(Mux(moved > hi_w, hi_w, Mux(moved < lo_w, lo_w, moved))),
+                     self.updates.payload.index.eq(z["dest"]),
+                     self.updates.payload.value.eq(new)]
         with m.If(z["valid"] & z["last"]):
             with m.Switch(z["phase"]):
                 for ph, sp in spec.items():
-                    if "out" not in sp:
+                    if "out" not in sp or sp["out"][0] == "sgd":
                         continue
                     with m.Case(ph):
                         kind, name = sp["out"]
                         value = (Mux(z["first_step"], 0, z["old"]) + total if kind == "dg"
                                  else fits[name])
                         m.d.comb += [wr[name].data.eq(value), wr[name].en.eq(1)]
+                for k in (1, 2, 3, 4):
+                    with m.Case(getattr(Phase, f"U{k}")):
+                        m.d.comb += [wr[f"g{k}"].addr.eq(z["dest"]), wr[f"g{k}"].data.eq(new),
+                                     wr[f"g{k}"].en.eq(1), self.updates.valid.eq(1),
+                                     self.updates.payload.core.eq(k - 1)]
                 with m.Case(Phase.SURROGATE):
                     m.d.comb += [wr["du"].data.eq(du), wr["du"].en.eq(1),
                                  wr["carry"].data.eq(Mux(z["t_zero"] | z["spiked"], 0, leaked)),
@@ -458,14 +497,17 @@ class TTBackward(wiring.Component):
         with m.If(issuing):
             with m.If(phase == Phase.SURROGATE):
                 m.d.sync += self.cycles_surrogate.eq(self.cycles_surrogate + 1)
+            with m.Elif(phase.as_value() >= Phase.U1.value):
+                m.d.sync += self.cycles_update.eq(self.cycles_update + 1)
             with m.Elif(dgrad):
                 m.d.sync += self.cycles_dgrad.eq(self.cycles_dgrad + 1)
             with m.Else():
                 m.d.sync += self.cycles_wgrad.eq(self.cycles_wgrad + 1)
-        with m.If(z["valid"] & z["in"] & (z["phase"] != Phase.SURROGATE)):
+        with m.If(z["valid"] & z["in"] & (z["phase"] != Phase.SURROGATE)
+                  & (z["phase"].as_value() < Phase.U1.value)):
             m.d.sync += self.macs.eq(self.macs + 1)
         with m.If(self.start & ~running):
             m.d.sync += [self.cycles_surrogate.eq(0), self.cycles_dgrad.eq(0),
-                         self.cycles_wgrad.eq(0), self.macs.eq(0)]
+                         self.cycles_wgrad.eq(0), self.macs.eq(0), self.cycles_update.eq(0)]
         m.d.comb += self.busy.eq(running | p["valid"] | q["valid"] | z["valid"])
         return m

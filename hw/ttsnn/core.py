@@ -38,6 +38,7 @@ BACKWARD_COUNTERS = (
     ("dgrad_cycles", "cycles of the input-gradient passes (G4^T, G3^T, G2^T, G1^T)"),
     ("wgrad_cycles", "cycles of the weight-gradient passes"),
     ("backward_macs", "multiply-accumulates of the backward pass (terms inside the map)"),
+    ("update_cycles", "cycles of the SGD update"),
 )
 
 #: Bulk targets (name, direction, memory format).
@@ -55,6 +56,8 @@ TARGETS = (
                          "[max_width]; argument: values"),
     ("core_grads", "store", "one core's gradient, result_bits each, in its engine's index "
                             "order; select: the core; argument: values"),
+    ("cores", "store", "one core's weights (after an SGD update), result_bits each, in its "
+                       "engine's index order; select: the core; argument: values"),
 )
 
 
@@ -73,7 +76,9 @@ class TTSNNCore(wiring.Component):
     (target ``grads``) and once ``status.forward_done``, ``control.backward`` starts BPTT; once
     ``status.backward_done``, STOREs of ``grad_in`` and ``core_grads`` (one per core) read the
     results at one value per cycle. The backward unit keeps its own copy of the cores (each
-    weight LOAD writes both).
+    weight LOAD writes both); with ``sgd.update`` it updates them after the pass and sends each
+    new weight to the forward engines too, so the next forward pass uses them (STORE ``cores``
+    reads them back).
 
     Members: ``cmd``/``rsp`` (host port), ``s_axil`` (AXI4-Lite), ``m_axi`` (AXI4 master), ``irq``.
     """
@@ -107,6 +112,9 @@ class TTSNNCore(wiring.Component):
             rm.add_register(f"shift_b{k}", 5, doc=f"right shift (round half up) of {doc}")
         rm.add_register("surrogate", cfg.mem_width + 1, reset=cfg.surrogate,
                         doc="surrogate half-width a: ds/du = [|H - theta| < a]")
+        rm.add_register("sgd", fields={
+            "update": (1, "after the backward pass, G = sat(G - round(sat(dG) >> lr_shift))"),
+            "lr_shift": (6, "the learning rate as a right shift")})
         rm.add_register("control", access="pulse", fields={
             "clear": (1, "clear the counters"), "backward": (1, "start the backward pass")})
         rm.add_register("status", access="ro", fields={
@@ -160,11 +168,22 @@ class TTSNNCore(wiring.Component):
         first = ld.valid & ld.ready & ld.payload.first
         w_left, w_index, w_core = Signal(32), Signal(16), Signal(2)
         s_left, g_left, g_index = Signal(32), Signal(32), Signal(32)
-        m.d.comb += [layer.load.valid.eq(wgear.o.valid & (w_left != 0)),
-                     layer.load.payload.core.eq(w_core), layer.load.payload.index.eq(w_index),
-                     layer.load.payload.value.eq(wgear.o.payload.as_signed()),
-                     wgear.o.ready.eq(layer.load.ready | (w_left == 0))]
-        w_fire = layer.load.valid & layer.load.ready
+        # The forward engines take LOADed weights, or the backward unit's SGD updates (which
+        # come only while a backward pass runs, and win).
+        bwd = self.backward
+        upd = bwd.updates
+        w_fire = wgear.o.valid & (w_left != 0) & layer.load.ready & ~upd.valid
+        m.d.comb += [upd.ready.eq(1),
+                     wgear.o.ready.eq((layer.load.ready & ~upd.valid) | (w_left == 0))]
+        with m.If(upd.valid):
+            m.d.comb += [layer.load.valid.eq(1), layer.load.payload.core.eq(upd.payload.core),
+                         layer.load.payload.index.eq(upd.payload.index),
+                         layer.load.payload.value.eq(upd.payload.value)]
+        with m.Else():
+            m.d.comb += [layer.load.valid.eq(wgear.o.valid & (w_left != 0)),
+                         layer.load.payload.core.eq(w_core),
+                         layer.load.payload.index.eq(w_index),
+                         layer.load.payload.value.eq(wgear.o.payload.as_signed())]
         with m.If(w_fire):
             m.d.sync += [w_left.eq(w_left - 1), w_index.eq(w_index + 1)]
         m.d.comb += [layer.i.valid.eq(sgear.o.valid & (s_left != 0)),
@@ -181,7 +200,6 @@ class TTSNNCore(wiring.Component):
 
         # The backward unit's loads: each core weight again (at the same index), and the output
         # spikes' gradients -- these wait a cycle when a weight is written.
-        bwd = self.backward
         m.submodules.backward = bwd
         g_fire = ggear.o.valid & (g_left != 0) & ~w_fire
         m.d.comb += ggear.o.ready.eq(~w_fire | (g_left == 0))
@@ -212,7 +230,8 @@ class TTSNNCore(wiring.Component):
         for name in ("mode", "htt_full", "width", "height", "surrogate",
                      *(f"shift_b{k}" for k in (1, 2, 3, 4))):
             m.d.comb += getattr(bwd, name).eq(getattr(regs, name))
-        m.d.comb += [bwd.theta.eq(regs.threshold - 1), bwd.beta.eq(regs.leak_amount),
+        m.d.comb += [bwd.update.eq(regs.sgd.update), bwd.lr_shift.eq(regs.sgd.lr_shift),
+                     bwd.theta.eq(regs.threshold - 1), bwd.beta.eq(regs.leak_amount),
                      bwd.start.eq(regs.control.backward)]
         forward_done, backward_done = Signal(), Signal()
         was_busy, bwd_was_busy = Signal(), Signal()
@@ -238,10 +257,11 @@ class TTSNNCore(wiring.Component):
 
         tgt, arg = sreq.payload.target, sreq.payload.arg
         is_n, is_gi = tgt == target["neurons"], tgt == target["grad_in"]
-        is_cg = tgt == target["core_grads"]
+        is_cg, is_c = tgt == target["core_grads"], tgt == target["cores"]
         need = Mux(is_n, beats_for(arg, cfg.neuron_bits), beats_for(arg, cfg.result_bits))
-        bad_store = sreq.valid & sreq.ready & (~(is_n | is_gi | is_cg)
-                                               | (is_cg & (sreq.payload.sel >= len(CORES)))
+        bad_store = sreq.valid & sreq.ready & (~(is_n | is_gi | is_cg | is_c)
+                                               | ((is_cg | is_c)
+                                                  & (sreq.payload.sel >= len(CORES)))
                                                | (sreq.payload.beats != need))
         idle = (owed == 0) & ngear.empty & (res_left == 0) & ~priming & rgear.empty
         m.d.comb += [sreq.ready.eq(idle), ngear.clear.eq(0), rgear.clear.eq(0)]
@@ -251,7 +271,7 @@ class TTSNNCore(wiring.Component):
                 m.d.sync += owed.eq(arg)
             with m.Else():
                 m.d.sync += [res_left.eq(arg), res_index.eq(0), priming.eq(1),
-                             bwd.peek_mem.eq(Mux(is_gi, 0, 1 + sreq.payload.sel))]
+                             bwd.peek_mem.eq(Mux(is_gi, 0, Mux(is_cg, 1, 5) + sreq.payload.sel))]
         m.d.comb += [ngear.i.valid.eq(layer.o.valid & (owed != 0)),
                      ngear.i.payload.eq(layer.o.payload.as_value()),
                      ngear.flush.eq(owed == 1),
@@ -285,7 +305,7 @@ class TTSNNCore(wiring.Component):
                        for k, g in enumerate(CORES)),
                      counters.inc.positions.eq(layer.i.valid & layer.i.ready),
                      counters.inc.neurons.eq(layer.o.valid & layer.o.ready),
-                     counters.inc.weights.eq(layer.load.valid & layer.load.ready),
+                     counters.inc.weights.eq(w_fire),
                      counters.inc.backward_cycles.eq(bwd.busy),
                      host.status.status.busy.eq(layer.busy),
                      host.status.status.forward_done.eq(forward_done),
@@ -293,7 +313,8 @@ class TTSNNCore(wiring.Component):
         for name, _ in COUNTERS:
             m.d.comb += getattr(host.status, name).eq(getattr(counters.count, name))
         for (name, _), value in zip(BACKWARD_COUNTERS, (bwd.cycles_surrogate, bwd.cycles_dgrad,
-                                                        bwd.cycles_wgrad, bwd.macs)):
+                                                        bwd.cycles_wgrad, bwd.macs,
+                                                        bwd.cycles_update)):
             m.d.comb += getattr(host.status, name).eq(value)
         return m
 

@@ -28,6 +28,7 @@ from .step import CORES
 __all__ = ["TTSNNDriver"]
 
 SHIFTS = ("o1", "z2", "z3", "y")
+CORE_DIMS = ((1, ("r", "Cin")), (2, ("r", "r", "3")), (3, ("r", "r", "3")), (4, ("Cout", "r")))
 
 
 def _bits(values, width):
@@ -50,10 +51,12 @@ class TTSNNDriver(Driver):
     ``g2 [r, r, 3]`` (out, in, kh), ``g3 [r, r, 3]`` (out, in, kw), ``g4 [Cout, r]`` within
     ``w_width`` bits, optionally ``grad [T, Cout, H, W]`` (the output spikes' gradients,
     ``grad_width`` bits); options: the pipeline, ``htt_full``, the shifts, ``theta``, ``beta``,
-    ``surrogate``. Outputs: the currents ``y``, the spikes and the membranes before reset, each
+    ``surrogate``, ``sgd_shift`` (an SGD update on chip after the backward pass) and
+    ``load_cores`` (0: keep the cores on chip). Outputs: the currents ``y``, the spikes and the membranes before reset, each
     ``[T, Cout, H, W]`` -- ``golden.ttsnn.fixed_forward``'s ``y``, ``spikes`` and ``membrane``;
     with ``grad`` also ``grad_in [T, Cin, H, W]`` and ``grad_g1 .. grad_g4`` (the cores'
-    shapes) -- ``golden.ttsnn.fixed_backward``'s.
+    shapes) -- ``golden.ttsnn.fixed_backward``'s -- and with ``sgd_shift`` the updated cores
+    ``new_g1 .. new_g4`` (``sgd_update``'s).
     """
 
     DEFAULT_MEMORY = 1 << 24
@@ -88,15 +91,21 @@ class TTSNNDriver(Driver):
                      *(Param(f"shift_b{k}", 0, f"right shift of G{k}^T's sums (backward)", 0,
                              31) for k in (4, 3, 2, 1)),
                      Param("surrogate", cfg.surrogate, "surrogate half-width a (backward)", 0,
-                           2 ** (cfg.mem_width + 1) - 1)),
+                           2 ** (cfg.mem_width + 1) - 1),
+                     Param("load_cores", 1, "1: LOAD the cores; 0: run on those the core "
+                           "holds (say, after an SGD update; g1..g4 then only describe them)",
+                           0, 1),
+                     Param("sgd_shift", -1, "with grad: SGD update on chip, the learning rate "
+                           "as a right shift (-1: no update)", -1, 47)),
             outputs=(ArraySpec("y", image, "int", "currents into the neurons"),
                      ArraySpec("spikes", image, "binary", "output spikes"),
                      ArraySpec("membrane", image, "int", "membranes before reset"),
                      ArraySpec("grad_in", ("T", "Cin", "H", "W"), "int",
                                "input gradients (with grad)"),
                      *(ArraySpec(f"grad_g{k}", dims, "int", f"G{k}'s gradient (with grad)")
-                       for k, dims in ((1, ("r", "Cin")), (2, ("r", "r", "3")),
-                                       (3, ("r", "r", "3")), (4, ("Cout", "r"))))))
+                       for k, dims in CORE_DIMS),
+                     *(ArraySpec(f"new_g{k}", dims, "int", f"G{k} after the SGD update "
+                                 "(with grad and sgd_shift)") for k, dims in CORE_DIMS)))
 
     @classmethod
     def params_for(cls, inputs: dict) -> dict:
@@ -165,8 +174,10 @@ class TTSNNDriver(Driver):
                        **{f"shift_b{k}": o[f"shift_b{k}"] for k in (1, 2, 3, 4)},
                        "threshold": o["theta"] + 1, "leak_amount": o["beta"],
                        "surrogate": o["surrogate"], "width": W, "height": H,
+                       "sgd": {"update": int(o["sgd_shift"] >= 0),
+                               "lr_shift": max(0, o["sgd_shift"])},
                        "control": {"clear": 1}})
-        for sel, name in enumerate(CORES):
+        for sel, name in enumerate(CORES if o["load_cores"] else ()):
             values = self.weight_order(name, job.inputs[name]).astype(np.int8).tobytes()
             addr = image.put(f"core {name}", self._pad(values))
             cl.load("weights", addr, -(-len(values) // bpb), sel=sel, arg=len(values))
@@ -180,7 +191,8 @@ class TTSNNDriver(Driver):
         cl.store("neurons", out, beats, arg=neurons)
         grad = job.inputs.get("grad")
         if grad is not None:
-            results = self._backward(cl, image, grad, job.inputs["g1"].shape[1])
+            results = self._backward(cl, image, grad, job.inputs["g1"].shape[1],
+                                     o["sgd_shift"] >= 0)
         cl.end()
         dma = await self.host.run_commands(image, cl)
         raw = await self.host.read_memory(out, out_bytes)
@@ -201,7 +213,7 @@ class TTSNNDriver(Driver):
         counters.update(dma)
         return JobResult(outputs, counters, {"mode": o["mode"]})
 
-    def _backward(self, cl, image, grad, c_in):
+    def _backward(self, cl, image, grad, c_in, update):
         """The backward part of the list; returns where its results will be."""
         cfg = self.cfg
         bpb = cfg.dma_width // 8
@@ -216,14 +228,15 @@ class TTSNNDriver(Driver):
         cl.wait("status", backward_done=1)
         r = cfg.rank
         results = {}
-        for name, sel, count in (("grad_in", 0, T * c_in * cfg.max_height * cfg.max_width),
-                                 ("g1", 0, r * c_in), ("g2", 1, 3 * r * r), ("g3", 2, 3 * r * r),
-                                 ("g4", 3, co * r)):
+        sizes = (r * c_in, 3 * r * r, 3 * r * r, co * r)
+        stores = [("grad_in", "grad_in", 0, T * c_in * cfg.max_height * cfg.max_width),
+                  *((f"grad_g{k + 1}", "core_grads", k, n) for k, n in enumerate(sizes)),
+                  *((f"new_g{k + 1}", "cores", k, n) for k, n in enumerate(sizes) if update)]
+        for name, target, sel, count in stores:
             size = count * cfg.result_bits // 8
             beats = -(-size // bpb)
-            at = image.alloc(f"gradient {name}", beats * bpb)
-            cl.store("grad_in" if name == "grad_in" else "core_grads", at, beats, sel=sel,
-                     arg=count)
+            at = image.alloc(name, beats * bpb)
+            cl.store(target, at, beats, sel=sel, arg=count)
             results[name] = (at, count)
         return results
 
@@ -236,10 +249,12 @@ class TTSNNDriver(Driver):
             raw = await self.host.read_memory(at, count * cfg.result_bits // 8)
             out[name] = np.frombuffer(raw, dtype=f"<i{cfg.result_bits // 8}").astype(np.int64)
         grad_in = out.pop("grad_in").reshape(T, ci, cfg.max_height, cfg.max_width)
-        unorder = lambda v: v.reshape(r, 3, r).transpose(0, 2, 1)   # engine order -> [o, i, k]
-        return {"grad_in": grad_in[..., :H, :W], "grad_g1": out["g1"].reshape(r, ci),
-                "grad_g2": unorder(out["g2"]), "grad_g3": unorder(out["g3"]),
-                "grad_g4": out["g4"].reshape(co, r)}
+        shapes = {"1": lambda v: v.reshape(r, ci), "4": lambda v: v.reshape(co, r),
+                  # G2/G3: engine order -> [o, i, k]
+                  "2": lambda v: v.reshape(r, 3, r).transpose(0, 2, 1),
+                  "3": lambda v: v.reshape(r, 3, r).transpose(0, 2, 1)}
+        return {"grad_in": grad_in[..., :H, :W],
+                **{name: shapes[name[-1]](v) for name, v in out.items()}}
 
     @classmethod
     def report(cls, cfg, job: Job, result: JobResult) -> list[str]:

@@ -6,7 +6,8 @@ import pytest
 import torch
 from amaranth.sim import Simulator
 
-from snnforge.golden.ttsnn.fixed import TTFixedParams, fixed_backward, fixed_forward
+from snnforge.golden.ttsnn.fixed import (TTFixedParams, fixed_backward, fixed_forward,
+                                         sgd_update)
 from snnforge.golden.ttsnn.tt import TTCores
 from snnforge.hw.ttsnn.backward import INPUTS, RESULTS, TTBackward
 from snnforge.hw.ttsnn.layer import MODES_RTL
@@ -28,7 +29,7 @@ def case(seed, *, T=3, c_in=3, rank=2, c_out=3, H=3, W=4, wmax=32, density=0.5, 
     return p, cores, fwd, gs
 
 
-def run_rtl(p, cores, fwd, gs, *, max_width=5, max_height=4):
+def run_rtl(p, cores, fwd, gs, *, max_width=5, max_height=4, lr_shift=None):
     T, c_out, H, W = fwd.y.shape
     c_in, rank = cores.cin, cores.g1.shape[0]
     dut = TTBackward(c_in=c_in, rank=rank, c_out=c_out, T=T, max_width=max_width,
@@ -45,12 +46,14 @@ def run_rtl(p, cores, fwd, gs, *, max_width=5, max_height=4):
               "g3": order(cores.g3), "g4": cores.g4.flatten().tolist()}
     sizes = {"grad_in": T * c_in * max_height * max_width, "dg1": rank * c_in,
              "dg2": 3 * rank * rank, "dg3": 3 * rank * rank, "dg4": c_out * rank}
+    sizes.update({f"g{k}": sizes[f"dg{k}"] for k in (1, 2, 3, 4)})
     got, counters = {}, {}
 
     async def bench(ctx):
         for name, value in (("mode", MODES_RTL[p.mode]), ("htt_full", p.htt_full),
                             ("width", W), ("height", H), ("theta", p.theta), ("beta", p.beta),
-                            ("surrogate", p.surrogate), *[(f"shift_b{k}", getattr(p, f"shift_b{k}"))
+                            ("surrogate", p.surrogate), ("update", lr_shift is not None),
+                            ("lr_shift", lr_shift or 0), *[(f"shift_b{k}", getattr(p, f"shift_b{k}"))
                                                           for k in (1, 2, 3, 4)]):
             ctx.set(getattr(dut, name), value)
         for mem, name in enumerate(INPUTS):
@@ -87,9 +90,14 @@ def run_rtl(p, cores, fwd, gs, *, max_width=5, max_height=4):
         ctx.set(dut.start, 1)
         await ctx.tick()
         ctx.set(dut.start, 0)
+        updates = []
         while ctx.get(dut.busy):
+            if ctx.get(dut.updates.valid):
+                updates.append(ctx.get(dut.updates.payload))
             await ctx.tick()
-        for name in ("cycles_surrogate", "cycles_dgrad", "cycles_wgrad", "macs"):
+        counters["updates"] = [(u.core, u.index, u.value) for u in updates]
+        for name in ("cycles_surrogate", "cycles_dgrad", "cycles_wgrad", "macs",
+                     "cycles_update"):
             counters[name] = ctx.get(getattr(dut, name))
         for mem, name in enumerate(RESULTS):
             values = []
@@ -101,7 +109,8 @@ def run_rtl(p, cores, fwd, gs, *, max_width=5, max_height=4):
             got[name] = torch.tensor(values)
         got["grad_in"] = got["grad_in"].reshape(T, c_in, max_height, max_width)[..., :H, :W]
         for k in (2, 3):
-            got[f"dg{k}"] = got[f"dg{k}"].reshape(rank, 3, rank).permute(0, 2, 1).flatten()
+            for name in (f"dg{k}", f"g{k}"):
+                got[name] = got[name].reshape(rank, 3, rank).permute(0, 2, 1).flatten()
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
@@ -110,9 +119,9 @@ def run_rtl(p, cores, fwd, gs, *, max_width=5, max_height=4):
     return got, counters
 
 
-def check(p, cores, fwd, gs, **sizes):
+def check(p, cores, fwd, gs, **kwargs):
     grad_in, grads, _ = fixed_backward(gs, fwd, cores, p)
-    got, counters = run_rtl(p, cores, fwd, gs, **sizes)
+    got, counters = run_rtl(p, cores, fwd, gs, **kwargs)
     want = {"grad_in": grad_in, **{f"dg{k}": getattr(grads, f"g{k}").flatten()
                                    for k in (1, 2, 3, 4)}}
     for name, value in want.items():
@@ -157,6 +166,30 @@ def test_backward_saturates_and_all_spiking():
     assert grad_in.abs().max() == 2 ** 11 or grad_in.max() == 2 ** 11 - 1
     assert max(getattr(grads, n).abs().max() for n in ("g1", "g2", "g3", "g4")) >= 2 ** 19 - 1
     check(p, cores, fwd, gs)
+
+
+@pytest.mark.parametrize("lr_shift", [0, 6])
+def test_sgd_update_on_chip(lr_shift):
+    """After the backward pass the cores are updated in place, as ``sgd_update``; each new
+    weight also leaves on ``updates`` (for the forward engines' copies)."""
+    p, cores, fwd, gs = case(4, mode="stt", wmax=128)
+    _, grads, _ = fixed_backward(gs, fwd, cores, p)
+    want = sgd_update(cores, grads, lr_shift, p)
+    got, counters = check(p, cores, fwd, gs, lr_shift=lr_shift)
+    sizes = [want.g1.numel(), want.g2.numel(), want.g3.numel(), want.g4.numel()]
+    assert counters["cycles_update"] == sum(sizes)
+    for k in (1, 2, 3, 4):
+        assert torch.equal(got[f"g{k}"], getattr(want, f"g{k}").flatten()), f"g{k}"
+    assert not torch.equal(want.g2, cores.g2)
+    sent = [(c, i) for c, i, _ in counters["updates"]]
+    assert sent == [(c, i) for c in range(4) for i in range(sizes[c])]
+
+
+def test_no_update_leaves_the_cores():
+    p, cores, fwd, gs = case(4, mode="ptt")
+    got, counters = check(p, cores, fwd, gs)
+    assert counters["cycles_update"] == 0 and not counters["updates"]
+    assert torch.equal(got["g1"], cores.g1.flatten())
 
 
 def test_the_comparison_can_fail():

@@ -9,7 +9,7 @@ from amaranth.sim import Simulator
 from click.testing import CliRunner
 
 from snnforge.cli import main
-from snnforge.golden.ttsnn.fixed import fixed_backward, fixed_forward
+from snnforge.golden.ttsnn.fixed import fixed_backward, fixed_forward, sgd_update
 from snnforge.golden.ttsnn.tt import TTCores
 from snnforge.host import HostDriver
 from snnforge.hw.ttsnn.config import TTSNNConfig
@@ -79,6 +79,47 @@ def test_core_backward_through_its_driver_in_amaranth(mode):
     assert got.outputs["grad_g4"].any() and got.outputs["grad_in"].any()
     assert c["backward_macs"] > 0 and c["surrogate_cycles"] == 3 * 3 * 3 * 5
     assert c["backward_cycles"] > c["dgrad_cycles"] + c["wgrad_cycles"]
+
+
+def test_sgd_on_chip_and_the_next_forward_pass_uses_it():
+    """A training step on the core: forward, backward, SGD update on chip; then a forward pass
+    without weight LOADs runs on the updated cores."""
+    cfg = TTSNNConfig(**SMALL)
+    inputs = with_grad(layer(21), 4)
+    options = {**BACKWARD, "mode": "stt", "sgd_shift": 6}
+    dut = TTSNNCore(cfg)
+    memory = AxiMemory(dut.m_axi, MEMORY, latency=2, stall="random:0.1", seed=3)
+    got = []
+
+    async def bench(ctx):
+        transport = AmaranthTransport(ctx, dut, idle=0.1, stall=0.1, seed=4, memory=memory)
+        driver = TTSNNDriver(HostDriver(dut.regmap, transport), cfg, memory_size=MEMORY)
+        first = await driver.run(driver.validate(cfg, inputs, options))
+        again = {**inputs, **{f"g{k}": first.outputs[f"new_g{k}"] for k in (1, 2, 3, 4)}}
+        del again["grad"]
+        second = await driver.run(driver.validate(cfg, again, {**BACKWARD, "mode": "stt",
+                                                              "load_cores": 0}))
+        got.extend([first, second])
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    memory.add_to(sim)
+    sim.add_testbench(bench)
+    sim.run()
+    first, second = got
+    p = cfg.fixed.replace(**{k: v for k, v in options.items() if k != "sgd_shift"})
+    cores = TTCores(*(torch.from_numpy(inputs[k]) for k in ("g1", "g2", "g3", "g4")))
+    fwd = fixed_forward(torch.from_numpy(inputs["spikes"]), cores, p)
+    _, grads, _ = fixed_backward(torch.from_numpy(inputs["grad"]), fwd, cores, p)
+    new = sgd_update(cores, grads, 6, p)
+    for k in (1, 2, 3, 4):
+        assert np.array_equal(first.outputs[f"new_g{k}"], getattr(new, f"g{k}").numpy()), k
+    assert not np.array_equal(first.outputs["new_g2"], inputs["g2"])
+    assert first.counters["update_cycles"] == 2 * 3 + 3 * 2 * 2 * 2 + 3 * 2
+    after = fixed_forward(torch.from_numpy(inputs["spikes"]), new, p)
+    assert np.array_equal(second.outputs["y"], after.y.numpy())
+    assert not np.array_equal(second.outputs["y"], first.outputs["y"])
+    assert second.counters["weights"] == 0
 
 
 def test_back_to_back_weight_loads_at_full_memory_speed():
