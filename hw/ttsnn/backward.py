@@ -16,7 +16,7 @@ from .pointwise import fit_value
 __all__ = ["TTBackward", "Phase", "INPUTS", "RESULTS"]
 
 #: Pipeline stages from a term's issue to its write (the gap between two passes).
-DEPTH = 4
+DEPTH = 5
 
 
 class Phase(enum.Enum, shape=4):
@@ -63,7 +63,7 @@ class TTBackward(wiring.Component):
     (inner) on one multiply-accumulate unit: a term per cycle, out-of-map terms (the zero padding
     of the 3-tap cores) cost their cycle but add nothing, an output is fitted (input-gradient
     passes) or added to its core gradient (weight-gradient passes, exact, ``dg_width`` bits) as
-    its last term leaves the four-stage pipeline (issue, read, multiply, accumulate-fit-write);
+    its last term leaves the five-stage pipeline (issue, read, multiply, accumulate, fit-write);
     the next pass issues ``DEPTH - 1`` cycles after the last term of a pass, so that it reads
     what that pass wrote. Issue cycles per step, with ``P = width * height``: ``Cout * P``
     (surrogate) + ``2 * Cout * r * P`` (G4) + ``12 * r * r * P`` (STT: four 3-tap passes; PTT:
@@ -441,54 +441,59 @@ class TTBackward(wiring.Component):
                                            "first_step", "t_zero", "dest", "old", "spiked",
                                            "a")},
                        "product": product, "raw": raw})
-        for name in self.shapes:
-            if name not in INPUTS:
-                m.d.comb += wr[name].addr.eq(z["dest"])
 
         acc = Signal(signed(self.dg_width))
         total = Signal(signed(self.dg_width))
         m.d.comb += total.eq(Mux(z["first"], 0, acc) + Mux(z["in"], z["product"], 0))
         with m.If(z["valid"]):
             m.d.sync += acc.eq(total)
-        fits = {name: fit_value(m, total, shift, self.grad_width, f"fit_{name}")
+        # The sums leave the accumulator for a stage of their own: fit, or the core gradient's
+        # addition, then the write.
+        w = tags("w", {**{k: z[k] for k in ("valid", "last", "phase", "first_step", "t_zero",
+                                           "dest", "old", "spiked", "a", "raw")},
+                       "total": total})
+        for name in self.shapes:
+            if name not in INPUTS:
+                m.d.comb += wr[name].addr.eq(w["dest"])
+        fits = {name: fit_value(m, w["total"], shift, self.grad_width, f"fit_{name}")
                 for name, shift in (("d3", self.shift_b4), ("d2", self.shift_b3),
                                     ("d1", self.shift_b2), ("grad_in", self.shift_b1))}
         glo, ghi = signed_range(self.grad_width)
         du = Signal(signed(self.grad_width))
-        m.d.comb += du.eq(Mux(z["raw"] > ghi, ghi, Mux(z["raw"] < glo, glo, z["raw"])))
+        m.d.comb += du.eq(Mux(w["raw"] > ghi, ghi, Mux(w["raw"] < glo, glo, w["raw"])))
         leaked = Signal(signed(self.grad_width + LEAK_FRAC + 1))
         m.d.comb += leaked.eq((du * self.beta) >> LEAK_FRAC)
         # SGD: the saturated gradient, shifted (round half up), off the weight, saturated.
         wlo, whi = signed_range(self.wgrad_width)
         dsat = Signal(signed(self.wgrad_width))
-        m.d.comb += dsat.eq(Mux(z["old"] > whi, whi, Mux(z["old"] < wlo, wlo, z["old"])))
+        m.d.comb += dsat.eq(Mux(w["old"] > whi, whi, Mux(w["old"] < wlo, wlo, w["old"])))
         step = Signal(signed(self.wgrad_width + 1))
         m.d.comb += step.eq((dsat + ((C(1, 64) << self.lr_shift) >> 1)) >> self.lr_shift)
         moved = Signal(signed(self.wgrad_width + 2))
-        m.d.comb += moved.eq(z["a"] - step)
+        m.d.comb += moved.eq(w["a"] - step)
         new = Signal(signed(self.w_width))
         lo_w, hi_w = signed_range(self.w_width)
         m.d.comb += [new.eq(Mux(moved > hi_w, hi_w, Mux(moved < lo_w, lo_w, moved))),
-                     self.updates.payload.index.eq(z["dest"]),
+                     self.updates.payload.index.eq(w["dest"]),
                      self.updates.payload.value.eq(new)]
-        with m.If(z["valid"] & z["last"]):
-            with m.Switch(z["phase"]):
+        with m.If(w["valid"] & w["last"]):
+            with m.Switch(w["phase"]):
                 for ph, sp in spec.items():
                     if "out" not in sp or sp["out"][0] == "sgd":
                         continue
                     with m.Case(ph):
                         kind, name = sp["out"]
-                        value = (Mux(z["first_step"], 0, z["old"]) + total if kind == "dg"
+                        value = (Mux(w["first_step"], 0, w["old"]) + w["total"] if kind == "dg"
                                  else fits[name])
                         m.d.comb += [wr[name].data.eq(value), wr[name].en.eq(1)]
                 for k in (1, 2, 3, 4):
                     with m.Case(getattr(Phase, f"U{k}")):
-                        m.d.comb += [wr[f"g{k}"].addr.eq(z["dest"]), wr[f"g{k}"].data.eq(new),
+                        m.d.comb += [wr[f"g{k}"].addr.eq(w["dest"]), wr[f"g{k}"].data.eq(new),
                                      wr[f"g{k}"].en.eq(1), self.updates.valid.eq(1),
                                      self.updates.payload.core.eq(k - 1)]
                 with m.Case(Phase.SURROGATE):
                     m.d.comb += [wr["du"].data.eq(du), wr["du"].en.eq(1),
-                                 wr["carry"].data.eq(Mux(z["t_zero"] | z["spiked"], 0, leaked)),
+                                 wr["carry"].data.eq(Mux(w["t_zero"] | w["spiked"], 0, leaked)),
                                  wr["carry"].en.eq(1)]
 
         # Counters: cycles by the kind of pass, and the terms inside the map.
@@ -509,5 +514,5 @@ class TTBackward(wiring.Component):
         with m.If(self.start & ~running):
             m.d.sync += [self.cycles_surrogate.eq(0), self.cycles_dgrad.eq(0),
                          self.cycles_wgrad.eq(0), self.macs.eq(0), self.cycles_update.eq(0)]
-        m.d.comb += self.busy.eq(running | p["valid"] | q["valid"] | z["valid"])
+        m.d.comb += self.busy.eq(running | p["valid"] | q["valid"] | z["valid"] | w["valid"])
         return m
