@@ -284,32 +284,28 @@ class TTBackward(wiring.Component):
         # nothing), the destination, the operand selector; then (stage 2) the operands A and B
         # (a pair: chosen by the selector) and where the sum goes: ("dg", core gradient) or
         # ("fit", memory) with the memory's shift.
+        def wgrad3(grad, act, axis, dg):
+            """``dg += k{axis}_grad(grad, act)``: act at the tap's offset along ``axis``."""
+            shift, inside = ({"yy": yf}, yf_in) if axis == "h" else ({"xx": xf}, xf_in)
+            return dict(reads={grad: at(r, b, step=False), act: row(**shift), dg: core},
+                        inside=inside, dest=core, lane=c, A=grad, B=act, out=("dg", dg))
+
+        def dgrad3(weights, grad, axis, out):
+            """``out = fit(k{axis}_conv_t(grad, weights))``."""
+            shift, inside = ({"yy": yt}, yt_in) if axis == "h" else ({"xx": xt}, xt_in)
+            return dict(reads={weights: core, grad: at(r, b, step=False, **shift)},
+                        inside=inside, dest=at(r, c, step=False), A=weights, B=grad,
+                        out=("fit", out))
+
         spec = {
             Phase.W4: dict(reads={"du": at(co, o, step=False), "a3": row(), "dg4": o * r + a},
                            dest=o * r + a, lane=a, A="du", B="a3", out=("dg", "dg4")),
             Phase.D3: dict(reads={"g4": o * r + a, "du": at(co, o, step=False)},
                            dest=at(r, a, step=False), A="g4", B="du",
                            out=("fit", "d3")),
-            Phase.W3: dict(reads={"d3": at(r, b, step=False), "a2": row(xx=xf),
-                                  "dg3": core}, inside=xf_in, dest=core, lane=c, A="d3", B="a2",
-                           out=("dg", "dg3")),
-            Phase.D2: dict(reads={"g3": core, "d3": at(r, b, xx=xt, step=False)},
-                           inside=xt_in, dest=at(r, c, step=False), A="g3", B="d3",
-                           out=("fit", "d2")),
-            Phase.W2: dict(reads={"d2": at(r, b, step=False), "a1": row(yy=yf),
-                                  "dg2": core}, inside=yf_in, dest=core, lane=c, A="d2", B="a1",
-                           out=("dg", "dg2")),
-            Phase.D1: dict(reads={"g2": core, "d2": at(r, b, yy=yt, step=False)},
-                           inside=yt_in, dest=at(r, c, step=False), A="g2", B="d2",
-                           out=("fit", "d1")),
-            Phase.W2P: dict(reads={"d3": at(r, b, step=False), "a1": row(yy=yf),
-                                   "dg2": core}, inside=yf_in, dest=core, lane=c, A="d3",
-                            B="a1",
-                            out=("dg", "dg2")),
-            Phase.W3P: dict(reads={"d3": at(r, b, step=False), "a1": row(xx=xf),
-                                   "dg3": core}, inside=xf_in, dest=core, lane=c, A="d3",
-                            B="a1",
-                            out=("dg", "dg3")),
+            Phase.W3: wgrad3("d3", "a2", "w", "dg3"), Phase.D2: dgrad3("g3", "d3", "w", "d2"),
+            Phase.W2: wgrad3("d2", "a1", "h", "dg2"), Phase.D1: dgrad3("g2", "d2", "h", "d1"),
+            Phase.W2P: wgrad3("d3", "a1", "h", "dg2"), Phase.W3P: wgrad3("d3", "a1", "w", "dg3"),
             # j = 0: the G2 term (along H), j = 1: the G3 term (along W), one sum.
             Phase.D1P: dict(reads={"g2": core, "g3": core,
                                    "d3": at(r, b, yy=Mux(j, y, yt), xx=Mux(j, xt, x),

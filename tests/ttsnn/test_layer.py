@@ -9,7 +9,6 @@ from snnforge.golden.common.lif import lif_integer, signed_range
 from snnforge.golden.ttsnn.fixed import TTFixedParams, fixed_forward
 from snnforge.golden.ttsnn.tt import TTCores
 from snnforge.hw.ttsnn.layer import MODES_RTL, TTLayer
-from snnforge.hw.ttsnn.step import CORES
 from snnforge.sim.amaranth_sim import simulate_streams
 from snnforge.sim.cocotb_streams import Scoreboard
 from snnforge.sim.payload import pack, unpack
