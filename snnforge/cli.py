@@ -7,6 +7,7 @@ that runs and fails ends with status 1.
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -253,6 +254,72 @@ def run():
     \b
     snnforge run NAME [-p KEY=VALUE ...] --in INPUT=FILE.npy ... [-O KEY=VALUE ...] -o OUT.npz
     NAME's own flags: snnforge run NAME --help.
+    """
+
+
+# -- train: a network trained with a family's layers, golden and on the RTL ---------------------
+
+def _trainable() -> list[str]:
+    return [name for name, gen in generators().items() if gen.trainer is not None]
+
+
+def _train_command(name) -> click.Command:
+    """``snnforge train NAME``: the family's training parameters as ``-O`` options."""
+    gen = get_generator(name)
+    module = importlib.import_module(gen.trainer)
+    config = module.TRAIN_PARAMS
+
+    def callback(on_rtl, options, float_epochs, outfile):
+        values = config.resolve(parse_assignments(options, "-O"), f"snnforge train {name}")
+        try:
+            p = config(**values)
+        except ValueError as error:
+            raise SnnforgeError(f"snnforge train {name}: {error}") from None
+        module.run_training(console, p, on_rtl=on_rtl, float_epochs=float_epochs,
+                            outfile=outfile)
+
+    lines = [(module.__doc__ or "").strip().split("\n\n")[0], "", "\b",
+             "Training parameters (-O KEY=VALUE):"]
+    lines += [f"  {o.name} ({o.range_text}, default {o.default}): {o.help}"
+              for o in config.params()]
+    return click.Command(name, callback=callback, help="\n".join(lines), params=[
+        click.Option(["--on-rtl"], is_flag=True,
+                     help="Also train with the layer computed by the generated RTL under "
+                          "Verilator and check its weights equal the golden training's."),
+        click.Option(["-O", "--option", "options"], multiple=True, metavar="KEY=VALUE",
+                     help="A training parameter (repeatable)."),
+        click.Option(["--float-epochs"], type=click.IntRange(0, 1000), default=30,
+                     show_default=True, help="Epochs of the float training compared against "
+                                             "(0: none)."),
+        click.Option(["-o", "--out", "outfile"], metavar="OUT.json",
+                     help="The summary (accuracies, equality, counters) as JSON."),
+    ])
+
+
+class _TrainGroup(click.Group):
+    def list_commands(self, ctx):
+        return _trainable()
+
+    def get_command(self, ctx, name):
+        return _train_command(name) if name in _trainable() else None
+
+    def resolve_command(self, ctx, args):
+        name = args[0] if args else None
+        if name is not None and name not in _trainable() and not name.startswith("-"):
+            get_generator(name)
+            raise SnnforgeError(f"snnforge train: {name!r} has no training flow; trainable "
+                                f"generators: {', '.join(_trainable())}")
+        return super().resolve_command(ctx, args)
+
+
+@main.group(cls=_TrainGroup)
+def train():
+    """Train a network whose layers are NAME's, by the fixed-point golden model and (--on-rtl)
+    by the generated RTL under Verilator; weights compared bit for bit.
+
+    \b
+    snnforge train NAME [--on-rtl] [-O KEY=VALUE ...] [--float-epochs N] [-o OUT.json]
+    NAME's training parameters: snnforge train NAME --help.
     """
 
 

@@ -29,7 +29,9 @@ class Generator:
     regression (``testcase``: its test, None for every test of the module) and ``sim_options``
     the options a user may give it (``snnforge sim -O name=value``). ``driver`` is the
     family's :class:`~snnforge.driver.Driver` if the block runs jobs (``snnforge run``).
-    ``demo_params`` is the configuration ``make demo`` builds, regresses with ``demo_options``
+    ``trainer`` names the module of the family's training flow (``snnforge train``): its
+    ``TRAIN_PARAMS`` (a :class:`~snnforge.params.Config`) and ``run_training(console, params,
+    on_rtl=, float_epochs=, outfile=)``. ``demo_params`` is the configuration ``make demo`` builds, regresses with ``demo_options``
     and synthesizes for ``demo_targets`` (None: not in the demo).
     """
 
@@ -42,6 +44,7 @@ class Generator:
     testcase: str | None = None
     sim_options: dict = field(default_factory=dict)
     driver: type | None = None
+    trainer: str | None = None
     demo_params: dict = field(default_factory=dict)
     demo_options: dict = field(default_factory=dict)
     demo_targets: tuple | None = ("ecp5-85k", "ice40-up5k")

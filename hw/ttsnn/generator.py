@@ -36,6 +36,7 @@ GENERATORS = (
         testcase="regression",
         sim_options={"cases": "random layers per pipeline (default 2)", **STREAM_OPTIONS},
         driver=TTSNNDriver,
+        trainer="snnforge.sim.ttsnn.trainer",
         # The tests' small layer (see tests/ttsnn/test_core.py: the default configuration's
         # back-to-back weight LOADs at full speed still lose a core, a known bug).
         demo_params={"c_in": 3, "rank": 2, "c_out": 3, "max_width": 5, "max_height": 4, "T": 3,
