@@ -12,9 +12,12 @@ checked against ``golden.ttsnn.fixed_forward`` and ``fixed_backward``. Reported,
 RTL's counters: the forward phase's cycles (maps in, currents out), the whole layer's (with the
 neuron pass), the backward pass's (surrogate, input-gradient and weight-gradient passes) and
 end to end (with the DMA); each engine's MAC rows and utilization (rows per forward cycle), the
-backward unit's MACs per backward cycle; and the layer's multiply-accumulates per step from the
-TT shapes beside those of a dense 3x3 conv. A dense 3x3 on the same engines is not built, so no measured TT-vs-dense
-speedup is given. Writes ``build/bench/ttsnn_bench.{json,md,png}``.
+backward unit's MACs per backward cycle; the computation energy of each phase from those
+counters and SATA's per-operation energies (``golden.ttsnn.report.op_energy``); PTT's and HTT's
+training-step time and energy against STT's, beside the paper's claims; and the layer's
+multiply-accumulates from the TT shapes beside those of a dense 3x3 conv. A dense 3x3 on the same
+engines is not built: the table gives its lower bound (every lane of the four engines busy every
+cycle) and TT's speedup against that bound. Writes ``build/bench/ttsnn_bench.{json,md,png}``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from rich.console import Console
 from snnforge.flows import run_job
 from snnforge.generate import build_root
 from snnforge.golden.ttsnn.fixed import fixed_backward, fixed_forward
+from snnforge.golden.ttsnn.report import ANN_MAC, op_energy
 from snnforge.golden.ttsnn.tt import TTCores
 
 MODES = ("stt", "ptt", "htt")
@@ -88,9 +92,20 @@ def main(argv=None):
         c = done.result.counters
         late = [mode == "htt" and t >= args.htt_full for t in range(args.T)]
         macs = sum(macs_per_step(c_in, rank, c_out, H, W, lt) for lt in late)
+        width = {e: cfg.lanes[k] for k, e in enumerate(ENGINES)}
+        forward_ops = {"ac": c["g1_rows"] * width["g1"], "lif": c["neurons"] * args.T,
+                       "mac": sum(c[f"{e}_rows"] * width[e] for e in ENGINES[1:])}
+        backward_ops = {"pgu": c["neurons"] * args.T, "mac": c["backward_macs"]}
+        dense_macs = 9 * c_in * c_out * H * W * args.T
+        dense_bound = dense_macs / sum(cfg.lanes)
         rows.append({"mode": mode, "forward_cycles": c["forward_cycles"],
                      "layer_cycles": c["busy"], "end_to_end": c["total_cycles"],
-                     "macs": macs, "dense_macs": 9 * c_in * c_out * H * W * args.T,
+                     "macs": macs, "dense_macs": dense_macs,
+                     "dense_bound_cycles": dense_bound,
+                     "speedup_vs_dense_bound": dense_bound / c["forward_cycles"],
+                     "mac_reduction": dense_macs / macs,
+                     "forward_energy": op_energy(forward_ops) / ANN_MAC,
+                     "backward_energy": op_energy(backward_ops) / ANN_MAC,
                      **{f"{e}_rows": c[f"{e}_rows"] for e in ENGINES},
                      **{f"{e}_utilization": c[f"{e}_rows"] / c["forward_cycles"]
                         for e in ENGINES},
@@ -99,6 +114,7 @@ def main(argv=None):
                                           "backward_macs")},
                      "backward_utilization": c["backward_macs"] / c["backward_cycles"],
                      "training_step_cycles": c["busy"] + c["backward_cycles"]})
+        rows[-1]["training_energy"] = rows[-1]["forward_energy"] + rows[-1]["backward_energy"]
         print(f"{mode}: forward {c['forward_cycles']:,} cycles, layer {c['busy']:,}, backward "
               f"{c['backward_cycles']:,}, end to end {c['total_cycles']:,}", flush=True)
     command = "python bench/ttsnn_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -119,7 +135,27 @@ def main(argv=None):
     md += ["", "Utilization: an engine's MAC rows per forward-phase cycle (a row is `lanes` "
            "multiply-accumulates); the backward unit's multiply-accumulates (terms inside the "
            "map) per backward cycle, on its one MAC. Training step: the layer's forward "
-           "(maps and neurons) plus its backward pass, DMA excluded."]
+           "(maps and neurons) plus its backward pass, DMA excluded.", "",
+           "| pipeline | MAC reduction vs dense | dense 3x3 bound (cycles) | forward speedup vs "
+           "the bound | speedup / reduction | forward energy | backward energy | training "
+           "time vs STT | training energy vs STT |", "|---|---|---|---|---|---|---|---|---|"]
+    stt = rows[0]
+    for r in rows:
+        md.append(f"| {r['mode'].upper()} | {r['mac_reduction']:.2f}x | "
+                  f"{r['dense_bound_cycles']:,.0f} | {r['speedup_vs_dense_bound']:.2f}x | "
+                  f"{r['speedup_vs_dense_bound'] / r['mac_reduction']:.0%} | "
+                  f"{r['forward_energy']:,.0f} | {r['backward_energy']:,.0f} | "
+                  f"{r['training_step_cycles'] / stt['training_step_cycles'] - 1:+.1%} | "
+                  f"{r['training_energy'] / stt['training_energy'] - 1:+.1%} |")
+    md += ["", "Dense 3x3 bound: the dense conv's multiply-accumulates over every lane of the "
+           "four engines, all busy every cycle (not built: a lower bound of its cycles). Energy: "
+           "computation only, from the RTL's counters (G1 rows x lanes accumulates, G2-G4 rows "
+           "x lanes and the backward unit's MACs multiply-accumulates, one LIF update and one "
+           "surrogate-gradient unit per neuron and step) times SATA's per-operation energies, "
+           "in ANN MACs (`golden.ttsnn.report.SATA_OP_ENERGY`). The paper claims -17.7 % "
+           "training time and -28.3 % training energy on N-Caltech101; the energy figure most "
+           "likely compares PTT on a modified SATA with STT on SATA, including DRAM and SRAM "
+           "energy (shared/papers/ttsnn.md section 10)."]
     (outdir / "ttsnn_bench.md").write_text("\n".join(md) + "\n")
     (outdir / "ttsnn_bench.json").write_text(json.dumps(
         {"command": command, "shape": args.shape, "T": args.T, "htt_full": args.htt_full,

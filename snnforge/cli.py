@@ -82,6 +82,9 @@ def list_cmd():
         for p in gen.params:
             table.add_row(p.name, str(p.default), p.range_text, p.help)
         console.print(table)
+        for preset, (values, what) in gen.presets.items():
+            given = " ".join(f"{k}={v}" for k, v in values.items())
+            console.print(f"  preset [bold]{preset}[/bold] (-p preset={preset}): {what}; {given}")
         console.print()
 
 
@@ -163,9 +166,12 @@ def lint(name, params):
               show_default=True)
 @click.option("--freq", default=100.0, show_default=True, help="Clock constraint in MHz.")
 @click.option("--seed", default=1, show_default=True, help="nextpnr placement seed.")
-def synth(name, params, target, freq, seed):
+@click.option("--no-place", is_flag=True, help="Synthesis only: cell counts, no place-and-route "
+                                               "(for configurations larger than the device).")
+def synth(name, params, target, freq, seed, no_place):
     """Synthesize and place-and-route NAME; prints and writes LUT4/FF/BRAM/DSP and Fmax."""
-    result = flows.run_synth(console, _design(name, params), target, freq=freq, seed=seed)
+    result = flows.run_synth(console, _design(name, params), target, freq=freq, seed=seed,
+                             place=not no_place)
     sys.exit(0 if "pnr_error" not in result else 1)
 
 

@@ -31,7 +31,9 @@ class Generator:
     family's :class:`~snnforge.driver.Driver` if the block runs jobs (``snnforge run``).
     ``trainer`` names the module of the family's training flow (``snnforge train``): its
     ``TRAIN_PARAMS`` (a :class:`~snnforge.params.Config`) and ``run_training(console, params,
-    on_rtl=, float_epochs=, outfile=)``. ``demo_params`` is the configuration ``make demo`` builds, regresses with ``demo_options``
+    on_rtl=, float_epochs=, outfile=)``. ``presets`` are named configurations, ``{name:
+    (parameters, description)}``, chosen with the parameter ``preset=NAME`` (the other
+    parameters given win over the preset's). ``demo_params`` is the configuration ``make demo`` builds, regresses with ``demo_options``
     and synthesizes for ``demo_targets`` (None: not in the demo).
     """
 
@@ -45,6 +47,7 @@ class Generator:
     sim_options: dict = field(default_factory=dict)
     driver: type | None = None
     trainer: str | None = None
+    presets: dict = field(default_factory=dict)
     demo_params: dict = field(default_factory=dict)
     demo_options: dict = field(default_factory=dict)
     demo_targets: tuple | None = ("ecp5-85k", "ice40-up5k")
@@ -61,6 +64,13 @@ class Generator:
     def configure(self, overrides=None):
         """The configuration for ``overrides`` (text or values by name) on the defaults; every
         name, range and cross-parameter rule checked (:class:`SnnforgeError`)."""
+        overrides = dict(overrides or {})
+        preset = overrides.pop("preset", None)
+        if preset is not None:
+            if preset not in self.presets:
+                raise SnnforgeError(f"{self.name}: unknown preset {preset!r}; presets: "
+                                    f"{', '.join(self.presets) or 'none'}")
+            overrides = {**self.presets[preset][0], **overrides}
         values = self.config.resolve(overrides, self.name)
         try:
             return self.config(**values)

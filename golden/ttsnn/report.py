@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ConvShape", "RESNET34_NCALTECH", "PAPER_CLAIMS", "tt_params", "param_flop_report"]
+__all__ = ["ConvShape", "RESNET34_NCALTECH", "PAPER_CLAIMS", "tt_params", "param_flop_report",
+           "SATA_OP_ENERGY", "SATA_UNITS", "ANN_MAC", "op_energy"]
 
 
 @dataclass(frozen=True)
@@ -82,3 +83,28 @@ def param_flop_report(shapes, ranks) -> dict:
     return {"layers": rows, "total": total,
             "param_reduction": total["dense_params"] / total["tt_params"],
             "mac_reduction": total["dense_macs"] / total["tt_macs"]}
+
+
+#: SATA's per-operation energies, 16-bit, relative units (``RuokaiYin/SATA_Sim`` d447058,
+#: ``training_energy_cal/energy_configs.py``; ``shared/papers/ttsnn.md`` section 7).
+SATA_OP_ENERGY = {"mul": 0.239, "acc": 0.0389, "add": 0.00967, "and": 0.000794, "comp": 0.00309,
+                  "mux": 0.00172, "reg": 0.0301, "shift": 0.00605}
+#: The units SATA composes from them: a spike x weight accumulate (AND + ACC), a multi-bit
+#: multiply-accumulate, a LIF update (add, compare, 2 mux, 3 registers, a shift), the partial
+#: gradient unit of BPTT (1 mul, 2 add, 1 mux, 2 shift) and a weight update (add, shift).
+SATA_UNITS = {
+    "ac": ("and", "acc"), "mac": ("mul", "acc"),
+    "lif": ("add", "comp", "mux", "mux", "reg", "reg", "reg", "shift"),
+    "pgu": ("mul", "add", "add", "mux", "shift", "shift"), "update": ("add", "shift")}
+#: SATA normalises its results to one ANN MAC (mul + acc).
+ANN_MAC = SATA_OP_ENERGY["mul"] + SATA_OP_ENERGY["acc"]
+
+
+def op_energy(ops: dict) -> float:
+    """Computation energy of ``{unit: count}`` (units of :data:`SATA_UNITS`) in SATA's units
+    (one ANN MAC = :data:`ANN_MAC`); memory energy is not modelled."""
+    unknown = set(ops) - set(SATA_UNITS)
+    if unknown:
+        raise ValueError(f"unknown operation units {sorted(unknown)}; known: "
+                         f"{', '.join(SATA_UNITS)}")
+    return sum(n * sum(SATA_OP_ENERGY[op] for op in SATA_UNITS[unit]) for unit, n in ops.items())

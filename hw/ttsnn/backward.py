@@ -395,10 +395,16 @@ class TTBackward(wiring.Component):
         def tags(prefix, src):
             return {k: stage(f"{prefix}_{k}", v, v) for k, v in src.items()}
 
+        # The backward loop meets a core gradient first at its last step: T - 1, except for
+        # G2's and G3's under HTT, which only its first htt_full steps add to.
+        first_full = Signal.like(t)
+        ptt_grad = (phase == Phase.W2P) | (phase == Phase.W3P)
+        m.d.comb += first_full.eq(Mux((self.mode == MODES_RTL["htt"]) & ptt_grad,
+                                      self.htt_full - 1, T - 1))
         p = tags("p", {"valid": issuing, "in": issue_in, "first": issue_first,
                        "last": issue_last, "sel": issue_sel, "phase": phase,
                        "lane": issue_lane, "t": t, "first_step": t == T - 1,
-                       "t_zero": t == 0, "dest": dest})
+                       "fresh": t == first_full, "t_zero": t == 0, "dest": dest})
         before = Signal.like(t)
         m.d.comb += before.eq(p["t"] - 1)
 
@@ -421,7 +427,7 @@ class TTBackward(wiring.Component):
                     if sp.get("out", ("",))[0] in ("dg", "sgd"):
                         m.d.comb += old.eq(rd[sp["out"][-1]].data)
         q = tags("q", {**{k: p[k] for k in ("valid", "in", "first", "last", "phase",
-                                           "first_step", "t_zero", "dest")},
+                                           "first_step", "fresh", "t_zero", "dest")},
                        "a": op_a, "b": op_b, "old": old,
                        "membrane": rd["membrane"].data[p["t"]], "gs": rd["gs"].data,
                        "carry": rd["carry"].data, "spiked": rd["spikes"].data[before]})
@@ -433,9 +439,8 @@ class TTBackward(wiring.Component):
         window = Mux(diff < 0, -diff, diff) < self.surrogate
         raw = Signal(signed(self.grad_width + 1))
         m.d.comb += raw.eq(Mux(window, q["gs"], 0) + Mux(q["first_step"], 0, q["carry"]))
-        z = tags("z", {**{k: q[k] for k in ("valid", "in", "first", "last", "phase",
-                                           "first_step", "t_zero", "dest", "old", "spiked",
-                                           "a")},
+        z = tags("z", {**{k: q[k] for k in ("valid", "in", "first", "last", "phase", "fresh",
+                                           "t_zero", "dest", "old", "spiked", "a")},
                        "product": product, "raw": raw})
 
         acc = Signal(signed(self.dg_width))
@@ -445,7 +450,7 @@ class TTBackward(wiring.Component):
             m.d.sync += acc.eq(total)
         # The sums leave the accumulator for a stage of their own: fit, or the core gradient's
         # addition, then the write.
-        w = tags("w", {**{k: z[k] for k in ("valid", "last", "phase", "first_step", "t_zero",
+        w = tags("w", {**{k: z[k] for k in ("valid", "last", "phase", "fresh", "t_zero",
                                            "dest", "old", "spiked", "a", "raw")},
                        "total": total})
         for name in self.shapes:
@@ -479,7 +484,7 @@ class TTBackward(wiring.Component):
                         continue
                     with m.Case(ph):
                         kind, name = sp["out"]
-                        value = (Mux(w["first_step"], 0, w["old"]) + w["total"] if kind == "dg"
+                        value = (Mux(w["fresh"], 0, w["old"]) + w["total"] if kind == "dg"
                                  else fits[name])
                         m.d.comb += [wr[name].data.eq(value), wr[name].en.eq(1)]
                 for k in (1, 2, 3, 4):

@@ -27,8 +27,9 @@ def _describe(core: TTSNNCore) -> dict:
 GENERATORS = (
     Generator(
         name="ttsnn",
-        summary="TT-SNN conv layer, forward: G1 (spike AND-accumulate), G2 3x1 / G3 1x3 (line "
-                "buffers, STT/PTT/HTT as a register), G4, the shared LIF with its trace, DMA",
+        summary="TT-SNN conv layer, forward and BPTT: G1 (spike AND-accumulate), G2 3x1 / G3 1x3 "
+                "(line buffers, STT/PTT/HTT as a register), G4, the shared LIF with its trace, "
+                "the backward unit (surrogate, input and core gradients, SGD), DMA",
         config=TTSNNConfig,
         factory=TTSNNCore,
         describe=_describe,
@@ -37,8 +38,12 @@ GENERATORS = (
         sim_options={"cases": "random layers per pipeline (default 2)", **STREAM_OPTIONS},
         driver=TTSNNDriver,
         trainer="snnforge.sim.ttsnn.trainer",
-        # The tests' small layer (see tests/ttsnn/test_core.py: the default configuration's
-        # back-to-back weight LOADs at full speed still lose a core, a known bug).
+        presets={"paper-s1": ({"c_in": 64, "rank": 24, "c_out": 64, "max_width": 32,
+                               "max_height": 32, "T": 4, "lanes_g1": 8, "lanes_g2": 8,
+                               "lanes_g3": 8, "lanes_g4": 8},
+                              "stage 1 of the paper's CIFAR ResNet-19 (64 channels, r = 24, "
+                              "32x32): an ASIC-scale reference, larger than the FPGAs")},
+        # The tests' small layer: a demo that builds in seconds.
         demo_params={"c_in": 3, "rank": 2, "c_out": 3, "max_width": 5, "max_height": 4, "T": 3,
                      "lanes_g2": 1, "w_width": 6, "act_width": 12, "y_width": 12,
                      "mem_width": 12, "dma_width": 64},

@@ -122,6 +122,34 @@ def test_sgd_on_chip_and_the_next_forward_pass_uses_it():
     assert second.counters["weights"] == 0
 
 
+def test_each_backward_pass_starts_its_core_gradients_from_zero():
+    """An HTT pass after an STT pass on the same core: G2's and G3's gradients, which HTT adds
+    to only on its first htt_full steps, hold none of the previous pass's (a bug once)."""
+    cfg = TTSNNConfig(**SMALL)
+    jobs = [(with_grad(layer(30), 5), {**BACKWARD, "mode": "stt"}),
+            (with_grad(layer(31), 6), {**BACKWARD, "mode": "htt", "htt_full": 1})]
+    dut = TTSNNCore(cfg)
+    memory = AxiMemory(dut.m_axi, MEMORY, latency=2, stall="none", seed=3)
+    got = []
+
+    async def bench(ctx):
+        transport = AmaranthTransport(ctx, dut, idle=0, stall=0, seed=4, memory=memory)
+        driver = TTSNNDriver(HostDriver(dut.regmap, transport), cfg, memory_size=MEMORY)
+        for inputs, options in jobs:
+            got.append(await driver.run(driver.validate(cfg, inputs, options)))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    memory.add_to(sim)
+    sim.add_testbench(bench)
+    sim.run()
+    for (inputs, options), result in zip(jobs, got):
+        want = golden(cfg, inputs, options)
+        assert want["grad_g2"].any()
+        for name in ("grad_g2", "grad_g3", "grad_in"):
+            assert np.array_equal(result.outputs[name], want[name]), (options["mode"], name)
+
+
 def test_back_to_back_weight_loads_at_full_memory_speed():
     """A fast memory lets each core's weight LOAD start on the cycle the previous one's last byte
     leaves the gearbox: the new count must not be lost (it was: the next core read as zeros)."""
@@ -160,6 +188,19 @@ def test_regression_under_verilator():
     result = run_bench("ttsnn", SMALL, seed=5, testcase="regression", options={"cases": 2})
     assert result.ok, result.summary()
     assert result.stats["unit"] == "output neurons" and result.stats["items"] > 0
+
+
+@pytest.mark.parametrize("params", [
+    {"c_in": 2, "rank": 3, "c_out": 2, "max_width": 5, "max_height": 3, "T": 6},   # r > Cin
+    {"c_in": 2, "rank": 1, "c_out": 3, "max_width": 3, "max_height": 3, "T": 1,
+     "htt_full": 1},                                                                # r = 1
+], ids=["T6-r3", "T1-r1"])
+def test_regression_other_steps_and_ranks(params):
+    lanes = {f"lanes_g{k}": 1 for k in (1, 2, 3, 4)}
+    narrow = {"w_width": 6, "act_width": 12, "y_width": 12, "mem_width": 12, "dma_width": 32}
+    result = run_bench("ttsnn", {**params, **lanes, **narrow}, seed=3, testcase="regression",
+                       options={"cases": 1})
+    assert result.ok, result.summary()
 
 
 def test_regression_catches_a_wrong_golden_model():
