@@ -448,11 +448,18 @@ class TTBackward(wiring.Component):
         m.d.comb += total.eq(Mux(z["first"], 0, acc) + Mux(z["in"], z["product"], 0))
         with m.If(z["valid"]):
             m.d.sync += acc.eq(total)
+        # SGD: the saturated gradient, shifted (round half up) here, off the weight and
+        # saturated in the next stage (one stage for both is the longest path).
+        wlo, whi = signed_range(self.wgrad_width)
+        dsat = Signal(signed(self.wgrad_width))
+        m.d.comb += dsat.eq(Mux(z["old"] > whi, whi, Mux(z["old"] < wlo, wlo, z["old"])))
+        step = Signal(signed(self.wgrad_width + 1))
+        m.d.comb += step.eq((dsat + ((C(1, 64) << self.lr_shift) >> 1)) >> self.lr_shift)
         # The sums leave the accumulator for a stage of their own: fit, or the core gradient's
         # addition, then the write.
         w = tags("w", {**{k: z[k] for k in ("valid", "last", "phase", "fresh", "t_zero",
                                            "dest", "old", "spiked", "a", "raw")},
-                       "total": total})
+                       "total": total, "step": step})
         for name in self.shapes:
             if name not in INPUTS:
                 m.d.comb += wr[name].addr.eq(w["dest"])
@@ -464,14 +471,8 @@ class TTBackward(wiring.Component):
         m.d.comb += du.eq(Mux(w["raw"] > ghi, ghi, Mux(w["raw"] < glo, glo, w["raw"])))
         leaked = Signal(signed(self.grad_width + LEAK_FRAC + 1))
         m.d.comb += leaked.eq((du * self.beta) >> LEAK_FRAC)
-        # SGD: the saturated gradient, shifted (round half up), off the weight, saturated.
-        wlo, whi = signed_range(self.wgrad_width)
-        dsat = Signal(signed(self.wgrad_width))
-        m.d.comb += dsat.eq(Mux(w["old"] > whi, whi, Mux(w["old"] < wlo, wlo, w["old"])))
-        step = Signal(signed(self.wgrad_width + 1))
-        m.d.comb += step.eq((dsat + ((C(1, 64) << self.lr_shift) >> 1)) >> self.lr_shift)
         moved = Signal(signed(self.wgrad_width + 2))
-        m.d.comb += moved.eq(w["a"] - step)
+        m.d.comb += moved.eq(w["a"] - w["step"])
         new = Signal(signed(self.w_width))
         lo_w, hi_w = signed_range(self.w_width)
         m.d.comb += [new.eq(Mux(moved > hi_w, hi_w, Mux(moved < lo_w, lo_w, moved))),

@@ -169,9 +169,10 @@ class PointwiseConv(wiring.Component):
                     with m.If(group == G - 1):
                         m.next = "DRAIN"
             with m.State("DRAIN"):
-                # The last row is in the pipeline, then fitted: two cycles.
+                # The last row is in the pipeline, then fitted: two cycles. (With one input
+                # per row, the previous group's fit comes a cycle earlier: not that one.)
                 m.d.comb += self.busy.eq(1)
-                with m.If(fit_now):
+                with m.If(fit_now & (fit_group == G - 1)):
                     m.next = "OFFER"
             with m.State("OFFER"):
                 m.d.comb += [self.o.valid.eq(1), self.busy.eq(1)]

@@ -20,6 +20,8 @@ CONFIGS = [
     (5, 7, 3, True, 4, 16, 6),        # lanes not dividing c_out, narrow output (saturates)
     (4, 6, 6, False, 8, 16, 16),      # G4: r -> Cout, every lane at once
     (3, 5, 1, False, 6, 7, 8),        # one lane, narrow everything
+    (1, 3, 1, False, 6, 12, 12),      # one input: each row is a group's last (G4 at r = 1)
+    (1, 5, 2, True, 8, 16, 16),       # ... and G1 of one input channel
 ]
 PATTERNS = [("none", "none"), ("random:0.4", "random:0.4"), ("periodic:1110", "burst:3:0.2")]
 
