@@ -33,8 +33,9 @@ class Generator:
     ``TRAIN_PARAMS`` (a :class:`~snnforge.params.Config`) and ``run_training(console, params,
     on_rtl=, float_epochs=, outfile=)``. ``presets`` are named configurations, ``{name:
     (parameters, description)}``, chosen with the parameter ``preset=NAME`` (the other
-    parameters given win over the preset's). ``demo_params`` is the configuration ``make demo`` builds, regresses with ``demo_options``
-    and synthesizes for ``demo_targets`` (None: not in the demo).
+    parameters given win over the preset's). ``demo_params`` is the configuration ``make demo``
+    builds, regresses with ``demo_options`` and synthesizes for ``demo_targets`` (None: not in
+    the demo).
     """
 
     name: str

@@ -25,6 +25,17 @@ def test_list_shows_generators_and_ranges():
         assert text in result.output
 
 
+def test_presets_are_named_configurations():
+    gen = generators()["ttsnn"]
+    cfg = gen.configure({"preset": "paper-s1", "T": "2"})
+    assert (cfg.c_in, cfg.rank, cfg.max_width, cfg.T) == (64, 24, 32, 2)   # -p wins over it
+    result = invoke("list")
+    assert "preset paper-s1 (-p preset=paper-s1)" in result.output and "rank=24" in result.output
+    result = CliRunner().invoke(main, ["gen", "ttsnn", "-p", "preset=huge"])
+    assert result.exit_code == 2
+    assert "ttsnn: unknown preset 'huge'; presets: paper-s1" in result.output
+
+
 def test_gen_writes_verilog_and_manifest(tmp_path):
     result = invoke("gen", "lif_array", "-p", "T=2", "-p", "reset=soft", "-o", str(tmp_path))
     assert result.exit_code == 0, result.output

@@ -21,7 +21,8 @@ from .model import NeuronParams, Spike, is_late, tt_step
 from .report import tt_params
 from .tt import MODES, TTCores, check_htt_full, init_cores
 
-__all__ = ["BLOCKS", "DigitsTTNet", "encode_images", "train_digits", "DigitsResult"]
+__all__ = ["BLOCKS", "DigitsTTNet", "encode_images", "neuron_spikes", "train_digits",
+           "DigitsResult"]
 
 BLOCKS = ("dense",) + MODES
 
@@ -32,7 +33,9 @@ def encode_images(images: torch.Tensor, T: int) -> torch.Tensor:
     return (images[None, :, None] > levels.view(T, 1, 1, 1, 1)).float()
 
 
-def _neuron(y, neuron: NeuronParams):
+def neuron_spikes(y, neuron: NeuronParams):
+    """TT-SNN's neuron over the steps of ``y [T, ...]`` (float): spikes with the surrogate
+    gradient, the reset's spike detached."""
     u = s = None
     out = []
     for t in range(y.shape[0]):
@@ -71,7 +74,7 @@ class DigitsTTNet(nn.Module):
 
     def forward(self, x):
         T, B = x.shape[:2]
-        s1 = _neuron(self.stem(x.flatten(0, 1)).unflatten(0, (T, B)) * 2, self.neuron)
+        s1 = neuron_spikes(self.stem(x.flatten(0, 1)).unflatten(0, (T, B)) * 2, self.neuron)
         if self.block == "dense":
             y = self.conv(s1.flatten(0, 1)).unflatten(0, (T, B))
         else:
@@ -79,7 +82,7 @@ class DigitsTTNet(nn.Module):
             y = torch.stack([tt_step(s1[t], cores, self.block,
                                      late=is_late(self.block, t, self.htt_full))[0]
                              for t in range(T)])
-        s2 = _neuron(y, self.neuron)
+        s2 = neuron_spikes(y, self.neuron)
         pooled = F.avg_pool2d(s2.flatten(0, 1), 2).flatten(1)
         return self.fc(pooled).unflatten(0, (T, B)).mean(0)
 

@@ -35,7 +35,7 @@ from torch import nn
 from ...params import Config, param
 from ..common.digits import load_digits_split
 from ..common.lif import saturate
-from .digits import _neuron, encode_images
+from .digits import encode_images, neuron_spikes
 from .fixed import fixed_backward, fixed_forward, sgd_update
 from .model import NeuronParams
 from .params import MODES, TTFixedParams
@@ -103,7 +103,7 @@ class FixedDigitsNet(nn.Module):
     def stem_spikes(self, x):
         """``x [T, B, 1, 8, 8]`` -> spikes ``[T, B, channels, 8, 8]`` (float 0/1, with grad)."""
         T, B = x.shape[:2]
-        return _neuron(self.stem(x.flatten(0, 1)).unflatten(0, (T, B)) * 2, NeuronParams())
+        return neuron_spikes(self.stem(x.flatten(0, 1)).unflatten(0, (T, B)) * 2, NeuronParams())
 
     def head(self, s2):
         """Spikes ``[T, B, channels, 8, 8]`` -> class scores ``[B, 10]``."""

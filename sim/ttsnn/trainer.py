@@ -122,7 +122,8 @@ def run_training(console, p: TTTrainParams, *, on_rtl: bool = False, float_epoch
                       f"{summary['rtl']['accuracy']:.1%}")
         console.print(f"  RTL: {bench.stats.get('jobs')} jobs, core busy {counters['busy']:,} "
                       f"cycles, backward {counters['backward_cycles']:,}, end-to-end "
-                      f"{counters['total_cycles']:,} cycles, in {bench.stats['wall_seconds']:.0f} s")
+                      f"{counters['total_cycles']:,} cycles, in "
+                      f"{bench.stats['wall_seconds']:.0f} s")
     if float_epochs:
         with console.status(f"float training, {float_epochs} epochs ..."):
             result = train_digits(p.mode, T=p.T, channels=p.channels, rank=p.rank,
