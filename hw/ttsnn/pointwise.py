@@ -53,10 +53,12 @@ class PointwiseConv(wiring.Component):
     Weights live in a memory of ``ceil(c_out / lanes) * c_in`` rows of ``lanes`` weights, written
     one weight per beat through ``load`` (index ``o * c_in + i``) while no position is in flight.
 
-    Throughput: one position per ``ceil(c_out / lanes) * c_in + 4`` cycles without back-pressure
-    (:attr:`cycles_per_position`): a cycle to take the input, one MAC row per cycle, two cycles of
-    read pipeline and fit after the last row, a cycle offering the output beat. Latency: input
-    beat accepted to output beat offered, ``ceil(c_out / lanes) * c_in + 3`` cycles.
+    Throughput: one position per ``ceil(c_out / lanes) * c_in + 1`` cycles without
+    back-pressure (``+ 2`` when ``c_in`` is 1; :attr:`cycles_per_position`): a cycle to take the
+    input, then one MAC row per cycle; the read pipeline, the fit and the offer of a position
+    overlap the next one's rows (a row whose fit would overwrite an output not yet taken waits).
+    Latency: input beat accepted to output beat offered, ``ceil(c_out / lanes) * c_in + 3``
+    cycles.
 
     Ports
     -----
@@ -100,7 +102,7 @@ class PointwiseConv(wiring.Component):
 
     @property
     def cycles_per_position(self) -> int:
-        return self.groups * self.c_in + 4
+        return self.groups * self.c_in + (2 if self.c_in == 1 else 1)
 
     @property
     def acc_width(self) -> int:
@@ -155,6 +157,18 @@ class PointwiseConv(wiring.Component):
                             m.d.sync += outs[g * L + lane].eq(fitted)
 
         m.d.comb += self.o.payload.eq(outs.as_value()[:len(self.o.payload.as_value())])
+        # The output side: ``full`` while a finished position waits in ``outs``. A row whose fit
+        # writes ``outs`` (a group's last) issues only once no finished position is waiting or
+        # about to be (its last fit in the pipeline), or the waiting one leaves this cycle.
+        full = Signal()
+        finishing = ((p_valid & p_last & (p_group == G - 1))
+                     | (fit_now & (fit_group == G - 1)))
+        m.d.comb += self.o.valid.eq(full)
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += full.eq(0)
+        with m.If(fit_now & (fit_group == G - 1)):
+            m.d.sync += full.eq(1)
+        free = ~finishing & (~full | self.o.ready)
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.i.ready.eq(1)
@@ -162,20 +176,14 @@ class PointwiseConv(wiring.Component):
                     m.d.sync += [acts.eq(self.i.payload), group.eq(0), chan.eq(0)]
                     m.next = "MAC"
             with m.State("MAC"):
-                m.d.comb += [issuing.eq(1), self.busy.eq(1), self.issuing.eq(1)]
-                m.d.sync += chan.eq(Mux(chan == c_in - 1, 0, chan + 1))
-                with m.If(chan == c_in - 1):
-                    m.d.sync += group.eq(group + 1)
-                    with m.If(group == G - 1):
-                        m.next = "DRAIN"
-            with m.State("DRAIN"):
-                # The last row is in the pipeline, then fitted: two cycles. (With one input
-                # per row, the previous group's fit comes a cycle earlier: not that one.)
                 m.d.comb += self.busy.eq(1)
-                with m.If(fit_now & (fit_group == G - 1)):
-                    m.next = "OFFER"
-            with m.State("OFFER"):
-                m.d.comb += [self.o.valid.eq(1), self.busy.eq(1)]
-                with m.If(self.o.ready):
-                    m.next = "IDLE"
+                with m.If((chan != c_in - 1) | free):
+                    m.d.comb += [issuing.eq(1), self.issuing.eq(1)]
+                    m.d.sync += chan.eq(Mux(chan == c_in - 1, 0, chan + 1))
+                    with m.If(chan == c_in - 1):
+                        m.d.sync += group.eq(group + 1)
+                        with m.If(group == G - 1):
+                            m.next = "IDLE"
+        with m.If(full | p_valid | fit_now):
+            m.d.comb += self.busy.eq(1)
         return m

@@ -89,7 +89,7 @@ def test_pointwise_throughput():
     _, cycles = run(dut, torch.ones(8, 6, dtype=torch.int64), [[1] * 6] * n, 0, seed=0,
                     idle="none", stall="none")
     # After the weights (one beat per cycle), one position per cycles_per_position.
-    assert dut.cycles_per_position == 2 * 6 + 4
+    assert dut.cycles_per_position == 2 * 6 + 1
     assert cycles <= 8 * 6 + n * dut.cycles_per_position + 4
 
 
