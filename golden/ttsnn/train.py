@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...params import Config, param
+from ...params import Config, inherit, param
 from ..common.digits import load_digits_split
 from ..common.lif import saturate
 from .digits import encode_images, neuron_spikes
@@ -58,14 +58,14 @@ class TTTrainParams(Config):
     rank: int = param(4, "TT rank", lo=1, hi=16)
     init_range: int = param(24, "initial cores uniform in -init_range..init_range", lo=1,
                             hi=127)
-    shift_o1: int = param(0, "the layer's shift_o1", lo=0, hi=31)
-    shift_z2: int = param(4, "the layer's shift_z2 (STT)", lo=0, hi=31)
-    shift_z3: int = param(4, "the layer's shift_z3", lo=0, hi=31)
-    shift_y: int = param(4, "the layer's shift_y", lo=0, hi=31)
-    shift_b4: int = param(4, "the layer's shift_b4", lo=0, hi=31)
-    shift_b3: int = param(4, "the layer's shift_b3 (STT)", lo=0, hi=31)
-    shift_b2: int = param(4, "the layer's shift_b2", lo=0, hi=31)
-    shift_b1: int = param(4, "the layer's shift_b1", lo=0, hi=31)
+    shift_o1: int = inherit(TTFixedParams, "shift_o1")
+    shift_z2: int = inherit(TTFixedParams, "shift_z2", default=4)
+    shift_z3: int = inherit(TTFixedParams, "shift_z3", default=4)
+    shift_y: int = inherit(TTFixedParams, "shift_y", default=4)
+    shift_b4: int = inherit(TTFixedParams, "shift_b4", default=4)
+    shift_b3: int = inherit(TTFixedParams, "shift_b3", default=4)
+    shift_b2: int = inherit(TTFixedParams, "shift_b2", default=4)
+    shift_b1: int = inherit(TTFixedParams, "shift_b1", default=4)
     theta: int = param(32, "the layer's threshold theta", lo=0, hi=32766)
     beta: int = param(64, "the layer's leak beta / 256", lo=0, hi=255)
     surrogate: int = param(32, "the layer's surrogate half-width a", lo=0, hi=65535)

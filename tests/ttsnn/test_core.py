@@ -87,26 +87,16 @@ def test_sgd_on_chip_and_the_next_forward_pass_uses_it():
     cfg = TTSNNConfig(**SMALL)
     inputs = with_grad(layer(21), 4)
     options = {**BACKWARD, "mode": "stt", "sgd_shift": 6}
-    dut = TTSNNCore(cfg)
-    memory = AxiMemory(dut.m_axi, MEMORY, latency=2, stall="random:0.1", seed=3)
-    got = []
 
-    async def bench(ctx):
-        transport = AmaranthTransport(ctx, dut, idle=0.1, stall=0.1, seed=4, memory=memory)
-        driver = TTSNNDriver(HostDriver(dut.regmap, transport), cfg, memory_size=MEMORY)
+    async def script(driver):
         first = await driver.run(driver.validate(cfg, inputs, options))
         again = {**inputs, **{f"g{k}": first.outputs[f"new_g{k}"] for k in (1, 2, 3, 4)}}
         del again["grad"]
         second = await driver.run(driver.validate(cfg, again, {**BACKWARD, "mode": "stt",
                                                               "load_cores": 0}))
-        got.extend([first, second])
+        return [first, second]
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    memory.add_to(sim)
-    sim.add_testbench(bench)
-    sim.run()
-    first, second = got
+    first, second = simulate_core(cfg, script, latency=2, memory_stall=0.1, stall=0.1)
     p = cfg.fixed.replace(**{k: v for k, v in options.items() if k != "sgd_shift"})
     cores = TTCores(*(torch.from_numpy(inputs[k]) for k in ("g1", "g2", "g3", "g4")))
     fwd = fixed_forward(torch.from_numpy(inputs["spikes"]), cores, p)
@@ -128,22 +118,12 @@ def test_each_backward_pass_starts_its_core_gradients_from_zero():
     cfg = TTSNNConfig(**SMALL)
     jobs = [(with_grad(layer(30), 5), {**BACKWARD, "mode": "stt"}),
             (with_grad(layer(31), 6), {**BACKWARD, "mode": "htt", "htt_full": 1})]
-    dut = TTSNNCore(cfg)
-    memory = AxiMemory(dut.m_axi, MEMORY, latency=2, stall="none", seed=3)
-    got = []
 
-    async def bench(ctx):
-        transport = AmaranthTransport(ctx, dut, idle=0, stall=0, seed=4, memory=memory)
-        driver = TTSNNDriver(HostDriver(dut.regmap, transport), cfg, memory_size=MEMORY)
-        for inputs, options in jobs:
-            got.append(await driver.run(driver.validate(cfg, inputs, options)))
+    async def script(driver):
+        return [await driver.run(driver.validate(cfg, inputs, options))
+                for inputs, options in jobs]
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    memory.add_to(sim)
-    sim.add_testbench(bench)
-    sim.run()
-    for (inputs, options), result in zip(jobs, got):
+    for (inputs, options), result in zip(jobs, simulate_core(cfg, script, latency=2)):
         want = golden(cfg, inputs, options)
         assert want["grad_g2"].any()
         for name in ("grad_g2", "grad_g3", "grad_in"):
@@ -157,27 +137,39 @@ def test_back_to_back_weight_loads_at_full_memory_speed():
     run_in_amaranth(params, layer(3, c_in=8, rank=4), "stt", latency=1, stall=0.0)
 
 
-def run_in_amaranth(params, inputs, mode, *, latency, stall, options=None):
-    """Runs one layer through the driver in Amaranth's simulator, checks every output against
-    ``fixed_forward`` and returns (result, counters)."""
-    cfg = TTSNNConfig(**params)
+def simulate_core(cfg, script, *, latency, memory_stall=0.0, stall=0.0):
+    """``await script(driver)`` on a core of ``cfg`` in Amaranth's simulator (the host port's
+    idle and back-pressure ``stall``, the memory's ``latency`` and ``memory_stall``); returns
+    what it returned."""
     dut = TTSNNCore(cfg)
     memory = AxiMemory(dut.m_axi, MEMORY, latency=latency,
-                       stall=f"random:{stall}" if stall else "none", seed=1)
-    options = options or {"shift_z2": 1, "shift_z3": 2, "shift_y": 2, "theta": 20}
-    options = {"mode": mode, "htt_full": 1, "beta": 64, **options}
+                       stall=f"random:{memory_stall}" if memory_stall else "none", seed=1)
     got = []
 
     async def bench(ctx):
         transport = AmaranthTransport(ctx, dut, idle=stall, stall=stall, seed=2, memory=memory)
-        driver = TTSNNDriver(HostDriver(dut.regmap, transport), cfg, memory_size=MEMORY)
-        got.append(await driver.run(driver.validate(cfg, inputs, options)))
+        got.append(await script(TTSNNDriver(HostDriver(dut.regmap, transport), cfg,
+                                            memory_size=MEMORY)))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     memory.add_to(sim)
     sim.add_testbench(bench)
     sim.run()
+    return got[0]
+
+
+def run_in_amaranth(params, inputs, mode, *, latency, stall, options=None):
+    """Runs one layer through the driver in Amaranth's simulator, checks every output against
+    ``fixed_forward`` and returns (result, counters)."""
+    cfg = TTSNNConfig(**params)
+    options = options or {"shift_z2": 1, "shift_z3": 2, "shift_y": 2, "theta": 20}
+    options = {"mode": mode, "htt_full": 1, "beta": 64, **options}
+
+    async def script(driver):
+        return [await driver.run(driver.validate(cfg, inputs, options))]
+
+    got = simulate_core(cfg, script, latency=latency, memory_stall=stall, stall=stall)
     want = golden(cfg, inputs, options)
     for name, value in want.items():
         assert np.array_equal(got[0].outputs[name], value), name
