@@ -32,9 +32,10 @@ class TTStep(wiring.Component):
     Four engines in a pipeline: G1 (:class:`PointwiseConv` on spikes, ``lanes[0]`` lanes), G2
     (:class:`AxisConv` along H) and G3 (along W), both giving exact sums that are fitted where
     the path needs (STT: G2's by ``shift_z2`` into G3, G3's by ``shift_z3``; PTT: their sum by
-    ``shift_z3``), and G4 (:class:`PointwiseConv`, its operand from a register). Under PTT
-    both take ``a1``; G3's input passes a FIFO of ``max_width + 4`` positions, so that G3 runs
-    ahead of G2 (whose window of ``p`` waits for ``p + width``) without stalling the fork.
+    ``shift_z3``), and G4 (:class:`PointwiseConv`); G3 and G4 take their operands from a
+    register. Under PTT both take ``a1``; G3's input passes a FIFO of ``max_width + 4``
+    positions, so that G3 runs ahead of G2 (whose window of ``p`` waits for ``p + width``)
+    without stalling the fork.
 
     ``path``, ``width``, ``height`` and the shifts must hold while a map is in flight (until
     ``busy`` falls after its last ``y``). Throughput: a position per
@@ -106,8 +107,11 @@ class TTStep(wiring.Component):
         act = data.ArrayLayout(signed(self.act_width), self.rank)
         m.submodules.g3_queue = queue = StreamFIFO(act, g2.window.max_width + 4)
         wiring.connect(m, queue.o, g3.i)
-        # G4's operand from a register: the fit of the sums is the longest path otherwise (and
-        # a position per cycles_per_position leaves the register's half rate unfelt).
+        # G3's and G4's operands through a register each: the fits of the sums are the longest
+        # paths otherwise (and a position per cycles_per_position leaves a register's half rate
+        # unfelt).
+        m.submodules.a2_reg = a2 = StreamFIFO(act, 1)
+        wiring.connect(m, a2.o, queue.i)
         m.submodules.a3_reg = a3 = StreamFIFO(act, 1)
         wiring.connect(m, a3.o, g4.i)
 
@@ -128,23 +132,23 @@ class TTStep(wiring.Component):
             with m.Case(Path.STT):
                 m.d.comb += [g2.i.valid.eq(a1.valid), g2.i.payload.eq(a1.payload),
                              a1.ready.eq(g2.i.ready),
-                             queue.i.valid.eq(g2.o.valid), queue.i.payload.eq(g2_fit),
-                             g2.o.ready.eq(queue.i.ready),
+                             a2.i.valid.eq(g2.o.valid), a2.i.payload.eq(g2_fit),
+                             g2.o.ready.eq(a2.i.ready),
                              a3.i.valid.eq(g3.o.valid), a3.i.payload.eq(g3_fit),
                              g3.o.ready.eq(a3.i.ready)]
             with m.Case(Path.PTT):
                 # Eager fork: each side takes a1 once; a1 leaves when both have it.
                 take_g2 = g2.i.ready | sent_g2
-                take_queue = queue.i.ready | sent_queue
+                take_queue = a2.i.ready | sent_queue
                 m.d.comb += [g2.i.valid.eq(a1.valid & ~sent_g2), g2.i.payload.eq(a1.payload),
-                             queue.i.valid.eq(a1.valid & ~sent_queue),
-                             queue.i.payload.eq(a1.payload),
+                             a2.i.valid.eq(a1.valid & ~sent_queue),
+                             a2.i.payload.eq(a1.payload),
                              a1.ready.eq(take_g2 & take_queue)]
                 with m.If(a1.valid & take_g2 & take_queue):
                     m.d.sync += [sent_g2.eq(0), sent_queue.eq(0)]
                 with m.Else():
                     m.d.sync += [sent_g2.eq(sent_g2 | (a1.valid & g2.i.ready)),
-                                 sent_queue.eq(sent_queue | (a1.valid & queue.i.ready))]
+                                 sent_queue.eq(sent_queue | (a1.valid & a2.i.ready))]
                 both = g2.o.valid & g3.o.valid
                 m.d.comb += [a3.i.valid.eq(both), a3.i.payload.eq(sum_fit),
                              g2.o.ready.eq(both & a3.i.ready), g3.o.ready.eq(both & a3.i.ready)]
@@ -152,11 +156,11 @@ class TTStep(wiring.Component):
                 m.d.comb += [a3.i.valid.eq(a1.valid), a3.i.payload.eq(a1.payload),
                              a1.ready.eq(a3.i.ready)]
         for tap, src, payload in ((self.a1_tap, a1, a1.payload), (self.a3_tap, g4.i, g4.i.payload),
-                                  (self.a2_tap, queue.i, g2_fit)):
+                                  (self.a2_tap, a2.o, a2.o.payload)):
             m.d.comb += [tap.valid.eq(src.valid & src.ready), tap.payload.eq(payload)]
         with m.If(self.path != Path.STT):
             m.d.comb += self.a2_tap.valid.eq(0)       # the queue carries a1 then
         m.d.comb += self.issuing.eq(Cat(g1.issuing, g2.issuing, g3.issuing, g4.issuing))
         m.d.comb += self.busy.eq(g1.busy | g2.busy | g3.busy | g4.busy | queue.o.valid
-                                 | a3.o.valid | g2.window.o.valid | g3.window.o.valid)
+                                 | a2.o.valid | a3.o.valid | g2.window.o.valid | g3.window.o.valid)
         return m
