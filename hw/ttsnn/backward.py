@@ -16,7 +16,7 @@ from .pointwise import fit_value
 __all__ = ["TTBackward", "Phase", "INPUTS", "RESULTS"]
 
 #: Pipeline stages from a term's issue to its write (the gap between two passes).
-DEPTH = 5
+DEPTH = 6
 
 
 class Phase(enum.Enum, shape=4):
@@ -53,6 +53,15 @@ TRACES = ("a1", "a2", "a3", "spikes_in", "membrane", "spikes")
 RESULTS = ("grad_in", "dg1", "dg2", "dg3", "dg4", "g1", "g2", "g3", "g4")
 
 
+class _WriteRequest:
+    """The address, data and enable of a memory write one cycle before it happens."""
+
+    def __init__(self, port, name):
+        self.addr = Signal.like(port.addr, name=f"wreq_{name}_addr")
+        self.data = Signal.like(port.data, name=f"wreq_{name}_data")
+        self.en = Signal.like(port.en, name=f"wreq_{name}_en")
+
+
 class TTBackward(wiring.Component):
     """``golden.ttsnn.fixed_backward`` of one layer: from the output spikes' gradients and the
     forward state, every step's input gradients and the four cores' gradients, summed over steps
@@ -63,7 +72,7 @@ class TTBackward(wiring.Component):
     (inner) on one multiply-accumulate unit: a term per cycle, out-of-map terms (the zero padding
     of the 3-tap cores) cost their cycle but add nothing, an output is fitted (input-gradient
     passes) or added to its core gradient (weight-gradient passes, exact, ``dg_width`` bits) as
-    its last term leaves the five-stage pipeline (issue, read, multiply, accumulate, fit-write);
+    its last term leaves the six-stage pipeline (issue, read, multiply, accumulate, fit, write);
     the next pass issues ``DEPTH - 1`` cycles after the last term of a pass, so that it reads
     what that pass wrote. Issue cycles per step, with ``P = width * height``: ``Cout * P``
     (surrogate) + ``2 * Cout * r * P`` (G4) + ``12 * r * r * P`` (STT: four 3-tap passes; PTT:
@@ -189,9 +198,16 @@ class TTBackward(wiring.Component):
                 for name, (depth, shape) in {**self.shapes, **self.rows}.items()}
         for name, mem in mems.items():
             m.submodules[f"mem_{name}"] = mem
-        wr = {name: mem.write_port() for name, mem in mems.items()}
+        ports = {name: mem.write_port() for name, mem in mems.items()}
         # Transparent: a pass may read what the previous pass wrote in its last cycle.
-        rd = {name: mem.read_port(transparent_for=(wr[name],)) for name, mem in mems.items()}
+        rd = {name: mem.read_port(transparent_for=(ports[name],)) for name, mem in mems.items()}
+        # Every write goes through a register (the write stage): the fits and sums that make the
+        # data are the longest paths otherwise. ``wr[name]`` is what the stages before drive.
+        wr = {}
+        for name, port in ports.items():
+            wr[name] = _WriteRequest(port, name)
+            m.d.sync += [port.addr.eq(wr[name].addr), port.data.eq(wr[name].data),
+                         port.en.eq(wr[name].en)]
 
         for k, name in enumerate(INPUTS):
             m.d.comb += [wr[name].addr.eq(self.load.payload.index),
