@@ -96,7 +96,7 @@ def run_training(console, p: TTTrainParams, *, on_rtl: bool = False, float_epoch
         task = bar.add_task("golden", total=p.steps, loss="")
         golden = train_golden(p, progress=lambda step, loss: bar.update(
             task, completed=step, loss=f"loss {loss:.3f}"))
-    summary = {"params": p.values(), "steps": p.steps,
+    summary = {"params": p.values(),
                "golden": {"accuracy": evaluate_fixed(golden.net),
                           "final_loss": float(np.mean(golden.losses[-50:])),
                           "seconds": round(time.monotonic() - start, 1)}}
@@ -110,13 +110,17 @@ def run_training(console, p: TTTrainParams, *, on_rtl: bool = False, float_epoch
         files, counters, bench = _train_rtl(console, p, design, work)
         problems = compare_weights(golden.weights(), files)
         losses_equal = np.array_equal(files["losses"], np.array(golden.losses))
+        if not losses_equal:
+            step = int(np.argmax(files["losses"] != np.array(golden.losses)))
+            problems.append(f"loss of step {step + 1}: RTL {files['losses'][step]!r}, golden "
+                            f"{golden.losses[step]!r}")
         summary["rtl"] = {"weights_equal": not problems, "losses_equal": losses_equal,
                           "accuracy": summary["golden"]["accuracy"] if not problems else None,
                           "counters": counters, "jobs": bench.stats.get("jobs"),
                           "wall_seconds": bench.stats.get("wall_seconds")}
         if problems:
-            raise SystemExit("snnforge train: the RTL-trained weights differ from the golden "
-                             "training's:\n  " + "\n  ".join(problems))
+            raise SystemExit("snnforge train: the RTL training differs from the golden "
+                             "training:\n  " + "\n  ".join(problems))
         console.print(f"trained on the RTL, {p.steps} steps: weights equal the golden "
                       f"training's bit for bit (cores, stem, FC); test accuracy "
                       f"{summary['rtl']['accuracy']:.1%}")
