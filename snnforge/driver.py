@@ -150,16 +150,6 @@ class Driver:
         or Python values); then :meth:`check` the job's cross rules. Raises
         :class:`SnnforgeError` naming the array or option."""
         spec = cls.job_spec(cfg)
-        known = [a.name for a in spec.inputs]
-        for name in inputs:
-            if name not in known:
-                raise SnnforgeError(f"unknown input {name!r}; inputs: {', '.join(known)}")
-        arrays = {}
-        for a in spec.inputs:
-            if a.name in inputs:
-                arrays[a.name] = a.validate(inputs[a.name])
-            elif not a.optional:
-                raise SnnforgeError(f"missing input {a.name} {a.shape_text}: {a.help}")
         declared = {p.name: p for p in spec.options}
         values = {name: p.default for name, p in declared.items()}
         for name, value in options.items():
@@ -167,9 +157,26 @@ class Driver:
                 raise SnnforgeError(f"unknown option {name!r}; options: "
                                     f"{', '.join(declared) or 'none'}")
             values[name] = declared[name].convert(value, "job", noun="option")
+        specs = cls.input_specs(cfg, values)
+        known = [a.name for a in specs]
+        for name in inputs:
+            if name not in known:
+                raise SnnforgeError(f"unknown input {name!r}; inputs: {', '.join(known)}")
+        arrays = {}
+        for a in specs:
+            if a.name in inputs:
+                arrays[a.name] = a.validate(inputs[a.name])
+            elif not a.optional:
+                raise SnnforgeError(f"missing input {a.name} {a.shape_text}: {a.help}")
         job = Job(arrays, values)
         cls.check(cfg, job)
         return job
+
+    @classmethod
+    def input_specs(cls, cfg, options: dict) -> tuple[ArraySpec, ...]:
+        """The input arrays of a job with these (converted) options: the job spec's, unless an
+        option changes an array's shape or values (e.g. a mode taking another input form)."""
+        return cls.job_spec(cfg).inputs
 
     @classmethod
     def check(cls, cfg, job: Job) -> None:

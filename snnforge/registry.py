@@ -21,6 +21,7 @@ FAMILIES = (
     "snnforge.hw.common.generator",     # LIF neurons (lif_array, lif_core)
     "snnforge.hw.loas.generator",       # the LoAS dual-sparse core (loas)
     "snnforge.hw.ttsnn.generator",      # the TT-SNN conv layer (ttsnn)
+    "snnforge.hw.trex.generator",       # the IMC crossbar tile (xbar)
 )
 
 FAMILIES_ENV = "SNNFORGE_FAMILIES"

@@ -1,0 +1,151 @@
+"""The crossbar tile's bit-exact digital twin (what :class:`snnforge.hw.trex.xbar.CrossbarTile`
+computes), in integers with ``torch``.
+
+One matrix-vector product ``y = x @ w`` of a tile (:class:`~.params.XbarParams`, whose docstring
+states every format and rounding rule):
+
+1. ``w [R, n]`` (``R <= rows``, ``n <= n_out``) is stored as cell levels
+   (:func:`xbar_cells`): differential pairs of magnitudes, ``slices`` cells of ``cell_bits``
+   each, rows beyond ``R`` and columns beyond ``n`` zero.
+2. The input is applied plane by plane (:func:`input_planes`): the ``in_bits`` bit planes of
+   ``x``, most significant (the sign, weight ``-2^(in_bits-1)``) first -- or, in spiking mode,
+   one binary plane per time step.
+3. Each plane gives every physical column the sum ``I`` of its cells on the rows whose input bit
+   is set (:func:`column_sums`), which the shared ADC converts (:func:`adc`).
+4. Shift-and-add: ``P = sum(plane weight * code)`` per physical column, then per logical column
+   ``y = (sum_j 2^(cell_bits j) (P+_j - P-_j)) << shift`` (:func:`shift_add`).
+
+:func:`xbar_mvm` runs it for a batch and counts the crossbar reads and ADC conversions the tile
+performs; :func:`xbar_spiking` adds the shared integer LIF on the columns' per-step results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..common.lif import LIFParams, lif_integer
+from .params import XbarParams, adc_code_max, cell_levels
+
+__all__ = ["xbar_cells", "input_planes", "column_sums", "adc", "shift_add", "xbar_mvm",
+           "xbar_spiking", "XbarResult", "check_weights"]
+
+
+def check_weights(w, p: XbarParams) -> torch.Tensor:
+    """``w`` as an int64 tensor ``[R, n]`` that fits the tile; :class:`ValueError` otherwise."""
+    w = torch.as_tensor(w, dtype=torch.int64)
+    if w.dim() != 2:
+        raise ValueError(f"w must have shape [R, n], not {list(w.shape)}")
+    R, n = w.shape
+    if not (1 <= R <= p.rows and 1 <= n <= p.n_out):
+        raise ValueError(f"w of shape {[R, n]} does not fit a tile of {p.rows} rows and "
+                         f"{p.n_out} logical columns")
+    if w.numel() and int(w.abs().max()) > p.w_max:
+        raise ValueError(f"weights must lie within -{p.w_max}..{p.w_max} (w_bits={p.w_bits})")
+    return w
+
+
+def xbar_cells(w, p: XbarParams) -> torch.Tensor:
+    """Cell levels ``[rows, cols]`` of ``w [R, n]``: logical column ``n``, slice ``j``, polarity
+    ``pol`` is physical column ``n * group + 2 j + pol``."""
+    return torch.from_numpy(cell_levels(check_weights(w, p).numpy(), p))
+
+
+def input_planes(x, in_bits: int) -> tuple[torch.Tensor, list[int]]:
+    """The bit planes ``[in_bits, ..., R]`` of signed ``in_bits``-bit inputs, most significant
+    first, and each plane's weight (``-2^(in_bits-1)``, then ``2^(in_bits-2) .. 1``)."""
+    x = torch.as_tensor(x, dtype=torch.int64)
+    bits = [(x >> k) & 1 for k in range(in_bits - 1, -1, -1)]
+    weights = [-(1 << (in_bits - 1))] + [1 << k for k in range(in_bits - 2, -1, -1)]
+    return torch.stack(bits), weights
+
+
+def column_sums(plane, cells: torch.Tensor) -> torch.Tensor:
+    """``I [..., cols]``: per physical column, the sum of its cells on the rows whose input bit
+    is set (``plane [..., R]``, ``R <= rows``)."""
+    plane = torch.as_tensor(plane, dtype=torch.int64)
+    return plane @ cells[:plane.shape[-1]]
+
+
+def adc(I: torch.Tensor, adc_bits: int, shift: int) -> torch.Tensor:
+    """The shared ADC: ``min((I + 2^(shift-1)) >> shift, 2^adc_bits - 1)`` (round half up; a sum
+    above full scale clips; no offset for ``shift = 0``)."""
+    half = (1 << shift) >> 1
+    return ((I + half) >> shift).clamp(max=adc_code_max(adc_bits))
+
+
+def shift_add(P: torch.Tensor, p: XbarParams, n: int, shift: int) -> torch.Tensor:
+    """Logical columns ``[..., n]`` from the physical columns' plane sums ``P [..., cols]``."""
+    y = torch.zeros(*P.shape[:-1], n, dtype=torch.int64)
+    base = torch.arange(n) * p.group
+    for j in range(p.slices):
+        y += (P[..., base + 2 * j] - P[..., base + 2 * j + 1]) << (p.cell_bits * j)
+    return y << shift
+
+
+@dataclass
+class XbarResult:
+    """Outputs of :func:`xbar_mvm` / :func:`xbar_spiking` and the tile's work."""
+    y: torch.Tensor                 # [B, n] (spiking: [T, B, n])
+    reads: int                      # crossbar reads: input planes applied to the array
+    conversions: int                # ADC conversions (every physical column of every read)
+    spikes: torch.Tensor | None = None      # spiking: [T, B, n]
+
+
+def _settings(p: XbarParams, in_bits, adc_bits, adc_shift):
+    in_bits = p.in_bits if in_bits is None else in_bits
+    adc_bits = p.adc_bits if adc_bits is None else adc_bits
+    shift = p.shift if adc_shift is None else adc_shift
+    for name, value, lo, hi in (("in_bits", in_bits, 2, p.in_bits),
+                                ("adc_bits", adc_bits, 1, p.adc_bits),
+                                ("adc_shift", shift, 0, p.max_shift)):
+        if not lo <= value <= hi:
+            raise ValueError(f"{name} must lie within {lo}..{hi}, not {value}")
+    return in_bits, adc_bits, shift
+
+
+def xbar_mvm(x, w, p: XbarParams, *, in_bits: int | None = None, adc_bits: int | None = None,
+             adc_shift: int | None = None, spiking: bool = False) -> XbarResult:
+    """``y = x @ w`` as the tile computes it.
+
+    ``x [B, R]``: signed ``in_bits``-bit integers applied bit-serially, or with ``spiking``
+    binary spikes ``[T, B, R]``, one read per step. ``in_bits``, ``adc_bits`` (the resolution
+    used, at most the tile's) and ``adc_shift`` default to the tile's; ``y`` is ``[B, n]``
+    (``[T, B, n]``). With ``adc_shift = 0`` and an ADC whose codes cover ``rows * cell_max``,
+    ``y == x @ w`` exactly.
+    """
+    in_bits, adc_bits, shift = _settings(p, in_bits, adc_bits, adc_shift)
+    w = check_weights(w, p)
+    x = torch.as_tensor(x, dtype=torch.int64)
+    if x.dim() != (3 if spiking else 2) or x.shape[-1] != w.shape[0]:
+        raise ValueError(f"x must have shape [{'T, ' if spiking else ''}B, {w.shape[0]}], not "
+                         f"{list(x.shape)}")
+    if spiking:
+        if x.numel() and not bool(((x == 0) | (x == 1)).all()):
+            raise ValueError("spiking inputs must be binary")
+        planes, weights = x.unsqueeze(0), [1]
+    else:
+        lo, hi = -(1 << (in_bits - 1)), (1 << (in_bits - 1)) - 1
+        if x.numel() and (int(x.min()) < lo or int(x.max()) > hi):
+            raise ValueError(f"x must lie within {lo}..{hi} (in_bits={in_bits})")
+        planes, weights = input_planes(x, in_bits)
+    cells = xbar_cells(w, p)
+    codes = adc(column_sums(planes, cells), adc_bits, shift)
+    P = sum(weight * code for weight, code in zip(weights, codes))
+    reads = planes[0].numel() // max(1, planes.shape[-1]) * len(weights)
+    return XbarResult(shift_add(P, p, w.shape[1], shift), reads, reads * p.cols)
+
+
+def xbar_spiking(x, w, p: XbarParams, lif: LIFParams, *, tmask: int | None = None,
+                 adc_bits: int | None = None, adc_shift: int | None = None) -> XbarResult:
+    """Spiking mode: each step's column results (``xbar_mvm(..., spiking=True)``) are the
+    currents of the shared integer LIF (``lif_integer``, ``lif.T`` steps, one neuron per batch
+    row and logical column); ``spikes [T, B, n]``."""
+    out = xbar_mvm(x, w, p, adc_bits=adc_bits, adc_shift=adc_shift, spiking=True)
+    T, B, n = out.y.shape
+    if T != lif.T:
+        raise ValueError(f"x has {T} time steps; the LIF takes T={lif.T}")
+    spikes, _, _ = lif_integer(out.y.permute(1, 2, 0).reshape(B * n, T), lif, tmask)
+    out.spikes = spikes.reshape(B, n, T).permute(2, 0, 1).contiguous()
+    return out

@@ -1,0 +1,264 @@
+"""The crossbar core: a :class:`~.xbar.CrossbarTile` and, for spiking mode, the shared LIF array,
+behind the shared host interface."""
+
+from __future__ import annotations
+
+from amaranth import *
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import connect
+
+from ..common.counters import PerfCounters
+from ..common.host_interface import HostInterface, add_host_interface
+from ..common.hostport import RegisterMap
+from ..common.lif import LIFArray
+from ..common.streams import BeatToWords, Gearbox
+from .config import XbarConfig
+from .xbar import CrossbarTile
+
+__all__ = ["XbarCore", "COUNTERS", "TARGETS", "StepCollector"]
+
+#: The core's counters (name, description); read-only 32-bit registers, cleared by
+#: ``control.clear``.
+COUNTERS = (
+    ("cycles", "cycles since the last clear"),
+    ("busy", "cycles the tile held a vector (issuing rounds or in its pipeline)"),
+    ("vectors", "matrix-vector products delivered by the tile (spiking: one per step)"),
+    ("reads", "crossbar reads: input planes applied to the array"),
+    ("conversions", "ADC conversions (n_adc per conversion round)"),
+    ("neurons", "spiking neurons delivered by the LIF array"),
+    ("cells", "cell-memory chunks written"),
+)
+
+#: Bulk targets (name, direction, memory format).
+TARGETS = (
+    ("cells", "load", "the cell memory's words, one per conversion round from round sel, each "
+                      "as chunks of the bus width (golden.trex.params.round_words); argument: "
+                      "the number of words"),
+    ("inputs", "load", "bit-serial input vectors, input_bits each: rows signed in_bits-bit "
+                       "values, row r at bit r * in_bits; argument: vectors"),
+    ("spikes", "load", "spike vectors (one per batch row and step, steps innermost), spike_bits "
+                       "each, row r at bit r; argument: vectors"),
+    ("results", "store", "32-bit words: per vector its n_out results (sign-extended), or in "
+                         "spiking mode per neuron (batch row, then logical column) its spike "
+                         "word and its T currents; argument: words"),
+)
+
+
+class StepCollector(wiring.Component):
+    """Turns spiking mode's per-step results into LIF neurons: ``T`` beats of ``n_out`` currents
+    (steps of one batch row) in, then ``n_out`` beats of ``T`` currents (one neuron each) out.
+
+    Latency: the first neuron the cycle after the ``T``-th step. Throughput: ``T`` steps in,
+    then ``n_out`` neurons out at one a cycle (steps wait while neurons leave).
+
+    Ports: ``i`` In(stream of the tile's results), ``o`` Out(stream of the LIF's input beats).
+    """
+
+    def __init__(self, *, T: int, n_out: int, y_shape, o_shape):
+        self.T, self.n_out = T, n_out
+        super().__init__({"i": wiring.In(stream.Signature(y_shape)),
+                          "o": wiring.Out(stream.Signature(o_shape))})
+
+    def elaborate(self, platform):
+        m = Module()
+        T, n_out = self.T, self.n_out
+        steps = [Signal(self.i.payload.shape(), name=f"step_{t}") for t in range(T)]
+        have = Signal(range(T + 1))
+        neuron = Signal(range(max(2, n_out)))
+        full = have == T
+        m.d.comb += self.i.ready.eq(~full)
+        with m.If(self.i.valid & ~full):
+            with m.Switch(have):
+                for t in range(T):
+                    with m.Case(t):
+                        m.d.sync += steps[t].eq(self.i.payload)
+            m.d.sync += have.eq(have + 1)
+        currents = self.o.payload.current
+        with m.Switch(neuron):
+            for n in range(n_out):
+                with m.Case(n):
+                    m.d.comb += [currents[t].eq(steps[t][n]) for t in range(T)]
+        m.d.comb += self.o.valid.eq(full)
+        with m.If(self.o.valid & self.o.ready):
+            with m.If(neuron == n_out - 1):
+                m.d.sync += [neuron.eq(0), have.eq(0)]
+            with m.Else():
+                m.d.sync += neuron.eq(neuron + 1)
+        return m
+
+
+class XbarCore(wiring.Component):
+    """A crossbar tile behind the host interface: matrix-vector products on weights held in the
+    array, bit-serial (``golden.trex.xbar.xbar_mvm``) or spiking (``xbar_spiking``: the tile's
+    per-step results through the shared LIF array).
+
+    A command list LOADs the cells (target ``cells``), writes the registers (``in_bits``,
+    ``adc_bits``, ``adc_shift``, ``spiking``, the LIF's ``threshold``, ``leak_amount``,
+    ``tmask``), posts a STORE of the results (target ``results``) and LOADs the vectors (target
+    ``inputs``, or ``spikes`` in spiking mode), which stream through the tile as they arrive; see
+    :data:`TARGETS` and :attr:`regmap`. Cells must not be loaded while the tile holds a vector
+    (``status.busy``).
+
+    Throughput: the tile's, one vector per ``in_bits * cols_per_adc`` cycles (spiking: a step
+    per ``cols_per_adc``), as long as a vector's LOAD (``input_bits / dma_width`` beats) and its
+    results' STORE are no longer. Latency: the tile's plus a cycle into it and the result words'
+    way out (spiking: ``T`` steps, then the LIF array's latency).
+
+    Members: ``cmd``/``rsp`` (host port), ``s_axil`` (AXI4-Lite), ``m_axi`` (AXI4 master), ``irq``.
+    """
+
+    def __init__(self, cfg: XbarConfig):
+        if not isinstance(cfg, XbarConfig):
+            raise TypeError(f"cfg must be an XbarConfig, not {cfg!r}")
+        self.cfg = cfg
+        self.tile = CrossbarTile(cfg.tile, chunk_width=cfg.dma_width)
+        self.lif = LIFArray(cfg.lif, membrane=False, echo_currents=True)
+        lif = cfg.lif
+        rm = RegisterMap(data_width=32)
+        rm.add_register("in_bits", cfg.in_bits.bit_length(), reset=cfg.in_bits,
+                        doc=f"input width in bits (bit-serial planes), 2..{cfg.in_bits}")
+        rm.add_register("adc_bits", cfg.adc_bits.bit_length(), reset=cfg.adc_bits,
+                        doc=f"ADC resolution used, 1..{cfg.adc_bits}")
+        rm.add_register("adc_shift", cfg.max_shift.bit_length(), reset=cfg.shift,
+                        doc=f"ADC LSB as 2^adc_shift column units, 0..{cfg.max_shift}")
+        rm.add_register("spiking", 1, doc="spiking mode: one binary read per step, then the LIF")
+        rm.add_register("threshold", lif.threshold_bits, reset=lif.threshold,
+                        doc="LIF threshold (membrane >= threshold fires)")
+        rm.add_register("leak_amount", lif.leak_amount_bits, reset=lif.leak_amount,
+                        doc=lif.leak_amount_doc)
+        rm.add_register("tmask", lif.T, reset=(1 << lif.T) - 1,
+                        doc="dynamic time-step mask: bit t set = step t evaluated")
+        rm.add_register("control", access="pulse", fields={"clear": (1, "clear the counters")})
+        rm.add_register("status", access="ro", fields={"busy": (1, "the tile holds a vector")})
+        for name, doc in COUNTERS:
+            rm.add_register(name, 32, "ro", doc=doc)
+        add_host_interface(rm)
+        for name, direction, doc in TARGETS:
+            rm.add_target(name, direction, doc=doc)
+        self.regmap = rm.freeze()
+        self.host = HostInterface(rm, data_width=cfg.dma_width, max_burst=cfg.max_burst,
+                                  outstanding=cfg.outstanding, max_beats=1 << 16)
+        super().__init__({name: member for name, member in self.host.signature.members.items()
+                          if name in ("cmd", "rsp", "s_axil", "m_axi", "irq")})
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        dw = cfg.dma_width
+        m.submodules.host = host = self.host
+        for name in ("cmd", "rsp", "s_axil", "m_axi"):
+            connect(m, getattr(host, name), wiring.flipped(getattr(self, name)))
+        m.d.comb += self.irq.eq(host.irq)
+        m.submodules.tile = tile = self.tile
+        m.submodules.lif = lif = self.lif
+        regs = host.regs
+        m.d.comb += [tile.planes.eq(regs.in_bits), tile.spiking.eq(regs.spiking),
+                     tile.adc_bits.eq(regs.adc_bits), tile.shift.eq(regs.adc_shift),
+                     lif.threshold.eq(regs.threshold), lif.leak_amount.eq(regs.leak_amount),
+                     lif.tmask.eq(regs.tmask)]
+        target = {name: k for k, (name, _, _) in enumerate(TARGETS)}
+
+        # LOADs: cell chunks straight into the tile's memory; vectors through a gearbox each
+        # (the padding after the argument's count dropped).
+        ld = host.load
+        is_c, is_x = ld.payload.target == target["cells"], ld.payload.target == target["inputs"]
+        is_s = ld.payload.target == target["spikes"]
+        m.submodules.input_gear = xgear = Gearbox(dw, cfg.input_bits)
+        m.submodules.spike_gear = sgear = Gearbox(dw, cfg.spike_bits)
+        for gear, mine in ((xgear, is_x), (sgear, is_s)):
+            m.d.comb += [gear.i.valid.eq(ld.valid & mine), gear.i.payload.eq(ld.payload.data),
+                         gear.clear.eq(0), gear.flush.eq(0)]
+        m.d.comb += ld.ready.eq(Mux(is_x, xgear.i.ready, Mux(is_s, sgear.i.ready, 1)))
+        first = ld.valid & ld.ready & ld.payload.first
+        chunks, rounds = self.tile.chunks, cfg.cols_per_adc
+        c_round, c_chunk = Signal(range(rounds + 1)), Signal(range(max(2, chunks)))
+        c_left = Signal(32)
+        cell_fire = ld.valid & is_c & (Mux(ld.payload.first, ld.payload.arg, c_left) != 0)
+        round_now = Mux(ld.payload.first, ld.payload.sel, c_round)
+        chunk_now = Mux(ld.payload.first, 0, c_chunk)
+        m.d.comb += [tile.cells.valid.eq(cell_fire), tile.cells.payload.round.eq(round_now),
+                     tile.cells.payload.chunk.eq(chunk_now),
+                     tile.cells.payload.data.eq(ld.payload.data)]
+        with m.If(ld.valid & is_c):
+            last_chunk = chunk_now == chunks - 1
+            m.d.sync += [c_chunk.eq(Mux(last_chunk, 0, chunk_now + 1)),
+                         c_round.eq(round_now + last_chunk),
+                         c_left.eq(Mux(ld.payload.first, ld.payload.arg, c_left) - last_chunk)]
+        x_left = Signal(32)
+        vec = Signal(data.ArrayLayout(signed(cfg.in_bits), cfg.rows))
+        with m.If(regs.spiking):
+            m.d.comb += [vec[r].eq(sgear.o.payload[r]) for r in range(cfg.rows)]
+            m.d.comb += [tile.i.valid.eq(sgear.o.valid & (x_left != 0)),
+                         sgear.o.ready.eq(tile.i.ready | (x_left == 0)), xgear.o.ready.eq(1)]
+        with m.Else():
+            m.d.comb += [vec.eq(xgear.o.payload[:cfg.rows * cfg.in_bits]),
+                         tile.i.valid.eq(xgear.o.valid & (x_left != 0)),
+                         xgear.o.ready.eq(tile.i.ready | (x_left == 0)), sgear.o.ready.eq(1)]
+        m.d.comb += tile.i.payload.eq(vec)
+        with m.If(tile.i.valid & tile.i.ready):
+            m.d.sync += x_left.eq(x_left - 1)
+        # After the decrement: a LOAD's first beat can enter on the cycle the previous LOAD's
+        # last vector leaves its gearbox, and its count must win.
+        with m.If(first & (is_x | is_s)):
+            m.d.sync += x_left.eq(ld.payload.arg)
+        bad_load = first & ((is_c & ((ld.payload.sel + ld.payload.arg > rounds)
+                                     | (ld.payload.arg == 0)))
+                            | ~(is_c | is_x | is_s))
+
+        # Results: the tile's vectors as n_out sign-extended words, or (spiking) the LIF's
+        # neurons as a spike word and T currents, into beats for the STORE.
+        word = 32
+        m.submodules.collect = collect = StepCollector(
+            T=cfg.T, n_out=cfg.n_out, y_shape=tile.o.payload.shape(),
+            o_shape=lif.i.payload.shape())
+        m.submodules.vector_words = vwords = BeatToWords(
+            data.ArrayLayout(signed(word), cfg.n_out), word)
+        m.submodules.neuron_words = nwords = BeatToWords(
+            data.ArrayLayout(signed(word), cfg.neuron_words), word)
+        with m.If(regs.spiking):
+            connect(m, tile.o, collect.i)
+            m.d.comb += vwords.i.valid.eq(0)
+        with m.Else():
+            m.d.comb += [vwords.i.valid.eq(tile.o.valid), tile.o.ready.eq(vwords.i.ready),
+                         collect.i.valid.eq(0)]
+        m.d.comb += [vwords.i.payload[n].eq(tile.o.payload[n]) for n in range(cfg.n_out)]
+        connect(m, collect.o, lif.i)
+        m.d.comb += [nwords.i.valid.eq(lif.o.valid), lif.o.ready.eq(nwords.i.ready),
+                     nwords.i.payload[0].eq(lif.o.payload.spikes),
+                     *(nwords.i.payload[1 + t].eq(lif.o.payload.current[t])
+                       for t in range(cfg.T))]
+        m.submodules.store_gear = gear = Gearbox(word, dw)
+        sreq = host.store_req
+        owed = Signal(32)
+        per_beat = dw // word
+        bad_store = sreq.valid & sreq.ready & (
+            (sreq.payload.target != target["results"])
+            | (sreq.payload.beats != (sreq.payload.arg + per_beat - 1) // per_beat))
+        m.d.comb += [sreq.ready.eq((owed == 0) & gear.empty), gear.clear.eq(0)]
+        with m.If(sreq.valid & sreq.ready & ~bad_store):
+            m.d.sync += owed.eq(sreq.payload.arg)
+        source_valid = Mux(regs.spiking, nwords.o.valid, vwords.o.valid)
+        source_payload = Mux(regs.spiking, nwords.o.payload, vwords.o.payload)
+        m.d.comb += [gear.i.valid.eq(source_valid & (owed != 0)),
+                     gear.i.payload.eq(source_payload), gear.flush.eq((owed == 1) & source_valid),
+                     nwords.o.ready.eq(regs.spiking & gear.i.ready & (owed != 0)),
+                     vwords.o.ready.eq(~regs.spiking & gear.i.ready & (owed != 0))]
+        with m.If(gear.i.valid & gear.i.ready):
+            m.d.sync += owed.eq(owed - 1)
+        connect(m, gear.o, host.store)
+        m.d.comb += host.target_error.eq(bad_load | bad_store)
+
+        m.submodules.counters = counters = PerfCounters(
+            {**{name: 1 for name, _ in COUNTERS}, "conversions": cfg.n_adc.bit_length()})
+        clear = regs.control.clear
+        m.d.comb += [counters.clear.eq(clear), lif.clear.eq(clear),
+                     counters.inc.cycles.eq(1), counters.inc.busy.eq(tile.busy),
+                     counters.inc.vectors.eq(tile.o.valid & tile.o.ready),
+                     counters.inc.reads.eq(tile.read),
+                     counters.inc.conversions.eq(Mux(tile.converting, cfg.n_adc, 0)),
+                     counters.inc.neurons.eq(lif.o.valid & lif.o.ready),
+                     counters.inc.cells.eq(cell_fire),
+                     host.status.status.busy.eq(tile.busy)]
+        for name, _ in COUNTERS:
+            m.d.comb += getattr(host.status, name).eq(getattr(counters.count, name))
+        return m

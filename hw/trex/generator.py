@@ -1,0 +1,49 @@
+"""The TReX family's generators: the crossbar tile behind the host port."""
+
+from __future__ import annotations
+
+from ...generator import STREAM_OPTIONS, Generator
+from .config import XbarConfig
+from .core import XbarCore
+from .driver import XbarDriver
+
+__all__ = ["GENERATORS"]
+
+
+def _describe(core: XbarCore) -> dict:
+    cfg, tile = core.cfg, core.tile
+    return {
+        "logical_columns": cfg.n_out, "adcs": cfg.n_adc, "slices": cfg.slices,
+        "adc_shift_at_reset": cfg.shift, "result_bits": tile.y_bits,
+        "cycles_per_vector": tile.cycles_per_vector(cfg.in_bits),
+        "cycles_per_spike_step": tile.cycles_per_vector(1),
+        "tile_latency_cycles": f"cycles_per_vector + {tile.FIXED_LATENCY}",
+        "throughput": "one vector per in_bits * cols_per_adc cycles (spiking: one step per "
+                      "cols_per_adc), back to back",
+        "lif_latency_cycles": core.lif.latency,
+        "memory_format": {"input_bits": cfg.input_bits, "spike_bits": cfg.spike_bits,
+                          "cell_chunks_per_round": tile.chunks},
+    }
+
+
+GENERATORS = (
+    Generator(
+        name="xbar",
+        summary="IMC crossbar tile, bit-exact digital twin: bit-sliced differential weights, "
+                "bit-serial or spike inputs, ADCs shared across columns, shift-and-add, the "
+                "shared LIF in spiking mode, DMA",
+        config=XbarConfig,
+        factory=XbarCore,
+        describe=_describe,
+        bench="snnforge.sim.trex.bench",
+        testcase="regression",
+        sim_options={"cases": "random batches per mode (default 2)", **STREAM_OPTIONS},
+        driver=XbarDriver,
+        # A small tile that builds and runs in seconds; the default 128x128 tile is what
+        # synthesis measures.
+        demo_params={"rows": 16, "cols": 16, "w_bits": 4, "in_bits": 4, "cols_per_adc": 4,
+                     "adc_bits": 4, "T": 3, "dma_width": 64},
+        demo_options={"cases": 2},
+        demo_targets=("ecp5-85k",),
+    ),
+)

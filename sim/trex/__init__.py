@@ -1,0 +1,1 @@
+"""Simulation of the TReX family: the cocotb regression of the crossbar core."""

