@@ -90,3 +90,79 @@ def test_spiking_mode_through_its_driver_in_amaranth():
     assert got.outputs["spikes"].any() and not got.outputs["spikes"].all()
     c = got.counters
     assert c["vectors"] == 12 and c["reads"] == 12 and c["neurons"] == 4 * 2
+
+
+def test_regression_under_verilator():
+    result = run_bench("xbar", SMALL, seed=4, testcase="regression", options={"cases": 2})
+    assert result.ok, result.summary()
+    assert result.stats["unit"] == "matrix-vector products" and result.stats["items"] > 0
+
+
+def test_regression_catches_a_wrong_golden_model():
+    """A golden model with another ADC shift must fail, naming the case and the first element."""
+    result = run_bench("xbar", SMALL, seed=4, testcase="regression",
+                       options={"cases": 0, "golden_shift": 3})
+    assert not result.ok
+    message = result.failed[0][1]
+    assert "y:" in message and "first at" in message and "expected" in message
+
+
+def test_snnforge_run_xbar(tmp_path):
+    """Bit-serial and spiking jobs from the command line: the golden model's outputs."""
+    params = [a for k, v in SMALL.items() for a in ("-p", f"{k}={v}")]
+    for spiking, options in ((False, {"adc_bits": 3}), (True, {"spiking": "true",
+                                                               "threshold": 8})):
+        inputs = job(5, B=3, spiking=spiking)
+        args = []
+        for name, value in inputs.items():
+            np.save(tmp_path / f"{name}.npy", value)
+            args += ["--in", f"{name}={tmp_path / f'{name}.npy'}"]
+        flags = [a for k, v in options.items() for a in ("-O", f"{k}={v}")]
+        out = tmp_path / "out.npz"
+        result = CliRunner().invoke(main, ["run", "xbar", *params, *args, *flags, "-o",
+                                           str(out)], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert "crossbar 13x2" in result.output and "simulated" in result.output
+        want, work = golden(XbarConfig(**SMALL), inputs,
+                            {"adc_bits": 3} if not spiking else {"spiking": True,
+                                                                 "threshold": 8})
+        with np.load(out) as got:
+            for name, value in want.items():
+                assert np.array_equal(got[name], value), name
+            assert int(got["counter_reads"]) == work.reads
+
+
+@pytest.mark.parametrize("change, options, message", [
+    ({"w": np.zeros((17, 2), dtype=np.int64)}, {}, "a tile takes at most 16 rows"),
+    ({"w": np.zeros((13, 3), dtype=np.int64)}, {}, "at most 16 rows and 2 columns"),
+    ({"w": np.full((13, 2), 8)}, {}, "w must lie within"),
+    ({"x": np.full((5, 13), 8)}, {}, "x must lie within"),
+    ({"x": np.full((5, 13), 4)}, {"in_bits": 3}, "x must lie within"),
+    ({"x": np.zeros((5, 12), dtype=np.int64)}, {}, "w has 13 rows"),
+    ({"x": np.zeros((3, 5, 13), dtype=np.int64)}, {}, "x must have shape"),
+    ({"x": np.full((3, 5, 13), 2)}, {"spiking": True}, "x must be binary"),
+    ({"x": np.zeros((4, 5, 13), dtype=np.int64)}, {"spiking": True}, "built for T=3"),
+    ({}, {"adc_bits": 5}, "adc_bits=5 is out of range 1..4"),
+    ({}, {"in_bits": 1}, "in_bits=1 is out of range 2..4"),
+])
+def test_bad_jobs_name_the_array_or_option(change, options, message):
+    cfg = XbarConfig(**SMALL)
+    with pytest.raises(SnnforgeError, match=message):
+        XbarDriver.validate(cfg, {**job(1), **change}, options)
+
+
+def test_bad_parameters_name_the_parameter():
+    with pytest.raises(ValueError, match="cols_per_adc"):
+        XbarConfig(cols=16, cols_per_adc=5)
+    with pytest.raises(ValueError, match="w_bits"):
+        XbarConfig(cols=4, w_bits=8)
+    with pytest.raises(ValueError, match="32-bit result words"):
+        XbarConfig(rows=1024, in_bits=16, adc_bits=12)
+
+
+def test_run_xbar_bad_input_exits_2(tmp_path):
+    np.save(tmp_path / "x.npy", job(2)["x"])
+    result = CliRunner().invoke(main, ["run", "xbar", "--in", f"x={tmp_path / 'x.npy'}",
+                                       "-o", str(tmp_path / "out.npz")])
+    assert result.exit_code == 2 and "missing input w" in result.output
+    assert not (tmp_path / "out.npz").exists()
