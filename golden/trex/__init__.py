@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-_MODULES = ("params", "xbar")
+_MODULES = ("params", "xbar", "cost")
 
 
 def __getattr__(name: str):

@@ -33,23 +33,27 @@ __all__ = ["xbar_cells", "input_planes", "column_sums", "adc", "shift_add", "xba
 
 
 def check_weights(w, p: XbarParams) -> torch.Tensor:
-    """``w`` as an int64 tensor ``[R, n]`` that fits the tile; :class:`ValueError` otherwise."""
+    """``w`` as an int64 tensor ``[R, n]`` with ``R <= rows`` (any ``n``: a matrix wider than
+    the tile's ``n_out`` logical columns takes several loads of the tile, one per block of
+    columns) within ``+-w_max``; :class:`ValueError` otherwise."""
     w = torch.as_tensor(w, dtype=torch.int64)
     if w.dim() != 2:
         raise ValueError(f"w must have shape [R, n], not {list(w.shape)}")
     R, n = w.shape
-    if not (1 <= R <= p.rows and 1 <= n <= p.n_out):
-        raise ValueError(f"w of shape {[R, n]} does not fit a tile of {p.rows} rows and "
-                         f"{p.n_out} logical columns")
+    if not (1 <= R <= p.rows and n >= 1):
+        raise ValueError(f"w of shape {[R, n]} does not fit a tile of {p.rows} rows")
     if w.numel() and int(w.abs().max()) > p.w_max:
         raise ValueError(f"weights must lie within -{p.w_max}..{p.w_max} (w_bits={p.w_bits})")
     return w
 
 
 def xbar_cells(w, p: XbarParams) -> torch.Tensor:
-    """Cell levels ``[rows, cols]`` of ``w [R, n]``: logical column ``n``, slice ``j``, polarity
-    ``pol`` is physical column ``n * group + 2 j + pol``."""
-    return torch.from_numpy(cell_levels(check_weights(w, p).numpy(), p))
+    """Cell levels ``[rows, cols]`` of ``w [R, n]`` (``n <= n_out``): logical column ``n``,
+    slice ``j``, polarity ``pol`` is physical column ``n * group + 2 j + pol``."""
+    w = check_weights(w, p)
+    if w.shape[1] > p.n_out:
+        raise ValueError(f"w has {w.shape[1]} columns; a tile holds {p.n_out}")
+    return torch.from_numpy(cell_levels(w.numpy(), p))
 
 
 def input_planes(x, in_bits: int) -> tuple[torch.Tensor, list[int]]:
@@ -109,7 +113,9 @@ def xbar_mvm(x, w, p: XbarParams, *, in_bits: int | None = None, adc_bits: int |
              adc_shift: int | None = None, spiking: bool = False) -> XbarResult:
     """``y = x @ w`` as the tile computes it.
 
-    ``x [B, R]``: signed ``in_bits``-bit integers applied bit-serially, or with ``spiking``
+    ``w [R, n]``: ``R <= rows``; ``n`` beyond the tile's ``n_out`` columns takes one load of
+    the tile per block of ``n_out`` columns (each block read by every vector). ``x [B, R]``:
+    signed ``in_bits``-bit integers applied bit-serially, or with ``spiking``
     binary spikes ``[T, B, R]``, one read per step. ``in_bits``, ``adc_bits`` (the resolution
     used, at most the tile's) and ``adc_shift`` default to the tile's; ``y`` is ``[B, n]``
     (``[T, B, n]``). With ``adc_shift = 0`` and an ADC whose codes cover ``rows * cell_max``,
@@ -130,11 +136,15 @@ def xbar_mvm(x, w, p: XbarParams, *, in_bits: int | None = None, adc_bits: int |
         if x.numel() and (int(x.min()) < lo or int(x.max()) > hi):
             raise ValueError(f"x must lie within {lo}..{hi} (in_bits={in_bits})")
         planes, weights = input_planes(x, in_bits)
-    cells = xbar_cells(w, p)
-    codes = adc(column_sums(planes, cells), adc_bits, shift)
-    P = sum(weight * code for weight, code in zip(weights, codes))
-    reads = planes[0].numel() // max(1, planes.shape[-1]) * len(weights)
-    return XbarResult(shift_add(P, p, w.shape[1], shift), reads, reads * p.cols)
+    vectors = planes[0].numel() // max(1, planes.shape[-1])
+    ys = []
+    for k in range(0, w.shape[1], p.n_out):           # one load of the tile per column block
+        block = w[:, k:k + p.n_out]
+        codes = adc(column_sums(planes, xbar_cells(block, p)), adc_bits, shift)
+        P = sum(weight * code for weight, code in zip(weights, codes))
+        ys.append(shift_add(P, p, block.shape[1], shift))
+    reads = vectors * len(weights) * len(ys)
+    return XbarResult(torch.cat(ys, -1), reads, reads * p.cols)
 
 
 def xbar_spiking(x, w, p: XbarParams, lif: LIFParams, *, tmask: int | None = None,

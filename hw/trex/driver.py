@@ -5,7 +5,8 @@ The memory image holds the cell words (``golden.trex.params.round_words``, each 
 beats), the input vectors (``input_bits`` each; spiking: ``spike_bits`` per step) and room for
 the 32-bit result words; see :data:`~snnforge.hw.trex.core.TARGETS`. The list loads the cells,
 writes the registers, then per batch posts the results' STORE and LOADs the batch's vectors,
-which stream through the tile while its results are written. NumPy only.
+which stream through the tile while its results are written; a matrix wider than the tile
+repeats that per block of ``n_out`` columns, once the tile is idle. NumPy only.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ def _pack(fields: np.ndarray, width: int, slot: int) -> bytes:
 class XbarDriver(Driver):
     """Runs matrix-vector products on a :class:`~snnforge.hw.trex.core.XbarCore`.
 
-    Its job (``snnforge run xbar``): the weights ``w [R, n]`` (``R <= rows``, ``n <= n_out``,
-    within ``+-w_max``) and the inputs ``x [B, R]`` (signed ``in_bits``-bit integers) -- or,
+    Its job (``snnforge run xbar``): the weights ``w [R, n]`` (``R <= rows``, within
+    ``+-w_max``; ``n`` beyond the tile's ``n_out`` columns runs one block of columns after the
+    other, the tile reloaded between them) and the inputs ``x [B, R]`` (signed ``in_bits``-bit integers) -- or,
     with ``spiking``, spikes ``x [T, B, R]``; options: ``in_bits``, ``adc_bits``, ``adc_shift``,
     ``spiking`` and the LIF's ``threshold``, ``leak_amount``, ``tmask``. Outputs: ``y [B, n]``
     (``golden.trex.xbar.xbar_mvm``'s), or with ``spiking`` the per-step results ``y [T, B, n]``
@@ -63,8 +65,9 @@ class XbarDriver(Driver):
         lif = cfg.lif
         return JobSpec(
             inputs=(cls._x_spec(cfg, cfg.in_bits),
-                    ArraySpec("w", ("R", "n"), "int", f"weights, R <= {cfg.rows} rows, n <= "
-                              f"{cfg.n_out} columns", lo=-cfg.w_max, hi=cfg.w_max)),
+                    ArraySpec("w", ("R", "n"), "int", f"weights, R <= {cfg.rows} rows (n: any, "
+                              f"{cfg.n_out} columns per load of the tile)", lo=-cfg.w_max,
+                              hi=cfg.w_max)),
             options=(Param("in_bits", cfg.in_bits, "input width (bit-serial planes)", 2,
                            cfg.in_bits),
                      Param("adc_bits", cfg.adc_bits, "ADC resolution used", 1, cfg.adc_bits),
@@ -98,10 +101,9 @@ class XbarDriver(Driver):
     def check(cls, cfg: XbarConfig, job: Job) -> None:
         x, w = job.inputs["x"], job.inputs["w"]
         R, n = w.shape
-        if not (1 <= R <= cfg.rows and 1 <= n <= cfg.n_out):
-            raise SnnforgeError(f"w has shape {[R, n]}; a tile takes at most {cfg.rows} rows and "
-                                f"{cfg.n_out} columns (rows={cfg.rows}, n_out = cols // "
-                                f"{cfg.group})")
+        if R > cfg.rows:
+            raise SnnforgeError(f"w has {R} rows; a tile takes at most {cfg.rows} (partial sums "
+                                "across tiles are not supported)")
         if x.shape[-1] != R:
             raise SnnforgeError(f"x has {x.shape[-1]} values per vector; w has {R} rows")
         if x.shape[-2] == 0:
@@ -127,14 +129,6 @@ class XbarDriver(Driver):
         image = MemoryImage(self.memory_size, align=max(64, bpb))
         cl = CommandList(self.host.regmap)
         chunks = -(-cfg.rows * cfg.n_adc * cfg.cell_bits // cfg.dma_width)
-        cells = b"".join(word.to_bytes(chunks * bpb, "little")
-                         for word in round_words(cell_levels(w, cfg.tile), cfg.tile))
-        addr = image.put("cells", cells)
-        cl.load("cells", addr, len(cells) // bpb, sel=0, arg=cfg.cols_per_adc)
-        cl.write_many({"in_bits": o["in_bits"], "adc_bits": o["adc_bits"],
-                       "adc_shift": o["adc_shift"], "spiking": int(spiking),
-                       "threshold": o["threshold"], "leak_amount": o["leak_amount"],
-                       "tmask": o["tmask"], "control": {"clear": 1}})
         vectors, slot, width = self._vectors(x, spiking)
         padded = np.zeros((len(vectors), cfg.rows), dtype=np.int64)
         padded[:, :vectors.shape[1]] = vectors
@@ -147,33 +141,54 @@ class XbarDriver(Driver):
         groups = len(vectors) // group
         batch = max(1, min(MAX_BEATS * per_beat // words_per_group,
                            MAX_BEATS * bpb // (per_vector * group)))
-        outs = []
+        batches = []
         for g0 in range(0, groups, batch):
             count = min(batch, groups - g0)
             chunk = data[g0 * group * per_vector:(g0 + count) * group * per_vector]
-            at = image.put(f"vectors {g0}", chunk + bytes(-len(chunk) % bpb))
-            n_words = count * words_per_group
-            beats = -(-n_words // per_beat)
-            out = image.alloc(f"results {g0}", beats * bpb)
-            cl.store("results", out, beats, arg=n_words)
-            cl.load("spikes" if spiking else "inputs", at, -(-len(chunk) // bpb),
-                    arg=count * group)
-            outs.append((out, n_words))
+            batches.append((image.put(f"vectors {g0}", chunk + bytes(-len(chunk) % bpb)),
+                            -(-len(chunk) // bpb), count))
+        outs = []                       # per column block: (address, words) of each batch
+        for k in range(0, w.shape[1], cfg.n_out):
+            if k:
+                cl.wait("status", busy=0)       # the last block's vectors have left the tile
+            cells = b"".join(word.to_bytes(chunks * bpb, "little") for word in
+                             round_words(cell_levels(w[:, k:k + cfg.n_out], cfg.tile), cfg.tile))
+            addr = image.put(f"cells {k}", cells)
+            cl.load("cells", addr, len(cells) // bpb, sel=0, arg=cfg.cols_per_adc)
+            if not k:
+                cl.write_many({"in_bits": o["in_bits"], "adc_bits": o["adc_bits"],
+                               "adc_shift": o["adc_shift"], "spiking": int(spiking),
+                               "threshold": o["threshold"], "leak_amount": o["leak_amount"],
+                               "tmask": o["tmask"], "control": {"clear": 1}})
+            block = []
+            for at, beats, count in batches:
+                n_words = count * words_per_group
+                out = image.alloc(f"results {k} {at}", -(-n_words // per_beat) * bpb)
+                cl.store("results", out, -(-n_words // per_beat), arg=n_words)
+                cl.load("spikes" if spiking else "inputs", at, beats, arg=count * group)
+                block.append((out, n_words))
+            outs.append(block)
         cl.end()
         dma = await self.host.run_commands(image, cl)
-        raw = b"".join([await self.host.read_memory(at, n * 4) for at, n in outs])
-        words = np.frombuffer(raw, dtype="<i4").astype(np.int64)
+        results = []
+        for block in outs:
+            raw = b"".join([await self.host.read_memory(at, n * 4) for at, n in block])
+            results.append(np.frombuffer(raw, dtype="<i4").astype(np.int64))
         n = w.shape[1]
         if spiking:
-            per = words.reshape(-1, cfg.n_out, cfg.neuron_words)[:, :n]        # [B, n, 1 + T]
+            # [B, n, 1 + T] per block, the blocks side by side
+            per = np.concatenate([r.reshape(-1, cfg.n_out, cfg.neuron_words) for r in results],
+                                 axis=1)[:, :n]
             steps = (per[..., :1] >> np.arange(cfg.T)) & 1
             outputs = {"y": per[..., 1:].transpose(2, 0, 1),
                        "spikes": steps.transpose(2, 0, 1).astype(np.uint8)}
         else:
-            outputs = {"y": words.reshape(-1, cfg.n_out)[:, :n]}
+            outputs = {"y": np.concatenate([r.reshape(-1, cfg.n_out) for r in results],
+                                           axis=1)[:, :n]}
         counters = await self.host.read_many([name for name, _ in COUNTERS])
         counters.update(dma)
-        return JobResult(outputs, counters, {"spiking": spiking, "batches": len(outs)})
+        return JobResult(outputs, counters, {"spiking": spiking, "batches": len(batches),
+                                             "column_blocks": len(outs)})
 
     @classmethod
     def report(cls, cfg: XbarConfig, job: Job, result: JobResult) -> list[str]:

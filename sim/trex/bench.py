@@ -6,8 +6,8 @@ Each case is a weight matrix, a batch of inputs and the ADC/input settings, run 
 spiking mode its spikes) must equal ``golden.trex.xbar.xbar_mvm``'s (``xbar_spiking``'s),
 element for element, and the counters the tile's work (vectors, crossbar reads, ADC
 conversions, neurons). Structured cases (all-zero and all-one inputs, extreme inputs and weights,
-an exact ADC, a clipping ADC, the narrowest settings, a one-row one-column matrix, spiking with
-a mask) and ``cases`` random ones per mode run under the crossed host-port patterns and the
+an exact ADC, a clipping ADC, the narrowest settings, a one-row one-column matrix, a matrix of
+two tile loads, spiking with a mask) and ``cases`` random ones per mode run under the crossed host-port patterns and the
 memory's back-pressure and latency settings. Option ``golden_shift`` gives the golden model
 another ADC shift (the bench's self-test: it must fail).
 """
@@ -72,13 +72,14 @@ def cases(cfg, seed: int, n_random: int) -> list[Case]:
                 settings(in_bits=2, adc_bits=1, adc_shift=cfg.max_shift)),
            Case("one-by-one", inputs("random", 2, R=1), weights("random", 1, 1), settings()),
            Case("zero-weights", inputs("random", 2), weights("zero"), settings()),
+           Case("two-loads", inputs("random", 3), weights("random", n=n_out + 1), settings()),
            Case("spikes-ones", inputs("ones", 2, spiking=True), weights("max"),
                 settings(spiking=True, adc_shift=0, threshold=rng.randint(0, 200))),
            Case("spikes-masked", inputs("random", 3, spiking=True), weights("random"),
                 settings(spiking=True, tmask=rng.randrange(1 << cfg.T),
                          threshold=rng.randint(0, 40)))]
     for k in range(n_random):
-        R, n = rng.randint(1, rows), rng.randint(1, n_out)
+        R, n = rng.randint(1, rows), rng.randint(1, 2 * n_out + 1)     # up to three loads
         in_bits = rng.randint(2, cfg.in_bits)
         out.append(Case(f"serial-{k}", inputs("random", rng.randint(1, 6), R, in_bits),
                         weights("random", R, n),
@@ -141,8 +142,10 @@ async def regression(tb):
         _check(where, got.outputs, want)
         c = got.counters
         vectors = int(np.prod(case.x.shape[:-1]))
-        counts = {"vectors": vectors, "reads": work.reads, "conversions": work.conversions,
-                  "neurons": (case.x.shape[1] * cfg.n_out if case.options.get("spiking")
+        loads = -(-case.w.shape[1] // cfg.n_out)
+        counts = {"vectors": vectors * loads, "reads": work.reads,
+                  "conversions": work.conversions,
+                  "neurons": (case.x.shape[1] * cfg.n_out * loads if case.options.get("spiking")
                               else 0)}
         assert {k: c[k] for k in counts} == counts, f"{where}: counters {c}, expected {counts}"
         tb.dut._log.info("%s: %d cycles end to end; %.1f s", case.name, c["total_cycles"],
