@@ -29,7 +29,7 @@ from ..common.lif import LIFParams, lif_integer
 from .params import XbarParams, adc_code_max, cell_levels
 
 __all__ = ["xbar_cells", "input_planes", "column_sums", "adc", "shift_add", "xbar_mvm",
-           "xbar_spiking", "XbarResult", "check_weights"]
+           "xbar_spiking", "XbarResult", "check_weights", "calibrate_shift"]
 
 
 def check_weights(w, p: XbarParams) -> torch.Tensor:
@@ -145,6 +145,22 @@ def xbar_mvm(x, w, p: XbarParams, *, in_bits: int | None = None, adc_bits: int |
         ys.append(shift_add(P, p, block.shape[1], shift))
     reads = vectors * len(weights) * len(ys)
     return XbarResult(torch.cat(ys, -1), reads, reads * p.cols)
+
+
+def calibrate_shift(x, w, p: XbarParams, adc_bits: int, *, in_bits: int | None = None,
+                    spiking: bool = False) -> int:
+    """The ADC calibration a user makes on sample inputs: the smallest shift whose full scale
+    ``(2^adc_bits - 1) << shift`` covers the largest column sum that ``x`` (``[B, R]``, or
+    spikes ``[T, B, R]``) gives on ``w``'s cells."""
+    w = check_weights(w, p)
+    x = torch.as_tensor(x, dtype=torch.int64)
+    planes = x.unsqueeze(0) if spiking else input_planes(x, in_bits or p.in_bits)[0]
+    top = max(int(column_sums(planes, xbar_cells(w[:, k:k + p.n_out], p)).max())
+              for k in range(0, w.shape[1], p.n_out))
+    shift = 0
+    while adc_code_max(adc_bits) << shift < top and shift < p.max_shift:
+        shift += 1
+    return shift
 
 
 def xbar_spiking(x, w, p: XbarParams, lif: LIFParams, *, tmask: int | None = None,

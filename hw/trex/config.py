@@ -79,3 +79,13 @@ class XbarConfig(XbarParams):
     def neuron_words(self) -> int:
         """32-bit result words per spiking neuron: its spike word, then its ``T`` currents."""
         return 1 + self.T
+
+    @property
+    def vector_beats(self) -> int:
+        """Beats of one vector's result record (``n_out`` words)."""
+        return -(-32 * self.n_out // self.dma_width)
+
+    @property
+    def neuron_beats(self) -> int:
+        """Beats of one spiking neuron's result record."""
+        return -(-32 * self.neuron_words // self.dma_width)

@@ -38,9 +38,10 @@ TARGETS = (
                        "values, row r at bit r * in_bits; argument: vectors"),
     ("spikes", "load", "spike vectors (one per batch row and step, steps innermost), spike_bits "
                        "each, row r at bit r; argument: vectors"),
-    ("results", "store", "32-bit words: per vector its n_out results (sign-extended), or in "
-                         "spiking mode per neuron (batch row, then logical column) its spike "
-                         "word and its T currents; argument: words"),
+    ("results", "store", "records of 32-bit words, each record padded to whole beats: per "
+                         "vector its n_out results (sign-extended), or in spiking mode per "
+                         "neuron (batch row, then logical column) its spike word and its T "
+                         "currents; argument: records"),
 )
 
 
@@ -205,47 +206,45 @@ class XbarCore(wiring.Component):
                                      | (ld.payload.arg == 0)))
                             | ~(is_c | is_x | is_s))
 
-        # Results: the tile's vectors as n_out sign-extended words, or (spiking) the LIF's
-        # neurons as a spike word and T currents, into beats for the STORE.
+        # Results: each vector's n_out results, or (spiking) each LIF neuron's spike word and T
+        # currents, as 32-bit words in records of whole beats, straight to the STORE.
         word = 32
         m.submodules.collect = collect = StepCollector(
             T=cfg.T, n_out=cfg.n_out, y_shape=tile.o.payload.shape(),
             o_shape=lif.i.payload.shape())
-        m.submodules.vector_words = vwords = BeatToWords(
-            data.ArrayLayout(signed(word), cfg.n_out), word)
-        m.submodules.neuron_words = nwords = BeatToWords(
-            data.ArrayLayout(signed(word), cfg.neuron_words), word)
+        m.submodules.vector_beats = vbeats = BeatToWords(
+            data.ArrayLayout(signed(word), cfg.n_out), dw)
+        m.submodules.neuron_beats = nbeats = BeatToWords(
+            data.ArrayLayout(signed(word), cfg.neuron_words), dw)
         with m.If(regs.spiking):
             connect(m, tile.o, collect.i)
-            m.d.comb += vwords.i.valid.eq(0)
+            m.d.comb += vbeats.i.valid.eq(0)
         with m.Else():
-            m.d.comb += [vwords.i.valid.eq(tile.o.valid), tile.o.ready.eq(vwords.i.ready),
+            m.d.comb += [vbeats.i.valid.eq(tile.o.valid), tile.o.ready.eq(vbeats.i.ready),
                          collect.i.valid.eq(0)]
-        m.d.comb += [vwords.i.payload[n].eq(tile.o.payload[n]) for n in range(cfg.n_out)]
+        m.d.comb += [vbeats.i.payload[n].eq(tile.o.payload[n]) for n in range(cfg.n_out)]
         connect(m, collect.o, lif.i)
-        m.d.comb += [nwords.i.valid.eq(lif.o.valid), lif.o.ready.eq(nwords.i.ready),
-                     nwords.i.payload[0].eq(lif.o.payload.spikes),
-                     *(nwords.i.payload[1 + t].eq(lif.o.payload.current[t])
+        m.d.comb += [nbeats.i.valid.eq(lif.o.valid), lif.o.ready.eq(nbeats.i.ready),
+                     nbeats.i.payload[0].eq(lif.o.payload.spikes),
+                     *(nbeats.i.payload[1 + t].eq(lif.o.payload.current[t])
                        for t in range(cfg.T))]
-        m.submodules.store_gear = gear = Gearbox(word, dw)
         sreq = host.store_req
-        owed = Signal(32)
-        per_beat = dw // word
+        owed = Signal.like(sreq.payload.beats)
+        per_record = Mux(regs.spiking, cfg.neuron_beats, cfg.vector_beats)
         bad_store = sreq.valid & sreq.ready & (
             (sreq.payload.target != target["results"])
-            | (sreq.payload.beats != (sreq.payload.arg + per_beat - 1) // per_beat))
-        m.d.comb += [sreq.ready.eq((owed == 0) & gear.empty), gear.clear.eq(0)]
+            | (sreq.payload.beats != sreq.payload.arg * per_record))
+        m.d.comb += sreq.ready.eq(owed == 0)
         with m.If(sreq.valid & sreq.ready & ~bad_store):
-            m.d.sync += owed.eq(sreq.payload.arg)
-        source_valid = Mux(regs.spiking, nwords.o.valid, vwords.o.valid)
-        source_payload = Mux(regs.spiking, nwords.o.payload, vwords.o.payload)
-        m.d.comb += [gear.i.valid.eq(source_valid & (owed != 0)),
-                     gear.i.payload.eq(source_payload), gear.flush.eq((owed == 1) & source_valid),
-                     nwords.o.ready.eq(regs.spiking & gear.i.ready & (owed != 0)),
-                     vwords.o.ready.eq(~regs.spiking & gear.i.ready & (owed != 0))]
-        with m.If(gear.i.valid & gear.i.ready):
+            m.d.sync += owed.eq(sreq.payload.beats)
+        source = Mux(regs.spiking, nbeats.o.payload, vbeats.o.payload)
+        m.d.comb += [host.store.valid.eq(Mux(regs.spiking, nbeats.o.valid, vbeats.o.valid)
+                                         & (owed != 0)),
+                     host.store.payload.eq(source),
+                     nbeats.o.ready.eq(regs.spiking & host.store.ready & (owed != 0)),
+                     vbeats.o.ready.eq(~regs.spiking & host.store.ready & (owed != 0))]
+        with m.If(host.store.valid & host.store.ready):
             m.d.sync += owed.eq(owed - 1)
-        connect(m, gear.o, host.store)
         m.d.comb += host.target_error.eq(bad_load | bad_store)
 
         m.submodules.counters = counters = PerfCounters(

@@ -3,7 +3,7 @@ neurons' time steps) on one weight matrix, as one command list.
 
 The memory image holds the cell words (``golden.trex.params.round_words``, each padded to whole
 beats), the input vectors (``input_bits`` each; spiking: ``spike_bits`` per step) and room for
-the 32-bit result words; see :data:`~snnforge.hw.trex.core.TARGETS`. The list loads the cells,
+the result records (32-bit words, each record padded to whole beats); see :data:`~snnforge.hw.trex.core.TARGETS`. The list loads the cells,
 writes the registers, then per batch posts the results' STORE and LOADs the batch's vectors,
 which stream through the tile while its results are written; a matrix wider than the tile
 repeats that per block of ``n_out`` columns, once the tile is idle. NumPy only.
@@ -134,12 +134,13 @@ class XbarDriver(Driver):
         padded[:, :vectors.shape[1]] = vectors
         data = _pack(padded, width, slot)
         per_vector = slot // 8
-        # Spiking: a batch row's T steps make n_out neurons of 1 + T words.
+        # Spiking: a batch row's T steps make n_out neurons, each a record of 1 + T words.
         group = cfg.T if spiking else 1
-        words_per_group = cfg.n_out * (cfg.neuron_words if spiking else 1)
-        per_beat = cfg.dma_width // 32
+        record_beats = cfg.neuron_beats if spiking else cfg.vector_beats
+        record_words = record_beats * cfg.dma_width // 32
+        per_group = cfg.n_out if spiking else 1            # records per group
         groups = len(vectors) // group
-        batch = max(1, min(MAX_BEATS * per_beat // words_per_group,
+        batch = max(1, min(MAX_BEATS // (per_group * record_beats),
                            MAX_BEATS * bpb // (per_vector * group)))
         batches = []
         for g0 in range(0, groups, batch):
@@ -162,29 +163,30 @@ class XbarDriver(Driver):
                                "tmask": o["tmask"], "control": {"clear": 1}})
             block = []
             for at, beats, count in batches:
-                n_words = count * words_per_group
-                out = image.alloc(f"results {k} {at}", -(-n_words // per_beat) * bpb)
-                cl.store("results", out, -(-n_words // per_beat), arg=n_words)
+                records = count * per_group
+                out = image.alloc(f"results {k} {at}", records * record_beats * bpb)
+                cl.store("results", out, records * record_beats, arg=records)
                 cl.load("spikes" if spiking else "inputs", at, beats, arg=count * group)
-                block.append((out, n_words))
+                block.append((out, records * record_beats * bpb))
             outs.append(block)
         cl.end()
         dma = await self.host.run_commands(image, cl)
-        results = []
+        results = []                    # per block: the records' words [records, words]
         for block in outs:
-            raw = b"".join([await self.host.read_memory(at, n * 4) for at, n in block])
-            results.append(np.frombuffer(raw, dtype="<i4").astype(np.int64))
+            raw = b"".join([await self.host.read_memory(at, size) for at, size in block])
+            results.append(np.frombuffer(raw, dtype="<i4").astype(np.int64)
+                           .reshape(-1, record_words))
         n = w.shape[1]
         if spiking:
             # [B, n, 1 + T] per block, the blocks side by side
-            per = np.concatenate([r.reshape(-1, cfg.n_out, cfg.neuron_words) for r in results],
-                                 axis=1)[:, :n]
+            per = np.concatenate([r[:, :cfg.neuron_words].reshape(-1, cfg.n_out,
+                                                                  cfg.neuron_words)
+                                  for r in results], axis=1)[:, :n]
             steps = (per[..., :1] >> np.arange(cfg.T)) & 1
             outputs = {"y": per[..., 1:].transpose(2, 0, 1),
                        "spikes": steps.transpose(2, 0, 1).astype(np.uint8)}
         else:
-            outputs = {"y": np.concatenate([r.reshape(-1, cfg.n_out) for r in results],
-                                           axis=1)[:, :n]}
+            outputs = {"y": np.concatenate([r[:, :cfg.n_out] for r in results], axis=1)[:, :n]}
         counters = await self.host.read_many([name for name, _ in COUNTERS])
         counters.update(dma)
         return JobResult(outputs, counters, {"spiking": spiking, "batches": len(batches),
