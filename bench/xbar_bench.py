@@ -19,7 +19,9 @@ here (softmax regression, Adam), its weights quantized to ``w_bits`` and mapped 
 * spiking: the same weights, the pixels thermometer-coded over ``--T`` steps, one crossbar
   read per step and the LIF on the columns; accuracy by the summed currents and by spike count;
 * the tile's busy cycles per vector against ``in_bits x cols_per_adc`` (``cols_per_adc`` per
-  spiking step), the issue bound.
+  spiking step), the issue bound;
+* the golden model's non-ideal analog front end (conductance variation, IR drop) at the default
+  ADC resolution: accuracy only (the RTL is the digital back end).
 
 Writes ``build/bench/xbar_bench.{json,md,png}``.
 """
@@ -39,7 +41,7 @@ from snnforge.flows import run_job
 from snnforge.generate import build_root
 from snnforge.golden.common.digits import encode, load_digits_split
 from snnforge.golden.trex.cost import xbar_cost
-from snnforge.golden.trex.xbar import calibrate_shift, xbar_mvm, xbar_spiking
+from snnforge.golden.trex.xbar import NonIdeal, calibrate_shift, xbar_mvm, xbar_spiking
 from snnforge.registry import get_generator
 
 IN_BITS = 6         # pixels 0..16 as signed 6-bit inputs
@@ -123,9 +125,22 @@ def main(argv=None):
         print(f"spiking T={args.T}, {bits}-bit ADC: accuracy {row['accuracy']:.1%}, "
               f"{row['energy_nj']:.2f} nJ/image", flush=True)
 
+    # The analog front end's non-idealities (golden model only: the RTL is the digital twin).
+    analog_rows = []
+    bits = cfg.adc_bits if cfg.adc_bits in sweep else max(sweep)
+    shift = calibrate_shift(xtr, w_q, cfg.tile, bits, in_bits=IN_BITS)
+    for sigma, r_wire in ((0.0, 0.0), (0.05, 0.0), (0.1, 0.0), (0.2, 0.0), (0.3, 0.0),
+                          (0.0, 1.0), (0.0, 5.0)):
+        y = xbar_mvm(xte, w_q, cfg.tile, in_bits=IN_BITS, adc_bits=bits, adc_shift=shift,
+                     analog=NonIdeal(sigma=sigma, r_wire=r_wire, seed=1)).y
+        analog_rows.append({"sigma": sigma, "r_wire": r_wire, "adc_bits": bits,
+                            "accuracy": float((y.argmax(1) == y_test).float().mean())})
+        print(f"non-ideal sigma={sigma} r_wire={r_wire}: accuracy "
+              f"{analog_rows[-1]['accuracy']:.1%}", flush=True)
+
     command = "python bench/xbar_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    write_report(outdir, command, cfg, rows, spiking_rows, float_acc, exact_acc, args.T,
-                 len(xte))
+    write_report(outdir, command, cfg, rows, spiking_rows, analog_rows, float_acc, exact_acc,
+                 args.T, len(xte))
 
 
 def measure(mode, bits, shift, done, cfg, images, planes, labels, steps=1):
@@ -148,7 +163,8 @@ def measure(mode, bits, shift, done, cfg, images, planes, labels, steps=1):
             "edap": cost.edap / images / images}
 
 
-def write_report(outdir, command, cfg, rows, spiking_rows, float_acc, exact_acc, T, images):
+def write_report(outdir, command, cfg, rows, spiking_rows, analog_rows, float_acc, exact_acc,
+                 T, images):
     md = [f"Measured with `{command}`: a {cfg.rows}x{cfg.cols} tile ({cfg.cell_bits}-bit cells, "
           f"{cfg.w_bits}-bit weights, {cfg.n_adc} ADCs of {cfg.cols_per_adc} columns), the "
           f"digits linear classifier (64 -> 10, two loads of the tile's {cfg.n_out} columns) on "
@@ -170,6 +186,11 @@ def write_report(outdir, command, cfg, rows, spiking_rows, float_acc, exact_acc,
         md.append(f"Spiking, {r['adc_bits']}-bit ADC, LIF threshold {r['threshold']}: accuracy "
                   f"by spike count {r['spike_count_accuracy']:.1%} (by summed currents "
                   f"{r['accuracy']:.1%}).")
+    md += ["", f"Non-ideal analog front end (`golden.trex.xbar.NonIdeal`, golden model only; "
+           f"R_on 6 kOhm, on/off 150, {analog_rows[0]['adc_bits']}-bit ADC, {IN_BITS}-bit "
+           "inputs): conductance variation sigma and column-wire resistance per segment.", "",
+           "| sigma | r_wire (ohm) | accuracy |", "|---|---|---|"]
+    md += [f"| {r['sigma']} | {r['r_wire']} | {r['accuracy']:.1%} |" for r in analog_rows]
     md += ["", "Cycles: the tile's busy cycles (a vector in flight) per image; bound: "
            "`in_bits x cols_per_adc` issue cycles per vector (spiking: `cols_per_adc` per step) "
            "-- the ratio includes the pipeline's fixed latency once per load of the tile. "
@@ -179,7 +200,8 @@ def write_report(outdir, command, cfg, rows, spiking_rows, float_acc, exact_acc,
     (outdir / "xbar_bench.md").write_text("\n".join(md) + "\n")
     (outdir / "xbar_bench.json").write_text(json.dumps(
         {"command": command, "tile": cfg.tile.values(), "float_accuracy": float_acc,
-         "exact_accuracy": exact_acc, "bit_serial": rows, "spiking": spiking_rows},
+         "exact_accuracy": exact_acc, "bit_serial": rows, "spiking": spiking_rows,
+         "non_ideal": analog_rows},
         indent=2) + "\n")
     import matplotlib
     matplotlib.use("Agg")

@@ -29,7 +29,8 @@ from ..common.lif import LIFParams, lif_integer
 from .params import XbarParams, adc_code_max, cell_levels
 
 __all__ = ["xbar_cells", "input_planes", "column_sums", "adc", "shift_add", "xbar_mvm",
-           "xbar_spiking", "XbarResult", "check_weights", "calibrate_shift"]
+           "xbar_spiking", "XbarResult", "check_weights", "calibrate_shift", "NonIdeal",
+           "analog_column_levels", "analog_adc", "column_ladder_currents"]
 
 
 def check_weights(w, p: XbarParams) -> torch.Tensor:
@@ -79,6 +80,97 @@ def adc(I: torch.Tensor, adc_bits: int, shift: int) -> torch.Tensor:
     return ((I + half) >> shift).clamp(max=adc_code_max(adc_bits))
 
 
+@dataclass(frozen=True)
+class NonIdeal:
+    """The float analog front end of the accuracy studies (off in bit-exact mode): it replaces
+    the exact column sums by what the array's currents give, and the ADC codes that follow feed
+    the same digital shift-and-add.
+
+    * Cells: level ``l`` is the conductance ``G_off + l / cell_max * (G_on - G_off)`` with
+      ``G_on = 1 / r_on`` and ``G_off = G_on / on_off`` (finite on/off ratio; ``on_off = inf``:
+      an off cell conducts nothing); each cell's conductance varies by ``G * (1 + N(0,
+      sigma))``, drawn once per weight load from ``seed`` (programming variation).
+    * A set input bit drives its row at ``v_read``; an unset one at 0 V.
+    * IR drop (``r_wire`` ohms per column segment between two rows, 0: none): each column is a
+      resistor ladder into the sense amplifier at its bottom (virtual ground) -- the cell of row
+      ``i`` feeds node ``i``, node ``i`` connects to node ``i + 1`` (the last to the amplifier)
+      through ``r_wire``: a tridiagonal system solved per column and read (SpikeSim's column
+      model; row wires ideal).
+    * The sensed current in units of one level's ideal current ``v_read * (G_on - G_off) /
+      cell_max`` is the column's level sum: ``adc`` rounds it half up after the shift and
+      clips; the off-current offset is common to a differential pair and cancels in the
+      digital subtraction up to rounding and clipping.
+
+    Defaults: NeuroSim's R_on 6 kOhm, on/off 150, 0.5 V read (``../shared/papers/trex.md``).
+    """
+
+    sigma: float = 0.0
+    on_off: float = 150.0
+    r_wire: float = 0.0
+    r_on: float = 6e3
+    v_read: float = 0.5
+    seed: int = 0
+
+    def conductances(self, cells: torch.Tensor, cell_max: int) -> torch.Tensor:
+        g_on = 1.0 / self.r_on
+        g_off = g_on / self.on_off
+        G = g_off + cells.double() / cell_max * (g_on - g_off)
+        if self.sigma:
+            noise = torch.randn(G.shape, generator=torch.Generator().manual_seed(self.seed),
+                                dtype=torch.float64)
+            G = G * (1 + self.sigma * noise)
+        return G.clamp(min=0)
+
+    def unit_current(self, cell_max: int) -> float:
+        g_on = 1.0 / self.r_on
+        return self.v_read * (g_on - g_on / self.on_off) / cell_max
+
+
+def column_ladder_currents(V: torch.Tensor, G: torch.Tensor, r_wire: float) -> torch.Tensor:
+    """Currents into the sense amplifiers: rows driven at ``V [..., rows]`` through ``G [rows,
+    cols]`` onto column ladders of ``r_wire`` per segment -> ``[..., cols]`` (Thomas
+    algorithm, vectorised over everything but the rows)."""
+    gw = 1.0 / r_wire
+    rows = G.shape[0]
+    # KCL at node i: -gw v[i-1] + (G[i] + gw (1 + [i > 0])) v[i] - gw v[i+1] = G[i] V[i]
+    rhs = V.unsqueeze(-1) * G                               # [..., rows, cols]
+    diag = G + gw * torch.cat([torch.ones(1, dtype=G.dtype), 2 * torch.ones(rows - 1,
+                                                                              dtype=G.dtype)]
+                              ).unsqueeze(-1)
+    c_prime = torch.zeros_like(G)
+    d_prime = torch.zeros_like(rhs)
+    c_prime[0] = -gw / diag[0]
+    d_prime[..., 0, :] = rhs[..., 0, :] / diag[0]
+    for i in range(1, rows):
+        denom = diag[i] + gw * c_prime[i - 1]
+        c_prime[i] = -gw / denom
+        d_prime[..., i, :] = (rhs[..., i, :] + gw * d_prime[..., i - 1, :]) / denom
+    v_last = d_prime[..., rows - 1, :]                      # back substitution's first value
+    return gw * v_last
+
+
+def analog_column_levels(plane, cells: torch.Tensor, p: XbarParams,
+                         analog: NonIdeal) -> torch.Tensor:
+    """The column sums as the array senses them (float, in level units): ``plane [..., R]``
+    applied to the cells through ``analog``'s non-idealities."""
+    plane = torch.as_tensor(plane, dtype=torch.float64)
+    G = analog.conductances(cells, p.cell_max)
+    V = torch.zeros(*plane.shape[:-1], p.rows, dtype=torch.float64)
+    V[..., :plane.shape[-1]] = plane * analog.v_read
+    if analog.r_wire:
+        current = column_ladder_currents(V, G, analog.r_wire)
+    else:
+        current = V @ G
+    return current / analog.unit_current(p.cell_max)
+
+
+def analog_adc(levels: torch.Tensor, adc_bits: int, shift: int) -> torch.Tensor:
+    """The ADC on a sensed (float) level sum: round half up after the shift, clip to the
+    codes; equal to :func:`adc` on integer sums."""
+    codes = torch.floor(levels / (1 << shift) + 0.5).clamp(0, adc_code_max(adc_bits))
+    return codes.to(torch.int64)
+
+
 def shift_add(P: torch.Tensor, p: XbarParams, n: int, shift: int) -> torch.Tensor:
     """Logical columns ``[..., n]`` from the physical columns' plane sums ``P [..., cols]``."""
     y = torch.zeros(*P.shape[:-1], n, dtype=torch.int64)
@@ -110,7 +202,8 @@ def _settings(p: XbarParams, in_bits, adc_bits, adc_shift):
 
 
 def xbar_mvm(x, w, p: XbarParams, *, in_bits: int | None = None, adc_bits: int | None = None,
-             adc_shift: int | None = None, spiking: bool = False) -> XbarResult:
+             adc_shift: int | None = None, spiking: bool = False,
+             analog: NonIdeal | None = None) -> XbarResult:
     """``y = x @ w`` as the tile computes it.
 
     ``w [R, n]``: ``R <= rows``; ``n`` beyond the tile's ``n_out`` columns takes one load of
@@ -119,7 +212,8 @@ def xbar_mvm(x, w, p: XbarParams, *, in_bits: int | None = None, adc_bits: int |
     binary spikes ``[T, B, R]``, one read per step. ``in_bits``, ``adc_bits`` (the resolution
     used, at most the tile's) and ``adc_shift`` default to the tile's; ``y`` is ``[B, n]``
     (``[T, B, n]``). With ``adc_shift = 0`` and an ADC whose codes cover ``rows * cell_max``,
-    ``y == x @ w`` exactly.
+    ``y == x @ w`` exactly. ``analog``: the float non-ideal front end (:class:`NonIdeal`) makes
+    the ADC codes instead of the exact column sums (accuracy studies, not the RTL's).
     """
     in_bits, adc_bits, shift = _settings(p, in_bits, adc_bits, adc_shift)
     w = check_weights(w, p)
@@ -140,7 +234,12 @@ def xbar_mvm(x, w, p: XbarParams, *, in_bits: int | None = None, adc_bits: int |
     ys = []
     for k in range(0, w.shape[1], p.n_out):           # one load of the tile per column block
         block = w[:, k:k + p.n_out]
-        codes = adc(column_sums(planes, xbar_cells(block, p)), adc_bits, shift)
+        cells = xbar_cells(block, p)
+        if analog is None:
+            codes = adc(column_sums(planes, cells), adc_bits, shift)
+        else:       # every block is another weight load: its own draw of the variation
+            load = NonIdeal(**{**analog.__dict__, "seed": analog.seed + k})
+            codes = analog_adc(analog_column_levels(planes, cells, p, load), adc_bits, shift)
         P = sum(weight * code for weight, code in zip(weights, codes))
         ys.append(shift_add(P, p, block.shape[1], shift))
     reads = vectors * len(weights) * len(ys)

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from snnforge.golden.common.lif import LIFParams, lif_integer
 from snnforge.golden.trex.cost import COSTS, xbar_cost, tile_area
 from snnforge.golden.trex.params import XbarParams, auto_shift, cell_levels, round_words
-from snnforge.golden.trex.xbar import adc, input_planes, xbar_mvm, xbar_spiking
+from snnforge.golden.trex.xbar import (NonIdeal, column_ladder_currents, adc, input_planes, xbar_mvm,
+                                      xbar_spiking)
 
 
 def rand(shape, lo, hi, seed):
@@ -122,3 +123,43 @@ def test_cost_model_scales_with_the_work():
     assert base.area == tile_area(p) and base.edap > 0
     double = xbar_cost(p, {k: 2 * v for k, v in work.items()})
     assert double.energy_pj == pytest.approx(2 * base.energy_pj)
+
+
+def test_an_ideal_analog_front_end_gives_the_digital_results():
+    """No variation, no IR drop: the off-current is common to a differential pair and cancels,
+    so the codes give the integer model's results (finite on/off ratio included)."""
+    p = XbarParams(rows=40, cols=56, adc_bits=7, cols_per_adc=4)
+    w, x = rand((40, 6), -127, 127, 5), rand((3, 40), -128, 127, 6)
+    want = xbar_mvm(x, w, p, adc_shift=0).y
+    for on_off in (float("inf"), 150.0, 10.0):
+        assert torch.equal(xbar_mvm(x, w, p, adc_shift=0, analog=NonIdeal(on_off=on_off)).y,
+                           want)
+
+
+def test_variation_is_seeded_and_ir_drop_lowers_the_currents():
+    p = XbarParams(rows=64, cols=28, adc_bits=8, cols_per_adc=4)
+    w, x = rand((64, 2), 0, 127, 7), rand((4, 64), 0, 127, 8)    # positive: larger |y| is more
+    exact = xbar_mvm(x, w, p, adc_shift=0).y
+    noisy = [xbar_mvm(x, w, p, adc_shift=0, analog=NonIdeal(sigma=0.1, seed=s)).y
+             for s in (1, 1, 2)]
+    assert torch.equal(noisy[0], noisy[1]) and not torch.equal(noisy[0], noisy[2])
+    assert not torch.equal(noisy[0], exact)
+    dropped = xbar_mvm(x, w, p, adc_shift=0, analog=NonIdeal(r_wire=5.0)).y
+    assert bool((dropped <= exact).all()) and bool((dropped < exact).any())
+
+
+def test_the_column_ladder_solves_its_circuit():
+    """The Thomas-algorithm ladder equals a dense nodal solve of the same circuit."""
+    G = torch.rand(6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 1e-3
+    V = torch.rand(2, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    r = 20.0
+    got = column_ladder_currents(V, G, r)
+    for b in range(2):
+        for c in range(3):
+            A = torch.zeros(6, 6, dtype=torch.float64)
+            for i in range(6):
+                A[i, i] = G[i, c] + (1 if i == 0 else 2) / r
+                if i:
+                    A[i, i - 1] = A[i - 1, i] = -1 / r
+            v = torch.linalg.solve(A, G[:, c] * V[b])
+            assert got[b, c] == pytest.approx(float(v[-1] / r))
