@@ -26,10 +26,11 @@ class CrossbarTile(wiring.Component):
     columns ``c * n_adc .. c * n_adc + n_adc - 1``, ADC ``a``'s column at bits ``(a * rows + r)
     * cell_bits`` (row ``r``). Each vector is applied plane by plane, most significant first
     (spiking: its one binary plane, weight +1); while a plane is applied the ``n_adc`` ADCs
-    convert the ``cols_per_adc`` rounds one per cycle. Pipeline per round: cell read and the
-    plane's bits, per-``ROW_GROUP`` popcounts, the column sum, the ADC, shift-and-add into the
-    column's accumulator (Horner: ``P = 2P +- code``); after the last round of the last plane
-    the differential pairs are subtracted, then the slices combined and shifted into ``y``.
+    convert the ``cols_per_adc`` rounds one per cycle. Vectors wait in a two-deep queue (its
+    ``ready`` a register). Pipeline per round: cell read and the plane's bits,
+    per-``ROW_GROUP`` popcounts, the column sum, the ADC, shift-and-add into the column's
+    accumulator (Horner: ``P = 2P +- code``); after the last round of the last plane the
+    differential pairs are subtracted, the slices combined, then shifted into ``y``.
 
     Throughput: one vector per ``planes * cols_per_adc`` cycles (``cols_per_adc`` per spiking
     step), vectors back to back. Latency: ``planes * cols_per_adc +`` :attr:`FIXED_LATENCY`
@@ -51,7 +52,7 @@ class CrossbarTile(wiring.Component):
     """
 
     #: Cycles after a vector's last round until its ``y`` is offered (pipeline and FIFO).
-    FIXED_LATENCY = 7
+    FIXED_LATENCY = 9
 
     def __init__(self, p: XbarParams, *, chunk_width: int = 128):
         if not isinstance(p, XbarParams):
@@ -65,7 +66,7 @@ class CrossbarTile(wiring.Component):
         self.acc_bits = p.column_bits(True)
         self.y_bits = p.y_bits(True)
         # Room for every vector the pipeline can hold (one per round in the worst case).
-        self.out_depth = self.FIXED_LATENCY + 2
+        self.out_depth = self.FIXED_LATENCY + 3
         super().__init__({
             "cells": In(stream.Signature(data.StructLayout({
                 "round": range(max(2, p.cols_per_adc)), "chunk": range(max(2, self.chunks)),
@@ -103,28 +104,38 @@ class CrossbarTile(wiring.Component):
         # -- sequencer: vector, plane, round ---------------------------------------------------
         m.submodules.out_fifo = out_fifo = StreamFIFO(self.o.payload.shape(), self.out_depth)
         wiring.connect(m, out_fifo.o, wiring.flipped(self.o))
+        # The vectors queue in front (a registered ready: the start decision stays inside).
+        m.submodules.in_queue = queue = StreamFIFO(rows * p.in_bits, 2)
+        m.d.comb += [queue.i.valid.eq(self.i.valid), queue.i.payload.eq(self.i.payload),
+                     self.i.ready.eq(queue.i.ready)]
         x = Signal(rows * p.in_bits)
         active = Signal()
         plane = Signal(range(p.in_bits))
         rnd = Signal(range(max(2, rounds)))
         top = Signal(range(p.in_bits))              # the sign plane of the vector in flight
         spiking = Signal()
+        final = Signal()                            # this cycle's issue is the vector's last
         inflight = Signal(range(self.out_depth + 1))
+        # Room for one more vector in the output FIFO, a cycle late: the FIFO keeps a slot for
+        # the vector that may start meanwhile.
+        room = Signal()
+        m.d.sync += room.eq(out_fifo.level + inflight + 2 <= self.out_depth)
         last_round = rnd == rounds - 1
-        last_issue = active & last_round & (plane == 0)
-        room = (out_fifo.level + inflight) < self.out_depth
-        m.d.comb += self.i.ready.eq((~active | last_issue) & room)
-        take = self.i.valid & self.i.ready
-        with m.If(take):
+        last_issue = active & final
+        start = queue.o.valid & (~active | final) & room
+        m.d.comb += queue.o.ready.eq(start)
+        with m.If(start):
             first_plane = Mux(self.spiking, 0, self.planes - 1)
-            m.d.sync += [x.eq(self.i.payload), active.eq(1), rnd.eq(0),
-                         plane.eq(first_plane), top.eq(first_plane), spiking.eq(self.spiking)]
+            m.d.sync += [x.eq(queue.o.payload), active.eq(1), rnd.eq(0),
+                         plane.eq(first_plane), top.eq(first_plane), spiking.eq(self.spiking),
+                         final.eq((first_plane == 0) & (rounds == 1))]
         with m.Elif(last_issue):
-            m.d.sync += active.eq(0)
+            m.d.sync += [active.eq(0), final.eq(0)]
         with m.Elif(active):
-            m.d.sync += rnd.eq(Mux(last_round, 0, rnd + 1))
-            with m.If(last_round):
-                m.d.sync += plane.eq(plane - 1)
+            rnd_next = Mux(last_round, 0, rnd + 1)
+            plane_next = Mux(last_round, plane - 1, plane)
+            m.d.sync += [rnd.eq(rnd_next), plane.eq(plane_next),
+                         final.eq((rnd_next == rounds - 1) & (plane_next == 0))]
         m.d.comb += [rd.addr.eq(rnd), rd.en.eq(1),
                      self.read.eq(active & (rnd == 0)), self.converting.eq(active)]
 
@@ -193,21 +204,23 @@ class CrossbarTile(wiring.Component):
         columns = [acc[c][a] for c in range(rounds) for a in range(n_adc)]
         diff = [[Signal(signed(self.acc_bits + 1), name=f"diff_{n}_{j}")
                  for j in range(p.slices)] for n in range(p.n_out)]
-        ready_y = Signal()
-        m.d.sync += ready_y.eq(finish)
+        summed, ready_y = Signal(), Signal()
+        m.d.sync += [summed.eq(finish), ready_y.eq(summed)]
         with m.If(finish):
             for n in range(p.n_out):
                 for j in range(p.slices):
                     base = n * p.group + 2 * j
                     m.d.sync += diff[n][j].eq(columns[base] - columns[base + 1])
+        ysum = Signal(data.ArrayLayout(signed(self.y_bits), p.n_out))
+        with m.If(summed):
+            m.d.sync += [ysum[n].eq(sum(diff[n][j] << (cb * j) for j in range(p.slices)))
+                         for n in range(p.n_out)]
         y = Signal(data.ArrayLayout(signed(self.y_bits), p.n_out))
-        for n in range(p.n_out):
-            combined = sum(diff[n][j] << (cb * j) for j in range(p.slices))
-            m.d.comb += y[n].eq(combined << self.shift)
+        m.d.comb += [y[n].eq(ysum[n] << self.shift) for n in range(p.n_out)]
         m.d.comb += [out_fifo.i.valid.eq(ready_y), out_fifo.i.payload.eq(y)]
-        with m.If(take & ~ready_y):
+        with m.If(start & ~ready_y):
             m.d.sync += inflight.eq(inflight + 1)
-        with m.Elif(ready_y & ~take):
+        with m.Elif(ready_y & ~start):
             m.d.sync += inflight.eq(inflight - 1)
-        m.d.comb += self.busy.eq(active | (inflight != 0))
+        m.d.comb += self.busy.eq(active | (inflight != 0) | queue.o.valid)
         return m
