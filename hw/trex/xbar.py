@@ -204,6 +204,8 @@ class CrossbarTile(wiring.Component):
         columns = [acc[c][a] for c in range(rounds) for a in range(n_adc)]
         diff = [[Signal(signed(self.acc_bits + 1), name=f"diff_{n}_{j}")
                  for j in range(p.slices)] for n in range(p.n_out)]
+        # Two stages: the differential pairs, then the slices combined and shifted (into a
+        # register: the FIFO's memory takes it).
         summed, ready_y = Signal(), Signal()
         m.d.sync += [summed.eq(finish), ready_y.eq(summed)]
         with m.If(finish):
@@ -211,12 +213,10 @@ class CrossbarTile(wiring.Component):
                 for j in range(p.slices):
                     base = n * p.group + 2 * j
                     m.d.sync += diff[n][j].eq(columns[base] - columns[base + 1])
-        ysum = Signal(data.ArrayLayout(signed(self.y_bits), p.n_out))
-        with m.If(summed):
-            m.d.sync += [ysum[n].eq(sum(diff[n][j] << (cb * j) for j in range(p.slices)))
-                         for n in range(p.n_out)]
         y = Signal(data.ArrayLayout(signed(self.y_bits), p.n_out))
-        m.d.comb += [y[n].eq(ysum[n] << self.shift) for n in range(p.n_out)]
+        with m.If(summed):
+            m.d.sync += [y[n].eq(sum(diff[n][j] << (cb * j) for j in range(p.slices))
+                                 << self.shift) for n in range(p.n_out)]
         m.d.comb += [out_fifo.i.valid.eq(ready_y), out_fifo.i.payload.eq(y)]
         with m.If(start & ~ready_y):
             m.d.sync += inflight.eq(inflight + 1)
