@@ -1,8 +1,11 @@
-"""The TReX family's generators: the crossbar tile behind the host port."""
+"""The TReX family's generators: the crossbar tile and the attention unit, each behind the
+host port."""
 
 from __future__ import annotations
 
 from ...generator import STREAM_OPTIONS, Generator
+from .attn_core import AttnConfig, AttnCore
+from .attn_driver import AttnDriver
 from .config import XbarConfig
 from .core import XbarCore
 from .driver import XbarDriver
@@ -43,6 +46,36 @@ GENERATORS = (
         # synthesis measures.
         demo_params={"rows": 16, "cols": 16, "w_bits": 4, "in_bits": 4, "cols_per_adc": 4,
                      "adc_bits": 4, "T": 3, "dma_width": 64},
+        demo_options={"cases": 2},
+        demo_targets=("ecp5-85k",),
+    ),
+)
+
+
+def _describe_attn(core: AttnCore) -> dict:
+    cfg, unit = core.cfg, core.unit
+    return {
+        "cycles_per_row": unit.cycles_per_row(cfg.max_tokens),
+        "cycles_per_row_formula": f"3 * tokens + {unit.quotient_bits} + {unit.PIPE}",
+        "multipliers": 2 * cfg.d_head + 2,
+        "recip_bits": cfg.recip_bits,
+        "memory_format": {"row_bits": cfg.row_bits, "kv_bits": cfg.kv_bits},
+    }
+
+
+GENERATORS += (
+    Generator(
+        name="attn",
+        summary="attention unit: one head's integer self-attention (scores, base-2 softmax by "
+                "table and reciprocal, weighted sum of the values) on a digital MAC array, DMA",
+        config=AttnConfig,
+        factory=AttnCore,
+        describe=_describe_attn,
+        bench="snnforge.sim.trex.attn_bench",
+        testcase="regression",
+        sim_options={"cases": "random heads (default 2)", **STREAM_OPTIONS},
+        driver=AttnDriver,
+        demo_params={"max_tokens": 6, "d_head": 4, "dma_width": 64},
         demo_options={"cases": 2},
         demo_targets=("ecp5-85k",),
     ),
