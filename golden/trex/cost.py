@@ -14,7 +14,12 @@ to another tile is our choice, stated beside each rule:
   pays SpikeSim's LIF energy;
 * delay is the RTL's cycles at SpikeSim's 250 MHz (one conversion round per cycle: the clock is
   limited by the analog sensing, NeuroSim's assumption), area the tile's crossbar, ADCs, muxes,
-  shift-and-add units and buffer.
+  shift-and-add units and buffer;
+* the digital attention unit (not in SpikeSim): Horowitz's 45 nm figures (ISSCC 2014,
+  "Computing's energy problem": 8-bit multiply 0.2 pJ / 282 um^2, 8-bit add 0.03 pJ / 36 um^2)
+  per multiply-accumulate and per softmax step (an add per token and pass, one per quotient
+  bit); its area is its multipliers and adders. Another node than SpikeSim's: the attention's
+  share is indicative, its counts exact.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from dataclasses import dataclass
 
 from .params import XbarParams
 
-__all__ = ["COSTS", "CLOCK_MHZ", "REFERENCE", "XbarCost", "xbar_cost", "tile_area"]
+__all__ = ["COSTS", "CLOCK_MHZ", "REFERENCE", "XbarCost", "xbar_cost", "tile_area",
+           "attention_cost", "attention_area"]
 
 #: SpikeSim's reference array, ADC resolution and clock.
 REFERENCE = {"rows": 64, "cols": 64, "adc_bits": 4}
@@ -37,6 +43,9 @@ COSTS = {
     "shift_add": (1.15e-6, 13411.41, "one shift-and-add of a code / one unit per ADC"),
     "buffer": (0.2, 484.644, "one input-plane fetch / the temporary buffer"),
     "neuron": (1.274 * 4, 0.0, "one LIF neuron step / (area not modelled)"),
+    "mac": (0.2 + 0.03, 282.0 + 36.0, "one 8-bit multiply-accumulate / one multiplier and adder "
+                                      "(Horowitz, 45 nm)"),
+    "add": (0.03, 36.0, "one 8-bit add / one adder (Horowitz, 45 nm)"),
 }
 
 
@@ -95,3 +104,24 @@ def xbar_cost(p: XbarParams, counters: dict, *, adc_bits: int | None = None,
     energy["total"] = sum(energy.values())
     cycles = counters["busy"] if cycles is None else cycles
     return XbarCost(energy, cycles * 1e3 / clock_mhz, tile_area(p))
+
+
+def attention_area(d_head: int) -> float:
+    """The attention unit's area in um^2: ``2 d_head + 2`` multiply-accumulators (scores,
+    weighted sums, the score scale and the probability) and the softmax's adders (three)."""
+    return (2 * d_head + 2) * COSTS["mac"][1] + 3 * COSTS["add"][1]
+
+
+def attention_cost(counters: dict, d_head: int, quotient_bits: int, *,
+                   clock_mhz: float = CLOCK_MHZ) -> XbarCost:
+    """The attention unit's work in ``counters`` (its ``rows``, ``macs`` and ``busy``): every
+    multiply-accumulate, and per row two adds per token (the distance to the maximum, the sum)
+    and one per quotient bit."""
+    rows, macs = counters["rows"], counters["macs"]
+    tokens = macs // (2 * d_head * rows) if rows else 0
+    energy = {"mac": macs * COSTS["mac"][0],
+              "softmax": rows * (2 * tokens + quotient_bits) * COSTS["add"][0]}
+    energy["total"] = sum(energy.values())
+    area = {"attention": attention_area(d_head)}
+    area["total"] = area["attention"]
+    return XbarCost(energy, counters["busy"] * 1e3 / clock_mhz, area)

@@ -79,6 +79,11 @@ class XbarParams(Config):
                            lo=-1, hi=12, check=lambda c, v: v <= _max_shift(c),
                            what=lambda c: f"an integer in -1..{_max_shift(c)}")
 
+    @property
+    def tile(self) -> "XbarParams":
+        """The tile's parameters alone (of a configuration that adds others)."""
+        return XbarParams(**{p.name: getattr(self, p.name) for p in XbarParams.params()})
+
     # -- the array ------------------------------------------------------------------------------
     @property
     def slices(self) -> int:

@@ -200,6 +200,13 @@ class IntViT:
         L["head"] = self._linear(m.head, s["final_ln"])
         return L
 
+    def tiles(self) -> int:
+        """Tiles that hold every weight matrix the model uses, resident (a matrix of ``K``
+        inputs and ``N`` outputs takes ``ceil(K / rows) x ceil(N / n_out)``)."""
+        return sum(-(-layer["w"].shape[0] // self.tile.rows)
+                   * -(-layer["w"].shape[1] // self.tile.n_out)
+                   for layer in self.layers.values() if isinstance(layer, dict) and "w" in layer)
+
     # -- inference ------------------------------------------------------------------------------
     def _mm(self, ops, name, x, in_bits=8):
         """``x [..., K]`` through layer ``name``'s crossbar matmul and bias (and requant)."""

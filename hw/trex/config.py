@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 from ...golden.common.lif_params import LIFParams
 from ...golden.trex.params import XbarParams
-from ...params import inherit
+from ...params import inherit, param
 from ..common.host_interface import HostInterfaceParams
 
-__all__ = ["XbarConfig", "slot_bits"]
+__all__ = ["XbarConfig", "XbarTileConfig", "slot_bits"]
 
 #: The LIF neuron's fields a crossbar core declares (its input width is the tile's).
 _LIF_FIELDS = ("T", "mem_width", "leak", "leak_shift", "leak_frac", "leak_mul", "threshold",
@@ -23,6 +23,15 @@ def slot_bits(bits: int, dma_width: int) -> int:
     if bits <= dma_width:
         return 1 << max(0, (bits - 1).bit_length())
     return -(-bits // dma_width) * dma_width
+
+
+@dataclass(frozen=True)
+class XbarTileConfig(XbarParams):
+    """The bare tile's generator parameters: the tile's and the width of a cell-memory
+    write."""
+
+    chunk_width: int = param(128, "bits of a cell-memory write (the bus width in a core)",
+                             lo=8, hi=512)
 
 
 @dataclass(frozen=True)
@@ -54,10 +63,6 @@ class XbarConfig(XbarParams):
 
     #: The leak shift register's width, by the neuron's own rule (its checks read it).
     shift_bits = LIFParams.shift_bits
-
-    @property
-    def tile(self) -> XbarParams:
-        return XbarParams(**{p.name: getattr(self, p.name) for p in XbarParams.params()})
 
     @property
     def lif(self) -> LIFParams:

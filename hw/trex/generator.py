@@ -1,14 +1,15 @@
-"""The TReX family's generators: the crossbar tile and the attention unit, each behind the
-host port."""
+"""The TReX family's generators: the crossbar tile (alone, and behind the host port) and the
+attention unit behind the host port."""
 
 from __future__ import annotations
 
 from ...generator import STREAM_OPTIONS, Generator
 from .attn_core import AttnConfig, AttnCore
 from .attn_driver import AttnDriver
-from .config import XbarConfig
+from .config import XbarConfig, XbarTileConfig
 from .core import XbarCore
 from .driver import XbarDriver
+from .xbar import CrossbarTile
 
 __all__ = ["GENERATORS"]
 
@@ -30,6 +31,22 @@ def _describe(core: XbarCore) -> dict:
 
 
 GENERATORS = (
+    Generator(
+        name="xbar_tile",
+        summary="the crossbar tile alone: cell-memory writes, input vectors and results as "
+                "streams, ADC settings as ports",
+        config=XbarTileConfig,
+        factory=lambda cfg: CrossbarTile(cfg.tile, chunk_width=cfg.chunk_width),
+        describe=lambda tile: {"cycles_per_vector": tile.cycles_per_vector(tile.p.in_bits),
+                               "latency_cycles": f"cycles_per_vector + {tile.FIXED_LATENCY}",
+                               "logical_columns": tile.p.n_out, "result_bits": tile.y_bits},
+        bench="snnforge.sim.trex.xbar_tile",
+        testcase="regression",
+        sim_options={"cases": "random cases (default 4)", **STREAM_OPTIONS},
+        demo_params={"rows": 16, "cols": 16, "w_bits": 4, "in_bits": 4, "cols_per_adc": 4,
+                     "adc_bits": 4, "chunk_width": 32},
+        demo_targets=("ecp5-85k",),
+    ),
     Generator(
         name="xbar",
         summary="IMC crossbar tile, bit-exact digital twin: bit-sliced differential weights, "

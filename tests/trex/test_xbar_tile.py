@@ -13,6 +13,7 @@ from snnforge.golden.trex.xbar import xbar_mvm
 from snnforge.hw.trex.xbar import CrossbarTile
 from snnforge.sim.amaranth_sim import simulate_streams
 from snnforge.sim.payload import pack, unpack
+from snnforge.sim.runner import run_bench
 
 #: Small tiles: (params, chunk_width)
 TILES = [
@@ -109,3 +110,20 @@ def test_cycles_per_vector_meet_the_bound(spiking):
     per = dut.cycles_per_vector(1 if spiking else p.in_bits)
     preload = p.cols_per_adc * dut.chunks
     assert cycles - preload == len(xs) * per + dut.FIXED_LATENCY, cycles
+
+
+TILE_SMALL = {"rows": 16, "cols": 16, "w_bits": 4, "in_bits": 4, "cols_per_adc": 4,
+              "adc_bits": 4, "chunk_width": 32}
+
+
+def test_tile_regression_under_verilator():
+    result = run_bench("xbar_tile", TILE_SMALL, seed=3, testcase="regression",
+                       options={"cases": 4})
+    assert result.ok, result.summary()
+    assert result.stats["items"] > 0
+
+
+def test_tile_regression_catches_a_wrong_golden_model():
+    result = run_bench("xbar_tile", TILE_SMALL, seed=3, testcase="regression",
+                       options={"cases": 0, "golden_shift": 2})
+    assert not result.ok and "expected" in result.failed[0][1]
