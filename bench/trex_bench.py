@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from snnforge.flows import run_job
 from snnforge.generate import build_root, silence_unelaborated
 from snnforge.golden.common.digits import load_digits_split
 from snnforge.golden.trex.cost import attention_cost, tile_area, xbar_cost
@@ -95,7 +96,7 @@ def main(argv=None):
         model = IntViT(model_f, x_train[:256], reuse, tile=tile)
         golden = GoldenOps(tile, model.attn, adc_shift=args.adc_shift)
         golden_pred = model.predict(x_test, golden)
-        rtl = RtlOps(tile, model.attn, adc_shift=args.adc_shift)
+        rtl = RtlOps(run_job, tile, model.attn, adc_shift=args.adc_shift)
         start = time.monotonic()
         rtl_pred = model.predict(x_test[:n], rtl)
         if not torch.equal(rtl_pred, golden_pred[:n]):

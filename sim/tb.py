@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 
 import cocotb
+import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
@@ -19,7 +20,7 @@ from .runner import CHECK_FAULTS, bench_config, produced_streams, record_stats
 #: host-port patterns by :meth:`TB.memory_settings`.
 MEMORY_SETTINGS = ((0, 1), (96, 3), (24, 20), (160, 8))
 
-__all__ = ["TB", "bench_test"]
+__all__ = ["TB", "bench_test", "check_outputs"]
 
 
 class TB:
@@ -102,6 +103,25 @@ class TB:
                                 f"reset: {CHECK_FAULTS[fault]} ({payload} while ready was low)")
         if problems:
             raise AssertionError("stream contract broken:\n  " + "\n  ".join(problems))
+
+
+def check_outputs(where: str, got: dict, want: dict):
+    """Fail, naming ``where`` and for each differing array how many elements differ and the
+    first (index, expected, got), unless every array of ``want`` equals ``got``'s."""
+    problems = []
+    for name, value in want.items():
+        value, mine = np.asarray(value), np.asarray(got[name])
+        if mine.shape != value.shape:
+            problems.append(f"{name}: shape {list(mine.shape)}, expected {list(value.shape)}")
+            continue
+        if not np.array_equal(mine, value):
+            bad = np.argwhere(mine != value)
+            index = tuple(bad[0].tolist())
+            problems.append(f"{name}: {len(bad)} of {value.size} differ; first at "
+                            f"{list(index)}: expected {int(value[index])}, got "
+                            f"{int(mine[index])}")
+    if problems:
+        raise AssertionError(where + "\n  " + "\n  ".join(problems))
 
 
 def bench_test(func):

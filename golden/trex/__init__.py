@@ -1,7 +1,8 @@
-"""Golden models of the TReX family (IMC crossbar tiles, attention reuse): the crossbar's
-parameters and memory formats (:mod:`.params`, no torch: the hardware reads it), its bit-exact
-digital twin with the optional analog non-ideal front end (:mod:`.xbar`) and the cost model
-(:mod:`.cost`).
+"""Golden models of the TReX family (IMC crossbar tiles, attention reuse): the crossbar's and the
+attention unit's parameters and memory formats (:mod:`.params`, no torch: the hardware reads
+it), the tile's bit-exact digital twin with the optional analog non-ideal front end
+(:mod:`.xbar`), the integer attention (:mod:`.attention`), the cost model (:mod:`.cost`), the
+digits ViT with attention reuse (:mod:`.vit`) and its integer model (:mod:`.vit_int`).
 
 Their public names are attributes of this package, imported on first use."""
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 
-_MODULES = ("params", "xbar", "cost")
+_MODULES = ("params", "xbar", "cost", "attention", "vit", "vit_int")
 
 
 def __getattr__(name: str):

@@ -24,70 +24,11 @@ Against float ``softmax(s * scale)`` the probabilities err by the LUT's rounding
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import torch
 
-from ...params import Config, param
+from .params import AttentionParams, exp2_lut, score_scale
 
-__all__ = ["AttentionParams", "exp2_lut", "int_softmax", "attention_head", "softmax_error",
-           "score_scale"]
-
-
-@dataclass(frozen=True)
-class AttentionParams(Config):
-    """One head's integer attention: sizes, the softmax's precisions and the registers'
-    reset values."""
-
-    max_tokens: int = param(16, "tokens per head, at most", lo=1, hi=256)
-    d_head: int = param(8, "dimensions per head", lo=1, hi=64)
-    frac_bits: int = param(4, "fraction bits F of the base-2 exponent", lo=0, hi=8)
-    lut_bits: int = param(8, "bits P of the exp2 table's entries (2^P = 1)", lo=2, hi=14)
-    prob_bits: int = param(8, "bits A of a probability (2^A = 1)", lo=2, hi=12)
-    score_mult: int = param(1, "reset value of score_mult (u = s * score_mult >> score_shift)",
-                            lo=0, hi=65535)
-    score_shift: int = param(0, "reset value of score_shift", lo=0, hi=31)
-    out_shift: int = param(-1, "reset value of out_shift (-1: prob_bits)", lo=-1, hi=31)
-
-    @property
-    def token_bits(self) -> int:
-        """``L``: bits of the largest token count."""
-        return max(1, self.max_tokens.bit_length())
-
-    @property
-    def recip_bits(self) -> int:
-        """``R = P + A + L``."""
-        return self.lut_bits + self.prob_bits + self.token_bits
-
-    @property
-    def shift_out(self) -> int:
-        return self.prob_bits if self.out_shift < 0 else self.out_shift
-
-    @property
-    def score_bits(self) -> int:
-        """Width of a score ``s`` (signed)."""
-        return (self.d_head * 128 * 128).bit_length() + 1
-
-    @property
-    def sum_bits(self) -> int:
-        """Width of a row's ``sum_j e``."""
-        return (self.max_tokens << self.lut_bits).bit_length()
-
-
-def score_scale(p: AttentionParams, scale: float, *, shift: int = 16) -> tuple[int, int]:
-    """``(score_mult, score_shift)`` for a float score scale (``softmax(s * scale)``): the
-    base-2 domain's ``scale * log2(e) * 2^F`` as a 16-bit fraction."""
-    factor = scale * math.log2(math.e) * (1 << p.frac_bits)
-    while shift > 0 and round(factor * (1 << shift)) > 65535:
-        shift -= 1
-    return round(factor * (1 << shift)), shift
-
-
-def exp2_lut(p: AttentionParams) -> list[int]:
-    """``LUT[f] = round(2^P * 2^(-f / 2^F))``, ``f = 0 .. 2^F - 1``."""
-    return [int(math.floor((1 << p.lut_bits) * 2.0 ** (-f / (1 << p.frac_bits)) + 0.5))
-            for f in range(1 << p.frac_bits)]
+__all__ = ["int_softmax", "attention_head", "softmax_error"]
 
 
 def int_softmax(s: torch.Tensor, p: AttentionParams, score_mult: int, score_shift: int):

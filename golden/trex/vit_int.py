@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .attention import AttentionParams, attention_head, score_scale
-from .params import XbarParams
+from .attention import attention_head
+from .params import AttentionParams, XbarParams, score_scale
 from .vit import DigitsViT, patches, reuse_sources
 from .xbar import xbar_mvm
 

@@ -32,8 +32,8 @@ from .dma import DMAReader, DMAWriter
 from .hostport import HostPort, RegisterMap, WindowSignature, command_layout
 from .streams import StreamFIFO
 
-__all__ = ["HostInterface", "HostInterfaceParams", "add_host_interface", "HOST_COUNTERS",
-           "HostArbiter", "MemoryWindow", "TAG_WINDOW"]
+__all__ = ["HostInterface", "HostCore", "HostInterfaceParams", "add_host_interface",
+           "HOST_COUNTERS", "HostArbiter", "MemoryWindow", "TAG_WINDOW", "FRONT_ENDS"]
 
 
 @dataclass(frozen=True)
@@ -219,6 +219,40 @@ class MemoryWindow(wiring.Component):
                 with m.If(self.rd_data.valid & self.bus.rsp.ready):
                     m.next = "IDLE"
         return m
+
+
+#: The members a core behind the host interface exposes.
+FRONT_ENDS = ("cmd", "rsp", "s_axil", "m_axi", "irq")
+
+
+class HostCore(wiring.Component):
+    """Base of a core behind the host interface: its register map ``rm`` (the core's registers
+    and windows) gets ``counters`` (read-only 32-bit registers, ``(name, description)``), the
+    interface's own registers and the bulk ``targets`` (``(name, direction, description)``);
+    the :class:`HostInterface` built on it (:attr:`host`) gives the core its members (the
+    front ends, the AXI4 master, ``irq``). ``elaborate`` calls :meth:`add_host`.
+    """
+
+    def __init__(self, rm: RegisterMap, *, counters=(), targets=(), dma_width: int,
+                 max_burst: int, outstanding: int, max_beats: int = 1 << 16):
+        for name, doc in counters:
+            rm.add_register(name, 32, "ro", doc=doc)
+        add_host_interface(rm)
+        for name, direction, doc in targets:
+            rm.add_target(name, direction, doc=doc)
+        self.regmap = rm.freeze()
+        self.host = HostInterface(rm, data_width=dma_width, max_burst=max_burst,
+                                  outstanding=outstanding, max_beats=max_beats)
+        super().__init__({name: member for name, member in self.host.signature.members.items()
+                          if name in FRONT_ENDS})
+
+    def add_host(self, m: Module) -> "HostInterface":
+        """Add the host interface to ``m`` and connect it to the core's members."""
+        m.submodules.host = host = self.host
+        for name in ("cmd", "rsp", "s_axil", "m_axi"):
+            connect(m, getattr(host, name), wiring.flipped(getattr(self, name)))
+        m.d.comb += self.irq.eq(host.irq)
+        return host
 
 
 class HostInterface(wiring.Component):

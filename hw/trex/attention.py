@@ -7,7 +7,7 @@ from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ...golden.trex.attention import AttentionParams, exp2_lut
+from ...golden.trex.params import AttentionParams, exp2_lut
 from ..common.memory import buffer
 
 __all__ = ["AttentionUnit"]

@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from amaranth import *
-from amaranth.lib import data, wiring
 from amaranth.lib.wiring import connect
 
-from ...golden.trex.attention import AttentionParams
+from ...golden.trex.params import AttentionParams
 from ...params import inherit
 from ..common.counters import PerfCounters
-from ..common.host_interface import HostInterface, HostInterfaceParams, add_host_interface
+from ..common.host_interface import HostCore, HostInterfaceParams
 from ..common.hostport import RegisterMap
 from ..common.streams import Gearbox
 from .attention import AttentionUnit
@@ -53,7 +52,7 @@ class AttnConfig(AttentionParams):
         return slot_bits(16 * self.d_head, self.dma_width)
 
 
-class AttnCore(wiring.Component):
+class AttnCore(HostCore):
     """One attention head after another: a command list LOADs a head's keys and values (target
     ``kv``), writes ``tokens``, ``score_mult``, ``score_shift``, ``out_shift``, posts the
     outputs' STORE (``out``) and LOADs the query rows (``q``), which stream through the unit;
@@ -80,25 +79,15 @@ class AttnCore(wiring.Component):
                         doc="out = sat8((sum a v + half) >> out_shift)")
         rm.add_register("control", access="pulse", fields={"clear": (1, "clear the counters")})
         rm.add_register("status", access="ro", fields={"busy": (1, "a query row in flight")})
-        for name, doc in ATTN_COUNTERS:
-            rm.add_register(name, 32, "ro", doc=doc)
-        add_host_interface(rm)
-        for name, direction, doc in ATTN_TARGETS:
-            rm.add_target(name, direction, doc=doc)
-        self.regmap = rm.freeze()
-        self.host = HostInterface(rm, data_width=cfg.dma_width, max_burst=cfg.max_burst,
-                                  outstanding=cfg.outstanding, max_beats=1 << 16)
-        super().__init__({name: member for name, member in self.host.signature.members.items()
-                          if name in ("cmd", "rsp", "s_axil", "m_axi", "irq")})
+        super().__init__(rm, counters=ATTN_COUNTERS, targets=ATTN_TARGETS,
+                         dma_width=cfg.dma_width, max_burst=cfg.max_burst,
+                         outstanding=cfg.outstanding)
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
         dw, d = cfg.dma_width, cfg.d_head
-        m.submodules.host = host = self.host
-        for name in ("cmd", "rsp", "s_axil", "m_axi"):
-            connect(m, getattr(host, name), wiring.flipped(getattr(self, name)))
-        m.d.comb += self.irq.eq(host.irq)
+        host = self.add_host(m)
         m.submodules.unit = unit = self.unit
         regs = host.regs
         m.d.comb += [unit.tokens.eq(regs.tokens), unit.score_mult.eq(regs.score_mult),
@@ -115,7 +104,6 @@ class AttnCore(wiring.Component):
         m.d.comb += ld.ready.eq(Mux(is_kv, kgear.i.ready, Mux(is_q, qgear.i.ready, 1)))
         first = ld.valid & ld.ready & ld.payload.first
         kv_left, kv_index, q_left = Signal(32), Signal(range(max(2, cfg.max_tokens))), Signal(32)
-        row = data.ArrayLayout(signed(8), d)
         kv_fire = kgear.o.valid & (kv_left != 0)
         m.d.comb += [unit.kv.valid.eq(kv_fire), unit.kv.payload.index.eq(kv_index),
                      unit.kv.payload.k.eq(kgear.o.payload[:8 * d]),

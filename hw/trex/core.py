@@ -8,7 +8,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import connect
 
 from ..common.counters import PerfCounters
-from ..common.host_interface import HostInterface, add_host_interface
+from ..common.host_interface import HostCore
 from ..common.hostport import RegisterMap
 from ..common.lif import LIFArray
 from ..common.streams import BeatToWords, Gearbox
@@ -88,7 +88,7 @@ class StepCollector(wiring.Component):
         return m
 
 
-class XbarCore(wiring.Component):
+class XbarCore(HostCore):
     """A crossbar tile behind the host interface: matrix-vector products on weights held in the
     array, bit-serial (``golden.trex.xbar.xbar_mvm``) or spiking (``xbar_spiking``: the tile's
     per-step results through the shared LIF array).
@@ -131,25 +131,15 @@ class XbarCore(wiring.Component):
                         doc="dynamic time-step mask: bit t set = step t evaluated")
         rm.add_register("control", access="pulse", fields={"clear": (1, "clear the counters")})
         rm.add_register("status", access="ro", fields={"busy": (1, "the tile holds a vector")})
-        for name, doc in COUNTERS:
-            rm.add_register(name, 32, "ro", doc=doc)
-        add_host_interface(rm)
-        for name, direction, doc in TARGETS:
-            rm.add_target(name, direction, doc=doc)
-        self.regmap = rm.freeze()
-        self.host = HostInterface(rm, data_width=cfg.dma_width, max_burst=cfg.max_burst,
-                                  outstanding=cfg.outstanding, max_beats=1 << 16)
-        super().__init__({name: member for name, member in self.host.signature.members.items()
-                          if name in ("cmd", "rsp", "s_axil", "m_axi", "irq")})
+        super().__init__(rm, counters=COUNTERS, targets=TARGETS,
+                         dma_width=cfg.dma_width, max_burst=cfg.max_burst,
+                         outstanding=cfg.outstanding)
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
         dw = cfg.dma_width
-        m.submodules.host = host = self.host
-        for name in ("cmd", "rsp", "s_axil", "m_axi"):
-            connect(m, getattr(host, name), wiring.flipped(getattr(self, name)))
-        m.d.comb += self.irq.eq(host.irq)
+        host = self.add_host(m)
         m.submodules.tile = tile = self.tile
         m.submodules.lif = lif = self.lif
         regs = host.regs

@@ -4,11 +4,10 @@ interface."""
 from __future__ import annotations
 
 from amaranth import *
-from amaranth.lib import wiring
 from amaranth.lib.wiring import connect
 
 from ..common.counters import PerfCounters
-from ..common.host_interface import HostInterface, add_host_interface
+from ..common.host_interface import HostCore
 from ..common.hostport import RegisterMap
 from ..common.streams import Gearbox
 from .backward import TTBackward
@@ -61,7 +60,7 @@ TARGETS = (
 )
 
 
-class TTSNNCore(wiring.Component):
+class TTSNNCore(HostCore):
     """A TT conv layer's forward pass (:class:`TTLayer`) behind the host interface.
 
     A command list LOADs the four cores (target ``weights``), writes the registers (``mode``,
@@ -121,30 +120,20 @@ class TTSNNCore(wiring.Component):
             "busy": (1, "a layer is in flight"),
             "forward_done": (1, "a forward pass ended since the last backward start or clear"),
             "backward_done": (1, "the last backward pass ended")})
-        for name, doc in COUNTERS + BACKWARD_COUNTERS:
-            rm.add_register(name, 32, "ro", doc=doc)
-        add_host_interface(rm)
-        for name, direction, doc in TARGETS:
-            rm.add_target(name, direction, doc=doc)
-        self.regmap = rm.freeze()
         self.backward = TTBackward(c_in=cfg.c_in, rank=cfg.rank, c_out=cfg.c_out, T=cfg.T,
                                    max_width=cfg.max_width, max_height=cfg.max_height,
                                    w_width=cfg.w_width, act_width=cfg.act_width,
                                    mem_width=cfg.mem_width, grad_width=cfg.grad_width,
                                    wgrad_width=cfg.wgrad_width)
-        self.host = HostInterface(rm, data_width=cfg.dma_width, max_burst=cfg.max_burst,
-                                  outstanding=cfg.outstanding, max_beats=1 << 16)
-        super().__init__({name: member for name, member in self.host.signature.members.items()
-                          if name in ("cmd", "rsp", "s_axil", "m_axi", "irq")})
+        super().__init__(rm, counters=COUNTERS + BACKWARD_COUNTERS, targets=TARGETS,
+                         dma_width=cfg.dma_width, max_burst=cfg.max_burst,
+                         outstanding=cfg.outstanding)
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
         dw = cfg.dma_width
-        m.submodules.host = host = self.host
-        for name in ("cmd", "rsp", "s_axil", "m_axi"):
-            connect(m, getattr(host, name), wiring.flipped(getattr(self, name)))
-        m.d.comb += self.irq.eq(host.irq)
+        host = self.add_host(m)
         m.submodules.layer = layer = self.layer
         regs = host.regs
         for name in ("mode", "htt_full", "shift_o1", "shift_z2", "shift_z3", "shift_y",

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...golden.trex.attention import attention_head, score_scale
+from ...golden.trex.attention import attention_head
+from ...golden.trex.params import score_scale
 from ...host import HostDriver
-from ..tb import bench_test
+from ..tb import bench_test, check_outputs
 
 
 @dataclass
@@ -81,12 +82,7 @@ async def regression(tb):
             o["out_shift"] = wrong_shift
         want = np.stack([attention_head(case.q[h], case.k[h], case.v[h], cfg, **o)[0].numpy()
                          for h in range(len(case.q))])
-        bad = np.argwhere(got.outputs["out"] != want)
-        if len(bad):
-            at = tuple(bad[0].tolist())
-            raise AssertionError(f"{where}\n  out: {len(bad)} of {want.size} differ; first at "
-                                 f"{list(at)}: expected {int(want[at])}, got "
-                                 f"{int(got.outputs['out'][at])}")
+        check_outputs(where, got.outputs, {"out": want})
         H, N, d = case.q.shape
         c = got.counters
         counts = {"rows": H * N, "macs": H * N * N * 2 * d}

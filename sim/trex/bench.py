@@ -22,7 +22,7 @@ import numpy as np
 
 from ...golden.trex.xbar import xbar_mvm, xbar_spiking
 from ...host import HostDriver
-from ..tb import bench_test
+from ..tb import bench_test, check_outputs
 
 
 @dataclass
@@ -105,23 +105,6 @@ def expected(cfg, case: Case, shift=None):
     return {"y": out.y.numpy()}, out
 
 
-def _check(where, got, want):
-    problems = []
-    for name, value in want.items():
-        if got[name].shape != value.shape:
-            problems.append(f"{name}: shape {list(got[name].shape)}, expected "
-                            f"{list(value.shape)}")
-            continue
-        if not np.array_equal(got[name], value):
-            bad = np.argwhere(got[name] != value)
-            index = tuple(bad[0].tolist())
-            problems.append(f"{name}: {len(bad)} of {value.size} differ; first at "
-                            f"{list(index)}: expected {int(value[index])}, "
-                            f"got {int(got[name][index])}")
-    if problems:
-        raise AssertionError(where + "\n  " + "\n  ".join(problems))
-
-
 @bench_test
 async def regression(tb):
     transport = tb.transport()
@@ -139,7 +122,7 @@ async def regression(tb):
         where = (f"{case.describe()} (host port: idle {idle}, stall {stall}; memory: stall "
                  f"{mem_stall}/256, latency {latency})")
         want, work = expected(cfg, case, golden_shift)
-        _check(where, got.outputs, want)
+        check_outputs(where, got.outputs, want)
         c = got.counters
         vectors = int(np.prod(case.x.shape[:-1]))
         loads = -(-case.w.shape[1] // cfg.n_out)

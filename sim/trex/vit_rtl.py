@@ -4,20 +4,20 @@ core under Verilator (``snnforge run``'s path), and sums their counters.
 
 The glue between the units (bias, requantization, LayerNorm, ReLU, residual, pooling) stays in
 the integer model on the host; the RTL computes the crossbar matrix-vector products (ADC and
-shift-and-add included) and the attention (scores, softmax, weighted sums).
+shift-and-add included) and the attention (scores, softmax, weighted sums). The job runner is
+given (``snnforge.flows.run_job``): simulation code does not reach for the command line.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
 from rich.console import Console
 
-from ...flows import run_job
-from ...golden.trex.attention import AttentionParams
-from ...golden.trex.params import XbarParams
+from ...golden.trex.params import AttentionParams, XbarParams
 
 __all__ = ["RtlOps", "COUNTED"]
 
@@ -28,8 +28,10 @@ COUNTED = {"xbar": ("reads", "conversions", "vectors", "busy", "total_cycles"),
 
 @dataclass
 class RtlOps:
-    """The RTL backend (module docstring): ``tile`` and ``attn`` give the cores' generator
-    parameters (``dma_width`` besides); ``adc_bits``/``adc_shift`` the tile's settings."""
+    """The RTL backend (module docstring): ``run_job`` runs one job (``snnforge.flows.run_job``'s
+    signature), ``tile`` and ``attn`` give the cores' generator parameters (``dma_width``
+    besides); ``adc_bits``/``adc_shift`` the tile's settings."""
+    run_job: Callable
     tile: XbarParams
     attn: AttentionParams
     adc_bits: int | None = None
@@ -48,7 +50,7 @@ class RtlOps:
     def matmul(self, x: torch.Tensor, w: torch.Tensor, in_bits: int = 8) -> torch.Tensor:
         options = {"in_bits": in_bits, "adc_bits": self.adc_bits or self.tile.adc_bits,
                    "adc_shift": self.tile.shift if self.adc_shift is None else self.adc_shift}
-        done = run_job(self.console, "xbar",
+        done = self.run_job(self.console, "xbar",
                        {**self.tile.values(), "dma_width": self.dma_width},
                        inputs={"x": x.numpy(), "w": w.numpy()}, options=options)
         self._add("xbar", done.result.counters)
@@ -56,7 +58,7 @@ class RtlOps:
 
     def attention(self, q, k, v, score_mult: int, score_shift: int) -> torch.Tensor:
         params = {**self.attn.values(), "dma_width": self.dma_width}
-        done = run_job(self.console, "attn", params,
+        done = self.run_job(self.console, "attn", params,
                        inputs={"q": q.numpy(), "k": k.numpy(), "v": v.numpy()},
                        options={"score_mult": score_mult, "score_shift": score_shift,
                                 "out_shift": self.attn.shift_out})

@@ -27,7 +27,7 @@ from ...golden.ttsnn.fixed import fixed_backward, fixed_forward
 from ...golden.ttsnn.params import MODES
 from ...golden.ttsnn.tt import TTCores
 from ...host import HostDriver
-from ..tb import bench_test
+from ..tb import bench_test, check_outputs
 
 
 @dataclass
@@ -115,19 +115,6 @@ def expected(cfg, case: Case, mode=None, shift_b1=None):
             **{f"grad_g{k}": getattr(grads, f"g{k}").numpy() for k in (1, 2, 3, 4)}}
 
 
-def _check(where, got, want):
-    problems = []
-    for name, value in want.items():
-        if not np.array_equal(got[name], value):
-            bad = np.argwhere(got[name] != value)
-            index = tuple(bad[0].tolist())
-            problems.append(f"{name}: {len(bad)} of {value.size} differ; first at "
-                            f"{list(index)}: expected {int(value[index])}, "
-                            f"got {int(got[name][index])}")
-    if problems:
-        raise AssertionError(where + "\n  " + "\n  ".join(problems))
-
-
 @bench_test
 async def regression(tb):
     transport = tb.transport()
@@ -147,7 +134,7 @@ async def regression(tb):
         got = await driver.run(job)
         where = (f"{case.describe()} (host port: idle {idle}, stall {stall}; memory: stall "
                  f"{mem_stall}/256, latency {latency})")
-        _check(where, got.outputs, expected(cfg, case, golden_mode, golden_shift_b1))
+        check_outputs(where, got.outputs, expected(cfg, case, golden_mode, golden_shift_b1))
         T, _, H, W = case.spikes.shape
         c = got.counters
         counts = {"positions": T * H * W, "neurons": H * W * cfg.c_out,

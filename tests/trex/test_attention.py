@@ -9,8 +9,8 @@ import random
 import pytest
 import torch
 
-from snnforge.golden.trex.attention import (AttentionParams, attention_head, int_softmax,
-                                            score_scale, softmax_error)
+from snnforge.golden.trex.attention import attention_head, int_softmax, softmax_error
+from snnforge.golden.trex.params import AttentionParams, score_scale
 from snnforge.hw.trex.attention import AttentionUnit
 from snnforge.sim.amaranth_sim import simulate_streams
 from snnforge.sim.payload import pack, unpack

@@ -5,6 +5,7 @@ to it bit for bit."""
 import pytest
 import torch
 
+from snnforge.flows import run_job
 from snnforge.golden.common.digits import load_digits_split
 from snnforge.golden.trex.params import XbarParams
 from snnforge.golden.trex.vit import (DigitsViT, ViTConfig, evaluate, finetune, patches,
@@ -104,7 +105,7 @@ def test_integer_model_on_the_rtl_units_equals_the_golden_backend(digits, traine
     x_train, _, x_test, _ = digits
     model = IntViT(trained, x_train[:100], (2,), tile=TILE)
     golden = GoldenOps(TILE, model.attn, adc_shift=0)
-    rtl = RtlOps(TILE, model.attn, adc_shift=0, dma_width=64)
+    rtl = RtlOps(run_job, TILE, model.attn, adc_shift=0, dma_width=64)
     assert torch.equal(model.logits(x_test[:2], rtl), model.logits(x_test[:2], golden))
     assert rtl.counts["xbar_reads"] == golden.counts["reads"]
     assert rtl.counts["attn_rows"] == golden.counts["attention_rows"] == 2 * 2 * 16 * 2

@@ -49,7 +49,6 @@ def weights(rng, p, kind):
 
 
 def run_tile(dut, w, xs, *, in_bits, adc_bits, shift, spiking, seed, idle, stall):
-    p = dut.p
     layout_i, layout_o = dut.i.payload.shape(), dut.o.payload.shape()
     out, cycles = simulate_streams(
         dut, preload={"cells": cell_chunks(dut, w)},
