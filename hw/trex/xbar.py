@@ -30,7 +30,8 @@ class CrossbarTile(wiring.Component):
     ``ready`` a register). Pipeline per round: cell read and the plane's bits,
     per-``ROW_GROUP`` popcounts, the column sum, the ADC, shift-and-add into the column's
     accumulator (Horner: ``P = 2P +- code``); after the last round of the last plane the
-    differential pairs are subtracted, the slices combined, then shifted into ``y``.
+    differential pairs are subtracted and shifted by the ADC's LSB, then the slices combined
+    into ``y``.
 
     Throughput: one vector per ``planes * cols_per_adc`` cycles (``cols_per_adc`` per spiking
     step), vectors back to back. Latency: ``planes * cols_per_adc +`` :attr:`FIXED_LATENCY`
@@ -202,21 +203,21 @@ class CrossbarTile(wiring.Component):
 
         # -- the differential pairs, then the slices ------------------------------------------
         columns = [acc[c][a] for c in range(rounds) for a in range(n_adc)]
-        diff = [[Signal(signed(self.acc_bits + 1), name=f"diff_{n}_{j}")
+        diff = [[Signal(signed(self.acc_bits + 1 + p.max_shift), name=f"diff_{n}_{j}")
                  for j in range(p.slices)] for n in range(p.n_out)]
-        # Two stages: the differential pairs, then the slices combined and shifted (into a
-        # register: the FIFO's memory takes it).
+        # Two stages: the differential pairs shifted by the ADC's LSB, then the slices
+        # combined (into a register: the FIFO's memory takes it).
         summed, ready_y = Signal(), Signal()
         m.d.sync += [summed.eq(finish), ready_y.eq(summed)]
         with m.If(finish):
             for n in range(p.n_out):
                 for j in range(p.slices):
                     base = n * p.group + 2 * j
-                    m.d.sync += diff[n][j].eq(columns[base] - columns[base + 1])
+                    m.d.sync += diff[n][j].eq((columns[base] - columns[base + 1]) << self.shift)
         y = Signal(data.ArrayLayout(signed(self.y_bits), p.n_out))
         with m.If(summed):
-            m.d.sync += [y[n].eq(sum(diff[n][j] << (cb * j) for j in range(p.slices))
-                                 << self.shift) for n in range(p.n_out)]
+            m.d.sync += [y[n].eq(sum(diff[n][j] << (cb * j) for j in range(p.slices)))
+                         for n in range(p.n_out)]
         m.d.comb += [out_fifo.i.valid.eq(ready_y), out_fifo.i.payload.eq(y)]
         with m.If(start & ~ready_y):
             m.d.sync += inflight.eq(inflight + 1)
