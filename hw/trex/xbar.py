@@ -28,8 +28,8 @@ class CrossbarTile(wiring.Component):
     (spiking: its one binary plane, weight +1); while a plane is applied the ``n_adc`` ADCs
     convert the ``cols_per_adc`` rounds one per cycle. Vectors wait in a two-deep queue (its
     ``ready`` a register). Pipeline per round: cell read and the plane's bits,
-    per-``ROW_GROUP`` popcounts, the column sum, the ADC, shift-and-add into the column's
-    accumulator (Horner: ``P = 2P +- code``); after the last round of the last plane the
+    per-``ROW_GROUP`` popcounts, the column sum, the ADC, the sign plane's negation,
+    shift-and-add into the column's accumulator (Horner: ``P = 2P +- code``); after the last round of the last plane the
     differential pairs are subtracted and shifted by the ADC's LSB, then the slices combined
     into ``y``.
 
@@ -53,7 +53,7 @@ class CrossbarTile(wiring.Component):
     """
 
     #: Cycles after a vector's last round until its ``y`` is offered (pipeline and FIFO).
-    FIXED_LATENCY = 9
+    FIXED_LATENCY = 10
 
     def __init__(self, p: XbarParams, *, chunk_width: int = 128):
         if not isinstance(p, XbarParams):
@@ -188,18 +188,22 @@ class CrossbarTile(wiring.Component):
             m.d.sync += code[a].eq(Mux(level > code_max, code_max, level))
 
         # -- shift-and-add per physical column (Horner over the planes) ------------------------
+        # The sign plane's negation a stage ahead: each code feeds every round's adder.
+        s5 = stage("s5")
+        m.d.sync += s5.eq(s4)
+        term = [Signal(signed(p.code_bits + 1), name=f"term_{a}") for a in range(n_adc)]
+        m.d.sync += [term[a].eq(Mux(s4.neg, -code[a], code[a])) for a in range(n_adc)]
         acc = [[Signal(signed(self.acc_bits), name=f"acc_{c}_{a}") for a in range(n_adc)]
                for c in range(rounds)]
-        with m.If(s4.valid):
-            with m.Switch(s4.round):
+        with m.If(s5.valid):
+            with m.Switch(s5.round):
                 for c in range(rounds):
                     with m.Case(c):
                         for a in range(n_adc):
-                            before = Mux(s4.first, 0, acc[c][a] << 1)
-                            term = Mux(s4.neg, -code[a], code[a])
-                            m.d.sync += acc[c][a].eq(before + term)
+                            before = Mux(s5.first, 0, acc[c][a] << 1)
+                            m.d.sync += acc[c][a].eq(before + term[a])
         finish = Signal()
-        m.d.sync += finish.eq(s4.valid & s4.end)
+        m.d.sync += finish.eq(s5.valid & s5.end)
 
         # -- the differential pairs, then the slices ------------------------------------------
         columns = [acc[c][a] for c in range(rounds) for a in range(n_adc)]
