@@ -12,10 +12,12 @@ from ..common.bits import popcount
 from ..common.memory import buffer
 from ..common.streams import StreamFIFO
 
-__all__ = ["CrossbarTile", "ROW_GROUP"]
+__all__ = ["CrossbarTile", "ROW_GROUP", "GROUPS_PER_SUM"]
 
-#: Rows summed per first-stage popcount (the column sum is two pipeline stages).
-ROW_GROUP = 16
+#: Rows summed per first-stage popcount, and popcounts per second-stage sum (the column sum
+#: is three pipeline stages).
+ROW_GROUP = 8
+GROUPS_PER_SUM = 4
 
 
 class CrossbarTile(wiring.Component):
@@ -28,10 +30,10 @@ class CrossbarTile(wiring.Component):
     (spiking: its one binary plane, weight +1); while a plane is applied the ``n_adc`` ADCs
     convert the ``cols_per_adc`` rounds one per cycle. Vectors wait in a two-deep queue (its
     ``ready`` a register). Pipeline per round: cell read and the plane's bits,
-    per-``ROW_GROUP`` popcounts, the column sum, the ADC, the sign plane's negation,
-    shift-and-add into the column's accumulator (Horner: ``P = 2P +- code``); after the last round of the last plane the
-    differential pairs are subtracted and shifted by the ADC's LSB, then the slices combined
-    into ``y``.
+    per-``ROW_GROUP`` popcounts, their sums by ``GROUPS_PER_SUM``, the column sum, the ADC, the
+    sign plane's negation, shift-and-add into the column's accumulator (Horner: ``P = 2P +-
+    code``); after the last round of the last plane the differential pairs are subtracted and
+    shifted by the ADC's LSB, then the slices combined into ``y``.
 
     Throughput: one vector per ``planes * cols_per_adc`` cycles (``cols_per_adc`` per spiking
     step), vectors back to back. Latency: ``planes * cols_per_adc +`` :attr:`FIXED_LATENCY`
@@ -53,7 +55,7 @@ class CrossbarTile(wiring.Component):
     """
 
     #: Cycles after a vector's last round until its ``y`` is offered (pipeline and FIFO).
-    FIXED_LATENCY = 10
+    FIXED_LATENCY = 11
 
     def __init__(self, p: XbarParams, *, chunk_width: int = 128):
         if not isinstance(p, XbarParams):
@@ -168,11 +170,23 @@ class CrossbarTile(wiring.Component):
                 m.d.comb += hits.eq(bits & cell_bits)
                 for k, (lo, hi) in enumerate(groups):
                     m.d.sync += part[a][b][k].eq(popcount(hits[lo:hi]))
+        # Then sums of up to GROUPS_PER_SUM popcounts, then the column sum.
+        s2b = stage("s2b")
+        m.d.sync += s2b.eq(s2)
+        runs = [list(range(k, min(k + GROUPS_PER_SUM, len(groups))))
+                for k in range(0, len(groups), GROUPS_PER_SUM)]
+        psum = [[[Signal(range(sum(groups[k][1] - groups[k][0] for k in run) + 1),
+                         name=f"psum_{a}_{b}_{q}") for q, run in enumerate(runs)]
+                 for b in range(cb)] for a in range(n_adc)]
+        for a in range(n_adc):
+            for b in range(cb):
+                for q, run in enumerate(runs):
+                    m.d.sync += psum[a][b][q].eq(sum(part[a][b][k] for k in run))
         s3 = stage("s3")
-        m.d.sync += s3.eq(s2)
+        m.d.sync += s3.eq(s2b)
         colsum = [Signal(p.sum_bits, name=f"colsum_{a}") for a in range(n_adc)]
         for a in range(n_adc):
-            m.d.sync += colsum[a].eq(sum((sum(part[a][b]) << b) for b in range(cb)))
+            m.d.sync += colsum[a].eq(sum((sum(psum[a][b]) << b) for b in range(cb)))
 
         # -- the ADCs -------------------------------------------------------------------------
         s4 = stage("s4")
