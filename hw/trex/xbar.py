@@ -107,11 +107,12 @@ class CrossbarTile(wiring.Component):
         # -- sequencer: vector, plane, round ---------------------------------------------------
         m.submodules.out_fifo = out_fifo = StreamFIFO(self.o.payload.shape(), self.out_depth)
         wiring.connect(m, out_fifo.o, wiring.flipped(self.o))
-        # The vectors queue in front (a registered ready: the start decision stays inside).
+        # The vectors queue in front (a registered ready); the vector in flight is its head,
+        # read in place (no wide register to load) and released after its last issue.
         m.submodules.in_queue = queue = StreamFIFO(rows * p.in_bits, 2)
         m.d.comb += [queue.i.valid.eq(self.i.valid), queue.i.payload.eq(self.i.payload),
                      self.i.ready.eq(queue.i.ready)]
-        x = Signal(rows * p.in_bits)
+        x = queue.o.payload
         active = Signal()
         plane = Signal(range(p.in_bits))
         rnd = Signal(range(max(2, rounds)))
@@ -125,11 +126,12 @@ class CrossbarTile(wiring.Component):
         m.d.sync += room.eq(out_fifo.level + inflight + 2 <= self.out_depth)
         last_round = rnd == rounds - 1
         last_issue = active & final
-        start = queue.o.valid & (~active | final) & room
-        m.d.comb += queue.o.ready.eq(start)
+        # Start on an idle tile, or right after the last issue when the next vector waits.
+        start = room & Mux(active, final & (queue.level == 2), queue.o.valid)
+        m.d.comb += queue.o.ready.eq(last_issue)
         with m.If(start):
             first_plane = Mux(self.spiking, 0, self.planes - 1)
-            m.d.sync += [x.eq(queue.o.payload), active.eq(1), rnd.eq(0),
+            m.d.sync += [active.eq(1), rnd.eq(0),
                          plane.eq(first_plane), top.eq(first_plane), spiking.eq(self.spiking),
                          final.eq((first_plane == 0) & (rounds == 1))]
         with m.Elif(last_issue):
