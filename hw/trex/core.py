@@ -220,10 +220,14 @@ class XbarCore(HostCore):
                        for t in range(cfg.T))]
         sreq = host.store_req
         owed = Signal.like(sreq.payload.beats)
-        per_record = Mux(regs.spiking, cfg.neuron_beats, cfg.vector_beats)
+        # Records times their beats, by shifts and adds (a multiplier here was the longest path).
+        def times(value, k):
+            return sum(value << i for i in range(k.bit_length()) if (k >> i) & 1)
+
+        need = Mux(regs.spiking, times(sreq.payload.arg, cfg.neuron_beats),
+                   times(sreq.payload.arg, cfg.vector_beats))
         bad_store = sreq.valid & sreq.ready & (
-            (sreq.payload.target != target["results"])
-            | (sreq.payload.beats != sreq.payload.arg * per_record))
+            (sreq.payload.target != target["results"]) | (sreq.payload.beats != need))
         m.d.comb += sreq.ready.eq(owed == 0)
         with m.If(sreq.valid & sreq.ready & ~bad_store):
             m.d.sync += owed.eq(sreq.payload.beats)
