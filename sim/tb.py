@@ -11,6 +11,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
 from ..generate import silence_unelaborated
+from ..host import HostDriver
 from ..registry import get_generator
 from .cocotb_streams import CocotbTransport
 from .patterns import crossed, scheduled
@@ -57,6 +58,22 @@ class TB:
         beat = self.component.m_axi.signature.bytes_per_beat if self.has_memory else None
         return CocotbTransport(self.dut, self.clk, self.component.cmd.payload.shape(),
                                seed=self.seed, memory_beat_bytes=beat, **kwargs)
+
+    def host_driver(self):
+        """The family's driver over the host-port transport (:meth:`transport`), and that
+        transport."""
+        transport = self.transport()
+        driver = self.generator.driver(HostDriver(self.component.regmap, transport), self.cfg)
+        return driver, transport
+
+    def scheduled_jobs(self, transport, cases):
+        """``(case, where)`` for every scheduled case (:meth:`schedule`), its host-port patterns
+        and memory setting applied; ``where`` names them for a failure message."""
+        for case, (idle, stall), (mem_stall, latency) in self.schedule(cases):
+            transport.set_patterns(idle, stall)
+            self.set_memory(mem_stall, latency)
+            yield case, (f"(host port: idle {idle}, stall {stall}; memory: stall "
+                         f"{mem_stall}/256, latency {latency})")
 
     def set_memory(self, stall: int, latency: int):
         """Back-pressure (probability ``stall``/256 per cycle on every channel) and read latency

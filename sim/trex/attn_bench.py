@@ -19,7 +19,6 @@ import numpy as np
 
 from ...golden.trex.attention import attention_head
 from ...golden.trex.params import score_scale
-from ...host import HostDriver
 from ..tb import bench_test, check_outputs
 
 
@@ -63,20 +62,16 @@ def cases(cfg, seed: int, n_random: int) -> list[Case]:
 
 @bench_test
 async def regression(tb):
-    transport = tb.transport()
-    driver = tb.generator.driver(HostDriver(tb.component.regmap, transport), tb.cfg)
+    driver, transport = tb.host_driver()
     await tb.reset()
     cfg = tb.cfg
     wrong_shift = tb.option("golden_out_shift", None)
     count = 0
-    for case, (idle, stall), (mem_stall, latency) in tb.schedule(
-            cases(cfg, tb.seed, tb.option("cases", 2))):
-        transport.set_patterns(idle, stall)
-        tb.set_memory(mem_stall, latency)
+    for case, setting in tb.scheduled_jobs(transport, cases(cfg, tb.seed,
+                                                            tb.option("cases", 2))):
         got = await driver.run(driver.validate(cfg, {"q": case.q, "k": case.k, "v": case.v},
                                                case.options))
-        where = (f"{case.describe()} (host port: idle {idle}, stall {stall}; memory: stall "
-                 f"{mem_stall}/256, latency {latency})")
+        where = f"{case.describe()} {setting}"
         o = dict(case.options)
         if wrong_shift is not None:
             o["out_shift"] = wrong_shift

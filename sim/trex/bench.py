@@ -21,7 +21,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...golden.trex.xbar import xbar_mvm, xbar_spiking
-from ...host import HostDriver
 from ..tb import bench_test, check_outputs
 
 
@@ -107,20 +106,16 @@ def expected(cfg, case: Case, shift=None):
 
 @bench_test
 async def regression(tb):
-    transport = tb.transport()
-    driver = tb.generator.driver(HostDriver(tb.component.regmap, transport), tb.cfg)
+    driver, transport = tb.host_driver()
     await tb.reset()
     cfg = tb.cfg
     golden_shift = tb.option("golden_shift", None)
     count = 0
-    for case, (idle, stall), (mem_stall, latency) in tb.schedule(
-            cases(cfg, tb.seed, tb.option("cases", 2))):
-        transport.set_patterns(idle, stall)
-        tb.set_memory(mem_stall, latency)
+    for case, setting in tb.scheduled_jobs(transport, cases(cfg, tb.seed,
+                                                            tb.option("cases", 2))):
         start = time.monotonic()
         got = await driver.run(driver.validate(cfg, {"x": case.x, "w": case.w}, case.options))
-        where = (f"{case.describe()} (host port: idle {idle}, stall {stall}; memory: stall "
-                 f"{mem_stall}/256, latency {latency})")
+        where = f"{case.describe()} {setting}"
         want, work = expected(cfg, case, golden_shift)
         check_outputs(where, got.outputs, want)
         c = got.counters

@@ -26,7 +26,6 @@ from ...golden.common.lif import signed_range
 from ...golden.ttsnn.fixed import fixed_backward, fixed_forward
 from ...golden.ttsnn.params import MODES
 from ...golden.ttsnn.tt import TTCores
-from ...host import HostDriver
 from ..tb import bench_test, check_outputs
 
 
@@ -117,23 +116,19 @@ def expected(cfg, case: Case, mode=None, shift_b1=None):
 
 @bench_test
 async def regression(tb):
-    transport = tb.transport()
-    driver = tb.generator.driver(HostDriver(tb.component.regmap, transport), tb.cfg)
+    driver, transport = tb.host_driver()
     await tb.reset()
     cfg = tb.cfg
     golden_mode = tb.option("golden_mode", None)
     golden_shift_b1 = tb.option("golden_shift_b1", None)
     count = 0
-    for case, (idle, stall), (mem_stall, latency) in tb.schedule(
-            cases(cfg, tb.seed, tb.option("cases", 2))):
-        transport.set_patterns(idle, stall)
-        tb.set_memory(mem_stall, latency)
+    for case, setting in tb.scheduled_jobs(transport, cases(cfg, tb.seed,
+                                                            tb.option("cases", 2))):
         start = time.monotonic()
         job = driver.validate(cfg, {"spikes": case.spikes, "grad": case.grad, **case.cores},
                               case.options)
         got = await driver.run(job)
-        where = (f"{case.describe()} (host port: idle {idle}, stall {stall}; memory: stall "
-                 f"{mem_stall}/256, latency {latency})")
+        where = f"{case.describe()} {setting}"
         check_outputs(where, got.outputs, expected(cfg, case, golden_mode, golden_shift_b1))
         T, _, H, W = case.spikes.shape
         c = got.counters
