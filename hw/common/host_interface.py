@@ -30,7 +30,7 @@ from .cmdproc import CommandProcessor, load_layout, store_request_layout
 from .counters import PerfCounters
 from .dma import DMAReader, DMAWriter
 from .hostport import HostPort, RegisterMap, WindowSignature, command_layout
-from .streams import StreamFIFO
+from .streams import Gearbox, StreamFIFO
 
 __all__ = ["HostInterface", "HostCore", "HostInterfaceParams", "add_host_interface",
            "HOST_COUNTERS", "HostArbiter", "MemoryWindow", "TAG_WINDOW", "FRONT_ENDS"]
@@ -240,6 +240,8 @@ class HostCore(wiring.Component):
         add_host_interface(rm)
         for name, direction, doc in targets:
             rm.add_target(name, direction, doc=doc)
+        #: The bulk targets' numbers (a LOAD's or STORE's ``target`` field), by name.
+        self.target_index = {name: k for k, (name, _, _) in enumerate(targets)}
         self.regmap = rm.freeze()
         self.host = HostInterface(rm, data_width=dma_width, max_burst=max_burst,
                                   outstanding=outstanding, max_beats=max_beats)
@@ -253,6 +255,23 @@ class HostCore(wiring.Component):
             connect(m, getattr(host, name), wiring.flipped(getattr(self, name)))
         m.d.comb += self.irq.eq(host.irq)
         return host
+
+    def load_gearboxes(self, m: Module, host: "HostInterface", widths: dict) -> tuple:
+        """A :class:`~.streams.Gearbox` from the bus to items for each LOAD target of
+        ``widths`` (name -> item width), fed that target's beats; the LOAD's ``ready`` is the
+        gearbox's of its target (1 for the others, which the core takes whole). Returns the
+        gearboxes and each target's match (the LOAD beat is for it), by name."""
+        ld = host.load
+        gears, mine, ready = {}, {}, C(1, 1)
+        for name, width in widths.items():
+            m.submodules[f"{name}_gear"] = gear = Gearbox(host.data_width, width)
+            mine[name] = ld.payload.target == self.target_index[name]
+            m.d.comb += [gear.i.valid.eq(ld.valid & mine[name]),
+                         gear.i.payload.eq(ld.payload.data), gear.clear.eq(0), gear.flush.eq(0)]
+            ready = Mux(mine[name], gear.i.ready, ready)
+            gears[name] = gear
+        m.d.comb += ld.ready.eq(ready)
+        return gears, mine
 
 
 class HostInterface(wiring.Component):

@@ -92,16 +92,12 @@ class AttnCore(HostCore):
         regs = host.regs
         m.d.comb += [unit.tokens.eq(regs.tokens), unit.score_mult.eq(regs.score_mult),
                      unit.score_shift.eq(regs.score_shift), unit.out_shift.eq(regs.out_shift)]
-        target = {name: k for k, (name, _, _) in enumerate(ATTN_TARGETS)}
+        target = self.target_index
 
         ld = host.load
-        is_kv, is_q = ld.payload.target == target["kv"], ld.payload.target == target["q"]
-        m.submodules.kv_gear = kgear = Gearbox(dw, cfg.kv_bits)
-        m.submodules.q_gear = qgear = Gearbox(dw, cfg.row_bits)
-        for gear, mine in ((kgear, is_kv), (qgear, is_q)):
-            m.d.comb += [gear.i.valid.eq(ld.valid & mine), gear.i.payload.eq(ld.payload.data),
-                         gear.clear.eq(0), gear.flush.eq(0)]
-        m.d.comb += ld.ready.eq(Mux(is_kv, kgear.i.ready, Mux(is_q, qgear.i.ready, 1)))
+        gears, mine = self.load_gearboxes(m, host, {"kv": cfg.kv_bits, "q": cfg.row_bits})
+        kgear, qgear = gears["kv"], gears["q"]
+        is_kv, is_q = mine["kv"], mine["q"]
         first = ld.valid & ld.ready & ld.payload.first
         kv_left, kv_index, q_left = Signal(32), Signal(range(max(2, cfg.max_tokens))), Signal(32)
         kv_fire = kgear.o.valid & (kv_left != 0)

@@ -11,7 +11,7 @@ from ..common.counters import PerfCounters
 from ..common.host_interface import HostCore
 from ..common.hostport import RegisterMap
 from ..common.lif import LIFArray
-from ..common.streams import BeatToWords, Gearbox
+from ..common.streams import BeatToWords
 from .config import XbarConfig
 from .xbar import CrossbarTile
 
@@ -147,19 +147,15 @@ class XbarCore(HostCore):
                      tile.adc_bits.eq(regs.adc_bits), tile.shift.eq(regs.adc_shift),
                      lif.threshold.eq(regs.threshold), lif.leak_amount.eq(regs.leak_amount),
                      lif.tmask.eq(regs.tmask)]
-        target = {name: k for k, (name, _, _) in enumerate(TARGETS)}
+        target = self.target_index
 
         # LOADs: cell chunks straight into the tile's memory; vectors through a gearbox each
         # (the padding after the argument's count dropped).
         ld = host.load
-        is_c, is_x = ld.payload.target == target["cells"], ld.payload.target == target["inputs"]
-        is_s = ld.payload.target == target["spikes"]
-        m.submodules.input_gear = xgear = Gearbox(dw, cfg.input_bits)
-        m.submodules.spike_gear = sgear = Gearbox(dw, cfg.spike_bits)
-        for gear, mine in ((xgear, is_x), (sgear, is_s)):
-            m.d.comb += [gear.i.valid.eq(ld.valid & mine), gear.i.payload.eq(ld.payload.data),
-                         gear.clear.eq(0), gear.flush.eq(0)]
-        m.d.comb += ld.ready.eq(Mux(is_x, xgear.i.ready, Mux(is_s, sgear.i.ready, 1)))
+        gears, mine = self.load_gearboxes(m, host, {"inputs": cfg.input_bits,
+                                                    "spikes": cfg.spike_bits})
+        xgear, sgear = gears["inputs"], gears["spikes"]
+        is_c, is_x, is_s = ld.payload.target == target["cells"], mine["inputs"], mine["spikes"]
         first = ld.valid & ld.ready & ld.payload.first
         chunks, rounds = self.tile.chunks, cfg.cols_per_adc
         c_round, c_chunk = Signal(range(rounds + 1)), Signal(range(max(2, chunks)))

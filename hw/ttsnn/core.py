@@ -139,21 +139,15 @@ class TTSNNCore(HostCore):
         for name in ("mode", "htt_full", "shift_o1", "shift_z2", "shift_z3", "shift_y",
                      "threshold", "leak_amount", "width", "height"):
             m.d.comb += getattr(layer, name).eq(getattr(regs, name))
-        target = {name: k for k, (name, _, _) in enumerate(TARGETS)}
+        target = self.target_index
 
         # LOADs: weight bytes, or spike positions, out of the beats; the padding after the
         # argument's count is dropped.
         ld = host.load
-        m.submodules.weight_gear = wgear = Gearbox(dw, 8)
-        m.submodules.spike_gear = sgear = Gearbox(dw, cfg.position_bits)
-        m.submodules.grad_gear = ggear = Gearbox(dw, cfg.grad_bits)
-        is_w, is_s = ld.payload.target == target["weights"], ld.payload.target == target["spikes"]
-        is_g = ld.payload.target == target["grads"]
-        for gear, mine in ((wgear, is_w), (sgear, is_s), (ggear, is_g)):
-            m.d.comb += [gear.i.valid.eq(ld.valid & mine), gear.i.payload.eq(ld.payload.data),
-                         gear.clear.eq(0), gear.flush.eq(0)]
-        m.d.comb += ld.ready.eq(Mux(is_w, wgear.i.ready, Mux(is_s, sgear.i.ready,
-                                                              Mux(is_g, ggear.i.ready, 1))))
+        gears, mine = self.load_gearboxes(m, host, {"weights": 8, "spikes": cfg.position_bits,
+                                                    "grads": cfg.grad_bits})
+        wgear, sgear, ggear = gears["weights"], gears["spikes"], gears["grads"]
+        is_w, is_s, is_g = mine["weights"], mine["spikes"], mine["grads"]
         first = ld.valid & ld.ready & ld.payload.first
         w_left, w_index, w_core = Signal(32), Signal(16), Signal(2)
         s_left, g_left, g_index = Signal(32), Signal(32), Signal(32)
