@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from amaranth.sim import Simulator
+
+from ..host import HostDriver
+from .amaranth_axi import AxiMemory
 from .patterns import Pattern
 from .payload import command_encoder
 
-__all__ = ["AmaranthTransport"]
+__all__ = ["AmaranthTransport", "simulate_driver"]
 
 
 class AmaranthTransport:
@@ -59,3 +63,26 @@ class AmaranthTransport:
         ctx.set(cmd.valid, 0)
         ctx.set(rsp.ready, 0)
         return responses
+
+
+def simulate_driver(dut, driver_class, cfg, script, *, memory_size: int, latency: int = 2,
+                    memory_stall: float = 0.0, stall: float = 0.0):
+    """``await script(driver)`` with a ``driver_class`` driver of ``dut`` (a core with an AXI4
+    master) in Amaranth's simulator: an :class:`~.amaranth_axi.AxiMemory` of ``memory_size``
+    bytes behind the master (``latency``, ``memory_stall``), the host port under idle and
+    back-pressure ``stall``. Returns what ``script`` returned."""
+    memory = AxiMemory(dut.m_axi, memory_size, latency=latency,
+                       stall=f"random:{memory_stall}" if memory_stall else "none", seed=1)
+    got = []
+
+    async def bench(ctx):
+        transport = AmaranthTransport(ctx, dut, idle=stall, stall=stall, seed=2, memory=memory)
+        got.append(await script(driver_class(HostDriver(dut.regmap, transport), cfg,
+                                             memory_size=memory_size)))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    memory.add_to(sim)
+    sim.add_testbench(bench)
+    sim.run()
+    return got[0]

@@ -8,19 +8,8 @@ Their public names are attributes of this package, imported on first use: the ha
 
 from __future__ import annotations
 
-import importlib
+from .. import lazy_exports
 
 _MODULES = ("params", "tt", "model", "fixed", "report")
 
-
-def __getattr__(name: str):
-    for module_name in _MODULES:
-        module = importlib.import_module(f"{__name__}.{module_name}")
-        if name in getattr(module, "__all__", ()):
-            return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted({name for module_name in _MODULES for name in
-                   getattr(importlib.import_module(f"{__name__}.{module_name}"), "__all__", ())})
+__getattr__, __dir__ = lazy_exports(__name__, _MODULES)

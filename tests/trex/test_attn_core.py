@@ -4,17 +4,14 @@ Verilator with a self-test, ``snnforge run attn`` and its errors."""
 import numpy as np
 import pytest
 import torch
-from amaranth.sim import Simulator
 from click.testing import CliRunner
 
 from snnforge.cli import main
 from snnforge.golden.trex.attention import attention_head
-from snnforge.host import HostDriver
 from snnforge.hw.trex.attn_core import AttnConfig, AttnCore
 from snnforge.hw.trex.attn_driver import AttnDriver
 from snnforge.params import SnnforgeError
-from snnforge.sim.amaranth_axi import AxiMemory
-from snnforge.sim.amaranth_host import AmaranthTransport
+from snnforge.sim.amaranth_host import simulate_driver
 from snnforge.sim.runner import run_bench
 
 SMALL = {"max_tokens": 6, "d_head": 4, "dma_width": 64}
@@ -36,21 +33,13 @@ OPTIONS = {"score_mult": 300, "score_shift": 8, "out_shift": 8}
 
 def test_core_through_its_driver_in_amaranth():
     cfg = AttnConfig(**SMALL)
-    dut = AttnCore(cfg)
-    memory = AxiMemory(dut.m_axi, MEMORY, latency=3, stall="random:0.2", seed=1)
     inputs = heads(1)
-    got = []
 
-    async def bench(ctx):
-        transport = AmaranthTransport(ctx, dut, idle=0.2, stall=0.2, seed=2, memory=memory)
-        driver = AttnDriver(HostDriver(dut.regmap, transport), cfg, memory_size=MEMORY)
-        got.append(await driver.run(driver.validate(cfg, inputs, OPTIONS)))
+    async def script(driver):
+        return await driver.run(driver.validate(cfg, inputs, OPTIONS))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    memory.add_to(sim)
-    sim.add_testbench(bench)
-    sim.run()
+    got = [simulate_driver(AttnCore(cfg), AttnDriver, cfg, script, memory_size=MEMORY,
+                           latency=3, memory_stall=0.2, stall=0.2)]
     assert np.array_equal(got[0].outputs["out"], golden(cfg, inputs, OPTIONS))
     assert got[0].counters["rows"] == 10 and got[0].counters["macs"] == 2 * 5 * 5 * 8
 

@@ -5,18 +5,15 @@ memory latency and back-pressure), its cocotb regression under Verilator with a 
 import numpy as np
 import pytest
 import torch
-from amaranth.sim import Simulator
 from click.testing import CliRunner
 
 from snnforge.cli import main
 from snnforge.golden.trex.xbar import xbar_mvm, xbar_spiking
-from snnforge.host import HostDriver
 from snnforge.hw.trex.config import XbarConfig
 from snnforge.hw.trex.core import XbarCore
 from snnforge.hw.trex.driver import XbarDriver
 from snnforge.params import SnnforgeError
-from snnforge.sim.amaranth_axi import AxiMemory
-from snnforge.sim.amaranth_host import AmaranthTransport
+from snnforge.sim.amaranth_host import simulate_driver
 from snnforge.sim.runner import run_bench
 
 #: A small tile: 16 rows, 16 columns (2 logical columns of 4-bit weights), 4 ADCs.
@@ -50,21 +47,12 @@ def golden(cfg, inputs, options):
 
 def run_in_amaranth(params, inputs, options, *, latency=2, stall=0.2):
     cfg = XbarConfig(**params)
-    dut = XbarCore(cfg)
-    memory = AxiMemory(dut.m_axi, MEMORY, latency=latency,
-                       stall=f"random:{stall}" if stall else "none", seed=1)
-    got = []
 
-    async def bench(ctx):
-        transport = AmaranthTransport(ctx, dut, idle=stall, stall=stall, seed=2, memory=memory)
-        driver = XbarDriver(HostDriver(dut.regmap, transport), cfg, memory_size=MEMORY)
-        got.append(await driver.run(driver.validate(cfg, inputs, options)))
+    async def script(driver):
+        return await driver.run(driver.validate(cfg, inputs, options))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    memory.add_to(sim)
-    sim.add_testbench(bench)
-    sim.run()
+    got = [simulate_driver(XbarCore(cfg), XbarDriver, cfg, script, memory_size=MEMORY,
+                           latency=latency, memory_stall=stall, stall=stall)]
     want, out = golden(cfg, inputs, options)
     for name, value in want.items():
         assert np.array_equal(got[0].outputs[name], value), (name, got[0].outputs[name], value)

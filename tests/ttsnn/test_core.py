@@ -5,19 +5,16 @@ Verilator (every pipeline, structured and random layers, crossed patterns, again
 import numpy as np
 import pytest
 import torch
-from amaranth.sim import Simulator
 from click.testing import CliRunner
 
 from snnforge.cli import main
 from snnforge.golden.ttsnn.fixed import fixed_backward, fixed_forward, sgd_update
 from snnforge.golden.ttsnn.tt import TTCores
-from snnforge.host import HostDriver
 from snnforge.hw.ttsnn.config import TTSNNConfig
 from snnforge.hw.ttsnn.core import TTSNNCore
 from snnforge.hw.ttsnn.driver import TTSNNDriver
 from snnforge.params import SnnforgeError
-from snnforge.sim.amaranth_axi import AxiMemory
-from snnforge.sim.amaranth_host import AmaranthTransport
+from snnforge.sim.amaranth_host import simulate_driver
 from snnforge.sim.runner import run_bench
 
 #: A small core: its Verilator build takes about a minute.
@@ -141,22 +138,8 @@ def simulate_core(cfg, script, *, latency, memory_stall=0.0, stall=0.0):
     """``await script(driver)`` on a core of ``cfg`` in Amaranth's simulator (the host port's
     idle and back-pressure ``stall``, the memory's ``latency`` and ``memory_stall``); returns
     what it returned."""
-    dut = TTSNNCore(cfg)
-    memory = AxiMemory(dut.m_axi, MEMORY, latency=latency,
-                       stall=f"random:{memory_stall}" if memory_stall else "none", seed=1)
-    got = []
-
-    async def bench(ctx):
-        transport = AmaranthTransport(ctx, dut, idle=stall, stall=stall, seed=2, memory=memory)
-        got.append(await script(TTSNNDriver(HostDriver(dut.regmap, transport), cfg,
-                                            memory_size=MEMORY)))
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    memory.add_to(sim)
-    sim.add_testbench(bench)
-    sim.run()
-    return got[0]
+    return simulate_driver(TTSNNCore(cfg), TTSNNDriver, cfg, script, memory_size=MEMORY,
+                           latency=latency, memory_stall=memory_stall, stall=stall)
 
 
 def run_in_amaranth(params, inputs, mode, *, latency, stall, options=None):
