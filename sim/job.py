@@ -32,7 +32,7 @@ async def run_job(tb):
     transport = tb.transport()
     driver = tb.generator.driver(HostDriver(tb.component.regmap, transport), tb.cfg)
     with np.load(tb.option("job_file", None), allow_pickle=False) as arrays:
-        job = Job(dict(arrays), tb.option("job_options", {}))
+        job = Job.from_arrays(dict(arrays), tb.option("job_options", {}))
     await tb.reset()
     start, first = time.monotonic(), transport.cycles
     result = await driver.run(job)

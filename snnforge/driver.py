@@ -30,7 +30,8 @@ __all__ = ["ArraySpec", "JobSpec", "Job", "JobResult", "Flag", "Driver"]
 class ArraySpec:
     """One named array of a job: its dimensions (names, so the rank is ``len(dims)``) and its
     values -- ``"binary"`` (0/1) or ``"int"`` (integers in ``lo..hi``; float arrays are taken
-    if every value is integral)."""
+    if every value is integral) -- or an ``"archive"``: named integer arrays (a ``.npz``; no
+    dims, the driver's :meth:`Driver.check` states what it must hold)."""
 
     name: str
     dims: tuple[str, ...]
@@ -42,10 +43,18 @@ class ArraySpec:
 
     @property
     def shape_text(self) -> str:
-        return "[" + ", ".join(self.dims) + "]"
+        return "(.npz)" if self.kind == "archive" else "[" + ", ".join(self.dims) + "]"
 
     def validate(self, value) -> np.ndarray:
-        """The array as int64 (binary: uint8); raises :class:`SnnforgeError` naming it."""
+        """The array as int64 (binary: uint8; archive: a dict of int64 arrays); raises
+        :class:`SnnforgeError` naming it."""
+        if self.kind == "archive":
+            if not hasattr(value, "keys"):
+                raise SnnforgeError(f"{self.name} must be an archive of named arrays (.npz), "
+                                    f"not {type(value).__name__}")
+            return {key: ArraySpec(f"{self.name}[{key}]", tuple(f"d{k}" for k in range(
+                np.ndim(value[key]))), "int", self.help, -(1 << 62), 1 << 62).validate(value[key])
+                    for key in value.keys()}
         a = np.asarray(value)
         if a.ndim != len(self.dims):
             raise SnnforgeError(f"{self.name} must have shape {self.shape_text}, not "
@@ -91,9 +100,35 @@ class JobSpec:
 
 @dataclass
 class Job:
-    """Validated inputs (numpy arrays by name) and options (Python values by name)."""
+    """Validated inputs (numpy arrays by name; an archive a dict of them) and options (Python
+    values by name)."""
     inputs: dict[str, np.ndarray]
     options: dict[str, Any]
+
+    #: Between an archive's name and its arrays' in :meth:`arrays`.
+    SEP = "::"
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The inputs as flat arrays (an archive's as ``name::key``), for one ``.npz``."""
+        out = {}
+        for name, value in self.inputs.items():
+            if isinstance(value, dict):
+                out.update({f"{name}{self.SEP}{key}": a for key, a in value.items()})
+            else:
+                out[name] = value
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: dict, options: dict) -> "Job":
+        """The job of :meth:`arrays`' flat arrays."""
+        inputs = {}
+        for key, value in arrays.items():
+            name, sep, sub = key.partition(cls.SEP)
+            if sep:
+                inputs.setdefault(name, {})[sub] = value
+            else:
+                inputs[name] = value
+        return cls(inputs, options)
 
 
 @dataclass

@@ -101,10 +101,14 @@ def _load_inputs(files: dict) -> dict:
         if not path.exists():
             raise SnnforgeError(f"input {name}: {path}: no such file")
         try:
-            arrays[name] = np.load(path, allow_pickle=False)
+            loaded = np.load(path, allow_pickle=False)
+            if hasattr(loaded, "files"):            # an archive (.npz)
+                with loaded:
+                    loaded = {key: loaded[key] for key in loaded.files}
+            arrays[name] = loaded
         except Exception as error:  # malformed file
-            raise SnnforgeError(f"input {name}: {path}: not a readable .npy file ({error})") \
-                from None
+            raise SnnforgeError(f"input {name}: {path}: not a readable .npy or .npz file "
+                                f"({error})") from None
     return arrays
 
 
@@ -139,7 +143,7 @@ def run_job(console, name, overrides=None, *, inputs: dict, options=None, params
     work = build_root() / "run" / f"{design.key}-{time.monotonic_ns()}"
     work.mkdir(parents=True)
     job_file, result_file = work / "job.npz", work / "result.npz"
-    np.savez(job_file, **job.inputs)
+    np.savez(job_file, **job.arrays())
     with console.status(f"{name}: Verilator build (once per configuration) and run ..."):
         bench = run_bench(name, design=design, bench="snnforge.sim.job", testcase="run_job",
                           options={"job_file": str(job_file), "result_file": str(result_file),
@@ -158,7 +162,7 @@ def run_job(console, name, overrides=None, *, inputs: dict, options=None, params
         partial = outfile.with_name(outfile.name + ".partial")
         shutil.copyfile(result_file, partial)
         partial.replace(outfile)
-    save_result("run", design, {"inputs": {k: list(v.shape) for k, v in job.inputs.items()},
+    save_result("run", design, {"inputs": {k: list(v.shape) for k, v in job.arrays().items()},
                                 "options": job.options, "counters": counters,
                                 "facts": json.loads(json.dumps(result.facts, default=str)),
                                 "sim_cycles": sim_cycles, "wall_seconds": wall})

@@ -23,7 +23,8 @@ class SnnforgeError(ValueError):
 
 @dataclass(frozen=True)
 class Param:
-    """One parameter: ``int`` (with an inclusive range), ``bool`` or a string choice.
+    """One parameter: ``int`` (with an inclusive range), ``bool``, a string choice, or free
+    ``text`` (a ``str`` default without choices: its owner parses it).
 
     ``lo``/``hi`` bound every value; ``check(config, value)`` adds a rule that depends on other
     parameters (declared before this one), and ``what(config)`` then describes the valid values
@@ -44,6 +45,8 @@ class Param:
     def kind(self) -> str:
         if self.choices is not None:
             return "choice"
+        if isinstance(self.default, str):
+            return "text"
         return "bool" if isinstance(self.default, bool) else "int"
 
     @property
@@ -54,6 +57,8 @@ class Param:
             return "|".join(self.choices)
         if self.kind == "bool":
             return "true|false"
+        if self.kind == "text":
+            return "text"
         return f"{self.lo}..{self.hi}"
 
     def describe(self, config=None) -> str:
@@ -64,6 +69,8 @@ class Param:
             return f"one of {', '.join(self.choices)}"
         if self.kind == "bool":
             return "a bool"
+        if self.kind == "text":
+            return "text"
         return f"an integer in {self.lo}..{self.hi}"
 
     def validate(self, config, value) -> None:
@@ -72,6 +79,8 @@ class Param:
             ok = isinstance(value, bool)
         elif self.kind == "choice":
             ok = value in self.choices
+        elif self.kind == "text":
+            ok = isinstance(value, str)
         else:
             ok = isinstance(value, int) and not isinstance(value, bool) and self.lo <= value <= self.hi
         if ok and self.check is not None:
@@ -95,6 +104,8 @@ class Param:
             if value not in self.choices:
                 raise SnnforgeError(f"{where}={value!r} is not one of {', '.join(self.choices)}")
             return value
+        if self.kind == "text":
+            return str(value)
         try:
             number = value if isinstance(value, int) else int(str(value), 0)
         except ValueError:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from .attention import attention_head
@@ -38,7 +39,8 @@ from .params import AttentionParams, XbarParams, score_scale
 from .vit import DigitsViT, patches, reuse_sources
 from .xbar import xbar_mvm
 
-__all__ = ["IntViT", "GoldenOps", "rescale", "requant", "int_layernorm", "PIXEL_BITS"]
+__all__ = ["IntViT", "GoldenOps", "rescale", "requant", "int_layernorm", "linear",
+           "run_encoders", "from_archive", "ENCODER_LAYERS", "PIXEL_BITS"]
 
 PIXEL_BITS = 6          # pixels 0..16 as signed inputs
 LN_K, LN_F, LN_G = 32, 12, 8    # LayerNorm: reciprocal, normalized value, gain fraction bits
@@ -70,6 +72,65 @@ def int_layernorm(x: torch.Tensor, g: torch.Tensor, b: torch.Tensor) -> torch.Te
     n = (c * r + (1 << (LN_K - LN_F - 1))) >> (LN_K - LN_F)
     shift = LN_F + LN_G
     return (((n * g + (1 << (shift - 1))) >> shift) + b).clamp(-128, 127)
+
+
+def linear(ops, layer: dict, x: torch.Tensor, in_bits: int = 8) -> torch.Tensor:
+    """``x [..., K]`` through a layer's crossbar matmul and bias, then its ``requant`` (when the
+    layer has one)."""
+    flat = x.reshape(-1, x.shape[-1])
+    acc = (ops.matmul(flat, layer["w"], in_bits) + layer["b"]).reshape(*x.shape[:-1], -1)
+    return requant(acc, *layer["requant"]) if "requant" in layer else acc
+
+
+#: The layers of encoder ``j`` (``"{j}.{name}"`` in :attr:`IntViT.layers`), by kind: LayerNorms
+#: (``g``, ``b``), matmuls (``w``, ``b``, ``requant``), ``(M, S)`` / ``(mult, shift)`` pairs.
+#: A computing encoder uses ``ln1 q k v proj score``, a reusing one ``tb_ln tb``; both the rest.
+ENCODER_LAYERS = {"ln": ("ln1", "ln2", "tb_ln"), "matmul": ("q", "k", "v", "proj", "fc1", "fc2",
+                                                           "tb"),
+                  "pair": ("score", "a_res", "mlp_res")}
+
+
+def from_archive(arrays: dict) -> dict:
+    """:meth:`IntViT.archive`'s arrays as the layers :func:`run_encoders` takes."""
+    layers = {}
+    for key, value in arrays.items():
+        parts = key.split(".")
+        if len(parts) == 3:
+            layers.setdefault(f"{parts[0]}.{parts[1]}", {})[parts[2]] = (
+                tuple(int(v) for v in value) if parts[2] == "requant"
+                else torch.as_tensor(np.asarray(value), dtype=torch.int64))
+        else:
+            layers[key] = tuple(int(v) for v in value)
+    return layers
+
+
+def run_encoders(x: torch.Tensor, layers: dict, sources: dict, ops, *, heads: int,
+                 count: int) -> tuple[torch.Tensor, dict]:
+    """Encoders ``0 .. count - 1`` on the int16 residual stream ``x [B, N, dim]``; encoder ``j``
+    in ``sources`` reuses encoder ``sources[j]``'s attention output through its TB. Returns the
+    stream and every encoder's attention output (int8 ``[B, N, dim]``, by encoder)."""
+    B, N, dim = x.shape
+    dh = dim // heads
+    outputs = {}
+    for j in range(count):
+        if j in sources:
+            t = int_layernorm(outputs[sources[j]], **layers[f"{j}.tb_ln"])
+            a = linear(ops, layers[f"{j}.tb"], t).clamp(min=0)
+        else:
+            h = int_layernorm(x, **layers[f"{j}.ln1"])
+            qkv = [linear(ops, layers[f"{j}.{n}"], h) for n in ("q", "k", "v")]
+            split = [t.reshape(B, N, heads, dh).transpose(1, 2).reshape(B * heads, N, dh)
+                     for t in qkv]
+            o = ops.attention(*split, *layers[f"{j}.score"])
+            o = o.reshape(B, heads, N, dh).transpose(1, 2).reshape(B, N, -1)
+            a = linear(ops, layers[f"{j}.proj"], o)
+        outputs[j] = a
+        x = (x + requant(a, *layers[f"{j}.a_res"], bits=16)).clamp(-32768, 32767)
+        h2 = int_layernorm(x, **layers[f"{j}.ln2"])
+        hidden = linear(ops, layers[f"{j}.fc1"], h2).clamp(min=0)
+        mo = linear(ops, layers[f"{j}.fc2"], hidden)
+        x = (x + requant(mo, *layers[f"{j}.mlp_res"], bits=16)).clamp(-32768, 32767)
+    return x, outputs
 
 
 @dataclass
@@ -200,6 +261,21 @@ class IntViT:
         L["head"] = self._linear(m.head, s["final_ln"])
         return L
 
+    def archive(self) -> dict[str, "np.ndarray"]:
+        """The encoders' integer parameters as flat arrays (``"{j}.{layer}.{field}"``, pairs as
+        ``"{j}.{pair}"``): what ``snnforge run trex --in params=P.npz`` takes
+        (:func:`from_archive` reads it back)."""
+        out = {}
+        for name, layer in self.layers.items():
+            if not name.split(".")[0].isdigit():
+                continue
+            if isinstance(layer, dict):
+                for key, value in layer.items():
+                    out[f"{name}.{key}"] = np.asarray(value, dtype=np.int64)
+            else:
+                out[name] = np.asarray(layer, dtype=np.int64)
+        return out
+
     def tiles(self) -> int:
         """Tiles that hold every weight matrix the model uses, resident (a matrix of ``K``
         inputs and ``N`` outputs takes ``ceil(K / rows) x ceil(N / n_out)``)."""
@@ -208,44 +284,29 @@ class IntViT:
                    for layer in self.layers.values() if isinstance(layer, dict) and "w" in layer)
 
     # -- inference ------------------------------------------------------------------------------
-    def _mm(self, ops, name, x, in_bits=8):
-        """``x [..., K]`` through layer ``name``'s crossbar matmul and bias (and requant)."""
-        layer = self.layers[name]
-        flat = x.reshape(-1, x.shape[-1])
-        acc = ops.matmul(flat, layer["w"], in_bits) + layer["b"]
-        acc = acc.reshape(*x.shape[:-1], -1)
-        return requant(acc, *layer["requant"]) if "requant" in layer else acc
+    def embed(self, images: torch.Tensor, ops) -> torch.Tensor:
+        """The residual stream ``[B, tokens, dim]`` (int16) of ``[B, 8, 8]`` images (pixels
+        0..16): the patch embedding's crossbar matmul, bias, requantization and positions."""
+        cfg, L = self.cfg, self.layers
+        px = patches(images, cfg.patch).round().long()
+        x = requant(ops.matmul(px.reshape(-1, cfg.patch_pixels), L["embed"]["w"], PIXEL_BITS)
+                    + L["embed"]["b"], *L["embed"]["requant"], bits=16)
+        return (x.reshape(images.shape[0], cfg.tokens, -1) + L["pos"]).clamp(-32768, 32767)
+
+    def head(self, x: torch.Tensor, ops) -> torch.Tensor:
+        """Logits of the residual stream after the encoders: the final LayerNorm, the mean
+        over tokens, the classifier."""
+        N = x.shape[1]
+        pooled = int_layernorm(x, **self.layers["final_ln"]).sum(1)
+        pooled = torch.div(pooled + N // 2, N, rounding_mode="floor")
+        return linear(ops, self.layers["head"], pooled)
 
     def logits(self, images: torch.Tensor, ops) -> torch.Tensor:
         """Integer logits ``[B, classes]`` of ``[B, 8, 8]`` images (pixels 0..16)."""
-        cfg, L = self.cfg, self.layers
-        B, N, heads, dh = images.shape[0], cfg.tokens, cfg.heads, cfg.d_head
-        px = patches(images, cfg.patch).round().long()
-        x = requant(ops.matmul(px.reshape(-1, cfg.patch_pixels), L["embed"]["w"], PIXEL_BITS)
-                    + L["embed"]["b"], *L["embed"]["requant"], bits=16).reshape(B, N, -1)
-        x = (x + L["pos"]).clamp(-32768, 32767)
-        outputs = {}
-        for j in range(cfg.depth):
-            if j in self.sources:
-                t = int_layernorm(outputs[self.sources[j]], **L[f"{j}.tb_ln"])
-                a = self._mm(ops, f"{j}.tb", t).clamp(min=0)
-            else:
-                h = int_layernorm(x, **L[f"{j}.ln1"])
-                qkv = [self._mm(ops, f"{j}.{n}", h) for n in ("q", "k", "v")]
-                split = [t.reshape(B, N, heads, dh).transpose(1, 2).reshape(B * heads, N, dh)
-                         for t in qkv]
-                o = ops.attention(*split, *L[f"{j}.score"])
-                o = o.reshape(B, heads, N, dh).transpose(1, 2).reshape(B, N, -1)
-                a = self._mm(ops, f"{j}.proj", o)
-            outputs[j] = a
-            x = (x + requant(a, *L[f"{j}.a_res"], bits=16)).clamp(-32768, 32767)
-            h2 = int_layernorm(x, **L[f"{j}.ln2"])
-            hidden = self._mm(ops, f"{j}.fc1", h2).clamp(min=0)
-            mo = self._mm(ops, f"{j}.fc2", hidden)
-            x = (x + requant(mo, *L[f"{j}.mlp_res"], bits=16)).clamp(-32768, 32767)
-        pooled = int_layernorm(x, **L["final_ln"]).sum(1)
-        pooled = torch.div(pooled + N // 2, N, rounding_mode="floor")
-        return self._mm(ops, "head", pooled)
+        x = self.embed(images, ops)
+        x, _ = run_encoders(x, self.layers, self.sources, ops, heads=self.cfg.heads,
+                            count=self.cfg.depth)
+        return self.head(x, ops)
 
     def predict(self, images, ops) -> torch.Tensor:
         return self.logits(images, ops).argmax(-1)

@@ -256,11 +256,13 @@ class HostCore(wiring.Component):
         m.d.comb += self.irq.eq(host.irq)
         return host
 
-    def load_gearboxes(self, m: Module, host: "HostInterface", widths: dict) -> tuple:
+    def load_gearboxes(self, m: Module, host: "HostInterface", widths: dict,
+                       direct: dict | None = None) -> tuple:
         """A :class:`~.streams.Gearbox` from the bus to items for each LOAD target of
         ``widths`` (name -> item width), fed that target's beats; the LOAD's ``ready`` is the
-        gearbox's of its target (1 for the others, which the core takes whole). Returns the
-        gearboxes and each target's match (the LOAD beat is for it), by name."""
+        gearbox's of its target, ``direct[name]`` for a target the core takes beat by beat
+        itself, and 1 for the others, which the core takes whole. Returns the gearboxes and
+        each target's match (the LOAD beat is for it), by name."""
         ld = host.load
         gears, mine, ready = {}, {}, C(1, 1)
         for name, width in widths.items():
@@ -270,6 +272,8 @@ class HostCore(wiring.Component):
                          gear.i.payload.eq(ld.payload.data), gear.clear.eq(0), gear.flush.eq(0)]
             ready = Mux(mine[name], gear.i.ready, ready)
             gears[name] = gear
+        for name, take in (direct or {}).items():
+            ready = Mux(ld.payload.target == self.target_index[name], take, ready)
         m.d.comb += ld.ready.eq(ready)
         return gears, mine
 

@@ -1,14 +1,17 @@
-"""The TReX family's generators: the crossbar tile (alone, and behind the host port) and the
-attention unit behind the host port."""
+"""The TReX family's generators: the crossbar tile (alone, and behind the host port), the
+attention unit behind the host port, and the encoder core (tile, attention unit, vector unit and
+reuse sequencer)."""
 
 from __future__ import annotations
 
 from ...generator import STREAM_OPTIONS, Generator
 from .attn_core import AttnConfig, AttnCore
 from .attn_driver import AttnDriver
-from .config import XbarConfig, XbarTileConfig
+from .config import TrexConfig, XbarConfig, XbarTileConfig
 from .core import XbarCore
 from .driver import XbarDriver
+from .encoder import EncoderCore
+from .encoder_driver import TrexDriver
 from .xbar import CrossbarTile
 
 __all__ = ["GENERATORS"]
@@ -94,6 +97,38 @@ GENERATORS += (
         driver=AttnDriver,
         demo_params={"max_tokens": 6, "d_head": 4, "dma_width": 64},
         demo_options={"cases": 2},
+        demo_targets=("ecp5-85k",),
+    ),
+)
+
+
+def _describe_encoder(core: EncoderCore) -> dict:
+    cfg = core.cfg
+    return {
+        "logical_columns": cfg.n_out, "weight_block_beats": cfg.block_beats,
+        "cycles_per_vector": core.tile.cycles_per_vector(8),
+        "attention_cycles_per_row": core.unit.cycles_per_row(cfg.tokens),
+        "param_words_per_encoder": cfg.param_stride,
+        "memory_format": {"x_row_bits": cfg.x_row_bits, "a_row_bits": cfg.a_row_bits},
+    }
+
+
+GENERATORS += (
+    Generator(
+        name="trex",
+        summary="transformer encoders with TReX attention reuse: the crossbar tile for every "
+                "matmul, the attention unit, a vector unit (LayerNorm, requantization, "
+                "residual) and per-encoder reuse registers, DMA",
+        config=TrexConfig,
+        factory=EncoderCore,
+        describe=_describe_encoder,
+        bench="snnforge.sim.trex.encoder_bench",
+        testcase="regression",
+        sim_options={"cases": "random batches (default 1)", **STREAM_OPTIONS},
+        driver=TrexDriver,
+        demo_params={"rows": 16, "cols": 32, "cols_per_adc": 4, "tokens": 4, "dim": 8,
+                     "heads": 2, "mlp": 16, "depth": 3, "dma_width": 64},
+        demo_options={"cases": 1},
         demo_targets=("ecp5-85k",),
     ),
 )
