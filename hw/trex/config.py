@@ -105,6 +105,9 @@ class TrexConfig(XbarParams):
     it runs (``tokens``, ``dim``, ``heads``, ``mlp``, ``depth`` encoders), the attention unit's
     softmax precisions and the AXI4 master."""
 
+    # The digits ViT's tile: 64 rows hold an MLP's inputs, 2-bit cells give 16 outputs a load.
+    rows: int = inherit(XbarParams, "rows", default=64)
+    cell_bits: int = inherit(XbarParams, "cell_bits", default=2)
     tokens: int = param(16, "tokens per image", lo=1, hi=256)
     dim: int = param(32, "features per token (the residual stream's width)", lo=1, hi=1024)
     heads: int = param(4, "attention heads", lo=1, hi=64)
@@ -128,10 +131,6 @@ class TrexConfig(XbarParams):
         if max(self.dim, self.mlp) > self.rows:
             raise ValueError(f"dim={self.dim} and mlp={self.mlp} must fit the tile's "
                              f"rows={self.rows} (a matmul's inputs sit on one tile)")
-        for name in ("dim", "mlp"):
-            if getattr(self, name) % self.n_out:
-                raise ValueError(f"{name}={getattr(self, name)} must be a multiple of the "
-                                 f"tile's n_out={self.n_out} outputs (cols / (2 slices))")
         if self.in_bits < 8:
             raise ValueError(f"in_bits={self.in_bits}: the encoder's activations are int8, "
                              "in_bits must be at least 8")

@@ -88,7 +88,7 @@ class EncoderCore(HostCore):
     stream, and run LayerNorm -> fc1 + ReLU -> fc2 -> residual.
 
     Matmuls run on one :class:`~.xbar.CrossbarTile`, a block of ``n_out`` output columns at a
-    time: the block's cells stream in from the ``weights`` LOAD (``block_beats`` beats), then
+    time (the last block may be narrower): the block's cells stream in from the ``weights`` LOAD (``block_beats`` beats), then
     every token's row is a vector (``8 x cols_per_adc`` cycles each, back to back) while the
     epilogue adds the bias, requantizes (``sat8((acc M + 2^(S-1)) >> S)``) and applies the ReLU
     one output a cycle. LayerNorm per row: sum, sum of centred squares, ``// dim``, integer
@@ -190,7 +190,7 @@ class EncoderCore(HostCore):
 
         # -- shared datapath registers ----------------------------------------------------------
         t_in, t_out = Signal(range(N + 1)), Signal(range(N + 1))
-        blk = Signal(range(max(2, cfg.mlp // n_out + 1)))
+        blk = Signal(range(max(2, -(-max(cfg.mlp, cfg.dim) // n_out) + 1)))
         wbeat_round, wbeat_chunk = Signal(range(cfg.cols_per_adc + 1)), Signal(range(cfg.chunks))
         head = Signal(range(cfg.heads + 1))
         e = Signal(range(W + 3))
@@ -311,7 +311,9 @@ class EncoderCore(HostCore):
             with m.State("IDLE"):
                 with m.If(run_req & tgear.empty & pgear.empty):
                     m.d.sync += [j.eq(0), error.eq(0), run_req.eq(0)]
-                    with m.If((regs.encoders == 0) | (regs.encoders > cfg.depth)):
+                    too_many = (regs.encoders > cfg.depth) \
+                        if (1 << cfg.depth.bit_length()) - 1 > cfg.depth else C(0)
+                    with m.If((regs.encoders == 0) | too_many):
                         m.d.sync += error.eq(1)
                     with m.Else():
                         m.d.sync += running.eq(1)
@@ -457,15 +459,18 @@ class EncoderCore(HostCore):
                     m.d.sync += e.eq(e + 1)
                     with m.If(e == n_out - 1):
                         m.d.sync += y_valid.eq(0)
+                # A last block narrower than n_out: its extra columns are not written.
                 col = blk * n_out + q_e[2]
                 with m.If(q_valid[2]):
-                    m.d.comb += [awr.addr.eq(act_row(dst_buf, t_out)), awr.en.eq(1 << col),
+                    m.d.comb += [awr.addr.eq(act_row(dst_buf, t_out)),
+                                 awr.en.eq(Mux(col < Mux(wide_out, cfg.mlp, cfg.dim), 1 << col, 0)),
                                  awr.data.eq(mm_value.replicate(W))]
                     with m.If(q_e[2] == n_out - 1):
                         m.d.sync += t_out.eq(t_out + 1)
                         with m.If(t_out == N - 1):
                             m.d.sync += blk.eq(blk + 1)
-                            with m.If(blk == Mux(wide_out, cfg.mlp, cfg.dim) // n_out - 1):
+                            with m.If(blk == Mux(wide_out, -(-cfg.mlp // n_out),
+                                                 -(-cfg.dim // n_out)) - 1):
                                 m.next = "NEXT"
                             with m.Else():
                                 m.next = "MM_LOAD"

@@ -87,9 +87,10 @@ def expected_counts(cfg, job) -> dict:
     reused = len(parse_reuse(job.options["reuse"], E))
     computed = E - reused
     d, h, N = cfg.dim, cfg.mlp, cfg.tokens
-    blocks = computed * 4 * d + reused * d + E * (h + d)       # output columns
+    per_d, per_h = -(-d // cfg.n_out), -(-h // cfg.n_out)        # blocks of a matmul
+    blocks = computed * 4 * per_d + reused * per_d + E * (per_h + per_d)
     dh = d // cfg.heads
-    return {"vectors": B * N * blocks // cfg.n_out, "weight_blocks": B * blocks // cfg.n_out,
+    return {"vectors": B * N * blocks, "weight_blocks": B * blocks,
             "attention_rows": B * computed * cfg.heads * N,
             "attention_macs": B * computed * cfg.heads * N * N * 2 * dh,
             "computed": B * computed, "reused": B * reused}
