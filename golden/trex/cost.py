@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from .params import XbarParams
 
 __all__ = ["COSTS", "CLOCK_MHZ", "REFERENCE", "XbarCost", "xbar_cost", "tile_area",
-           "attention_cost", "attention_area"]
+           "attention_cost", "attention_area", "encoder_cost", "VECTOR_MULTIPLIERS"]
 
 #: SpikeSim's reference array, ADC resolution and clock.
 REFERENCE = {"rows": 64, "cols": 64, "adc_bits": 4}
@@ -125,3 +125,33 @@ def attention_cost(counters: dict, d_head: int, quotient_bits: int, *,
     area = {"attention": attention_area(d_head)}
     area["total"] = area["attention"]
     return XbarCost(energy, counters["busy"] * 1e3 / clock_mhz, area)
+
+
+#: The encoder core's vector unit: its multipliers (the matmul epilogue's requantization, the
+#: LayerNorm's square, reciprocal product and gain, the residual's requantization).
+VECTOR_MULTIPLIERS = 5
+
+
+def encoder_cost(p: XbarParams, counters: dict, d_head: int, quotient_bits: int, *,
+                 clock_mhz: float = CLOCK_MHZ) -> XbarCost:
+    """The encoder core's work in ``counters`` (``golden``-side names of its RTL counters):
+    crossbar reads and ADC conversions as :func:`xbar_cost`, attention rows and MACs as
+    :func:`attention_cost`, each vector-unit element operation as one MAC and each activation
+    buffer row access (reads and writes) as one buffer access. Delay: the core's busy cycles
+    less its weight loading (TReX's tiles hold their weights). Area: one tile, the attention
+    unit and the vector unit's multipliers."""
+    cycles = counters["busy"] - counters["weight_cycles"]
+    xc = xbar_cost(p, {"reads": counters["reads"], "conversions": counters["conversions"]},
+                   cycles=cycles, clock_mhz=clock_mhz)
+    ac = attention_cost({"rows": counters["attention_rows"], "macs": counters["attention_macs"],
+                         "busy": 0}, d_head, quotient_bits)
+    energy = {**{f"xbar_{k}": v for k, v in xc.energy.items() if k != "total"},
+              "attention": ac.energy_pj,
+              "vector": counters["vector_ops"] * COSTS["mac"][0],
+              "buffers": (counters["buffer_reads"] + counters["buffer_writes"])
+              * COSTS["buffer"][0]}
+    energy["total"] = sum(energy.values())
+    area = {"tile": xc.area["total"], "attention": ac.area["total"],
+            "vector": VECTOR_MULTIPLIERS * COSTS["mac"][1]}
+    area["total"] = sum(area.values())
+    return XbarCost(energy, xc.delay_ns, area)

@@ -187,6 +187,7 @@ class XbarResult:
     reads: int                      # crossbar reads: input planes applied to the array
     conversions: int                # ADC conversions (every physical column of every read)
     spikes: torch.Tensor | None = None      # spiking: [T, B, n]
+    codes: list | None = None       # per column block, the ADC codes [planes, B, cols]
 
 
 def _settings(p: XbarParams, in_bits, adc_bits, adc_shift):
@@ -203,7 +204,7 @@ def _settings(p: XbarParams, in_bits, adc_bits, adc_shift):
 
 def xbar_mvm(x, w, p: XbarParams, *, in_bits: int | None = None, adc_bits: int | None = None,
              adc_shift: int | None = None, spiking: bool = False,
-             analog: NonIdeal | None = None) -> XbarResult:
+             analog: NonIdeal | None = None, codes: list | None = None) -> XbarResult:
     """``y = x @ w`` as the tile computes it.
 
     ``w [R, n]``: ``R <= rows``; ``n`` beyond the tile's ``n_out`` columns takes one load of
@@ -213,7 +214,9 @@ def xbar_mvm(x, w, p: XbarParams, *, in_bits: int | None = None, adc_bits: int |
     used, at most the tile's) and ``adc_shift`` default to the tile's; ``y`` is ``[B, n]``
     (``[T, B, n]``). With ``adc_shift = 0`` and an ADC whose codes cover ``rows * cell_max``,
     ``y == x @ w`` exactly. ``analog``: the float non-ideal front end (:class:`NonIdeal`) makes
-    the ADC codes instead of the exact column sums (accuracy studies, not the RTL's).
+    the ADC codes instead of the exact column sums (accuracy studies); ``codes`` (one
+    ``[planes, B, cols]`` tensor per column block, :attr:`XbarResult.codes` of another call)
+    replaces the ADCs' codes -- what the RTL's code input takes.
     """
     in_bits, adc_bits, shift = _settings(p, in_bits, adc_bits, adc_shift)
     w = check_weights(w, p)
@@ -231,19 +234,23 @@ def xbar_mvm(x, w, p: XbarParams, *, in_bits: int | None = None, adc_bits: int |
             raise ValueError(f"x must lie within {lo}..{hi} (in_bits={in_bits})")
         planes, weights = input_planes(x, in_bits)
     vectors = planes[0].numel() // max(1, planes.shape[-1])
-    ys = []
-    for k in range(0, w.shape[1], p.n_out):           # one load of the tile per column block
+    ys, all_codes = [], []
+    for b, k in enumerate(range(0, w.shape[1], p.n_out)):   # a load of the tile per block
         block = w[:, k:k + p.n_out]
         cells = xbar_cells(block, p)
-        if analog is None:
-            codes = adc(column_sums(planes, cells), adc_bits, shift)
+        if codes is not None:
+            block_codes = torch.as_tensor(codes[b], dtype=torch.int64)
+        elif analog is None:
+            block_codes = adc(column_sums(planes, cells), adc_bits, shift)
         else:       # every block is another weight load: its own draw of the variation
             load = NonIdeal(**{**analog.__dict__, "seed": analog.seed + k})
-            codes = analog_adc(analog_column_levels(planes, cells, p, load), adc_bits, shift)
-        P = sum(weight * code for weight, code in zip(weights, codes))
+            block_codes = analog_adc(analog_column_levels(planes, cells, p, load), adc_bits,
+                                     shift)
+        all_codes.append(block_codes)
+        P = sum(weight * code for weight, code in zip(weights, block_codes))
         ys.append(shift_add(P, p, block.shape[1], shift))
     reads = vectors * len(weights) * len(ys)
-    return XbarResult(torch.cat(ys, -1), reads, reads * p.cols)
+    return XbarResult(torch.cat(ys, -1), reads, reads * p.cols, codes=all_codes)
 
 
 def calibrate_shift(x, w, p: XbarParams, adc_bits: int, *, in_bits: int | None = None,

@@ -53,6 +53,8 @@ class XbarConfig(XbarParams):
     reset: str = inherit(LIFParams, "reset")
     saturate: bool = inherit(LIFParams, "saturate")
     masked: str = inherit(LIFParams, "masked")
+    code_input: bool = param(False, "a LOAD of outside ADC codes (an analog front end modelled "
+                                    "elsewhere) the tile can take instead of its ADCs'")
     dma_width: int = inherit(HostInterfaceParams, "dma_width")
     max_burst: int = inherit(HostInterfaceParams, "max_burst")
     outstanding: int = inherit(HostInterfaceParams, "outstanding")
@@ -77,6 +79,11 @@ class XbarConfig(XbarParams):
     def input_bits(self) -> int:
         """Memory bits of one bit-serial input vector (``rows`` values of ``in_bits``)."""
         return slot_bits(self.rows * self.in_bits, self.dma_width)
+
+    @property
+    def code_slot_bits(self) -> int:
+        """Memory bits of one round's outside codes (``n_adc`` of ``code_bits``)."""
+        return slot_bits(self.n_adc * self.code_bits, self.dma_width)
 
     @property
     def spike_bits(self) -> int:

@@ -15,7 +15,7 @@ from ..common.streams import BeatToWords
 from .config import XbarConfig
 from .xbar import CrossbarTile
 
-__all__ = ["XbarCore", "COUNTERS", "TARGETS", "StepCollector"]
+__all__ = ["XbarCore", "COUNTERS", "TARGETS", "CODES_TARGET", "StepCollector"]
 
 #: The core's counters (name, description); read-only 32-bit registers, cleared by
 #: ``control.clear``.
@@ -43,6 +43,12 @@ TARGETS = (
                          "neuron (batch row, then logical column) its spike word and its T "
                          "currents; argument: records"),
 )
+
+
+#: The target of a core built with ``code_input`` (after :data:`TARGETS`).
+CODES_TARGET = ("codes", "load", "outside ADC codes, per vector, plane (most significant first) "
+                                 "and round the n_adc codes of code_bits each, code_slot_bits an "
+                                 "item, ADC a at bit a * code_bits; argument: items")
 
 
 class StepCollector(wiring.Component):
@@ -112,7 +118,8 @@ class XbarCore(HostCore):
         if not isinstance(cfg, XbarConfig):
             raise TypeError(f"cfg must be an XbarConfig, not {cfg!r}")
         self.cfg = cfg
-        self.tile = CrossbarTile(cfg.tile, chunk_width=cfg.dma_width)
+        self.tile = CrossbarTile(cfg.tile, chunk_width=cfg.dma_width,
+                                 code_input=cfg.code_input)
         self.lif = LIFArray(cfg.lif, membrane=False, echo_currents=True)
         lif = cfg.lif
         rm = RegisterMap(data_width=32)
@@ -129,9 +136,12 @@ class XbarCore(HostCore):
                         doc=lif.leak_amount_doc)
         rm.add_register("tmask", lif.T, reset=(1 << lif.T) - 1,
                         doc="dynamic time-step mask: bit t set = step t evaluated")
+        if cfg.code_input:
+            rm.add_register("inject", 1, doc="the tile takes its ADC codes from the codes LOAD")
         rm.add_register("control", access="pulse", fields={"clear": (1, "clear the counters")})
         rm.add_register("status", access="ro", fields={"busy": (1, "the tile holds a vector")})
-        super().__init__(rm, counters=COUNTERS, targets=TARGETS,
+        super().__init__(rm, counters=COUNTERS,
+                         targets=TARGETS + ((CODES_TARGET,) if cfg.code_input else ()),
                          dma_width=cfg.dma_width, max_burst=cfg.max_burst,
                          outstanding=cfg.outstanding)
 
@@ -152,8 +162,22 @@ class XbarCore(HostCore):
         # LOADs: cell chunks straight into the tile's memory; vectors through a gearbox each
         # (the padding after the argument's count dropped).
         ld = host.load
-        gears, mine = self.load_gearboxes(m, host, {"inputs": cfg.input_bits,
-                                                    "spikes": cfg.spike_bits})
+        gears, mine = self.load_gearboxes(m, host, {
+            "inputs": cfg.input_bits, "spikes": cfg.spike_bits,
+            **({"codes": cfg.code_slot_bits} if cfg.code_input else {})})
+        is_k = C(0)
+        if cfg.code_input:
+            kgear, is_k = gears["codes"], mine["codes"]
+            k_left = Signal(32)
+            m.d.comb += [tile.inject.eq(regs.inject),
+                         tile.codes.valid.eq(kgear.o.valid & (k_left != 0)),
+                         tile.codes.payload.eq(kgear.o.payload[:cfg.n_adc * cfg.code_bits]),
+                         kgear.o.ready.eq(tile.codes.ready | (k_left == 0))]
+            with m.If(tile.codes.valid & tile.codes.ready):
+                m.d.sync += k_left.eq(k_left - 1)
+            # after the decrement: a new LOAD's count wins
+            with m.If(ld.valid & ld.ready & ld.payload.first & is_k):
+                m.d.sync += k_left.eq(ld.payload.arg)
         xgear, sgear = gears["inputs"], gears["spikes"]
         is_c, is_x, is_s = ld.payload.target == target["cells"], mine["inputs"], mine["spikes"]
         first = ld.valid & ld.ready & ld.payload.first
@@ -190,7 +214,7 @@ class XbarCore(HostCore):
             m.d.sync += x_left.eq(ld.payload.arg)
         bad_load = first & ((is_c & ((ld.payload.sel + ld.payload.arg > rounds)
                                      | (ld.payload.arg == 0)))
-                            | ~(is_c | is_x | is_s))
+                            | ~(is_c | is_x | is_s | is_k))
 
         # Results: each vector's n_out results, or (spiking) each LIF neuron's spike word and T
         # currents, as 32-bit words in records of whole beats, straight to the STORE.

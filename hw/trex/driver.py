@@ -44,7 +44,10 @@ class XbarDriver(Driver):
     with ``spiking``, spikes ``x [T, B, R]``; options: ``in_bits``, ``adc_bits``, ``adc_shift``,
     ``spiking`` and the LIF's ``threshold``, ``leak_amount``, ``tmask``. Outputs: ``y [B, n]``
     (``golden.trex.xbar.xbar_mvm``'s), or with ``spiking`` the per-step results ``y [T, B, n]``
-    and the LIF's ``spikes [T, B, n]`` (``xbar_spiking``'s).
+    and the LIF's ``spikes [T, B, n]`` (``xbar_spiking``'s). With the optional ``codes
+    [blocks, in_bits, B, cols]`` (a core built with ``code_input``; ``XbarResult.codes`` of a
+    ``golden.trex.xbar.xbar_mvm`` call, e.g. with its ``NonIdeal`` front end) the tile's digital
+    back end takes those ADC codes instead of its own; each vector then goes with its codes.
     """
 
     DEFAULT_MEMORY = 1 << 24
@@ -67,7 +70,11 @@ class XbarDriver(Driver):
             inputs=(cls._x_spec(cfg, cfg.in_bits),
                     ArraySpec("w", ("R", "n"), "int", f"weights, R <= {cfg.rows} rows (n: any, "
                               f"{cfg.n_out} columns per load of the tile)", lo=-cfg.w_max,
-                              hi=cfg.w_max)),
+                              hi=cfg.w_max),
+                    ArraySpec("codes", ("blocks", "P", "B", "cols"), "int", "outside ADC "
+                              "codes per column block, plane, vector and physical column "
+                              "(code_input cores)", lo=0, hi=(1 << cfg.code_bits) - 1,
+                              optional=True)),
             options=(Param("in_bits", cfg.in_bits, "input width (bit-serial planes)", 2,
                            cfg.in_bits),
                      Param("adc_bits", cfg.adc_bits, "ADC resolution used", 1, cfg.adc_bits),
@@ -108,6 +115,18 @@ class XbarDriver(Driver):
             raise SnnforgeError(f"x has {x.shape[-1]} values per vector; w has {R} rows")
         if x.shape[-2] == 0:
             raise SnnforgeError("x holds no vectors (B = 0)")
+        codes = job.inputs.get("codes")
+        if codes is not None:
+            if not cfg.code_input:
+                raise SnnforgeError("codes: the core was built without code_input (generate "
+                                    "it with -p code_input=true)")
+            if job.options["spiking"]:
+                raise SnnforgeError("codes: outside codes are for bit-serial inputs, not "
+                                    "spiking")
+            want = (-(-n // cfg.n_out), job.options["in_bits"], x.shape[0], cfg.cols)
+            if codes.shape != want:
+                raise SnnforgeError(f"codes has shape {list(codes.shape)}; this job needs "
+                                    f"{list(want)} (blocks, planes, vectors, columns)")
         if job.options["spiking"] and x.shape[0] != cfg.T:
             raise SnnforgeError(f"x has T={x.shape[0]} time steps; the core was built for "
                                 f"T={cfg.T}")
@@ -121,9 +140,32 @@ class XbarDriver(Driver):
             return v, cfg.spike_bits, 1
         return x & ((1 << cfg.in_bits) - 1), cfg.input_bits, cfg.in_bits
 
+    def _with_codes(self, cl, image, vectors: np.ndarray, codes: np.ndarray, k: int):
+        """One column block's vectors, each LOADed with its outside codes (``[planes, B,
+        cols]``: a round's ``n_adc`` per item, planes then rounds) after its results' STORE;
+        returns the results' (address, bytes)."""
+        cfg = self.cfg
+        bpb = cfg.dma_width // 8
+        B = len(vectors)
+        records = B * cfg.vector_beats
+        out = image.alloc(f"results {k} codes", records * bpb)
+        cl.store("results", out, records, arg=B)
+        rounds = codes.reshape(codes.shape[0], B, cfg.cols_per_adc, cfg.n_adc)
+        for v in range(B):
+            data = _pack(vectors[v:v + 1] & ((1 << cfg.in_bits) - 1), cfg.in_bits,
+                         cfg.input_bits)
+            data += bytes(-len(data) % bpb)
+            cl.load("inputs", image.put(f"vector {k} {v}", data), len(data) // bpb, arg=1)
+            items = rounds[:, v].reshape(-1, cfg.n_adc)
+            raw = _pack(items, cfg.code_bits, cfg.code_slot_bits)
+            raw += bytes(-len(raw) % bpb)
+            cl.load("codes", image.put(f"codes {k} {v}", raw), len(raw) // bpb, arg=len(items))
+        return out, records * bpb
+
     async def run(self, job: Job) -> JobResult:
         cfg, o = self.cfg, job.options
         x, w = job.inputs["x"], job.inputs["w"]
+        codes = job.inputs.get("codes")
         spiking = bool(o["spiking"])
         bpb = cfg.dma_width // 8
         image = MemoryImage(self.memory_size, align=max(64, bpb))
@@ -160,8 +202,14 @@ class XbarDriver(Driver):
                 cl.write_many({"in_bits": o["in_bits"], "adc_bits": o["adc_bits"],
                                "adc_shift": o["adc_shift"], "spiking": int(spiking),
                                "threshold": o["threshold"], "leak_amount": o["leak_amount"],
-                               "tmask": o["tmask"], "control": {"clear": 1}})
+                               "tmask": o["tmask"], "control": {"clear": 1},
+                               **({"inject": int(codes is not None)} if cfg.code_input
+                                  else {})})
             block = []
+            if codes is not None:
+                block.append(self._with_codes(cl, image, padded, codes[k // cfg.n_out], k))
+                outs.append(block)
+                continue
             for at, beats, count in batches:
                 records = count * per_group
                 out = image.alloc(f"results {k} {at}", records * record_beats * bpb)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from amaranth import *
 from amaranth.lib import data
-from amaranth.lib.wiring import connect
 
 from ...golden.trex.vit_int import LN_F, LN_G, LN_K
 from ..common.arith import Divider, ISqrt
@@ -196,7 +195,6 @@ class EncoderCore(HostCore):
         e = Signal(range(W + 3))
         row = Signal(8 * W)                 # an int8 row read from the activation buffer
         xrow = Signal(data.ArrayLayout(signed(16), D))
-        out_row = Signal(8 * W)
         pending, have = Signal(), Signal()
 
         # Counted: the vector unit's element operations, buffer rows read this cycle.

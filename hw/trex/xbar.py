@@ -35,6 +35,11 @@ class CrossbarTile(wiring.Component):
     code``); after the last round of the last plane the differential pairs are subtracted and
     shifted by the ADC's LSB, then the slices combined into ``y``.
 
+    With ``code_input`` the tile also takes its ADC codes from outside (``codes``, while
+    ``inject`` is set): an analog front end modelled elsewhere (``golden.trex.xbar.NonIdeal``)
+    gives, per vector, plane and round, the ``n_adc`` codes that the digital back end then
+    shifts and adds instead of its own ADCs'; each round waits for its codes.
+
     Throughput: one vector per ``planes * cols_per_adc`` cycles (``cols_per_adc`` per spiking
     step), vectors back to back. Latency: ``planes * cols_per_adc +`` :attr:`FIXED_LATENCY`
     cycles from a vector's transfer on ``i`` to its ``y`` on ``o``. The pipeline never stalls:
@@ -49,6 +54,8 @@ class CrossbarTile(wiring.Component):
     planes : In: input width in bits (2..in_bits; ignored when spiking)
     spiking : In(1): one binary plane of weight +1 per vector
     adc_bits : In: the ADC resolution used (1..adc_bits); shift : In: the ADC's LSB as 2^shift
+    codes : In(stream of ``ArrayLayout(code_bits, n_adc)``), inject : In(1) (``code_input``
+        only): a round's codes, ADC ``a``'s at index ``a``, in issue order
     busy : Out(1): a vector is in flight
     read : Out(1): a crossbar read starts (a plane is applied) this cycle
     converting : Out(1): the ``n_adc`` ADCs convert a round this cycle
@@ -57,20 +64,24 @@ class CrossbarTile(wiring.Component):
     #: Cycles after a vector's last round until its ``y`` is offered (pipeline and FIFO).
     FIXED_LATENCY = 11
 
-    def __init__(self, p: XbarParams, *, chunk_width: int = 128):
+    def __init__(self, p: XbarParams, *, chunk_width: int = 128, code_input: bool = False):
         if not isinstance(p, XbarParams):
             raise TypeError(f"p must be an XbarParams, not {p!r}")
         if not isinstance(chunk_width, int) or chunk_width < 8:
             raise ValueError(f"chunk_width must be an integer >= 8, not {chunk_width!r}")
         self.p = p
         self.chunk_width = chunk_width
+        self.code_input = bool(code_input)
         self.word_bits = p.rows * p.n_adc * p.cell_bits
         self.chunks = -(-self.word_bits // chunk_width)
         self.acc_bits = p.column_bits(True)
         self.y_bits = p.y_bits(True)
         # Room for every vector the pipeline can hold (one per round in the worst case).
         self.out_depth = self.FIXED_LATENCY + 3
+        injection = {"codes": In(stream.Signature(data.ArrayLayout(p.code_bits, p.n_adc))),
+                     "inject": In(1)} if self.code_input else {}
         super().__init__({
+            **injection,
             "cells": In(stream.Signature(data.StructLayout({
                 "round": range(max(2, p.cols_per_adc)), "chunk": range(max(2, self.chunks)),
                 "data": chunk_width}))),
@@ -125,24 +136,34 @@ class CrossbarTile(wiring.Component):
         room = Signal()
         m.d.sync += room.eq(out_fifo.level + inflight + 2 <= self.out_depth)
         last_round = rnd == rounds - 1
-        last_issue = active & final
+        # An issue waits for its codes when they come from outside.
+        injecting = Signal()
+        go = Signal()
+        if self.code_input:
+            m.d.comb += [go.eq(~injecting | self.codes.valid),
+                         self.codes.ready.eq(active & injecting)]
+        else:
+            m.d.comb += go.eq(1)
+        last_issue = active & final & go
         # Start on an idle tile, or right after the last issue when the next vector waits.
-        start = room & Mux(active, final & (queue.level == 2), queue.o.valid)
+        start = room & Mux(active, final & go & (queue.level == 2), queue.o.valid)
         m.d.comb += queue.o.ready.eq(last_issue)
         with m.If(start):
             first_plane = Mux(self.spiking, 0, self.planes - 1)
             m.d.sync += [active.eq(1), rnd.eq(0),
                          plane.eq(first_plane), top.eq(first_plane), spiking.eq(self.spiking),
                          final.eq((first_plane == 0) & (rounds == 1))]
+            if self.code_input:
+                m.d.sync += injecting.eq(self.inject)
         with m.Elif(last_issue):
             m.d.sync += [active.eq(0), final.eq(0)]
-        with m.Elif(active):
+        with m.Elif(active & go):
             rnd_next = Mux(last_round, 0, rnd + 1)
             plane_next = Mux(last_round, plane - 1, plane)
             m.d.sync += [rnd.eq(rnd_next), plane.eq(plane_next),
                          final.eq((rnd_next == rounds - 1) & (plane_next == 0))]
         m.d.comb += [rd.addr.eq(rnd), rd.en.eq(1),
-                     self.read.eq(active & (rnd == 0)), self.converting.eq(active)]
+                     self.read.eq(active & go & (rnd == 0)), self.converting.eq(active & go)]
 
         # Each stage's control: valid, round, first plane, sign plane, last round of the vector.
         ctrl = data.StructLayout({"valid": 1, "round": range(max(2, rounds)), "first": 1, "neg": 1,
@@ -152,7 +173,7 @@ class CrossbarTile(wiring.Component):
             return Signal(ctrl, name=name)
 
         s1 = stage("s1")
-        m.d.sync += [s1.valid.eq(active), s1.round.eq(rnd), s1.first.eq(plane == top),
+        m.d.sync += [s1.valid.eq(active & go), s1.round.eq(rnd), s1.first.eq(plane == top),
                      s1.neg.eq((plane == top) & ~spiking), s1.end.eq(last_issue)]
         bits = Signal(rows)
         m.d.sync += bits.eq(Cat(*[x[r * p.in_bits:(r + 1) * p.in_bits].bit_select(plane, 1)
@@ -198,10 +219,19 @@ class CrossbarTile(wiring.Component):
         half = Signal(p.max_shift + 1)
         m.d.comb += half.eq((C(1, p.max_shift + 1) << self.shift) >> 1)
         code = [Signal(p.code_bits, name=f"code_{a}") for a in range(n_adc)]
+        # Outside codes travel with their round's stages to the ADCs' place.
+        if self.code_input:
+            outside = self.codes.payload
+            for k in range(4):          # s1, s2, s2b, s3
+                reg = Signal.like(self.codes.payload, name=f"codes_s{k}")
+                m.d.sync += reg.eq(outside)
+                outside = reg
         for a in range(n_adc):
             level = Signal(p.sum_bits + 1, name=f"level_{a}")
             m.d.comb += level.eq((colsum[a] + half) >> self.shift)
-            m.d.sync += code[a].eq(Mux(level > code_max, code_max, level))
+            mine = Mux(level > code_max, code_max, level)
+            m.d.sync += code[a].eq(Mux(injecting, outside[a], mine) if self.code_input
+                                   else mine)
 
         # -- shift-and-add per physical column (Horner over the planes) ------------------------
         # The sign plane's negation a stage ahead: each code feeds every round's adder.

@@ -7,8 +7,10 @@ spiking mode its spikes) must equal ``golden.trex.xbar.xbar_mvm``'s (``xbar_spik
 element for element, and the counters the tile's work (vectors, crossbar reads, ADC
 conversions, neurons). Structured cases (all-zero and all-one inputs, extreme inputs and weights,
 an exact ADC, a clipping ADC, the narrowest settings, a one-row one-column matrix, a matrix of
-two tile loads, spiking with a mask) and ``cases`` random ones per mode run under the crossed host-port patterns and the
-memory's back-pressure and latency settings. Option ``golden_shift`` gives the golden model
+two tile loads, spiking with a mask; on a core built with ``code_input``, the non-ideal front
+end's codes -- variation, IR drop -- taken instead of the tile's ADCs) and ``cases`` random ones
+per mode run under the crossed host-port patterns and the memory's back-pressure and latency
+settings. Option ``golden_shift`` gives the golden model
 another ADC shift (the bench's self-test: it must fail).
 """
 
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...golden.trex.xbar import xbar_mvm, xbar_spiking
+from ...golden.trex.xbar import NonIdeal, xbar_mvm, xbar_spiking
 from ..tb import bench_test, check_outputs
 
 
@@ -30,6 +32,7 @@ class Case:
     x: np.ndarray
     w: np.ndarray
     options: dict
+    analog: NonIdeal | None = None      # its codes go to the core (code_input)
 
     def describe(self) -> str:
         return f"{self.name}: x {list(self.x.shape)}, w {list(self.w.shape)}, {self.options}"
@@ -77,6 +80,11 @@ def cases(cfg, seed: int, n_random: int) -> list[Case]:
            Case("spikes-masked", inputs("random", 3, spiking=True), weights("random"),
                 settings(spiking=True, tmask=rng.randrange(1 << cfg.T),
                          threshold=rng.randint(0, 40)))]
+    if cfg.code_input:
+        out += [Case("non-ideal-variation", inputs("random", 3), weights("random"), settings(),
+                     NonIdeal(sigma=0.2, seed=rng.randrange(1000))),
+                Case("non-ideal-ir-drop", inputs("max", 2), weights("random", n=n_out + 1),
+                     settings(adc_shift=0), NonIdeal(r_wire=5.0, on_off=20.0))]
     for k in range(n_random):
         R, n = rng.randint(1, rows), rng.randint(1, 2 * n_out + 1)     # up to three loads
         in_bits = rng.randint(2, cfg.in_bits)
@@ -92,6 +100,13 @@ def cases(cfg, seed: int, n_random: int) -> list[Case]:
     return out
 
 
+def analog_codes(cfg, case: Case) -> list:
+    """The ADC codes the case's non-ideal front end gives (one tensor per column block)."""
+    o = case.options
+    return xbar_mvm(case.x, case.w, cfg.tile, in_bits=o["in_bits"], adc_bits=o["adc_bits"],
+                    adc_shift=o["adc_shift"], analog=case.analog).codes
+
+
 def expected(cfg, case: Case, shift=None):
     """The golden outputs and work of ``case`` (``shift``: another ADC shift, the self-test)."""
     o = case.options
@@ -100,7 +115,9 @@ def expected(cfg, case: Case, shift=None):
         lif = cfg.lif.replace(threshold=o.get("threshold", cfg.threshold))
         out = xbar_spiking(case.x, case.w, cfg.tile, lif, tmask=o.get("tmask"), **kw)
         return {"y": out.y.numpy(), "spikes": out.spikes.numpy()}, out
-    out = xbar_mvm(case.x, case.w, cfg.tile, in_bits=o["in_bits"], **kw)
+    # With a front end, the core's back end on its codes.
+    codes = None if case.analog is None else analog_codes(cfg, case)
+    out = xbar_mvm(case.x, case.w, cfg.tile, in_bits=o["in_bits"], codes=codes, **kw)
     return {"y": out.y.numpy()}, out
 
 
@@ -114,7 +131,10 @@ async def regression(tb):
     for case, setting in tb.scheduled_jobs(transport, cases(cfg, tb.seed,
                                                             tb.option("cases", 2))):
         start = time.monotonic()
-        got = await driver.run(driver.validate(cfg, {"x": case.x, "w": case.w}, case.options))
+        inputs = {"x": case.x, "w": case.w}
+        if case.analog is not None:
+            inputs["codes"] = np.stack([c.numpy() for c in analog_codes(cfg, case)])
+        got = await driver.run(driver.validate(cfg, inputs, case.options))
         where = f"{case.describe()} {setting}"
         want, work = expected(cfg, case, golden_shift)
         check_outputs(where, got.outputs, want)

@@ -1,6 +1,7 @@
-"""The digits ViT's units on the RTL: the backend of ``golden.trex.vit_int.IntViT`` that runs
-every crossbar matmul on the ``xbar`` core and every batch of attention heads on the ``attn``
-core under Verilator (``snnforge run``'s path), and sums their counters.
+"""The digits ViT on the RTL, two ways: :func:`encoders_on_core` runs the whole encoder stack
+on the ``trex`` encoder core; :class:`RtlOps`, the backend of ``golden.trex.vit_int.IntViT``
+that runs every crossbar matmul on the ``xbar`` core and every batch of attention heads on the
+``attn`` core under Verilator (``snnforge run``'s path), sums the units' counters.
 
 The glue between the units (bias, requantization, LayerNorm, ReLU, residual, pooling) stays in
 the integer model on the host; the RTL computes the crossbar matrix-vector products (ADC and
@@ -19,7 +20,7 @@ from rich.console import Console
 
 from ...golden.trex.params import AttentionParams, XbarParams
 
-__all__ = ["RtlOps", "COUNTED"]
+__all__ = ["RtlOps", "COUNTED", "encoders_on_core"]
 
 #: The counters summed over the jobs: the tile's and the attention unit's.
 COUNTED = {"xbar": ("reads", "conversions", "vectors", "busy", "total_cycles"),
@@ -64,3 +65,25 @@ class RtlOps:
                                 "out_shift": self.attn.shift_out})
         self._add("attn", done.result.counters)
         return torch.from_numpy(np.asarray(done.result.outputs["out"], dtype=np.int64))
+
+
+def encoders_on_core(run_job: Callable, model, images: torch.Tensor, ops, *, dma_width: int = 128,
+                     adc_bits: int | None = None, adc_shift: int | None = None,
+                     console: Console | None = None):
+    """Logits of ``images`` with ``model``'s (an ``IntViT``) encoders on the ``trex`` core
+    under Verilator: the patch embedding and the head (LayerNorm, pooling, classifier) on the
+    host through ``ops``, the residual stream through every encoder (reuse as the model's) on
+    the core in one job. Returns the logits and the job's outcome (counters, cycles)."""
+    cfg, tile = model.cfg, model.tile
+    reuse = ",".join(f"{j}:{i}" for j, i in sorted(model.sources.items()))
+    options = {"reuse": reuse, "adc_bits": adc_bits or tile.adc_bits,
+               "adc_shift": tile.shift if adc_shift is None else adc_shift}
+    tokens = model.embed(images, ops)
+    done = run_job(console or Console(quiet=True), "trex",
+                   {**tile.values(), "heads": cfg.heads, "dma_width": dma_width,
+                    "frac_bits": model.attn.frac_bits, "lut_bits": model.attn.lut_bits,
+                    "prob_bits": model.attn.prob_bits},
+                   inputs={"tokens": tokens.numpy(), "params": model.archive()},
+                   options=options)
+    x = torch.from_numpy(np.asarray(done.result.outputs["tokens"], dtype=np.int64))
+    return model.head(x, ops), done

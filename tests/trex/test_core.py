@@ -8,7 +8,7 @@ import torch
 from click.testing import CliRunner
 
 from snnforge.cli import main
-from snnforge.golden.trex.xbar import xbar_mvm, xbar_spiking
+from snnforge.golden.trex.xbar import NonIdeal, xbar_mvm, xbar_spiking
 from snnforge.hw.trex.config import XbarConfig
 from snnforge.hw.trex.core import XbarCore
 from snnforge.hw.trex.driver import XbarDriver
@@ -89,6 +89,36 @@ def test_a_wider_matrix_takes_one_load_of_the_tile_per_block_of_columns(spiking)
     assert got.counters["reads"] == out.reads == 3 * (9 if spiking else 3 * 4)
 
 
+def non_ideal_job(seed, n=3):
+    inputs = job(seed, B=3, n=n)
+    result = xbar_mvm(inputs["x"], inputs["w"], XbarConfig(**SMALL).tile,
+                      analog=NonIdeal(sigma=0.2, r_wire=2.0, seed=seed))
+    inputs["codes"] = np.stack([c.numpy() for c in result.codes])
+    return inputs, result.y.numpy()
+
+
+def test_outside_codes_drive_the_digital_back_end():
+    """A core built with code_input takes the non-ideal front end's ADC codes: its results are
+    the golden model's on those codes (not the ideal ones)."""
+    cfg = XbarConfig(**SMALL, code_input=True)
+    inputs, want = non_ideal_job(3)
+    assert not np.array_equal(want, xbar_mvm(inputs["x"], inputs["w"], cfg.tile).y.numpy())
+
+    async def script(driver):
+        return await driver.run(driver.validate(cfg, inputs, {}))
+
+    got = simulate_driver(XbarCore(cfg), XbarDriver, cfg, script, memory_size=MEMORY,
+                          latency=3, memory_stall=0.2, stall=0.2)
+    assert np.array_equal(got.outputs["y"], want)
+    assert got.counters["vectors"] == 3 * 2
+
+
+def test_regression_with_outside_codes_under_verilator():
+    result = run_bench("xbar", {**SMALL, "code_input": True}, seed=5, testcase="regression",
+                       options={"cases": 0})
+    assert result.ok, result.summary()
+
+
 def test_regression_under_verilator():
     result = run_bench("xbar", SMALL, seed=4, testcase="regression", options={"cases": 2})
     assert result.ok, result.summary()
@@ -127,6 +157,15 @@ def test_snnforge_run_xbar(tmp_path):
             for name, value in want.items():
                 assert np.array_equal(got[name], value), name
             assert int(got["counter_reads"]) == work.reads
+
+
+def test_outside_codes_need_a_code_input_core_and_their_shape():
+    inputs, _ = non_ideal_job(1)
+    with pytest.raises(SnnforgeError, match="built without code_input"):
+        XbarDriver.validate(XbarConfig(**SMALL), inputs, {})
+    inputs["codes"] = inputs["codes"][:, :2]
+    with pytest.raises(SnnforgeError, match=r"codes has shape \[2, 2, 3, 16\]"):
+        XbarDriver.validate(XbarConfig(**SMALL, code_input=True), inputs, {})
 
 
 @pytest.mark.parametrize("change, options, message", [

@@ -11,7 +11,7 @@ from snnforge.golden.trex.params import XbarParams
 from snnforge.golden.trex.vit import (DigitsViT, ViTConfig, evaluate, finetune, patches,
                                       reuse_sources, search_reuse, train_vit)
 from snnforge.golden.trex.vit_int import (GoldenOps, IntViT, int_layernorm, requant, rescale)
-from snnforge.sim.trex.vit_rtl import RtlOps
+from snnforge.sim.trex.vit_rtl import RtlOps, encoders_on_core
 
 SMALL = ViTConfig(dim=16, heads=2, mlp=32, depth=3)
 #: A tile that holds the small model's layers in one or two loads.
@@ -110,3 +110,18 @@ def test_integer_model_on_the_rtl_units_equals_the_golden_backend(digits, traine
     assert rtl.counts["xbar_reads"] == golden.counts["reads"]
     assert rtl.counts["attn_rows"] == golden.counts["attention_rows"] == 2 * 2 * 16 * 2
     assert rtl.counts["attn_macs"] == golden.counts["attention_macs"]
+
+
+def test_encoder_stack_on_the_trex_core_equals_the_golden_backend(digits, trained):
+    """The whole encoder stack (encoder 2 reusing encoder 1's attention) on the encoder core
+    under Verilator: the logits equal the integer golden model's bit for bit."""
+    x_train, _, x_test, _ = digits
+    model = IntViT(trained, x_train[:100], (2,), tile=TILE)
+    golden = GoldenOps(TILE, model.attn, adc_shift=0)
+    logits, done = encoders_on_core(run_job, model, x_test[:3], golden, dma_width=64,
+                                    adc_shift=0)
+    assert torch.equal(logits, model.logits(x_test[:3], GoldenOps(TILE, model.attn,
+                                                                  adc_shift=0)))
+    c = done.result.counters
+    assert (c["computed"], c["reused"]) == (3 * 2, 3 * 1)
+    assert c["attention_rows"] == 3 * 2 * SMALL.heads * SMALL.tokens
