@@ -213,7 +213,7 @@ def _run_command(name) -> click.Command:
 
     spec = driver.job_spec(gen.configure())
     lines = [f"Run a job on {name}'s generated RTL under Verilator.", "", "\b",
-             "Inputs (--in NAME=FILE.npy):"]
+             "Inputs (--in NAME=FILE.npy; an archive NAME=FILE.npz):"]
     lines += [f"  {a.name} {a.shape_text}: {a.help}" for a in spec.inputs]
     lines += ["Options (-O KEY=VALUE; ranges of the default configuration):"]
     lines += [f"  {o.name} ({o.range_text}, default {o.default}): {o.help}" for o in spec.options]
@@ -225,7 +225,8 @@ def _run_command(name) -> click.Command:
             click.Option(["-p", "--param", "params"], multiple=True, metavar="KEY=VALUE",
                          help="Generator parameter (repeatable)."),
             click.Option(["--in", "inputs"], multiple=True, metavar="NAME=FILE.npy",
-                         help="An input array of the job (repeatable)."),
+                         help="An input array (.npy) or archive (.npz) of the job "
+                              "(repeatable)."),
             click.Option(["-O", "--option", "options"], multiple=True, metavar="KEY=VALUE",
                          help="A job option (repeatable)."),
             click.Option(["-o", "--out", "outfile"], required=True, metavar="OUT.npz",

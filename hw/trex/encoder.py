@@ -216,6 +216,7 @@ class EncoderCore(HostCore):
         m.d.comb += x_e.eq(xrow[e[:max(1, log_d)] if D > 1 else 0])
         centred = Signal(signed(cbits))
         m.d.comb += centred.eq(x_e * D - total)
+        c_sq, sq_term, sq_valid = Signal(signed(cbits)), Signal(2 * cbits), Signal(2)
         # normalization pipeline: c -> c r -> n -> n g -> y
         p_valid = Signal(4)
         p_e = [Signal(range(W + 1), name=f"ln_e{k}") for k in range(4)]
@@ -228,14 +229,15 @@ class EncoderCore(HostCore):
         # -- matmul epilogue pipeline: y[e] -> acc = y + bias -> acc M -> requant ----------------
         y_reg = Signal(tile.o.payload.shape())
         y_valid = Signal()
-        q_valid = Signal(3)
-        q_e = [Signal(range(n_out + 1), name=f"mm_e{k}") for k in range(3)]
+        q_valid = Signal(4)
+        q_e = [Signal(range(n_out + 1), name=f"mm_e{k}") for k in range(4)]
         y_e = Signal(signed(tile.y_bits))
         acc = Signal(signed(34))
         prod = Signal(signed(51))
         rq_half = Signal(signed(65))          # S up to 63: 2^62
         m.d.comb += rq_half.eq((C(1, 64) << S) >> 1)
-        requant8 = _sat((prod + rq_half) >> S, 8)
+        shifted = Signal(signed(51))          # (acc M + 2^(S-1)) >> S, registered
+        requant8 = _sat(shifted, 8)
         mm_value = Signal(signed(8))
         m.d.comb += mm_value.eq(Mux(relu & (requant8 < 0), 0, requant8))
 
@@ -367,12 +369,17 @@ class EncoderCore(HostCore):
                 m.d.sync += [total.eq(total + x_e), e.eq(e + 1)]
                 m.d.comb += vec_ops.eq(1)
                 with m.If(e == D - 1):
-                    m.d.sync += e.eq(0)
+                    m.d.sync += [e.eq(0), sq_valid.eq(0)]
                     m.next = "LN_SQ"
             with m.State("LN_SQ"):
-                m.d.sync += [sq.eq(sq + centred * centred), e.eq(e + 1)]
-                m.d.comb += vec_ops.eq(1)
-                with m.If(e == D - 1):
+                # c, then c^2, then the sum: two stages to drain after the last feature
+                issue = e < D
+                m.d.sync += [c_sq.eq(centred), sq_term.eq(c_sq * c_sq), e.eq(e + 1),
+                             sq_valid.eq(Cat(issue, sq_valid[0]))]
+                with m.If(sq_valid[1]):
+                    m.d.sync += sq.eq(sq + sq_term)
+                m.d.comb += vec_ops.eq(issue)
+                with m.If(e == D + 1):
                     m.next = "LN_DIV" if D & (D - 1) else "LN_VAR"
             # sum c^2 // dim: a shift for a power of two, else the divider.
             if D & (D - 1):
@@ -450,20 +457,21 @@ class EncoderCore(HostCore):
                                     if n_out > 1 else y_reg[0]),
                              vec_ops.eq(issue)]
                 ye1 = Signal(signed(tile.y_bits))
-                m.d.sync += [q_valid.eq(Cat(issue, q_valid[:2])), q_e[0].eq(e), ye1.eq(y_e),
+                m.d.sync += [q_valid.eq(Cat(issue, q_valid[:3])), q_e[0].eq(e), ye1.eq(y_e),
                              acc.eq(ye1 + prd.data.as_signed()), q_e[1].eq(q_e[0]),
-                             prod.eq(acc * M), q_e[2].eq(q_e[1])]
+                             prod.eq(acc * M), q_e[2].eq(q_e[1]),
+                             shifted.eq((prod + rq_half) >> S), q_e[3].eq(q_e[2])]
                 with m.If(issue):
                     m.d.sync += e.eq(e + 1)
                     with m.If(e == n_out - 1):
                         m.d.sync += y_valid.eq(0)
                 # A last block narrower than n_out: its extra columns are not written.
-                col = blk * n_out + q_e[2]
-                with m.If(q_valid[2]):
+                col = blk * n_out + q_e[3]
+                with m.If(q_valid[3]):
                     m.d.comb += [awr.addr.eq(act_row(dst_buf, t_out)),
                                  awr.en.eq(Mux(col < Mux(wide_out, cfg.mlp, cfg.dim), 1 << col, 0)),
                                  awr.data.eq(mm_value.replicate(W))]
-                    with m.If(q_e[2] == n_out - 1):
+                    with m.If(q_e[3] == n_out - 1):
                         m.d.sync += t_out.eq(t_out + 1)
                         with m.If(t_out == N - 1):
                             m.d.sync += blk.eq(blk + 1)

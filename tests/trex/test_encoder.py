@@ -142,3 +142,11 @@ def test_snnforge_run_trex_bad_input_exits_2(tmp_path):
 def test_bad_configurations_name_the_parameter(change, message):
     with pytest.raises(ValueError, match=message):
         TrexConfig(**{**SMALL, **change})
+
+
+@pytest.mark.slow
+def test_default_encoder_core_regression_under_verilator():
+    """The default configuration (the digits ViT's encoders on a 64 x 128 tile) with random
+    and structured batches under every host-port pattern."""
+    result = run_bench("trex", {}, seed=7, testcase="regression", options={"cases": 2})
+    assert result.ok, result.summary()
