@@ -55,7 +55,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--epochs", type=int, default=60, help="base training epochs")
     ap.add_argument("--finetune", type=int, default=15, help="fine-tuning epochs per set")
-    ap.add_argument("--target", type=float, default=0.75,
+    ap.add_argument("--target", type=float, default=0.8,
                     help="latency target as a fraction of the baseline's")
     ap.add_argument("--images", type=int, default=0, help="test images on the RTL (0: all)")
     ap.add_argument("--adc-shift", type=int, default=0)

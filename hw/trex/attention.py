@@ -47,9 +47,9 @@ class AttentionUnit(wiring.Component):
     """
 
     #: Cycles of a row beyond one per token and phase and one per quotient bit: the phases'
-    #: pipelines (scores 4, exponentials 2, weighted sum 4), taking the row and offering its
+    #: pipelines (scores 5, exponentials 2, weighted sum 4), taking the row and offering its
     #: output (1 each).
-    PIPE = 4 + 2 + 4 + 2
+    PIPE = 5 + 2 + 4 + 2
 
     def __init__(self, p: AttentionParams):
         if not isinstance(p, AttentionParams):
@@ -105,19 +105,21 @@ class AttentionUnit(wiring.Component):
         last = j == self.tokens - 1
         m.d.comb += [kr.addr.eq(j), vr.addr.eq(j), ur.addr.eq(j), er.addr.eq(j)]
 
-        # -- scores: k read (1), products (2), dot product (3), u (4) ----------------------------
-        sc1, sc2, sc3 = Signal(), Signal(), Signal()
-        idx1, idx2, idx3 = (Signal(range(depth), name=f"score_index{k}") for k in (1, 2, 3))
+        # -- scores: k read (1), products (2), dot product (3), scaled (4), u (5) ---------------
+        sc1, sc2, sc3, sc4 = Signal(), Signal(), Signal(), Signal()
+        idx1, idx2, idx3, idx4 = (Signal(range(depth), name=f"score_index{k}")
+                                  for k in (1, 2, 3, 4))
         prods = [Signal(signed(17), name=f"qk_{c}") for c in range(d)]
         dot = Signal(signed(p.score_bits))
         u_new = Signal(signed(self.u_bits))
         m.d.sync += [prods[c].eq(q[c] * kr.data[c]) for c in range(d)]
-        m.d.sync += [dot.eq(_tree(prods)), idx2.eq(idx1), idx3.eq(idx2), sc2.eq(sc1),
-                     sc3.eq(sc2)]
-        m.d.comb += u_new.eq((dot * self.score_mult) >> self.score_shift)
+        scaled = Signal(signed(p.score_bits + 17))
+        m.d.sync += [dot.eq(_tree(prods)), scaled.eq(dot * self.score_mult), idx2.eq(idx1),
+                     idx3.eq(idx2), idx4.eq(idx3), sc2.eq(sc1), sc3.eq(sc2), sc4.eq(sc3)]
+        m.d.comb += u_new.eq(scaled >> self.score_shift)
         u_max, have_max = Signal(signed(self.u_bits)), Signal()
-        m.d.comb += [uw.addr.eq(idx3), uw.data.eq(u_new), uw.en.eq(sc3)]
-        with m.If(sc3):
+        m.d.comb += [uw.addr.eq(idx4), uw.data.eq(u_new), uw.en.eq(sc4)]
+        with m.If(sc4):
             with m.If(~have_max | (u_new > u_max)):
                 m.d.sync += u_max.eq(u_new)
             m.d.sync += have_max.eq(1)
@@ -167,7 +169,7 @@ class AttentionUnit(wiring.Component):
             m.d.comb += out[c].eq(Mux(rounded > 127, 127, Mux(rounded < -128, -128, rounded)))
 
         m.d.comb += [self.macs.eq(Mux(sc1 | ws3, d, 0))]
-        drain = Signal(range(4))
+        drain = Signal(range(5))
         held = Signal(row)
         m.d.comb += [self.o.payload.eq(held)]
         with m.FSM():
@@ -184,7 +186,7 @@ class AttentionUnit(wiring.Component):
             with m.State("SCORE_DRAIN"):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += [sc1.eq(0), drain.eq(drain + 1), j.eq(0), total.eq(0)]
-                with m.If(drain == 3):
+                with m.If(drain == 4):
                     m.d.sync += drain.eq(0)
                     m.next = "EXP"
             with m.State("EXP"):
