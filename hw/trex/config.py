@@ -203,6 +203,6 @@ class TrexConfig(XbarParams):
 
     @property
     def ln_n_bits(self) -> int:
-        """Width of the LayerNorm's normalized value ``n`` (signed): ``|n| <= 2^14 sqrt(dim)
-        + 1`` because ``|c| < 2 sqrt(dim) sigma`` and ``r <= 2^32 / sigma``."""
+        """Width of the LayerNorm's normalized value ``n`` (signed): ``|n| <= 2^13 sqrt(dim)
+        + 1`` because ``|c| < 2 sqrt(dim) sigma`` and ``r <= 2^32 / sigma`` (a margin of 2x)."""
         return ((1 << 14) * (math.isqrt(self.dim) + 1) + 2).bit_length() + 1

@@ -214,7 +214,9 @@ class XbarCore(HostCore):
             m.d.sync += x_left.eq(ld.payload.arg)
         bad_load = first & ((is_c & ((ld.payload.sel + ld.payload.arg > rounds)
                                      | (ld.payload.arg == 0)))
-                            | ~(is_c | is_x | is_s | is_k))
+                            | ~(is_c | is_x | is_s | is_k)
+                            | (is_k & ((~regs.inject if cfg.code_input else 1)
+                                       | (ld.payload.arg == 0))))
 
         # Results: each vector's n_out results, or (spiking) each LIF neuron's spike word and T
         # currents, as 32-bit words in records of whole beats, straight to the STORE.

@@ -122,7 +122,7 @@ class EncoderCore(HostCore):
             "run": (1, "run the encoders on the residual stream"),
             "clear": (1, "clear the counters")})
         rm.add_register("status", access="ro", fields={
-            "busy": (1, "the encoders run, or a STORE is owed"),
+            "busy": (1, "a run is pending or going, or a STORE is owed"),
             "error": (1, "the last run stopped: encoders out of range or a source not before "
                          "its encoder")})
         super().__init__(rm, counters=ENCODER_COUNTERS, targets=ENCODER_TARGETS,
@@ -164,10 +164,14 @@ class EncoderCore(HostCore):
         running, error = Signal(), Signal()
         j = Signal(range(cfg.depth + 1))
         pc = Signal(range(len(PROGRAM)))
+        # The run's settings, latched at its start (a register write meanwhile waits for the
+        # next run).
+        count = Signal.like(regs.encoders)
+        reuse_set, sources = Signal.like(regs.reuse), Signal.like(regs.sources)
         src_j = Signal(cfg.source_bits)
-        m.d.comb += src_j.eq(regs.sources.word_select(j[:max(1, (cfg.depth - 1).bit_length())]
-                                                      if cfg.depth > 1 else 0, cfg.source_bits))
-        reusing = regs.reuse.bit_select(j, 1) if cfg.depth > 1 else regs.reuse[0]
+        m.d.comb += src_j.eq(sources.word_select(j[:max(1, (cfg.depth - 1).bit_length())]
+                                                 if cfg.depth > 1 else 0, cfg.source_bits))
+        reusing = reuse_set.bit_select(j, 1) if cfg.depth > 1 else reuse_set[0]
         # The current step's fields, from PROGRAM.
         kind = Signal(range(len(_KINDS)))
         src_buf, dst_buf = Signal(range(slot0 + cfg.depth)), Signal(range(slot0 + cfg.depth))
@@ -205,7 +209,9 @@ class EncoderCore(HostCore):
         cbits = (D << 16).bit_length() + 1
         sq_bits = (D * (D << 16) ** 2).bit_length()
         var_bits = ((D << 16) ** 2).bit_length()
-        m.submodules.div = div = Divider(max(sq_bits, LN_K + 1), max(var_bits // 2 + 1, 8))
+        # Only a dim that is not a power of two divides the squares; else 2^K // sigma alone.
+        m.submodules.div = div = Divider(max(sq_bits, LN_K + 1) if D & (D - 1) else LN_K + 1,
+                                         max(var_bits // 2 + 1, 8))
         m.submodules.sqrt = sqrt = ISqrt(var_bits)
         total = Signal(signed(16 + log_d + 2))
         sq = Signal(sq_bits)
@@ -284,7 +290,10 @@ class EncoderCore(HostCore):
             m.d.sync += p_at.eq(ld.payload.arg)
         with m.If(first & mine["tokens"]):
             m.d.sync += t_at.eq(0)
-        bad_load = first & (
+        # Weights with no run to take them (none started, or it stopped at an error) would
+        # hang the command list: an error instead.
+        stray_weights = ld.valid & is_w & ~running & ~run_req
+        bad_load = stray_weights | first & (
             (mine["tokens"] & (ld.payload.arg > N))
             | (mine["params"] & (ld.payload.arg >= cfg.depth * cfg.param_stride))
             | ~(mine["params"] | mine["tokens"] | is_w))
@@ -309,8 +318,11 @@ class EncoderCore(HostCore):
         # -- the sequencer ----------------------------------------------------------------------
         with m.FSM() as fsm:
             with m.State("IDLE"):
-                with m.If(run_req & tgear.empty & pgear.empty):
-                    m.d.sync += [j.eq(0), error.eq(0), run_req.eq(0)]
+                # Not while a STORE still reads the last run's rows.
+                with m.If(run_req & tgear.empty & pgear.empty & (owed == 0)):
+                    m.d.sync += [j.eq(0), error.eq(0), run_req.eq(regs.control.run),
+                                 count.eq(regs.encoders), reuse_set.eq(regs.reuse),
+                                 sources.eq(regs.sources)]
                     too_many = (regs.encoders > cfg.depth) \
                         if (1 << cfg.depth.bit_length()) - 1 > cfg.depth else C(0)
                     with m.If((regs.encoders == 0) | too_many):
@@ -319,7 +331,7 @@ class EncoderCore(HostCore):
                         m.d.sync += running.eq(1)
                         m.next = "ENCODER"
             with m.State("ENCODER"):
-                with m.If(j == regs.encoders):
+                with m.If(j == count):
                     m.d.sync += running.eq(0)
                     m.next = "IDLE"
                 with m.Elif(reusing & (src_j >= j)):
@@ -602,8 +614,8 @@ class EncoderCore(HostCore):
              "conversions": cfg.n_adc.bit_length(), "attention_macs": dh.bit_length(),
              "buffer_reads": 2})
         inc = counters.inc
-        ln_states = ("LN_READ", "LN_ROW", "LN_SUM", "LN_SQ", "LN_VAR", "LN_SQRT", "LN_RECIP0",
-                     "LN_RECIP", "LN_NORM")
+        ln_states = ("LN_READ", "LN_ROW", "LN_SUM", "LN_SQ", *(("LN_DIV",) if D & (D - 1) else ()),
+                     "LN_VAR", "LN_SQRT", "LN_RECIP0", "LN_RECIP", "LN_NORM")
         m.d.comb += [counters.clear.eq(regs.control.clear), inc.cycles.eq(1),
                      inc.busy.eq(running),
                      inc.ln_cycles.eq(Cat(*[fsm.ongoing(s) for s in ln_states]).any()),
@@ -621,8 +633,8 @@ class EncoderCore(HostCore):
                      inc.vector_ops.eq(vec_ops),
                      inc.buffer_reads.eq(row_reads),
                      inc.buffer_writes.eq(awr.en.any() | xwr.en.any()),
-                     inc.computed.eq(fsm.ongoing("ENCODER") & (j != regs.encoders) & ~reusing),
-                     inc.reused.eq(fsm.ongoing("ENCODER") & (j != regs.encoders) & reusing
+                     inc.computed.eq(fsm.ongoing("ENCODER") & (j != count) & ~reusing),
+                     inc.reused.eq(fsm.ongoing("ENCODER") & (j != count) & reusing
                                    & (src_j < j))]
         for name, _ in ENCODER_COUNTERS:
             m.d.comb += getattr(host.status, name).eq(getattr(counters.count, name))

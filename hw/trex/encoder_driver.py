@@ -28,8 +28,9 @@ _MATMUL = ("w", "b", "requant")
 
 
 def parse_reuse(text: str, encoders: int) -> dict[int, int]:
-    """``"j:i,..."`` (encoder ``j`` reuses encoder ``i``'s attention output) as ``{j: i}``;
-    raises :class:`SnnforgeError` naming the option."""
+    """``"j:i,..."`` (encoder ``j`` reuses encoder ``i``'s attention output -- a computing
+    encoder's, or a reusing one's TB output) as ``{j: i}``; raises :class:`SnnforgeError`
+    naming the option."""
     out = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         try:
@@ -40,15 +41,12 @@ def parse_reuse(text: str, encoders: int) -> dict[int, int]:
         if not 0 <= i < j < encoders or j in out:
             raise SnnforgeError(f"option reuse: {item!r}: need 0 <= i < j < {encoders} "
                                 f"(the encoders run), each j once")
-        if i in out:
-            raise SnnforgeError(f"option reuse: {item!r}: encoder {i} reuses itself; a source "
-                                "must compute its attention")
         out[j] = i
     return out
 
 
-def encoder_layers(cfg: TrexConfig, j: int, reusing: bool) -> list[str]:
-    """Encoder ``j``'s parameter fields its program reads, in :data:`PROGRAM` order."""
+def encoder_layers(reusing: bool) -> list[str]:
+    """The parameter fields an encoder's program reads, in :data:`PROGRAM` order."""
     steps = [11, 12, *range(6, 11)] if reusing else list(range(11))
     return [PROGRAM[k][3] for k in steps]
 
@@ -129,7 +127,7 @@ class TrexDriver(Driver):
                                     f"{a.min()}..{a.max()}")
 
         for j in range(E):
-            for name in encoder_layers(cfg, j, j in reuse):
+            for name in encoder_layers(j in reuse):
                 key = f"{j}.{name}"
                 if name.startswith(("ln", "tb_ln")):
                     for f in _LN:
@@ -154,7 +152,7 @@ class TrexDriver(Driver):
         words = np.zeros(E * cfg.param_stride, dtype=np.uint32)
         for j in range(E):
             base = j * cfg.param_stride
-            for name in encoder_layers(cfg, j, j in reuse):
+            for name in encoder_layers(j in reuse):
                 at, size = cfg.param_fields[name]
                 key = f"{j}.{name}"
                 if f"{key}.g" in params:
@@ -172,8 +170,8 @@ class TrexDriver(Driver):
         cfg = self.cfg
         bpb = cfg.dma_width // 8
         out = []
-        for name in encoder_layers(cfg, j, reusing):
-            if f"{j}.{name}.w" not in params or name.startswith("tb_ln"):
+        for name in encoder_layers(reusing):
+            if f"{j}.{name}.w" not in params:
                 continue
             w = params[f"{j}.{name}.w"]
             for k in range(0, w.shape[1], cfg.n_out):

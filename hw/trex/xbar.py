@@ -167,13 +167,14 @@ class CrossbarTile(wiring.Component):
 
         # Each stage's control: valid, round, first plane, sign plane, last round of the vector.
         ctrl = data.StructLayout({"valid": 1, "round": range(max(2, rounds)), "first": 1, "neg": 1,
-                                  "end": 1})
+                                  "end": 1, "inject": 1})
 
         def stage(name):
             return Signal(ctrl, name=name)
 
         s1 = stage("s1")
-        m.d.sync += [s1.valid.eq(active & go), s1.round.eq(rnd), s1.first.eq(plane == top),
+        m.d.sync += [s1.valid.eq(active & go), s1.inject.eq(injecting), s1.round.eq(rnd),
+                     s1.first.eq(plane == top),
                      s1.neg.eq((plane == top) & ~spiking), s1.end.eq(last_issue)]
         bits = Signal(rows)
         m.d.sync += bits.eq(Cat(*[x[r * p.in_bits:(r + 1) * p.in_bits].bit_select(plane, 1)
@@ -230,7 +231,8 @@ class CrossbarTile(wiring.Component):
             level = Signal(p.sum_bits + 1, name=f"level_{a}")
             m.d.comb += level.eq((colsum[a] + half) >> self.shift)
             mine = Mux(level > code_max, code_max, level)
-            m.d.sync += code[a].eq(Mux(injecting, outside[a], mine) if self.code_input
+            # the round's own choice: a vector queued behind it may set inject otherwise
+            m.d.sync += code[a].eq(Mux(s3.inject, outside[a], mine) if self.code_input
                                    else mine)
 
         # -- shift-and-add per physical column (Horner over the planes) ------------------------

@@ -110,7 +110,7 @@ def cases(cfg, seed: int, n_random: int) -> list[tuple[str, dict, dict]]:
         return np.array([rng.randint(-3000, 3000) for _ in range(B * N * d)],
                         dtype=np.int64).reshape(B, N, d)
 
-    chain = ",".join(f"{j}:0" for j in range(1, E))
+    chain = ",".join(f"{j}:{j - 1}" for j in range(1, E))    # each reuses the one before
     out = [("zero-stream", {"tokens": stream(1, "zero"), "params": random_params(cfg, rng, E)},
             {"encoders": E}),
            ("extreme-stream", {"tokens": stream(1, "extreme"),

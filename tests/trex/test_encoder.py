@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from snnforge.cli import main
+from snnforge.host import CommandList, MemoryImage
 from snnforge.hw.trex.config import TrexConfig
 from snnforge.hw.trex.encoder import EncoderCore
 from snnforge.hw.trex.encoder_driver import TrexDriver, parse_reuse
@@ -29,7 +30,8 @@ def job_inputs(seed, B=1):
     return cfg, {"tokens": x, "params": random_params(cfg, rng, 3)}
 
 
-@pytest.mark.parametrize("options", [{"encoders": 3}, {"encoders": 3, "reuse": "1:0,2:0"}])
+@pytest.mark.parametrize("options", [{"encoders": 3}, {"encoders": 3, "reuse": "1:0,2:0"},
+                                     {"encoders": 3, "reuse": "1:0,2:1"}])
 def test_core_through_its_driver_in_amaranth(options):
     cfg, inputs = job_inputs(1, B=2)
     job = TrexDriver.validate(cfg, inputs, options)
@@ -64,6 +66,22 @@ def test_a_source_not_before_its_encoder_stops_with_an_error():
 
     status = simulate_driver(EncoderCore(cfg), TrexDriver, cfg, script, memory_size=MEMORY)
     assert status == {"busy": 0, "error": 1}
+
+
+def test_weights_without_a_run_stop_the_command_list():
+    """Weight blocks no run takes (none started) end the list with an error, not a hang."""
+    cfg, _ = job_inputs(1)
+
+    async def script(driver):
+        image = MemoryImage(MEMORY, align=64)
+        cl = CommandList(driver.host.regmap)
+        cl.load("weights", image.put("w", bytes(8 * cfg.block_beats)), cfg.block_beats, arg=1)
+        cl.end()
+        with pytest.raises(SnnforgeError, match=r"command 0 \(LOAD weights"):
+            await driver.host.run_commands(image, cl)
+        return True
+
+    assert simulate_driver(EncoderCore(cfg), TrexDriver, cfg, script, memory_size=MEMORY)
 
 
 def test_regression_under_verilator():
@@ -105,7 +123,7 @@ def test_snnforge_run_trex(tmp_path):
     ({"tokens": np.full((1, 4, 8), 40000)}, {}, "tokens must lie within int16"),
     ({}, {"reuse": "2"}, "option reuse: '2' is not j:i"),
     ({}, {"reuse": "1:1"}, "need 0 <= i < j < 3"),
-    ({}, {"reuse": "1:0,2:1"}, "encoder 1 reuses itself"),
+    ({}, {"reuse": "2:0,2:1"}, "each j once"),
     ({}, {"encoders": 4}, "out of range 1..3"),
     ("drop 1.fc1.w", {}, r"params lacks '1.fc1.w'"),
     ("big 0.q.w", {}, r"params\[0.q.w\] must lie within -127..127"),
