@@ -4,6 +4,7 @@ engine utilization.
 
     .venv/bin/python bench/ttsnn_bench.py                     # default layer, every pipeline
     .venv/bin/python bench/ttsnn_bench.py --shape 16x4x16x8x8 --T 4 --lanes 4
+    .venv/bin/python bench/ttsnn_bench.py --lanes 2               # 2 lanes on every engine
 
 For one layer (``Cin x r x Cout x H x W``, random cores and spikes at ``--density``) the core is
 built for the layer and runs each pipeline, forward then backward (random output-spike
@@ -11,8 +12,10 @@ gradients), through ``snnforge run``'s path under Verilator; its outputs and gra
 checked against ``golden.ttsnn.fixed_forward`` and ``fixed_backward``. Reported, all from the
 RTL's counters: the forward phase's cycles (maps in, currents out), the whole layer's (with the
 neuron pass), the backward pass's (surrogate, input-gradient and weight-gradient passes) and
-end to end (with the DMA); each engine's MAC rows and utilization (rows per forward cycle), the
-backward unit's MACs per backward cycle; the computation energy of each phase from those
+end to end (with the DMA); each engine's MAC rows and utilization (rows per forward cycle, and
+in steady state: the layer run again at half its height, the rows and forward cycles the extra
+rows of the map add -- the maps' fill and drain, which depend on the width, cancel), the backward
+unit's MACs per backward cycle; the computation energy of each phase from those
 counters and SATA's per-operation energies (``golden.ttsnn.report.op_energy``); PTT's and HTT's
 training-step time and energy against STT's, beside the paper's claims; and the layer's
 multiply-accumulates from the TT shapes beside those of a dense 3x3 conv. A dense 3x3 on the same
@@ -61,7 +64,9 @@ def main(argv=None):
     ap.add_argument("--shape", default="8x4x8x8x8", metavar="CINxRxCOUTxHxW")
     ap.add_argument("--T", type=int, default=4)
     ap.add_argument("--htt-full", type=int, default=2)
-    ap.add_argument("--lanes", type=int, default=2, help="lanes of every engine")
+    ap.add_argument("--lanes", default="2,4,4,2",
+                    help="lanes of G1,G2,G3,G4 (one number: every engine); the default balances "
+                         "the default layer's rows per position (G1, G4 16; G2, G3 12)")
     ap.add_argument("--density", type=float, default=0.3)
     ap.add_argument("-o", "--out", default=None, help="output directory (default build/bench)")
     args = ap.parse_args(argv)
@@ -71,16 +76,23 @@ def main(argv=None):
         ap.error(f"--shape {args.shape!r}: expected CINxRxCOUTxHxW, e.g. 8x4x8x8x8")
     outdir = Path(args.out) if args.out else build_root() / "bench"
     outdir.mkdir(parents=True, exist_ok=True)
-    inputs = layer_inputs(c_in, rank, c_out, H, W, args.T, args.density, seed=1)
-    lanes = {"lanes_g1": min(args.lanes, rank), "lanes_g2": min(args.lanes, rank),
-             "lanes_g3": min(args.lanes, rank), "lanes_g4": min(args.lanes, c_out)}
+    try:
+        given = [int(v) for v in str(args.lanes).split(",")]
+    except ValueError:
+        ap.error(f"--lanes {args.lanes!r}: expected N or N,N,N,N")
+    if len(given) not in (1, 4):
+        ap.error(f"--lanes {args.lanes!r}: expected one number or four (G1,G2,G3,G4)")
+    given = given * 4 if len(given) == 1 else given
+    lanes = {f"lanes_{e}": min(n, c_out if e == "g4" else rank) for e, n in zip(ENGINES, given)}
+    if H < 4:
+        ap.error("--shape: the steady-state measurement needs a height of at least 4")
     rows = []
-    for mode in MODES:
-        options = {"mode": mode, "htt_full": args.htt_full, "shift_y": 2, "theta": 20,
-                   "surrogate": 200, "shift_b4": 2, "shift_b3": 3, "shift_b2": 3, "shift_b1": 2}
+
+    def run(mode, options, height):
+        """The layer at ``height`` on the RTL, its outputs checked against the golden model."""
+        inputs = layer_inputs(c_in, rank, c_out, height, W, args.T, args.density, seed=1)
         done = run_job(Console(quiet=True), "ttsnn", lanes, inputs=inputs, options=options)
-        cfg = done.design.config
-        p = cfg.fixed.replace(**options)
+        p = done.design.config.fixed.replace(**options)
         cores = TTCores(*(torch.from_numpy(inputs[k]) for k in ENGINES))
         want = fixed_forward(torch.from_numpy(inputs["spikes"]), cores, p)
         grad_in, grads, _ = fixed_backward(torch.from_numpy(inputs["grad"]), want, cores, p)
@@ -88,7 +100,16 @@ def main(argv=None):
                             ("grad_in", grad_in),
                             *((f"grad_g{k}", getattr(grads, f"g{k}")) for k in (1, 2, 3, 4))):
             if not np.array_equal(done.result.outputs[name], value.numpy()):
-                raise SystemExit(f"{mode}: the RTL's {name} differ from the golden model")
+                raise SystemExit(f"{mode} at height {height}: the RTL's {name} differ from the "
+                                 "golden model")
+        return done
+
+    for mode in MODES:
+        options = {"mode": mode, "htt_full": args.htt_full, "shift_y": 2, "theta": 20,
+                   "surrogate": 200, "shift_b4": 2, "shift_b3": 3, "shift_b2": 3, "shift_b1": 2}
+        done = run(mode, options, H)
+        half = run(mode, options, H // 2).result.counters
+        cfg = done.design.config
         c = done.result.counters
         late = [mode == "htt" and t >= args.htt_full for t in range(args.T)]
         macs = sum(macs_per_step(c_in, rank, c_out, H, W, lt) for lt in late)
@@ -109,6 +130,11 @@ def main(argv=None):
                      **{f"{e}_rows": c[f"{e}_rows"] for e in ENGINES},
                      **{f"{e}_utilization": c[f"{e}_rows"] / c["forward_cycles"]
                         for e in ENGINES},
+                     **{f"{e}_steady_utilization": (c[f"{e}_rows"] - half[f"{e}_rows"])
+                        / (c["forward_cycles"] - half["forward_cycles"]) for e in ENGINES},
+                     "steady_backward_utilization": (
+                         (c["backward_macs"] - half["backward_macs"])
+                         / (c["backward_cycles"] - half["backward_cycles"])),
                      "backward_cycles": c["backward_cycles"],
                      **{k: c[k] for k in ("surrogate_cycles", "dgrad_cycles", "wgrad_cycles",
                                           "backward_macs")},
@@ -119,22 +145,28 @@ def main(argv=None):
               f"{c['backward_cycles']:,}, end to end {c['total_cycles']:,}", flush=True)
     command = "python bench/ttsnn_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
     md = [f"Measured with `{command}`: layer Cin={c_in}, r={rank}, Cout={c_out}, {H}x{W}, "
-          f"T={args.T} (HTT: {args.htt_full} full steps), {args.lanes} lanes per engine, spikes "
-          f"at {args.density:.0%}; outputs equal to the golden model.", "",
+          f"T={args.T} (HTT: {args.htt_full} full steps), lanes G1-G4 "
+          f"{', '.join(str(v) for v in cfg.lanes)}, spikes at {args.density:.0%}; outputs equal "
+          f"to the golden model.", "",
           "| pipeline | forward cycles | layer cycles | backward cycles (surrogate / input "
           "grad / weight grad) | training step | end to end | MACs (TT) | MACs (dense 3x3) | "
-          "G1 / G2 / G3 / G4 utilization | backward MAC utilization |",
-          "|---|---|---|---|---|---|---|---|---|---|"]
+          "G1 / G2 / G3 / G4 utilization (steady state) | backward MAC utilization (steady "
+          "state) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        util = " / ".join(f"{r[f'{e}_utilization']:.0%}" for e in ENGINES)
+        util = " / ".join(f"{r[f'{e}_utilization']:.0%}" for e in ENGINES) + " (" + \
+            " / ".join(f"{r[f'{e}_steady_utilization']:.0%}" for e in ENGINES) + ")"
         md.append(f"| {r['mode'].upper()} | {r['forward_cycles']:,} | {r['layer_cycles']:,} | "
                   f"{r['backward_cycles']:,} ({r['surrogate_cycles']:,} / "
                   f"{r['dgrad_cycles']:,} / {r['wgrad_cycles']:,}) | "
                   f"{r['training_step_cycles']:,} | {r['end_to_end']:,} | {r['macs']:,} | "
-                  f"{r['dense_macs']:,} | {util} | {r['backward_utilization']:.0%} |")
+                  f"{r['dense_macs']:,} | {util} | {r['backward_utilization']:.0%} "
+                  f"({r['steady_backward_utilization']:.0%}) |")
     md += ["", "Utilization: an engine's MAC rows per forward-phase cycle (a row is `lanes` "
            "multiply-accumulates); the backward unit's multiply-accumulates (terms inside the "
-           "map) per backward cycle, on its one MAC. Training step: the layer's forward "
+           "map) per backward cycle, on its one MAC. Steady state: the same layer at half the "
+           f"height ({H // 2} rows) run too; the extra rows' MAC rows over their extra cycles "
+           "(each map's fill and drain cancel). An engine waiting on a slower neighbour is "
+           "idle: balanced lanes (rows per position alike) keep every engine busy. Training step: the layer's forward "
            "(maps and neurons) plus its backward pass, DMA excluded.", "",
            "| pipeline | MAC reduction vs dense | dense 3x3 bound (cycles) | forward speedup vs "
            "the bound | speedup / reduction | forward energy | backward energy | training "
@@ -159,7 +191,7 @@ def main(argv=None):
     (outdir / "ttsnn_bench.md").write_text("\n".join(md) + "\n")
     (outdir / "ttsnn_bench.json").write_text(json.dumps(
         {"command": command, "shape": args.shape, "T": args.T, "htt_full": args.htt_full,
-         "lanes": args.lanes, "density": args.density, "rows": rows}, indent=2) + "\n")
+         "lanes": list(cfg.lanes), "density": args.density, "rows": rows}, indent=2) + "\n")
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

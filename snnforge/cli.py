@@ -216,7 +216,8 @@ def _run_command(name) -> click.Command:
              "Inputs (--in NAME=FILE.npy; an archive NAME=FILE.npz):"]
     lines += [f"  {a.name} {a.shape_text}: {a.help}" for a in spec.inputs]
     lines += ["Options (-O KEY=VALUE; ranges of the default configuration):"]
-    lines += [f"  {o.name} ({o.range_text}, default {o.default}): {o.help}" for o in spec.options]
+    lines += [f"  {o.name} ({o.range_text}, default {o.default if o.default != '' else 'none'}):"
+              f" {o.help}" for o in spec.options]
     lines += ["Outputs (in OUT.npz, with counter_*):"]
     lines += [f"  {a.name} {a.shape_text}: {a.help}" for a in spec.outputs]
     command = click.Command(
