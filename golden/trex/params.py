@@ -34,8 +34,8 @@ import numpy as np
 
 from ...params import Config, param
 
-__all__ = ["XbarParams", "auto_shift", "adc_code_max", "column_sum_max", "cell_levels",
-           "round_words", "AttentionParams", "exp2_lut", "score_scale"]
+__all__ = ["XbarParams", "LN_K", "LN_F", "LN_G", "auto_shift", "adc_code_max", "column_sum_max",
+           "cell_levels", "round_words", "AttentionParams", "exp2_lut", "score_scale"]
 
 
 def column_sum_max(rows: int, cell_bits: int) -> int:
@@ -194,6 +194,12 @@ def round_words(cells: np.ndarray, p: XbarParams) -> list[int]:
         bits = ((block[:, None] >> np.arange(p.cell_bits)) & 1).astype(np.uint8).reshape(-1)
         words.append(int.from_bytes(np.packbits(bits, bitorder="little").tobytes(), "little"))
     return words
+
+
+# -- the integer LayerNorm (golden.trex.vit_int states it; torch-free for the hardware) ----------
+
+#: Fraction bits of its reciprocal ``2^K // sigma``, normalized value and gain.
+LN_K, LN_F, LN_G = 32, 12, 8
 
 
 # -- the attention unit (golden.trex.attention states its integer semantics) --------------

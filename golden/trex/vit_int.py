@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from .attention import attention_head
-from .params import AttentionParams, XbarParams, score_scale
+from .params import LN_F, LN_G, LN_K, AttentionParams, XbarParams, score_scale
 from .vit import DigitsViT, patches, reuse_sources
 from .xbar import xbar_mvm
 
@@ -43,7 +43,6 @@ __all__ = ["IntViT", "GoldenOps", "rescale", "requant", "int_layernorm", "linear
            "run_encoders", "from_archive", "ENCODER_LAYERS", "PIXEL_BITS"]
 
 PIXEL_BITS = 6          # pixels 0..16 as signed inputs
-LN_K, LN_F, LN_G = 32, 12, 8    # LayerNorm: reciprocal, normalized value, gain fraction bits
 
 
 def rescale(ratio: float, bits: int = 16) -> tuple[int, int]:

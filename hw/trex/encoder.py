@@ -6,7 +6,7 @@ from __future__ import annotations
 from amaranth import *
 from amaranth.lib import data
 
-from ...golden.trex.vit_int import LN_F, LN_G, LN_K
+from ...golden.trex.params import LN_F, LN_G, LN_K
 from ..common.arith import Divider, ISqrt
 from ..common.counters import PerfCounters
 from ..common.host_interface import HostCore
