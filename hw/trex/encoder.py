@@ -95,7 +95,7 @@ class EncoderCore(HostCore):
     cycle. Residual: ``x = sat16(x + sat16((a M + 2^(S-1)) >> S))`` one feature a cycle.
 
     Cycles per encoder, about: matmuls ``sum(blocks (block_beats + tokens 8 cols_per_adc))``,
-    LayerNorms ``tokens (3 dim + ~90)``, attention ``heads tokens (3 + cycles_per_row)``. The
+    LayerNorms ``tokens (3 dim + ~70)``, attention ``heads tokens (3 + cycles_per_row)``. The
     counters (:data:`ENCODER_COUNTERS`) count each stage.
 
     Members: ``cmd``/``rsp`` (host port), ``s_axil`` (AXI4-Lite), ``m_axi`` (AXI4 master), ``irq``.
