@@ -50,6 +50,23 @@ def test_core_through_its_driver_in_amaranth(options):
     assert counts["attention_rows"] == 2 * (3 - len(parse_reuse(job.options["reuse"], 3))) * 2 * 4
 
 
+def test_a_dim_not_a_power_of_two_divides_its_squares():
+    """dim = 6: the LayerNorm's variance through the divider, blocks of 2 columns."""
+    cfg = TrexConfig(**{**SMALL, "dim": 6, "heads": 3, "mlp": 12, "cols": 28})
+    rng = random.Random(5)
+    x = np.array([rng.randint(-3000, 3000) for _ in range(4 * 6)]).reshape(1, 4, 6)
+    job = TrexDriver.validate(cfg, {"tokens": x, "params": random_params(cfg, rng, 3)},
+                              {"reuse": "2:1"})
+
+    async def script(driver):
+        return await driver.run(job)
+
+    got = simulate_driver(EncoderCore(cfg), TrexDriver, cfg, script, memory_size=MEMORY)
+    want = golden(cfg, job)
+    for name in ("tokens", "outputs"):
+        assert np.array_equal(got.outputs[name], want[name]), name
+
+
 def test_a_source_not_before_its_encoder_stops_with_an_error():
     cfg, _ = job_inputs(1)
 
