@@ -44,9 +44,11 @@ ENCODER_COUNTERS = (
 ENCODER_TARGETS = (
     ("params", "load", "32-bit parameter words (TrexConfig.param_fields, param_stride words per "
                        "encoder); argument: the first word's index"),
-    ("tokens", "load", "residual-stream rows (dim int16, x_row_bits each); argument: rows"),
+    ("tokens", "load", "residual-stream rows (dim int16, x_row_bits each), written from row 0 "
+                       "while no run is going; argument: rows (at most tokens)"),
     ("weights", "load", "the weight blocks the encoders consume, in order (block_beats each: "
-                        "the tile's cell words); argument: blocks"),
+                        "the tile's cell words), taken as each matmul needs them; argument: "
+                        "blocks (for the reader; a beat with no run to take it is an error)"),
     ("tokens_out", "store", "residual-stream rows; argument: rows (tokens)"),
     ("outputs", "store", "encoder sel's attention outputs (dim int8, a_row_bits each); "
                          "argument: rows (tokens)"),
