@@ -40,7 +40,7 @@ from .vit import DigitsViT, patches, reuse_sources
 from .xbar import xbar_mvm
 
 __all__ = ["IntViT", "GoldenOps", "rescale", "requant", "int_layernorm", "linear",
-           "run_encoders", "from_archive", "ENCODER_LAYERS", "PIXEL_BITS"]
+           "run_encoders", "from_archive", "PIXEL_BITS"]
 
 PIXEL_BITS = 6          # pixels 0..16 as signed inputs
 
@@ -79,14 +79,6 @@ def linear(ops, layer: dict, x: torch.Tensor, in_bits: int = 8) -> torch.Tensor:
     flat = x.reshape(-1, x.shape[-1])
     acc = (ops.matmul(flat, layer["w"], in_bits) + layer["b"]).reshape(*x.shape[:-1], -1)
     return requant(acc, *layer["requant"]) if "requant" in layer else acc
-
-
-#: The layers of encoder ``j`` (``"{j}.{name}"`` in :attr:`IntViT.layers`), by kind: LayerNorms
-#: (``g``, ``b``), matmuls (``w``, ``b``, ``requant``), ``(M, S)`` / ``(mult, shift)`` pairs.
-#: A computing encoder uses ``ln1 q k v proj score``, a reusing one ``tb_ln tb``; both the rest.
-ENCODER_LAYERS = {"ln": ("ln1", "ln2", "tb_ln"), "matmul": ("q", "k", "v", "proj", "fc1", "fc2",
-                                                           "tb"),
-                  "pair": ("score", "a_res", "mlp_res")}
 
 
 def from_archive(arrays: dict) -> dict:

@@ -24,7 +24,6 @@ from .encoder import ENCODER_COUNTERS, PROGRAM
 __all__ = ["TrexDriver", "parse_reuse", "encoder_layers"]
 
 _LN = ("g", "b")
-_MATMUL = ("w", "b", "requant")
 
 
 def parse_reuse(text: str, encoders: int) -> dict[int, int]:
