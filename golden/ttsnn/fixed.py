@@ -32,6 +32,9 @@ Backward from the output spikes' gradients ``gs [T, Cout, H, W]`` (signed ``grad
 where ``(x)`` is the core's weight-gradient correlation over positions. Core gradients are exact
 sums over steps and positions, saturated once to ``wgrad_width`` when read out. The optional SGD
 update is ``G = sat(G - round(dG / 2**lr_shift), w_width)``.
+
+The dense baseline (:func:`fixed_dense_forward`, the hardware's mode ``dense``): ``y = fit(W * s,
+shift_y, y_width)`` with a dense 3x3 ``W [Cout, Cin, 3, 3]`` (zero padding), then the same neuron.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from .params import LEAK_FRAC, TTFixedParams
 from .tt import TTCores
 
 __all__ = ["TTFixedParams", "round_shift", "fit", "FixedForward", "fixed_forward",
-           "fixed_backward", "sgd_update"]
+           "fixed_dense_forward", "fixed_backward", "sgd_update"]
 
 def round_shift(x: torch.Tensor, k: int) -> torch.Tensor:
     """``x / 2**k`` rounded half up (arithmetic shift after adding half); exact for k = 0."""
@@ -80,13 +83,27 @@ class FixedForward:
     spikes_in: torch.Tensor
 
 
-def fixed_forward(spikes, cores: TTCores, p: TTFixedParams) -> FixedForward:
-    """Spikes ``[T, Cin, H, W]`` (0/1) through the integer layer (see the module docstring)."""
+def _spikes(spikes, p: TTFixedParams) -> torch.Tensor:
     s = torch.as_tensor(spikes)
     if s.dim() != 4 or s.shape[0] != p.T:
         raise ValueError(f"spikes must have shape [T={p.T}, Cin, H, W], not {list(s.shape)}")
     if s.numel() and ((s != 0) & (s != 1)).any():
         raise ValueError("spikes must be 0 or 1")
+    return s
+
+
+def _neurons(y: torch.Tensor, p: TTFixedParams):
+    """The integer LIF over the steps of ``y [T, Cout, H, W]``: (membranes, spikes)."""
+    T, cout, h, w = y.shape
+    flat = y.permute(1, 2, 3, 0).reshape(-1, T)
+    out, _, _, trace = lif_integer(flat, p.lif, trace=True)
+    back = lambda x: x.reshape(cout, h, w, T).permute(3, 0, 1, 2).contiguous()
+    return back(trace), back(out.to(torch.int64))
+
+
+def fixed_forward(spikes, cores: TTCores, p: TTFixedParams) -> FixedForward:
+    """Spikes ``[T, Cin, H, W]`` (0/1) through the integer layer (see the module docstring)."""
+    s = _spikes(spikes, p)
     c = _int(cores, p)
     if s.shape[1] != c.cin:
         raise ValueError(f"spikes have {s.shape[1]} channels, G1 takes Cin={c.cin}")
@@ -107,12 +124,32 @@ def fixed_forward(spikes, cores: TTCores, p: TTFixedParams) -> FixedForward:
         a2s.append(a2)
         a3s.append(a3)
     y = torch.stack(ys)
-    T, cout, h, w = y.shape
-    flat = y.permute(1, 2, 3, 0).reshape(-1, T)
-    out, _, _, trace = lif_integer(flat, p.lif, trace=True)
-    back = lambda x: x.reshape(cout, h, w, T).permute(3, 0, 1, 2).contiguous()
-    return FixedForward(y, back(trace), back(out.to(torch.int64)), torch.stack(a1s),
-                        torch.stack(a2s), torch.stack(a3s), s)
+    return FixedForward(y, *_neurons(y, p), torch.stack(a1s), torch.stack(a2s),
+                        torch.stack(a3s), s)
+
+
+def fixed_dense_forward(spikes, w, p: TTFixedParams) -> FixedForward:
+    """The dense baseline: spikes ``[T, Cin, H, W]`` through ``y = fit(W * s, shift_y,
+    y_width)`` with the dense 3x3 kernel ``w [Cout, Cin, 3, 3]`` (signed ``w_width`` bits, zero
+    padding), then the layer's neuron. The activations ``a1 .. a3`` are empty (``[T, 0, H,
+    W]``): the dense layer has none, and no backward pass here."""
+    s = _spikes(spikes, p).to(torch.int64)
+    k = torch.as_tensor(w)
+    lo, hi = signed_range(p.w_width)
+    if k.dim() != 4 or tuple(k.shape[1:]) != (s.shape[1], 3, 3):
+        raise ValueError(f"w must have shape [Cout, Cin={s.shape[1]}, 3, 3], not "
+                         f"{list(k.shape)}")
+    if k.dtype.is_floating_point or k.numel() and (k.min() < lo or k.max() > hi):
+        raise ValueError(f"w must be integers in {lo}..{hi} (w_width={p.w_width})")
+    k = k.to(torch.int64)
+    T, _, H, W = s.shape
+    padded = torch.nn.functional.pad(s, (1, 1, 1, 1))
+    sums = sum(torch.einsum("oi,tihw->tohw", k[:, :, kh, kw],
+                            padded[:, :, kh:kh + H, kw:kw + W])
+               for kh in range(3) for kw in range(3))
+    y = fit(sums, p.shift_y, p.y_width)
+    none = torch.zeros(T, 0, H, W, dtype=torch.int64)
+    return FixedForward(y, *_neurons(y, p), none, none, none, s)
 
 
 def fixed_backward(grad_s, fwd: FixedForward, cores: TTCores, p: TTFixedParams):

@@ -19,7 +19,8 @@ class TTSNNConfig(Config):
 
     Shape: a TT conv layer of ``c_in`` -> ``c_out`` channels at TT rank ``rank`` on maps of up to
     ``max_height x max_width`` positions, ``T`` steps. Engines: ``lanes_g1 .. lanes_g4`` output
-    channels per cycle. Widths and register values as :class:`~snnforge.golden.ttsnn.params.
+    channels per cycle; ``dense_lanes`` > 0 adds the dense 3x3 engine of mode ``dense``, the
+    baseline of TT's speedup. Widths and register values as :class:`~snnforge.golden.ttsnn.params.
     TTFixedParams` (cores at most 8 bits: they are loaded as int8).
     """
 
@@ -38,6 +39,10 @@ class TTSNNConfig(Config):
     lanes_g4: int = param(2, "G4 lanes (at most c_out)", lo=1, hi=256,
                           check=lambda c, v: v <= c.c_out,
                           what=lambda c: f"1..{c.c_out} (c_out)")
+    dense_lanes: int = param(0, "lanes of a dense 3x3 engine beside the TT engines (0: none): "
+                             "the baseline TT's speedup is measured against (mode dense)",
+                             lo=0, hi=256, check=lambda c, v: v <= c.c_out,
+                             what=lambda c: f"0..{c.c_out} (c_out)")
     w_width: int = inherit(TTFixedParams, "w_width", hi=8)
     act_width: int = inherit(TTFixedParams, "act_width")
     y_width: int = inherit(TTFixedParams, "y_width")

@@ -13,7 +13,7 @@ from ..common.streams import Gearbox
 from .backward import TTBackward
 from .config import TTSNNConfig
 from .layer import MODES_RTL, TTLayer
-from .step import CORES
+from .step import CORES, DENSE
 
 __all__ = ["TTSNNCore", "COUNTERS", "BACKWARD_COUNTERS", "TARGETS"]
 
@@ -25,6 +25,7 @@ COUNTERS = (
     ("forward_cycles", "cycles of the step datapath's phase (maps in, currents out)"),
     *((f"{g}_rows", f"MAC rows {g.upper()}'s engine issued (lanes multiply-accumulates each)")
       for g in CORES),
+    ("dense_rows", "MAC rows the dense 3x3 engine issued (mode dense; lanes accumulates each)"),
     ("positions", "spike positions taken (T per position of a map)"),
     ("neurons", "neurons delivered (spikes, membranes, currents)"),
     ("weights", "core weights loaded"),
@@ -43,7 +44,9 @@ BACKWARD_COUNTERS = (
 #: Bulk targets (name, direction, memory format).
 TARGETS = (
     ("weights", "load", "one core's int8 weights in its engine's index order; select: the core "
-                        "(0 G1, 1 G2, 2 G3, 3 G4); argument: the number of weights"),
+                        "(0 G1, 1 G2, 2 G3, 3 G4; 4 the dense 3x3 weight W[o, i, kh, kw] at "
+                        "((o * 3 + kh) * 3 + kw) * c_in + i, cores with dense_lanes > 0); "
+                        "argument: the number of weights"),
     ("spikes", "load", "the T maps one after another, positions in raster order, each "
                        "position_bits bits (channel i at bit i); argument: positions"),
     ("neurons", "store", "per position, per output channel: spikes (T bits), final membrane, "
@@ -79,6 +82,10 @@ class TTSNNCore(HostCore):
     new weight to the forward engines too, so the next forward pass uses them (STORE ``cores``
     reads them back).
 
+    Dense baseline (``dense_lanes`` > 0): mode ``dense`` runs the same command list with the
+    dense 3x3 weight LOADed (``weights`` select 4) instead of the cores, through the layer's
+    dense engine; the neurons and counters as in the TT modes (``dense_rows``).
+
     Members: ``cmd``/``rsp`` (host port), ``s_axil`` (AXI4-Lite), ``m_axi`` (AXI4 master), ``irq``.
     """
 
@@ -88,11 +95,15 @@ class TTSNNCore(HostCore):
         self.cfg = cfg
         self.layer = TTLayer(c_in=cfg.c_in, rank=cfg.rank, c_out=cfg.c_out, T=cfg.T,
                              max_width=cfg.max_width, max_height=cfg.max_height,
-                             lanes=cfg.lanes, w_width=cfg.w_width, act_width=cfg.act_width,
-                             y_width=cfg.y_width, mem_width=cfg.mem_width)
+                             lanes=cfg.lanes, dense_lanes=cfg.dense_lanes, w_width=cfg.w_width,
+                             act_width=cfg.act_width, y_width=cfg.y_width,
+                             mem_width=cfg.mem_width)
         rm = RegisterMap(data_width=32)
         rm.add_register("mode", 2, reset=MODES_RTL[cfg.mode],
-                        doc=f"pipeline: {', '.join(f'{v} {k}' for k, v in MODES_RTL.items())}")
+                        doc=f"pipeline: {', '.join(f'{v} {k}' for k, v in MODES_RTL.items())} "
+                            "(dense: the dense 3x3 engine, cores with dense_lanes > 0 -- "
+                            "elsewhere G1 -> G4 as HTT's late steps; no backward pass, "
+                            "control.backward ends at once)")
         rm.add_register("htt_full", cfg.T.bit_length(), reset=cfg.htt_full,
                         doc="HTT: steps t < htt_full take the full PTT path")
         for name, doc in (("o1", "G1's sums"), ("z2", "G2's sums (STT)"),
@@ -149,7 +160,8 @@ class TTSNNCore(HostCore):
         wgear, sgear, ggear = gears["weights"], gears["spikes"], gears["grads"]
         is_w, is_s, is_g = mine["weights"], mine["spikes"], mine["grads"]
         first = ld.valid & ld.ready & ld.payload.first
-        w_left, w_index, w_core = Signal(32), Signal(16), Signal(2)
+        w_left, w_core = Signal(32), Signal(range(DENSE + 1))
+        w_index = Signal.like(layer.load.payload.index)
         s_left, g_left, g_index = Signal(32), Signal(32), Signal(32)
         # The forward engines take LOADed weights, or the backward unit's SGD updates (which
         # come only while a backward pass runs, and win).
@@ -186,7 +198,7 @@ class TTSNNCore(HostCore):
         m.submodules.backward = bwd
         g_fire = ggear.o.valid & (g_left != 0) & ~w_fire
         m.d.comb += ggear.o.ready.eq(~w_fire | (g_left == 0))
-        with m.If(w_fire):
+        with m.If(w_fire & (w_core != DENSE)):
             m.d.comb += [bwd.load.valid.eq(1), bwd.load.payload.mem.eq(1 + w_core),
                          bwd.load.payload.index.eq(w_index),
                          bwd.load.payload.value.eq(wgear.o.payload.as_signed())]
@@ -198,10 +210,12 @@ class TTSNNCore(HostCore):
             m.d.sync += [g_left.eq(g_left - 1), g_index.eq(g_index + 1)]
         with m.If(first & is_g):
             m.d.sync += [g_left.eq(ld.payload.arg), g_index.eq(0)]
-        bad_load = first & ((is_w & (ld.payload.sel >= len(CORES)))
+        bad_load = first & ((is_w & (ld.payload.sel >= len(CORES) + bool(cfg.dense_lanes)))
                             | ~(is_w | is_s | is_g))
 
-        # The forward state into the backward unit, and its registers.
+        # The forward state into the backward unit, and its registers; in mode dense there is
+        # no backward pass (the dense engine is a forward baseline).
+        dense = regs.mode == MODES_RTL["dense"]
         for k in (1, 2, 3):
             connect(m, getattr(layer, f"a{k}_tap"), getattr(bwd, f"a{k}"))
         m.d.comb += [bwd.trace_t.eq(layer.step_t),
@@ -215,7 +229,7 @@ class TTSNNCore(HostCore):
             m.d.comb += getattr(bwd, name).eq(getattr(regs, name))
         m.d.comb += [bwd.update.eq(regs.sgd.update), bwd.lr_shift.eq(regs.sgd.lr_shift),
                      bwd.theta.eq(regs.threshold - 1), bwd.beta.eq(regs.leak_amount),
-                     bwd.start.eq(regs.control.backward)]
+                     bwd.start.eq(regs.control.backward & ~dense)]
         forward_done, backward_done = Signal(), Signal()
         was_busy, bwd_was_busy = Signal(), Signal()
         m.d.sync += [was_busy.eq(layer.busy), bwd_was_busy.eq(bwd.busy)]
@@ -225,6 +239,8 @@ class TTSNNCore(HostCore):
             m.d.sync += backward_done.eq(1)
         with m.If(regs.control.backward | regs.control.clear):
             m.d.sync += [forward_done.eq(0), backward_done.eq(0)]
+        with m.If(regs.control.backward & dense):
+            m.d.sync += backward_done.eq(1)        # no TT cores to differentiate: done at once
 
         # STOREs: the neurons (each padded to neuron_bits), or a backward result (result_bits
         # each, read from the backward unit one per cycle), through a gearbox into beats.
@@ -286,6 +302,7 @@ class TTSNNCore(HostCore):
                      counters.inc.forward_cycles.eq(layer.maps),
                      *(getattr(counters.inc, f"{g}_rows").eq(layer.issuing[k])
                        for k, g in enumerate(CORES)),
+                     counters.inc.dense_rows.eq(layer.issuing[DENSE]),
                      counters.inc.positions.eq(layer.i.valid & layer.i.ready),
                      counters.inc.neurons.eq(layer.o.valid & layer.o.ready),
                      counters.inc.weights.eq(w_fire),

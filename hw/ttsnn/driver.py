@@ -13,21 +13,24 @@ unpacks everything into the job's outputs. NumPy only.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ...driver import ArraySpec, Driver, Job, JobResult, JobSpec
 from ...golden.common.lif_params import signed_range
-from ...golden.ttsnn.params import MODES
 from ...host import CommandList, MemoryImage
 from ...params import Param, SnnforgeError
 from .config import TTSNNConfig
 from .core import BACKWARD_COUNTERS, COUNTERS
 from .layer import MODES_RTL
-from .step import CORES
+from .step import CORES, DENSE
 
 __all__ = ["TTSNNDriver"]
 
 SHIFTS = ("o1", "z2", "z3", "y")
+#: The ``mode`` option's choices: the three TT pipelines, and the dense 3x3 baseline.
+MODES = tuple(MODES_RTL)
 CORE_DIMS = ((1, ("r", "Cin")), (2, ("r", "r", "3")), (3, ("r", "r", "3")), (4, ("Cout", "r")))
 
 
@@ -52,7 +55,10 @@ class TTSNNDriver(Driver):
     ``w_width`` bits, optionally ``grad [T, Cout, H, W]`` (the output spikes' gradients,
     ``grad_width`` bits); options: the pipeline, ``htt_full``, the shifts, ``theta``, ``beta``,
     ``surrogate``, ``sgd_shift`` (an SGD update on chip after the backward pass) and
-    ``load_cores`` (0: keep the cores on chip). Outputs: the currents ``y``, the spikes and the membranes before reset, each
+    ``load_cores`` (0: keep the cores on chip). Mode ``dense`` (a core built with
+    ``dense_lanes`` > 0) takes the dense 3x3 weight ``w [Cout, Cin, 3, 3]`` instead of the cores
+    and runs the forward pass only (``golden.ttsnn.fixed_dense_forward``). Outputs: the
+    currents ``y``, the spikes and the membranes before reset, each
     ``[T, Cout, H, W]`` -- ``golden.ttsnn.fixed_forward``'s ``y``, ``spikes`` and ``membrane``;
     with ``grad`` also ``grad_in [T, Cin, H, W]`` and ``grad_g1 .. grad_g4`` (the cores'
     shapes) -- ``golden.ttsnn.fixed_backward``'s -- and with ``sgd_shift`` the updated cores
@@ -78,6 +84,8 @@ class TTSNNDriver(Driver):
                     core("g2", ("r", "r", "3"), "G2, 3x1 along H: [out, in, kh]"),
                     core("g3", ("r", "r", "3"), "G3, 1x3 along W: [out, in, kw]"),
                     core("g4", ("Cout", "r"), "G4, 1x1: r -> Cout"),
+                    core("w", ("Cout", "Cin", "3", "3"),
+                         "the dense 3x3 weight [out, in, kh, kw] (mode dense, instead of g1..g4)"),
                     ArraySpec("grad", image, "int", "the output spikes' gradients (runs the "
                               "backward pass)", lo=glo, hi=ghi, optional=True)),
             options=(Param("mode", cfg.mode, "pipeline", choices=MODES),
@@ -120,7 +128,19 @@ class TTSNNDriver(Driver):
             implied.update(rank=rank, **{f"lanes_g{k}": min(2, rank) for k in (1, 2, 3)})
         if g4 is not None and np.ndim(g4) == 2:
             implied.update(c_out=np.shape(g4)[0], lanes_g4=min(2, np.shape(g4)[0]))
+        w = inputs.get("w")
+        if w is not None and np.ndim(w) == 4:
+            c_out = np.shape(w)[0]
+            implied.update(c_out=c_out, lanes_g4=min(2, c_out), dense_lanes=min(2, c_out))
         return implied
+
+    @classmethod
+    def input_specs(cls, cfg: TTSNNConfig, options: dict):
+        """Mode ``dense`` takes ``w`` instead of the cores; the TT modes take the cores."""
+        dense = options["mode"] == "dense"
+        required = {"spikes", "w"} if dense else {"spikes", *CORES}
+        return tuple(replace(a, optional=a.name not in required)
+                     for a in cls.job_spec(cfg).inputs)
 
     @classmethod
     def check(cls, cfg: TTSNNConfig, job: Job) -> None:
@@ -133,12 +153,28 @@ class TTSNNDriver(Driver):
             raise SnnforgeError(f"spikes have maps of {H}x{W}; the core takes at most "
                                 f"{cfg.max_height}x{cfg.max_width}")
         r, co = cfg.rank, cfg.c_out
+        grad = job.inputs.get("grad")
+        if job.options["mode"] == "dense":
+            if not cfg.dense_lanes:
+                raise SnnforgeError("mode dense needs a core with a dense engine: build it with "
+                                    f"-p dense_lanes=1..{co}")
+            extra = [k for k in (*CORES, "grad") if k in job.inputs]
+            if extra:
+                raise SnnforgeError(f"mode dense runs the dense 3x3 weight w forward only; "
+                                    f"drop {', '.join(extra)} (the TT modes stt, ptt, htt take "
+                                    "the cores and grad)")
+            if job.inputs["w"].shape != (co, c_in, 3, 3):
+                raise SnnforgeError(f"w must have shape {[co, c_in, 3, 3]} (Cout={co}, "
+                                    f"Cin={c_in}), not {list(job.inputs['w'].shape)}")
+            return
+        if "w" in job.inputs:
+            raise SnnforgeError("w is the dense 3x3 weight of mode dense; mode "
+                                f"{job.options['mode']} takes the cores g1..g4")
         for name, shape in (("g1", (r, c_in)), ("g2", (r, r, 3)), ("g3", (r, r, 3)),
                             ("g4", (co, r))):
             if job.inputs[name].shape != shape:
                 raise SnnforgeError(f"{name} must have shape {list(shape)} (r={r}, Cin={c_in}, "
                                     f"Cout={co}), not {list(job.inputs[name].shape)}")
-        grad = job.inputs.get("grad")
         if grad is not None and grad.shape != (T, co, H, W):
             raise SnnforgeError(f"grad must have shape {[T, co, H, W]} (the output maps), not "
                                 f"{list(grad.shape)}")
@@ -149,7 +185,10 @@ class TTSNNDriver(Driver):
     @staticmethod
     def weight_order(name: str, core: np.ndarray) -> np.ndarray:
         """A core's weights in its engine's index order: ``o * in + i`` for G1/G4, ``(o * 3 + k)
-        * r + i`` for G2/G3 (their ``AxisConv.weight_index``)."""
+        * r + i`` for G2/G3 (their ``AxisConv.weight_index``), ``DenseConv.weight_index``'s for
+        the dense ``w``."""
+        if name == "w":             # [o, i, kh, kw] at ((o * 3 + kh) * 3 + kw) * c_in + i
+            return core.transpose(0, 2, 3, 1).reshape(-1)
         return core.transpose(0, 2, 1).reshape(-1) if name in ("g2", "g3") else core.reshape(-1)
 
     def _spike_bytes(self, spikes):
@@ -177,7 +216,8 @@ class TTSNNDriver(Driver):
                        "sgd": {"update": int(o["sgd_shift"] >= 0),
                                "lr_shift": max(0, o["sgd_shift"])},
                        "control": {"clear": 1}})
-        for sel, name in enumerate(CORES if o["load_cores"] else ()):
+        weights = ([(DENSE, "w")] if o["mode"] == "dense" else list(enumerate(CORES)))
+        for sel, name in (weights if o["load_cores"] else ()):
             values = self.weight_order(name, job.inputs[name]).astype(np.int8).tobytes()
             addr = image.put(f"core {name}", self._pad(values))
             cl.load("weights", addr, -(-len(values) // bpb), sel=sel, arg=len(values))
@@ -260,8 +300,9 @@ class TTSNNDriver(Driver):
     def report(cls, cfg, job: Job, result: JobResult) -> list[str]:
         T, c_in, H, W = job.inputs["spikes"].shape
         c = result.counters
-        return [f"TT layer {job.options['mode'].upper()} T={T} {c_in}->{cfg.c_out} channels "
-                f"(rank {cfg.rank}) on {H}x{W}: {int(result.outputs['spikes'].sum()):,} output "
+        what = ("dense 3x3 layer" if job.options["mode"] == "dense"
+                else f"TT layer {job.options['mode'].upper()}")
+        return [f"{what} T={T} {c_in}->{cfg.c_out} channels (rank {cfg.rank}) on {H}x{W}: {int(result.outputs['spikes'].sum()):,} output "
                 f"spikes", f"core busy {c['busy']:,} cycles; end-to-end cycles "
                 f"{c['total_cycles']:,}; DMA {c['dma_read_bytes']:,} bytes read, "
                 f"{c['dma_write_bytes']:,} written"]

@@ -15,7 +15,8 @@ def _describe(core: TTSNNCore) -> dict:
     return {
         "cycles_per_position": {name: engine.cycles_per_position for name, engine in
                                 (("g1", step.g1), ("g2", step.g2), ("g3", step.g3),
-                                 ("g4", step.g4))},
+                                 ("g4", step.g4),
+                                 *((("dense", step.dense),) if step.dense else ()))},
         "throughput": "one position per max(cycles_per_position) of the engines on the path, "
                       "per step; one neuron per cycle in the LIF pass",
         "lif_latency_cycles": core.layer.lif.latency,

@@ -14,8 +14,8 @@ from .step import Path, TTStep
 
 __all__ = ["TTLayer", "MODES_RTL", "LEAK_FRAC"]
 
-#: The ``mode`` register's values.
-MODES_RTL = {"stt": 0, "ptt": 1, "htt": 2}
+#: The ``mode`` register's values (``dense``: the dense 3x3 engine, where the core has one).
+MODES_RTL = {"stt": 0, "ptt": 1, "htt": 2, "dense": 3}
 #: Fraction bits of the leak factor: ``beta / 256`` (the paper's 0.25 is 64).
 LEAK_FRAC = 8
 
@@ -26,7 +26,8 @@ class TTLayer(wiring.Component):
 
     The ``T`` spike maps arrive one after another on ``i`` (positions in raster order). Map
     ``t`` runs through :class:`TTStep` on the path the ``mode`` register gives it (STT, PTT, or
-    HTT: PTT for ``t < htt_full``, then G2/G3 bypassed); the step's currents ``y[t]`` go to a
+    HTT: PTT for ``t < htt_full``, then G2/G3 bypassed; dense: the dense 3x3 engine of
+    ``dense_lanes`` lanes, where there is one); the step's currents ``y[t]`` go to a
     buffer of one row per position (``T`` lanes of ``c_out`` currents). The path changes only
     between maps, once the last map's currents are all in. After map ``T - 1``, each position's
     row is read and its ``c_out`` neurons enter the shared :class:`LIFArray` (multiplicative leak
@@ -50,19 +51,19 @@ class TTLayer(wiring.Component):
     busy : Out(1): a layer is in flight
     a1_tap, a2_tap, a3_tap : Out: the step's activation monitors (:class:`TTStep`); step_t :
         Out(range(T)): the map they belong to
-    maps : Out(1): the step datapath's phase (maps in, currents out); issuing : Out(4): the
+    maps : Out(1): the step datapath's phase (maps in, currents out); issuing : Out(5): the
         engines' MAC rows (:class:`TTStep`)
     """
 
     def __init__(self, *, c_in: int, rank: int, c_out: int, T: int, max_width: int,
-                 max_height: int, lanes=(1, 1, 1, 1), w_width: int = 8, act_width: int = 16,
-                 y_width: int = 16, mem_width: int = 16):
+                 max_height: int, lanes=(1, 1, 1, 1), dense_lanes: int = 0, w_width: int = 8,
+                 act_width: int = 16, y_width: int = 16, mem_width: int = 16):
         if isinstance(T, bool) or not isinstance(T, int) or not 1 <= T <= 16:
             raise ValueError(f"T must be an integer in 1..16, not {T!r}")
         self.T, self.c_out = T, c_out
         self.step = TTStep(c_in=c_in, rank=rank, c_out=c_out, max_width=max_width,
-                           max_height=max_height, lanes=lanes, w_width=w_width,
-                           act_width=act_width, y_width=y_width)
+                           max_height=max_height, lanes=lanes, dense_lanes=dense_lanes,
+                           w_width=w_width, act_width=act_width, y_width=y_width)
         self.lif_params = LIFParams(T=T, in_width=y_width, mem_width=mem_width, leak="mul",
                                     leak_frac=LEAK_FRAC, reset="hard", saturate=True,
                                     leak_mul=0, threshold=0)
@@ -107,8 +108,13 @@ class TTLayer(wiring.Component):
         fed, got = Signal(range(positions + 1)), Signal(range(positions + 1))
         m.d.comb += self.step_t.eq(t)
         late = (self.mode == MODES_RTL["htt"]) & (t >= self.htt_full)
-        m.d.comb += step.path.eq(Mux(late, Path.BYPASS,
-                                     Mux(self.mode == MODES_RTL["stt"], Path.STT, Path.PTT)))
+        with m.Switch(self.mode):
+            with m.Case(MODES_RTL["stt"]):
+                m.d.comb += step.path.eq(Path.STT)
+            with m.Case(MODES_RTL["dense"]):
+                m.d.comb += step.path.eq(Path.DENSE)
+            with m.Default():
+                m.d.comb += step.path.eq(Mux(late, Path.BYPASS, Path.PTT))
 
         # Currents of map t into lane t of their position's row.
         m.d.comb += [wr.addr.eq(got), wr.data.eq(step.o.payload.as_value().replicate(T)),

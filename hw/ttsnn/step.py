@@ -1,5 +1,5 @@
 """One time step of a TT conv layer over a map: G1, then G2 and G3 as the pipeline says, then
-G4 -- the currents ``y`` its neurons integrate."""
+G4 -- the currents ``y`` its neurons integrate (or, as the baseline, a dense 3x3 conv's)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from amaranth.lib.wiring import In, Out
 
 from ..common.streams import StreamFIFO
 from .pointwise import PointwiseConv, fit_value
-from .window import AxisConv
+from .window import AxisConv, DenseConv
 
-__all__ = ["TTStep", "Path", "CORES"]
+__all__ = ["TTStep", "Path", "CORES", "DENSE"]
 
-#: The four cores, in the order of the ``load`` port's ``core`` field.
+#: The four cores, in the order of the ``load`` port's ``core`` field; then the dense 3x3 weight.
 CORES = ("g1", "g2", "g3", "g4")
+DENSE = len(CORES)
 
 
 class Path(enum.Enum, shape=2):
@@ -22,6 +23,7 @@ class Path(enum.Enum, shape=2):
     STT = 0        # a3 = fit(G3 * fit(G2 * a1, z2), z3)
     PTT = 1        # a3 = fit(G2 * a1 + G3 * a1, z3), the two engines side by side
     BYPASS = 2     # a3 = a1: HTT's late steps, G2 and G3 skipped (no cycles spent on them)
+    DENSE = 3      # y = fit(W * s, shift_y): the dense 3x3 engine alone (the TT engines idle)
 
 
 class TTStep(wiring.Component):
@@ -37,6 +39,11 @@ class TTStep(wiring.Component):
     positions, so that G3 runs ahead of G2 (whose window of ``p`` waits for ``p + width``)
     without stalling the fork.
 
+    With ``dense_lanes`` > 0 a :class:`DenseConv` sits beside them (weights: ``load`` core
+    :data:`DENSE`, index :meth:`DenseConv.weight_index`); ``Path.DENSE`` sends the spikes
+    through it alone, ``y = fit(W * s, shift_y, y_width)``, at its
+    :attr:`~DenseConv.cycles_per_position`.
+
     ``path``, ``width``, ``height`` and the shifts must hold while a map is in flight (until
     ``busy`` falls after its last ``y``). Throughput: a position per
     ``max(cycles_per_position)`` of the engines on the path; latency about a row along H (G2)
@@ -46,20 +53,24 @@ class TTStep(wiring.Component):
     -----
     i : In(stream of ``c_in`` spikes); o : Out(stream of ``c_out`` currents ``signed(y_width)``)
     load : In(stream of {core, index, value}): a weight of core ``CORES[core]`` at the index of
-        its engine (``G1``/``G4``: ``o * c_in + i``; ``G2``/``G3``: :meth:`AxisConv.weight_index`)
+        its engine (``G1``/``G4``: ``o * c_in + i``; ``G2``/``G3``: :meth:`AxisConv.weight_index`;
+        :data:`DENSE`: :meth:`DenseConv.weight_index`)
     path : In(Path); width, height : In; shift_o1, shift_z2, shift_z3, shift_y : In(5)
     busy : Out(1): an engine holds a position
-    issuing : Out(4): engine k (G1..G4) issued a MAC row this cycle
+    issuing : Out(5): engine k (G1..G4, then the dense one) issued a MAC row this cycle
     a1_tap, a2_tap, a3_tap : Out(stream of ``rank`` activations): monitors of ``a1``, ``a2``
         (STT) and ``a3`` (G4's input) for the backward pass -- ``valid`` marks a transfer,
         ``ready`` is ignored
     """
 
     def __init__(self, *, c_in: int, rank: int, c_out: int, max_width: int, max_height: int,
-                 lanes=(1, 1, 1, 1), w_width: int = 8, act_width: int = 16, y_width: int = 16):
+                 lanes=(1, 1, 1, 1), dense_lanes: int = 0, w_width: int = 8,
+                 act_width: int = 16, y_width: int = 16):
         lanes = tuple(lanes)
         if len(lanes) != 4:
             raise ValueError(f"lanes must give the lanes of G1, G2, G3, G4, not {lanes!r}")
+        if isinstance(dense_lanes, bool) or not isinstance(dense_lanes, int) or dense_lanes < 0:
+            raise ValueError(f"dense_lanes must be an integer >= 0, not {dense_lanes!r}")
         self.c_in, self.rank, self.c_out = c_in, rank, c_out
         self.act_width = act_width
         axis = dict(c_in=rank, c_out=rank, max_width=max_width, max_height=max_height,
@@ -70,20 +81,24 @@ class TTStep(wiring.Component):
         self.g3 = AxisConv(lanes=lanes[2], axis="w", **axis)
         self.g4 = PointwiseConv(c_in=rank, c_out=c_out, lanes=lanes[3], w_width=w_width,
                                 spike_input=False, in_width=act_width, out_width=y_width)
-        weights = max(rank * c_in, 3 * rank * rank, c_out * rank)
+        self.dense = (DenseConv(c_in=c_in, c_out=c_out, lanes=dense_lanes, max_width=max_width,
+                                max_height=max_height, w_width=w_width, out_width=y_width)
+                      if dense_lanes else None)
+        weights = max(rank * c_in, 3 * rank * rank, c_out * rank,
+                      9 * c_in * c_out if dense_lanes else 0)
         g1 = self.g1.signature.members
         super().__init__({
             "i": g1["i"],
             "o": self.g4.signature.members["o"],
             "load": In(stream.Signature(data.StructLayout({
-                "core": range(len(CORES)), "index": range(weights),
+                "core": range(len(CORES) + 1), "index": range(weights),
                 "value": signed(w_width)}))),
             "path": In(Path),
             "width": In(range(1, max_width + 1)),
             "height": In(range(1, max_height + 1)),
             **{f"shift_{name}": In(5) for name in ("o1", "z2", "z3", "y")},
             "busy": Out(1),
-            "issuing": Out(4),
+            "issuing": Out(5),
             **{f"a{k}_tap": Out(stream.Signature(data.ArrayLayout(signed(act_width), rank)))
                for k in (1, 2, 3)},
         })
@@ -101,8 +116,27 @@ class TTStep(wiring.Component):
         for axis in (g2, g3):
             m.d.comb += [axis.width.eq(self.width), axis.height.eq(self.height)]
         m.d.comb += [g1.shift.eq(self.shift_o1), g4.shift.eq(self.shift_y)]
-        wiring.connect(m, wiring.flipped(self.i), g1.i)
-        wiring.connect(m, g4.o, wiring.flipped(self.o))
+        # (Without a dense engine, Path.DENSE runs as BYPASS: no way to hang a map.)
+        dense = (self.path == Path.DENSE) if self.dense is not None else C(0)
+        # The spikes go to G1, or to the dense engine; y comes from G4, or from it.
+        m.d.comb += [g1.i.payload.eq(self.i.payload), g1.i.valid.eq(self.i.valid & ~dense),
+                     self.i.ready.eq(Mux(dense, 0, g1.i.ready)),
+                     self.o.payload.eq(g4.o.payload), self.o.valid.eq(g4.o.valid & ~dense),
+                     g4.o.ready.eq(self.o.ready & ~dense)]
+        dense_busy = C(0)
+        if self.dense is not None:
+            m.submodules.dense = de = self.dense
+            m.d.comb += [de.load.valid.eq(self.load.valid & (self.load.payload.core == DENSE)),
+                         de.load.payload.index.eq(self.load.payload.index),
+                         de.load.payload.value.eq(self.load.payload.value),
+                         de.width.eq(self.width), de.height.eq(self.height),
+                         de.shift.eq(self.shift_y),
+                         de.i.payload.eq(self.i.payload), de.i.valid.eq(self.i.valid & dense),
+                         de.o.ready.eq(self.o.ready & dense)]
+            with m.If(dense):
+                m.d.comb += [self.i.ready.eq(de.i.ready), self.o.payload.eq(de.o.payload),
+                             self.o.valid.eq(de.o.valid)]
+            dense_busy = de.busy
 
         act = data.ArrayLayout(signed(self.act_width), self.rank)
         m.submodules.g3_queue = queue = StreamFIFO(act, g2.window.max_width + 4)
@@ -160,7 +194,8 @@ class TTStep(wiring.Component):
             m.d.comb += [tap.valid.eq(src.valid & src.ready), tap.payload.eq(payload)]
         with m.If(self.path != Path.STT):
             m.d.comb += self.a2_tap.valid.eq(0)       # the queue carries a1 then
-        m.d.comb += self.issuing.eq(Cat(g1.issuing, g2.issuing, g3.issuing, g4.issuing))
-        m.d.comb += self.busy.eq(g1.busy | g2.busy | g3.busy | g4.busy | queue.o.valid
+        m.d.comb += self.issuing.eq(Cat(g1.issuing, g2.issuing, g3.issuing, g4.issuing,
+                                        self.dense.issuing if self.dense is not None else 0))
+        m.d.comb += self.busy.eq(dense_busy | g1.busy | g2.busy | g3.busy | g4.busy | queue.o.valid
                                  | a2.o.valid | a3.o.valid | g2.window.o.valid | g3.window.o.valid)
         return m

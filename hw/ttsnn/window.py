@@ -1,5 +1,6 @@
 """The taps of G2's 3x1 (along H) and G3's 1x3 (along W) convolutions: a line buffer that turns a
-map's positions into three-position windows, zero beyond the map's edges."""
+map's positions into three-position windows, zero beyond the map's edges; and the dense 3x3
+convolution (both windows in a row), the baseline TT is measured against."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from amaranth.lib.wiring import In, Out
 from ..common.memory import buffer
 from .pointwise import PointwiseConv
 
-__all__ = ["AxisWindow", "AxisConv", "AXES"]
+__all__ = ["AxisWindow", "AxisConv", "DenseConv", "AXES"]
 
 AXES = ("h", "w")
 
@@ -163,4 +164,58 @@ class AxisConv(wiring.Component):
         m.d.comb += [window.width.eq(self.width), window.height.eq(self.height),
                      engine.shift.eq(self.shift), self.busy.eq(engine.busy),
                      self.issuing.eq(engine.issuing)]
+        return m
+
+
+class DenseConv(wiring.Component):
+    """A dense 3x3 convolution of a spike map (zero padding), ``lanes`` output channels per
+    cycle: ``o[p][o] = fit(sum_{i, kh, kw} W[o, i, kh, kw] * s[h + kh - 1, w + kw - 1][i],
+    shift, out_width)`` -- ``golden.ttsnn.fixed_dense_forward``'s currents.
+
+    An :class:`AxisWindow` along W (``3 * c_in`` spikes a position), one along H behind it
+    (``9 * c_in``: the position's 3x3 patch, ``(kh * 3 + kw) * c_in + i``) and a spike-input
+    :class:`PointwiseConv` of ``9 * c_in`` inputs: AND + accumulate like G1, no multipliers.
+    Weights load through ``load`` at :meth:`weight_index`. Throughput: a position per
+    ``ceil(c_out / lanes) * 9 * c_in + 1`` cycles (:attr:`cycles_per_position`). Latency: a row
+    and a position of the windows, plus the engine's ``ceil(c_out / lanes) * 9 * c_in + 3``.
+
+    Ports: ``i`` (``c_in`` spikes), ``width``, ``height`` of the windows; ``o`` (``c_out``
+    currents ``signed(out_width)``), ``load``, ``shift``, ``busy``, ``issuing`` of the engine.
+    """
+
+    def __init__(self, *, c_in: int, c_out: int, lanes: int, max_width: int, max_height: int,
+                 w_width: int = 8, out_width: int = 16):
+        self.c_in, self.c_out = c_in, c_out
+        self.along_w = AxisWindow(c_in=c_in, shape=unsigned(1), axis="w", max_width=max_width,
+                                  max_height=max_height)
+        self.along_h = AxisWindow(c_in=3 * c_in, shape=unsigned(1), axis="h",
+                                  max_width=max_width, max_height=max_height)
+        self.engine = PointwiseConv(c_in=9 * c_in, c_out=c_out, lanes=lanes, w_width=w_width,
+                                    spike_input=True, out_width=out_width)
+        win, eng = self.along_w.signature.members, self.engine.signature.members
+        super().__init__({"i": win["i"], "width": win["width"], "height": win["height"],
+                          "o": eng["o"], "load": eng["load"], "shift": eng["shift"],
+                          "busy": Out(1), "issuing": eng["issuing"]})
+
+    def weight_index(self, o: int, i: int, kh: int, kw: int) -> int:
+        return ((o * 3 + kh) * 3 + kw) * self.c_in + i
+
+    @property
+    def cycles_per_position(self) -> int:
+        return self.engine.cycles_per_position
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.along_w = along_w = self.along_w
+        m.submodules.along_h = along_h = self.along_h
+        m.submodules.engine = engine = self.engine
+        wiring.connect(m, wiring.flipped(self.i), along_w.i)
+        wiring.connect(m, along_w.o, along_h.i)
+        wiring.connect(m, along_h.o, engine.i)
+        wiring.connect(m, engine.o, wiring.flipped(self.o))
+        wiring.connect(m, wiring.flipped(self.load), engine.load)
+        for window in (along_w, along_h):
+            m.d.comb += [window.width.eq(self.width), window.height.eq(self.height)]
+        m.d.comb += [engine.shift.eq(self.shift), self.issuing.eq(engine.issuing),
+                     self.busy.eq(engine.busy | along_w.o.valid | along_h.o.valid)]
         return m

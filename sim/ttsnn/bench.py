@@ -8,9 +8,12 @@ command list, forward then backward; its currents ``y``, spikes and membranes mu
 for element, and the counters the layer's sizes. Structured cases (all-zero and all-one spikes,
 extreme weights and gradients, zero gradients, a one-position map, saturating shifts) and
 ``cases`` random ones per pipeline run under the crossed host-port patterns and the memory's
-back-pressure and latency settings. Option ``golden_mode`` gives the golden model another
-pipeline, ``golden_shift_b1`` another input-gradient shift (the bench's self-tests, forward and
-backward: they must fail).
+back-pressure and latency settings. A core with a dense engine (``dense_lanes`` > 0) also runs
+mode ``dense`` cases (structured and random dense 3x3 weights, forward only) against
+``golden.ttsnn.fixed_dense_forward``. Option ``golden_mode`` gives the golden model another
+pipeline, ``golden_shift_b1`` another input-gradient shift, ``golden_dense_transposed`` the dense
+kernel with ``kh`` and ``kw`` swapped (the bench's self-tests, forward, backward and dense: they
+must fail).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 import torch
 
 from ...golden.common.lif import signed_range
-from ...golden.ttsnn.fixed import fixed_backward, fixed_forward
+from ...golden.ttsnn.fixed import fixed_backward, fixed_dense_forward, fixed_forward
 from ...golden.ttsnn.params import MODES
 from ...golden.ttsnn.tt import TTCores
 from ..tb import bench_test, check_outputs
@@ -34,7 +37,7 @@ class Case:
     name: str
     spikes: np.ndarray
     cores: dict
-    grad: np.ndarray
+    grad: np.ndarray | None          # None: forward only (mode dense)
     options: dict
 
     def describe(self) -> str:
@@ -48,7 +51,7 @@ def cases(cfg, seed: int, n_random: int) -> list[Case]:
     r, c_in, c_out = cfg.rank, cfg.c_in, cfg.c_out
     shapes = {"g1": (r, c_in), "g2": (r, r, 3), "g3": (r, r, 3), "g4": (c_out, r)}
 
-    def cores(kind):
+    def cores(kind, shapes=shapes):
         draw = {"max": lambda s: np.full(s, hi), "min": lambda s: np.full(s, lo),
                 "random": lambda s: np.array([rng.randint(lo, hi) for _ in range(int(np.prod(s)))])
                 .reshape(s)}[kind]
@@ -95,17 +98,35 @@ def cases(cfg, seed: int, n_random: int) -> list[Case]:
             h, w = rng.randint(1, H), rng.randint(1, W)
             out.append(Case(f"{mode}-{k}", spikes("random", h, w, rng.random()),
                             cores("random"), grad("random", h, w), options(mode)))
+    if cfg.dense_lanes:
+        dense = {"w": (c_out, c_in, 3, 3)}
+        out += [Case("dense-ones-max", spikes("ones", H, W), cores("max", dense), None,
+                     options("dense", shift_y=0)),
+                Case("dense-ones-min", spikes("ones", H, W), cores("min", dense), None,
+                     options("dense", shift_y=0)),
+                Case("dense-zeros", spikes("zeros", H, W), cores("random", dense), None,
+                     options("dense"))]
+        for k in range(n_random):
+            h, w = rng.randint(1, H), rng.randint(1, W)
+            out.append(Case(f"dense-{k}", spikes("random", h, w, rng.random()),
+                            cores("random", dense), None, options("dense")))
     return out
 
 
-def expected(cfg, case: Case, mode=None, shift_b1=None):
+def expected(cfg, case: Case, mode=None, shift_b1=None, dense_transposed=False):
     o = dict(case.options)
     if shift_b1 is not None:
         o["shift_b1"] = shift_b1
-    p = cfg.fixed.replace(mode=mode or o["mode"], htt_full=o["htt_full"], theta=o["theta"],
-                          beta=o["beta"], surrogate=o["surrogate"],
+    dense = o["mode"] == "dense"
+    p = cfg.fixed.replace(mode=cfg.mode if dense else mode or o["mode"], htt_full=o["htt_full"],
+                          theta=o["theta"], beta=o["beta"], surrogate=o["surrogate"],
                           **{k: o[k] for k in o if k.startswith("shift_")})
     c = {k: torch.from_numpy(v) for k, v in case.cores.items()}
+    if dense:
+        w = c["w"].transpose(2, 3) if dense_transposed else c["w"]
+        fwd = fixed_dense_forward(torch.from_numpy(case.spikes), w, p)
+        return {"y": fwd.y.numpy(), "spikes": fwd.spikes.numpy(),
+                "membrane": fwd.membrane.numpy()}
     cores = TTCores(c["g1"], c["g2"], c["g3"], c["g4"])
     fwd = fixed_forward(torch.from_numpy(case.spikes), cores, p)
     grad_in, grads, _ = fixed_backward(torch.from_numpy(case.grad), fwd, cores, p)
@@ -121,19 +142,24 @@ async def regression(tb):
     cfg = tb.cfg
     golden_mode = tb.option("golden_mode", None)
     golden_shift_b1 = tb.option("golden_shift_b1", None)
+    golden_dense_transposed = bool(tb.option("golden_dense_transposed", 0))
     count = 0
     for case, setting in tb.scheduled_jobs(transport, cases(cfg, tb.seed,
                                                             tb.option("cases", 2))):
         start = time.monotonic()
-        job = driver.validate(cfg, {"spikes": case.spikes, "grad": case.grad, **case.cores},
-                              case.options)
+        grad = {} if case.grad is None else {"grad": case.grad}
+        job = driver.validate(cfg, {"spikes": case.spikes, **grad, **case.cores}, case.options)
         got = await driver.run(job)
         where = f"{case.describe()} {setting}"
-        check_outputs(where, got.outputs, expected(cfg, case, golden_mode, golden_shift_b1))
+        check_outputs(where, got.outputs, expected(cfg, case, golden_mode, golden_shift_b1,
+                                                   golden_dense_transposed))
         T, _, H, W = case.spikes.shape
         c = got.counters
         counts = {"positions": T * H * W, "neurons": H * W * cfg.c_out,
                   "weights": sum(v.size for v in case.cores.values())}
+        if case.options["mode"] == "dense":
+            rows = T * H * W * -(-cfg.c_out // cfg.dense_lanes) * 9 * cfg.c_in
+            counts.update(dense_rows=rows, g1_rows=0, g2_rows=0, g3_rows=0, g4_rows=0)
         assert {k: c[k] for k in counts} == counts, f"{where}: counters {c}, expected {counts}"
         tb.dut._log.info("%s: %d cycles end to end; %.1f s", case.name, c["total_cycles"],
                          time.monotonic() - start)

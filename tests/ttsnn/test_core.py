@@ -8,11 +8,14 @@ import torch
 from click.testing import CliRunner
 
 from snnforge.cli import main
-from snnforge.golden.ttsnn.fixed import fixed_backward, fixed_forward, sgd_update
+from snnforge.golden.ttsnn.fixed import (fixed_backward, fixed_dense_forward, fixed_forward,
+                                         sgd_update)
 from snnforge.golden.ttsnn.tt import TTCores
 from snnforge.hw.ttsnn.config import TTSNNConfig
 from snnforge.hw.ttsnn.core import TTSNNCore
 from snnforge.hw.ttsnn.driver import TTSNNDriver
+from snnforge.hw.ttsnn.layer import MODES_RTL
+from snnforge.host import CommandList, MemoryImage
 from snnforge.params import SnnforgeError
 from snnforge.sim.amaranth_host import simulate_driver
 from snnforge.sim.runner import run_bench
@@ -159,6 +162,60 @@ def run_in_amaranth(params, inputs, mode, *, latency, stall, options=None):
     return got[0], got[0].counters
 
 
+def dense_weight(seed, c_out=3, c_in=3, lo=-32, hi=31):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(lo, hi + 1, (c_out, c_in, 3, 3), generator=g).numpy()
+
+
+def test_dense_baseline_between_tt_passes_in_amaranth():
+    """A TT training pass, a dense 3x3 pass (the baseline: its own weight, the TT engines idle),
+    then a TT pass on the cores still on chip: every output equals its golden model -- the
+    dense weight's LOAD leaves the cores and the backward unit's copies alone."""
+    cfg = TTSNNConfig(**SMALL, dense_lanes=2)
+    tt = with_grad(layer(40), 7)
+    dense = {"spikes": layer(41)["spikes"], "w": dense_weight(2)}
+    dense_options = {"mode": "dense", "shift_y": 2, "theta": 30, "beta": 200}
+    tt_options = {**BACKWARD, "mode": "ptt"}
+
+    async def script(driver):
+        return [await driver.run(driver.validate(cfg, inputs, options)) for inputs, options in
+                ((tt, tt_options), (dense, dense_options),
+                 (tt, {**tt_options, "load_cores": 0}))]
+
+    first, base, again = simulate_core(cfg, script, latency=2, memory_stall=0.2, stall=0.2)
+    want = golden(cfg, tt, tt_options)
+    for result in (first, again):
+        for name, value in want.items():
+            assert np.array_equal(result.outputs[name], value), name
+    p = cfg.fixed.replace(**{k: v for k, v in dense_options.items() if k != "mode"})
+    fwd = fixed_dense_forward(torch.from_numpy(dense["spikes"]), torch.from_numpy(dense["w"]), p)
+    for name in ("y", "spikes", "membrane"):
+        assert np.array_equal(base.outputs[name], getattr(fwd, name).numpy()), name
+    c = base.counters
+    assert c["dense_rows"] == 3 * 15 * 2 * 27 and c["weights"] == 81
+    assert all(c[f"g{k}_rows"] == 0 for k in (1, 2, 3, 4)) and first.counters["dense_rows"] == 0
+    assert "backward_cycles" in c and c["backward_cycles"] == 0
+
+
+def test_dense_mode_has_no_backward_pass():
+    """control.backward in mode dense ends at once (backward_done, no cycles): a list waiting
+    for it does not hang."""
+    cfg = TTSNNConfig(**SMALL, dense_lanes=2)
+
+    async def script(driver):
+        cl = CommandList(driver.host.regmap)
+        cl.write("mode", MODES_RTL["dense"])
+        cl.write("control", clear=1)
+        cl.write("control", backward=1)
+        cl.wait("status", backward_done=1)
+        cl.end()
+        await driver.host.run_commands(MemoryImage(MEMORY, align=64), cl)
+        return [await driver.host.read_many(["backward_cycles", "surrogate_cycles"])]
+
+    assert simulate_core(cfg, script, latency=1) == [{"backward_cycles": 0,
+                                                      "surrogate_cycles": 0}]
+
+
 def test_regression_under_verilator():
     result = run_bench("ttsnn", SMALL, seed=5, testcase="regression", options={"cases": 2})
     assert result.ok, result.summary()
@@ -166,16 +223,30 @@ def test_regression_under_verilator():
 
 
 @pytest.mark.parametrize("params", [
-    {"c_in": 2, "rank": 3, "c_out": 2, "max_width": 5, "max_height": 3, "T": 6},   # r > Cin
+    {"c_in": 2, "rank": 3, "c_out": 2, "max_width": 5, "max_height": 3, "T": 6,
+     "dense_lanes": 1},                                                  # r > Cin, dense baseline
     {"c_in": 2, "rank": 1, "c_out": 3, "max_width": 3, "max_height": 3, "T": 1,
      "htt_full": 1},                                                                # r = 1
-], ids=["T6-r3", "T1-r1"])
+], ids=["T6-r3-dense", "T1-r1"])
 def test_regression_other_steps_and_ranks(params):
     lanes = {f"lanes_g{k}": 1 for k in (1, 2, 3, 4)}
     narrow = {"w_width": 6, "act_width": 12, "y_width": 12, "mem_width": 12, "dma_width": 32}
     result = run_bench("ttsnn", {**params, **lanes, **narrow}, seed=3, testcase="regression",
                        options={"cases": 1})
     assert result.ok, result.summary()
+
+
+def test_regression_catches_a_wrong_dense_golden_model():
+    """The dense cases against a golden kernel with kh and kw swapped: must fail on a dense
+    case (the TT cases pass)."""
+    params = {"c_in": 2, "rank": 3, "c_out": 2, "max_width": 5, "max_height": 3, "T": 6,
+              "dense_lanes": 1, **{f"lanes_g{k}": 1 for k in (1, 2, 3, 4)}, "w_width": 6,
+              "act_width": 12, "y_width": 12, "mem_width": 12, "dma_width": 32}
+    result = run_bench("ttsnn", params, seed=3, testcase="regression",
+                       options={"cases": 0, "golden_dense_transposed": 1})
+    assert not result.ok
+    message = result.failed[0][1]
+    assert "dense-" in message and "first at" in message
 
 
 def test_regression_catches_a_wrong_golden_model():
@@ -229,6 +300,7 @@ def test_snnforge_run_ttsnn(tmp_path):
     ({"spikes": np.full((3, 3, 3, 5), 2)}, "spikes must be binary"),
     ({"grad": np.zeros((3, 3, 3, 4), dtype=np.int64)}, "grad must have shape"),
     ({"grad": np.full((3, 3, 3, 5), 1 << 15)}, "grad must lie within"),
+    ({"w": np.zeros((3, 3, 3, 3), dtype=np.int64)}, "w is the dense 3x3 weight of mode dense"),
 ])
 def test_bad_jobs_name_the_array(change, message):
     cfg = TTSNNConfig(**SMALL)
@@ -236,10 +308,29 @@ def test_bad_jobs_name_the_array(change, message):
         TTSNNDriver.validate(cfg, {**layer(1), **change}, {})
 
 
+@pytest.mark.parametrize("change, message", [
+    ({}, "mode dense needs a core with a dense engine"),
+    ({"dense_lanes": 2, "drop": "w"}, "missing input w"),
+    ({"dense_lanes": 2, "w": np.zeros((3, 3, 3, 1), dtype=np.int64)}, r"w must have shape \[3, 3"),
+    ({"dense_lanes": 2, "g1": np.zeros((2, 3), dtype=np.int64)}, "drop g1"),
+    ({"dense_lanes": 2, "grad": np.zeros((3, 3, 3, 5), dtype=np.int64)}, "drop grad"),
+])
+def test_bad_dense_jobs(change, message):
+    change = dict(change)
+    cfg = TTSNNConfig(**SMALL, dense_lanes=change.pop("dense_lanes", 0))
+    drop = change.pop("drop", None)
+    inputs = {"spikes": layer(1)["spikes"], "w": dense_weight(1), **change}
+    inputs.pop(drop, None)
+    with pytest.raises(SnnforgeError, match=message):
+        TTSNNDriver.validate(cfg, inputs, {"mode": "dense"})
+    with pytest.raises(ValueError, match="dense_lanes"):
+        TTSNNConfig(**SMALL, dense_lanes=4)          # more than c_out
+
+
 def test_bad_options_and_parameters():
     cfg = TTSNNConfig(**SMALL)
     with pytest.raises(SnnforgeError, match="mode"):
-        TTSNNDriver.validate(cfg, layer(1), {"mode": "dense"})
+        TTSNNDriver.validate(cfg, layer(1), {"mode": "dense3"})
     with pytest.raises(SnnforgeError, match="maps of 6x5"):
         TTSNNDriver.validate(cfg, layer(1, H=6), {})
     with pytest.raises(ValueError, match="lanes_g1"):

@@ -1,6 +1,7 @@
 """One TT step (G1 -> G2/G3 as the path says -> G4) in Amaranth's simulator against the currents
 ``y[t]`` of ``golden.ttsnn.fixed_forward``, every pipeline (STT, PTT, HTT with its late steps
-bypassing G2 and G3), under idle/back-pressure patterns; and its oracles on the hardware."""
+bypassing G2 and G3), under idle/back-pressure patterns; and its oracles on the hardware. The
+dense 3x3 path (the baseline) against ``fixed_dense_forward``."""
 
 import random
 
@@ -8,10 +9,10 @@ import pytest
 import torch
 
 from snnforge.golden.common.lif import signed_range
-from snnforge.golden.ttsnn.fixed import TTFixedParams, fixed_forward
+from snnforge.golden.ttsnn.fixed import TTFixedParams, fixed_dense_forward, fixed_forward
 from snnforge.golden.ttsnn.model import is_late
 from snnforge.golden.ttsnn.tt import TTCores, composed_kernel
-from snnforge.hw.ttsnn.step import CORES, Path, TTStep
+from snnforge.hw.ttsnn.step import CORES, DENSE, Path, TTStep
 from snnforge.sim.amaranth_sim import simulate_streams
 from snnforge.sim.cocotb_streams import Scoreboard
 from snnforge.sim.payload import pack, unpack
@@ -123,3 +124,76 @@ def test_the_comparison_can_fail():
 def test_step_bad_lanes():
     with pytest.raises(ValueError, match="lanes"):
         TTStep(c_in=2, rank=2, c_out=2, max_width=2, max_height=2, lanes=(1, 1))
+
+
+def run_dense(p, w, spikes_t, *, seed, dense=True, idle="random:0.3", stall="random:0.3"):
+    """One map through the step's dense path (``dense``: a core with the dense engine)."""
+    dut = TTStep(c_in=CIN, rank=RANK, c_out=COUT, max_width=W, max_height=H,
+                 lanes=(2, 1, 2, 3), dense_lanes=2 if dense else 0, w_width=p.w_width,
+                 act_width=p.act_width, y_width=p.y_width)
+    layout = dut.load.payload.shape()
+    loads = ([pack(layout, {"core": DENSE, "index": dut.dense.weight_index(o, i, kh, kw),
+                            "value": int(w[o, i, kh, kw])})
+              for o, i, kh, kw in torch.cartesian_prod(*[torch.arange(n) for n in w.shape])
+              .tolist()] if dense else [])
+    beats = [pack(dut.i.payload.shape(), spikes_t[:, h, x].tolist())
+             for h in range(H) for x in range(W)]
+    out, cycles = simulate_streams(
+        dut, preload={"load": loads}, feeds={"i": beats}, drains={"o": len(beats)},
+        setup={"path": Path.DENSE, "width": W, "height": H, "shift_y": p.shift_y},
+        seed=seed, idle=idle, stall=stall)
+    return [unpack(dut.o.payload.shape(), b) for b in out["o"]], cycles
+
+
+@pytest.mark.parametrize("kind", ["random", "ones-max", "ones-min", "zeros"])
+def test_dense_path_matches_fixed_dense_forward(kind):
+    """The dense 3x3 engine (the baseline of TT's speedup): random and structured maps and
+    weights, saturating currents, under idle/back-pressure."""
+    p = TTFixedParams(T=1, w_width=6, y_width=9, shift_y=1)
+    lo, hi = signed_range(p.w_width)
+    gen = torch.Generator().manual_seed(len(kind))
+    w = {"ones-max": torch.full((COUT, CIN, 3, 3), hi), "ones-min":
+         torch.full((COUT, CIN, 3, 3), lo)}.get(kind, torch.randint(lo, hi + 1, (COUT, CIN, 3, 3),
+                                                                     generator=gen))
+    spikes = {"zeros": torch.zeros(1, CIN, H, W, dtype=torch.int64)}.get(
+        kind, torch.ones(1, CIN, H, W, dtype=torch.int64) if kind.startswith("ones")
+        else (torch.rand(1, CIN, H, W, generator=gen) < 0.5).long())
+    want = fixed_dense_forward(spikes, w, p).y[0]
+    if kind.startswith("ones"):
+        assert want.abs().max() == 2 ** (p.y_width - 1) - (kind == "ones-max")   # saturated
+    got, _ = run_dense(p, w, spikes[0], seed=len(kind))
+    Scoreboard(f"dense {kind}").compare(positions(want), got)
+
+
+def test_dense_comparison_can_fail():
+    """A golden kernel with kh and kw swapped (a tap-order bug) is caught."""
+    p = TTFixedParams(T=1, w_width=6, y_width=16)
+    gen = torch.Generator().manual_seed(3)
+    w = torch.randint(-32, 32, (COUT, CIN, 3, 3), generator=gen)
+    spikes = (torch.rand(1, CIN, H, W, generator=gen) < 0.5).long()
+    got, _ = run_dense(p, w, spikes[0], seed=2)
+    want = fixed_dense_forward(spikes, w.transpose(2, 3), p).y[0]
+    with pytest.raises(AssertionError, match="beats differ"):
+        Scoreboard("self-test").compare(positions(want), got)
+
+
+def test_dense_path_without_a_dense_engine_runs_as_bypass():
+    """A step built without the dense engine cannot hang on Path.DENSE: it runs G1 -> G4."""
+    p = TTFixedParams(T=2, mode="htt", htt_full=1, w_width=6)
+    cores = random_cores(4)
+    spikes = (torch.rand(2, CIN, H, W, generator=torch.Generator().manual_seed(1)) < 0.5).long()
+    dut = TTStep(c_in=CIN, rank=RANK, c_out=COUT, max_width=W, max_height=H, lanes=(2, 1, 2, 3),
+                 w_width=p.w_width, act_width=p.act_width, y_width=p.y_width)
+    beats = [pack(dut.i.payload.shape(), spikes[1][:, h, x].tolist())
+             for h in range(H) for x in range(W)]
+    out, _ = simulate_streams(dut, preload={"load": loads_of(dut, cores)}, feeds={"i": beats},
+                              drains={"o": len(beats)},
+                              setup={"path": Path.DENSE, "width": W, "height": H}, seed=1)
+    want = fixed_forward(spikes, cores, p).y[1]          # step 1: HTT's late step, G4 * a1
+    Scoreboard("dense without engine").compare(
+        positions(want), [unpack(dut.o.payload.shape(), b) for b in out["o"]])
+
+
+def test_step_bad_dense_lanes():
+    with pytest.raises(ValueError, match="dense_lanes"):
+        TTStep(c_in=2, rank=2, c_out=2, max_width=2, max_height=2, dense_lanes=-1)
