@@ -1,31 +1,37 @@
 #!/usr/bin/env python3
-"""TT-SNN forward and backward on the RTL: cycles per pipeline (STT, PTT, HTT) and phase, and
-engine utilization.
+"""TT-SNN on the RTL: a dense 3x3 conv against STT, PTT and HTT on the same lane budget, per
+benchmark layer -- forward speedup against the MAC reduction, cycles per phase, engine
+utilization, computation energy.
 
-    .venv/bin/python bench/ttsnn_bench.py                     # default layer, every pipeline
-    .venv/bin/python bench/ttsnn_bench.py --shape 16x4x16x8x8 --T 4 --lanes 4
-    .venv/bin/python bench/ttsnn_bench.py --lanes 2               # 2 lanes on every engine
+    .venv/bin/python bench/ttsnn_bench.py                          # the scaled ResNet-19 layers
+    .venv/bin/python bench/ttsnn_bench.py --layers s1 --budget 4
+    .venv/bin/python bench/ttsnn_bench.py --layers 8x4x8x8x8 --lanes 2,4,4,2
 
-For one layer (``Cin x r x Cout x H x W``, random cores and spikes at ``--density``) the core is
-built for the layer and runs each pipeline, forward then backward (random output-spike
-gradients), through ``snnforge run``'s path under Verilator; its outputs and gradients are
-checked against ``golden.ttsnn.fixed_forward`` and ``fixed_backward``. Reported, all from the
-RTL's counters: the forward phase's cycles (maps in, currents out), the whole layer's (with the
-neuron pass), the backward pass's (surrogate, input-gradient and weight-gradient passes) and
-end to end (with the DMA); each engine's MAC rows and utilization (rows per forward cycle, and
-in steady state: the layer run again at half its height, the rows and forward cycles the extra
-rows of the map add -- the maps' fill and drain, which depend on the width, cancel), the backward
-unit's MACs per backward cycle; the computation energy of each phase from those
-counters and SATA's per-operation energies (``golden.ttsnn.report.op_energy``); PTT's and HTT's
-training-step time and energy against STT's, beside the paper's claims; and the layer's
-multiply-accumulates from the TT shapes beside those of a dense 3x3 conv. A dense 3x3 on the same
-engines is not built: the table gives its lower bound (every lane of the four engines busy every
-cycle) and TT's speedup against that bound. Writes ``build/bench/ttsnn_bench.{json,md,png}``.
+Benchmark layers (``Cin x r x Cout x H x W``): the CIFAR ResNet-19's three stages scaled to
+simulate in minutes -- channels / 4, maps / 4 (at least 4 rows: the steady-state measurement
+halves them), ranks the stage medians of the notes' real rank table / 4 -- or any shape. Each
+layer's core has the TT engines and a dense 3x3 engine (``dense_lanes``) on the same lane
+budget: ``--budget`` lanes (a divisor of ``Cout``) for the dense engine, and the TT engines'
+lanes (``Σ lanes <= budget``) chosen to balance their MAC rows per position (``--lanes`` fixes
+them). Random cores, dense weights and spikes at ``--density``; every run checked against the
+golden model (``fixed_forward`` / ``fixed_backward`` / ``fixed_dense_forward``).
+
+Per layer and pipeline, all from the RTL's counters: the forward phase's cycles (maps in,
+currents out), the layer's (with the neuron pass), the backward pass's (surrogate, input- and
+weight-gradient passes), end to end (with the DMA); each engine's MAC rows and utilization (rows
+per forward cycle; steady state: the layer run again at half its height, the extra rows' MAC
+rows over their extra cycles -- the maps' fill and drain cancel); the backward unit's MACs per
+cycle; the forward speedup against the dense engine's measured cycles beside the MAC
+reduction; computation energy from the counters and SATA's per-operation energies
+(``golden.ttsnn.report.op_energy``); PTT's and HTT's training step against STT's, beside the
+paper's claims. The dense layer has no backward pass on the chip (a forward baseline). Writes
+``build/bench/ttsnn_bench.{json,md,png}``.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -36,12 +42,34 @@ from rich.console import Console
 
 from snnforge.flows import run_job
 from snnforge.generate import build_root
-from snnforge.golden.ttsnn.fixed import fixed_backward, fixed_forward
+from snnforge.golden.ttsnn.fixed import fixed_backward, fixed_dense_forward, fixed_forward
 from snnforge.golden.ttsnn.report import ANN_MAC, op_energy
 from snnforge.golden.ttsnn.tt import TTCores
 
 MODES = ("stt", "ptt", "htt")
 ENGINES = ("g1", "g2", "g3", "g4")
+#: The CIFAR ResNet-19's stages (64/128/256 channels at 32/16/8, T = 4), scaled: channels / 4,
+#: maps / 4 (at least 4), ranks the stage medians of the real rank table (20, 23, 63) / 4.
+LAYERS = {"s1": "16x5x16x8x8", "s2": "32x6x32x4x4", "s3": "64x16x64x4x4"}
+OPTIONS = {"shift_y": 2, "theta": 20, "surrogate": 200, "shift_b4": 2, "shift_b3": 3,
+           "shift_b2": 3, "shift_b1": 2}
+
+
+def rows_per_position(c_in, rank, c_out, lanes):
+    """MAC rows per position of each TT engine (G2, G3: ``3 r`` inputs)."""
+    return (-(-rank // lanes[0]) * c_in, -(-rank // lanes[1]) * 3 * rank,
+            -(-rank // lanes[2]) * 3 * rank, -(-c_out // lanes[3]) * rank)
+
+
+def balanced_lanes(c_in, rank, c_out, budget):
+    """The TT lanes within ``budget`` whose slowest engine has the fewest rows per position
+    (ties: fewer lanes)."""
+    best = None
+    for lanes in itertools.product(*(range(1, n + 1) for n in (rank, rank, rank, c_out))):
+        if sum(lanes) <= budget:
+            key = (max(rows_per_position(c_in, rank, c_out, lanes)), sum(lanes))
+            best = min(best or (key, lanes), (key, lanes))
+    return best[1]
 
 
 def layer_inputs(c_in, rank, c_out, H, W, T, density, seed):
@@ -50,7 +78,8 @@ def layer_inputs(c_in, rank, c_out, H, W, T, density, seed):
     spikes = (torch.rand(T, c_in, H, W, generator=g) < density).long().numpy()
     grad = torch.randint(-200, 201, (T, c_out, H, W), generator=g).numpy()
     return {"spikes": spikes, "g1": draw(rank, c_in), "g2": draw(rank, rank, 3),
-            "g3": draw(rank, rank, 3), "g4": draw(c_out, rank), "grad": grad}
+            "g3": draw(rank, rank, 3), "g4": draw(c_out, rank), "grad": grad,
+            "w": draw(c_out, c_in, 3, 3)}
 
 
 def macs_per_step(c_in, rank, c_out, H, W, late=False):
@@ -59,152 +88,234 @@ def macs_per_step(c_in, rank, c_out, H, W, late=False):
     return per * H * W
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--shape", default="8x4x8x8x8", metavar="CINxRxCOUTxHxW")
-    ap.add_argument("--T", type=int, default=4)
-    ap.add_argument("--htt-full", type=int, default=2)
-    ap.add_argument("--lanes", default="2,4,4,2",
-                    help="lanes of G1,G2,G3,G4 (one number: every engine); the default balances "
-                         "the default layer's rows per position (G1, G4 16; G2, G3 12)")
-    ap.add_argument("--density", type=float, default=0.3)
-    ap.add_argument("-o", "--out", default=None, help="output directory (default build/bench)")
-    args = ap.parse_args(argv)
-    try:
-        c_in, rank, c_out, H, W = (int(v) for v in args.shape.split("x"))
-    except ValueError:
-        ap.error(f"--shape {args.shape!r}: expected CINxRxCOUTxHxW, e.g. 8x4x8x8x8")
-    outdir = Path(args.out) if args.out else build_root() / "bench"
-    outdir.mkdir(parents=True, exist_ok=True)
-    try:
-        given = [int(v) for v in str(args.lanes).split(",")]
-    except ValueError:
-        ap.error(f"--lanes {args.lanes!r}: expected N or N,N,N,N")
-    if len(given) not in (1, 4):
-        ap.error(f"--lanes {args.lanes!r}: expected one number or four (G1,G2,G3,G4)")
-    given = given * 4 if len(given) == 1 else given
-    lanes = {f"lanes_{e}": min(n, c_out if e == "g4" else rank) for e, n in zip(ENGINES, given)}
-    if H < 4:
-        ap.error("--shape: the steady-state measurement needs a height of at least 4")
-    rows = []
+def parse_layers(text, ap):
+    out = {}
+    for item in text.split(","):
+        shape = LAYERS.get(item, item)
+        try:
+            dims = tuple(int(v) for v in shape.split("x"))
+        except ValueError:
+            dims = ()
+        if len(dims) != 5 or min(dims) < 1:
+            ap.error(f"--layers {item!r}: expected {', '.join(LAYERS)} or CINxRxCOUTxHxW")
+        if dims[3] < 4:
+            ap.error(f"--layers {item!r}: the steady-state measurement needs a height >= 4")
+        out[item] = dims
+    return out
 
-    def run(mode, options, height):
+
+def run_layer(name, dims, args, given_lanes):
+    """Dense, STT, PTT and HTT on one core built for the layer; returns its rows."""
+    c_in, rank, c_out, H, W = dims
+    if c_out % args.budget:
+        raise SystemExit(f"layer {name}: --budget {args.budget} must divide Cout={c_out} (the "
+                         "dense engine's lanes)")
+    lanes = (given_lanes if given_lanes else balanced_lanes(c_in, rank, c_out, args.budget))
+    lanes = tuple(min(n, c_out if k == 3 else rank) for k, n in enumerate(lanes))
+    params = {**{f"lanes_{e}": n for e, n in zip(ENGINES, lanes)},
+              "dense_lanes": args.budget, "max_width": W, "max_height": H}
+
+    def run(mode, height):
         """The layer at ``height`` on the RTL, its outputs checked against the golden model."""
         inputs = layer_inputs(c_in, rank, c_out, height, W, args.T, args.density, seed=1)
-        done = run_job(Console(quiet=True), "ttsnn", lanes, inputs=inputs, options=options)
-        p = done.design.config.fixed.replace(**options)
-        cores = TTCores(*(torch.from_numpy(inputs[k]) for k in ENGINES))
-        want = fixed_forward(torch.from_numpy(inputs["spikes"]), cores, p)
-        grad_in, grads, _ = fixed_backward(torch.from_numpy(inputs["grad"]), want, cores, p)
-        for name, value in (("y", want.y), ("spikes", want.spikes), ("membrane", want.membrane),
-                            ("grad_in", grad_in),
-                            *((f"grad_g{k}", getattr(grads, f"g{k}")) for k in (1, 2, 3, 4))):
-            if not np.array_equal(done.result.outputs[name], value.numpy()):
-                raise SystemExit(f"{mode} at height {height}: the RTL's {name} differ from the "
-                                 "golden model")
+        options = {**OPTIONS, "mode": mode, "htt_full": args.htt_full}
+        if mode == "dense":
+            inputs = {"spikes": inputs["spikes"], "w": inputs["w"]}
+            options = {k: v for k, v in options.items() if not k.startswith("shift_b")
+                       and k != "surrogate"}
+        else:
+            del inputs["w"]
+        done = run_job(Console(quiet=True), "ttsnn", params, inputs=inputs, options=options)
+        cfg = done.design.config
+        p = cfg.fixed.replace(**{k: v for k, v in options.items() if k != "mode"},
+                              **({} if mode == "dense" else {"mode": mode}))
+        spikes = torch.from_numpy(inputs["spikes"])
+        if mode == "dense":
+            want = fixed_dense_forward(spikes, torch.from_numpy(inputs["w"]), p)
+            expect = {}
+        else:
+            cores = TTCores(*(torch.from_numpy(inputs[k]) for k in ENGINES))
+            want = fixed_forward(spikes, cores, p)
+            grad_in, grads, _ = fixed_backward(torch.from_numpy(inputs["grad"]), want, cores, p)
+            expect = {"grad_in": grad_in,
+                      **{f"grad_g{k}": getattr(grads, f"g{k}") for k in (1, 2, 3, 4)}}
+        expect.update(y=want.y, spikes=want.spikes, membrane=want.membrane)
+        for out, value in expect.items():
+            if not np.array_equal(done.result.outputs[out], value.numpy()):
+                raise SystemExit(f"layer {name}, {mode} at height {height}: the RTL's {out} "
+                                 "differ from the golden model")
         return done
 
+    dense = run("dense", H)
+    dense_half = run("dense", H // 2).result.counters
+    d = dense.result.counters
+    dense_macs = 9 * c_in * c_out * H * W * args.T
+    dense_steady = d["forward_cycles"] - dense_half["forward_cycles"]
+    rows = []
     for mode in MODES:
-        options = {"mode": mode, "htt_full": args.htt_full, "shift_y": 2, "theta": 20,
-                   "surrogate": 200, "shift_b4": 2, "shift_b3": 3, "shift_b2": 3, "shift_b1": 2}
-        done = run(mode, options, H)
-        half = run(mode, options, H // 2).result.counters
-        cfg = done.design.config
+        done = run(mode, H)
+        half = run(mode, H // 2).result.counters
         c = done.result.counters
         late = [mode == "htt" and t >= args.htt_full for t in range(args.T)]
         macs = sum(macs_per_step(c_in, rank, c_out, H, W, lt) for lt in late)
-        width = {e: cfg.lanes[k] for k, e in enumerate(ENGINES)}
+        width = dict(zip(ENGINES, lanes))
         forward_ops = {"ac": c["g1_rows"] * width["g1"], "lif": c["neurons"] * args.T,
                        "mac": sum(c[f"{e}_rows"] * width[e] for e in ENGINES[1:])}
         backward_ops = {"pgu": c["neurons"] * args.T, "mac": c["backward_macs"]}
-        dense_macs = 9 * c_in * c_out * H * W * args.T
-        dense_bound = dense_macs / sum(cfg.lanes)
-        rows.append({"mode": mode, "forward_cycles": c["forward_cycles"],
-                     "layer_cycles": c["busy"], "end_to_end": c["total_cycles"],
-                     "macs": macs, "dense_macs": dense_macs,
-                     "dense_bound_cycles": dense_bound,
-                     "speedup_vs_dense_bound": dense_bound / c["forward_cycles"],
-                     "mac_reduction": dense_macs / macs,
-                     "forward_energy": op_energy(forward_ops) / ANN_MAC,
-                     "backward_energy": op_energy(backward_ops) / ANN_MAC,
-                     **{f"{e}_rows": c[f"{e}_rows"] for e in ENGINES},
-                     **{f"{e}_utilization": c[f"{e}_rows"] / c["forward_cycles"]
-                        for e in ENGINES},
-                     **{f"{e}_steady_utilization": (c[f"{e}_rows"] - half[f"{e}_rows"])
-                        / (c["forward_cycles"] - half["forward_cycles"]) for e in ENGINES},
-                     "steady_backward_utilization": (
-                         (c["backward_macs"] - half["backward_macs"])
-                         / (c["backward_cycles"] - half["backward_cycles"])),
-                     "backward_cycles": c["backward_cycles"],
-                     **{k: c[k] for k in ("surrogate_cycles", "dgrad_cycles", "wgrad_cycles",
-                                          "backward_macs")},
-                     "backward_utilization": c["backward_macs"] / c["backward_cycles"],
-                     "training_step_cycles": c["busy"] + c["backward_cycles"]})
-        rows[-1]["training_energy"] = rows[-1]["forward_energy"] + rows[-1]["backward_energy"]
-        print(f"{mode}: forward {c['forward_cycles']:,} cycles, layer {c['busy']:,}, backward "
-              f"{c['backward_cycles']:,}, end to end {c['total_cycles']:,}", flush=True)
-    command = "python bench/ttsnn_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    md = [f"Measured with `{command}`: layer Cin={c_in}, r={rank}, Cout={c_out}, {H}x{W}, "
-          f"T={args.T} (HTT: {args.htt_full} full steps), lanes G1-G4 "
-          f"{', '.join(str(v) for v in cfg.lanes)}, spikes at {args.density:.0%}; outputs equal "
-          f"to the golden model.", "",
-          "| pipeline | forward cycles | layer cycles | backward cycles (surrogate / input "
-          "grad / weight grad) | training step | end to end | MACs (TT) | MACs (dense 3x3) | "
-          "G1 / G2 / G3 / G4 utilization (steady state) | backward MAC utilization (steady "
-          "state) |", "|---|---|---|---|---|---|---|---|---|---|"]
+        steady = c["forward_cycles"] - half["forward_cycles"]
+        row = {"layer": name, "shape": "x".join(map(str, dims)), "mode": mode,
+               "lanes": list(lanes), "dense_lanes": args.budget,
+               "forward_cycles": c["forward_cycles"], "layer_cycles": c["busy"],
+               "end_to_end": c["total_cycles"], "macs": macs, "dense_macs": dense_macs,
+               "dense_forward_cycles": d["forward_cycles"], "dense_rows": d["dense_rows"],
+               "dense_utilization": d["dense_rows"] / d["forward_cycles"],
+               "mac_reduction": dense_macs / macs,
+               "speedup": d["forward_cycles"] / c["forward_cycles"],
+               "steady_speedup": dense_steady / steady,
+               "forward_energy": op_energy(forward_ops) / ANN_MAC,
+               "backward_energy": op_energy(backward_ops) / ANN_MAC,
+               "dense_forward_energy": op_energy(
+                   {"ac": d["dense_rows"] * args.budget, "lif": d["neurons"] * args.T})
+               / ANN_MAC,
+               **{f"{e}_rows": c[f"{e}_rows"] for e in ENGINES},
+               **{f"{e}_utilization": c[f"{e}_rows"] / c["forward_cycles"] for e in ENGINES},
+               **{f"{e}_steady_utilization": (c[f"{e}_rows"] - half[f"{e}_rows"]) / steady
+                  for e in ENGINES},
+               "steady_backward_utilization": (
+                   (c["backward_macs"] - half["backward_macs"])
+                   / (c["backward_cycles"] - half["backward_cycles"])),
+               "backward_cycles": c["backward_cycles"],
+               **{k: c[k] for k in ("surrogate_cycles", "dgrad_cycles", "wgrad_cycles",
+                                    "backward_macs")},
+               "backward_utilization": c["backward_macs"] / c["backward_cycles"],
+               "training_step_cycles": c["busy"] + c["backward_cycles"]}
+        row["training_energy"] = row["forward_energy"] + row["backward_energy"]
+        row["speedup_per_reduction"] = row["speedup"] / row["mac_reduction"]
+        row["steady_speedup_per_reduction"] = row["steady_speedup"] / row["mac_reduction"]
+        rows.append(row)
+        print(f"{name} {mode}: forward {c['forward_cycles']:,} cycles (dense "
+              f"{d['forward_cycles']:,}), backward {c['backward_cycles']:,}", flush=True)
+    return rows
+
+
+def tables(rows, args, command):
+    md = [f"Measured with `{command}`: T={args.T} (HTT: {args.htt_full} full steps), spikes at "
+          f"{args.density:.0%}; every output equal to the golden model. Dense: the core's dense "
+          f"3x3 engine with {args.budget} lanes; TT: the four engines' lanes (G1-G4) within the "
+          "same budget.", "",
+          "| layer | pipeline | lanes G1-G4 | dense forward cycles | TT forward cycles | MAC "
+          "reduction | speedup | speedup / reduction | steady-state speedup / reduction |",
+          "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        md.append(f"| {r['layer']} {r['shape']} | {r['mode'].upper()} | "
+                  f"{', '.join(map(str, r['lanes']))} | {r['dense_forward_cycles']:,} | "
+                  f"{r['forward_cycles']:,} | {r['mac_reduction']:.2f}x | {r['speedup']:.2f}x | "
+                  f"{r['speedup_per_reduction']:.0%} | "
+                  f"{r['steady_speedup_per_reduction']:.0%} |")
+    md += ["", "Speedup: the dense engine's forward-phase cycles over the pipeline's, both "
+           "measured on the same core; MAC reduction: the dense conv's multiply-accumulates "
+           "over the TT layer's (HTT: its late steps without G2 and G3). Steady state: the "
+           "cycles the extra rows of the full-height map add over the half-height run (fill "
+           "and drain cancel).", "",
+           "| layer | pipeline | forward cycles | layer cycles | backward cycles (surrogate / "
+           "input grad / weight grad) | training step | end to end | G1 / G2 / G3 / G4 "
+           "utilization (steady state) | dense engine utilization | backward MAC utilization "
+           "(steady state) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         util = " / ".join(f"{r[f'{e}_utilization']:.0%}" for e in ENGINES) + " (" + \
             " / ".join(f"{r[f'{e}_steady_utilization']:.0%}" for e in ENGINES) + ")"
-        md.append(f"| {r['mode'].upper()} | {r['forward_cycles']:,} | {r['layer_cycles']:,} | "
-                  f"{r['backward_cycles']:,} ({r['surrogate_cycles']:,} / "
-                  f"{r['dgrad_cycles']:,} / {r['wgrad_cycles']:,}) | "
-                  f"{r['training_step_cycles']:,} | {r['end_to_end']:,} | {r['macs']:,} | "
-                  f"{r['dense_macs']:,} | {util} | {r['backward_utilization']:.0%} "
+        md.append(f"| {r['layer']} | {r['mode'].upper()} | {r['forward_cycles']:,} | "
+                  f"{r['layer_cycles']:,} | {r['backward_cycles']:,} ({r['surrogate_cycles']:,}"
+                  f" / {r['dgrad_cycles']:,} / {r['wgrad_cycles']:,}) | "
+                  f"{r['training_step_cycles']:,} | {r['end_to_end']:,} | {util} | "
+                  f"{r['dense_utilization']:.0%} | {r['backward_utilization']:.0%} "
                   f"({r['steady_backward_utilization']:.0%}) |")
     md += ["", "Utilization: an engine's MAC rows per forward-phase cycle (a row is `lanes` "
            "multiply-accumulates); the backward unit's multiply-accumulates (terms inside the "
-           "map) per backward cycle, on its one MAC. Steady state: the same layer at half the "
-           f"height ({H // 2} rows) run too; the extra rows' MAC rows over their extra cycles "
-           "(each map's fill and drain cancel). An engine waiting on a slower neighbour is "
-           "idle: balanced lanes (rows per position alike) keep every engine busy. Training step: the layer's forward "
-           "(maps and neurons) plus its backward pass, DMA excluded.", "",
-           "| pipeline | MAC reduction vs dense | dense 3x3 bound (cycles) | forward speedup vs "
-           "the bound | speedup / reduction | forward energy | backward energy | training "
-           "time vs STT | training energy vs STT |", "|---|---|---|---|---|---|---|---|---|"]
-    stt = rows[0]
-    for r in rows:
-        md.append(f"| {r['mode'].upper()} | {r['mac_reduction']:.2f}x | "
-                  f"{r['dense_bound_cycles']:,.0f} | {r['speedup_vs_dense_bound']:.2f}x | "
-                  f"{r['speedup_vs_dense_bound'] / r['mac_reduction']:.0%} | "
-                  f"{r['forward_energy']:,.0f} | {r['backward_energy']:,.0f} | "
-                  f"{r['training_step_cycles'] / stt['training_step_cycles'] - 1:+.1%} | "
-                  f"{r['training_energy'] / stt['training_energy'] - 1:+.1%} |")
-    md += ["", "Dense 3x3 bound: the dense conv's multiply-accumulates over every lane of the "
-           "four engines, all busy every cycle (not built: a lower bound of its cycles). Energy: "
-           "computation only, from the RTL's counters (G1 rows x lanes accumulates, G2-G4 rows "
-           "x lanes and the backward unit's MACs multiply-accumulates, one LIF update and one "
-           "surrogate-gradient unit per neuron and step) times SATA's per-operation energies, "
-           "in ANN MACs (`golden.ttsnn.report.SATA_OP_ENERGY`). The paper claims -17.7 % "
-           "training time and -28.3 % training energy on N-Caltech101; the energy figure most "
-           "likely compares PTT on a modified SATA with STT on SATA, including DRAM and SRAM "
-           "energy (shared/papers/ttsnn.md section 10)."]
-    (outdir / "ttsnn_bench.md").write_text("\n".join(md) + "\n")
-    (outdir / "ttsnn_bench.json").write_text(json.dumps(
-        {"command": command, "shape": args.shape, "T": args.T, "htt_full": args.htt_full,
-         "lanes": list(cfg.lanes), "density": args.density, "rows": rows}, indent=2) + "\n")
+           "map) per backward cycle, on its one MAC. An engine waiting on a slower neighbour "
+           "idles. Training step: the layer's forward (maps and neurons) plus its backward "
+           "pass, DMA excluded.", "",
+           "| layer | pipeline | forward energy (dense) | backward energy | training time vs "
+           "STT | training energy vs STT |", "|---|---|---|---|---|---|"]
+    for name in dict.fromkeys(r["layer"] for r in rows):
+        mine = [r for r in rows if r["layer"] == name]
+        stt = mine[0]
+        for r in mine:
+            md.append(f"| {name} | {r['mode'].upper()} | {r['forward_energy']:,.0f} "
+                      f"({r['dense_forward_energy']:,.0f}) | {r['backward_energy']:,.0f} | "
+                      f"{r['training_step_cycles'] / stt['training_step_cycles'] - 1:+.1%} | "
+                      f"{r['training_energy'] / stt['training_energy'] - 1:+.1%} |")
+    md += ["", "Energy: computation only, from the RTL's counters (G1 and dense rows x lanes "
+           "accumulates, G2-G4 rows x lanes and the backward unit's MACs multiply-accumulates, "
+           "one LIF update and one surrogate-gradient unit per neuron and step) times SATA's "
+           "per-operation energies, in ANN MACs (`golden.ttsnn.report.SATA_OP_ENERGY`). The "
+           "paper claims -17.7 % training time and -28.3 % training energy on N-Caltech101; "
+           "the energy figure most likely compares PTT on a modified SATA with STT on SATA, "
+           "including DRAM and SRAM energy (shared/papers/ttsnn.md section 10)."]
+    return md
+
+
+def plot(rows, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(5, 3))
-    names = [r["mode"].upper() for r in rows]
-    ax.bar(names, [r["layer_cycles"] for r in rows], color="C0", label="forward (layer)")
-    ax.bar(names, [r["backward_cycles"] for r in rows],
-           bottom=[r["layer_cycles"] for r in rows], color="C1", label="backward")
-    ax.set_ylabel("cycles")
-    ax.legend()
-    ax.set_title(f"TT layer {args.shape}, T={args.T}")
+    layers = list(dict.fromkeys(r["layer"] for r in rows))
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    width = 0.2
+    for k, mode in enumerate(("dense",) + MODES):
+        values = [next(r for r in rows if r["layer"] == name and
+                       (mode == "dense" or r["mode"] == mode))
+                  for name in layers]
+        cycles = [r["dense_forward_cycles"] if mode == "dense" else r["forward_cycles"]
+                  for r in values]
+        ax.bar([i + (k - 1.5) * width for i in range(len(layers))], cycles, width,
+               label=mode.upper() if mode != "dense" else "dense 3x3")
+    ax.set_xticks(range(len(layers)), layers)
+    ax.set_yscale("log")
+    ax.set_ylabel("forward cycles")
+    ax.legend(fontsize=8)
+    ax.set_title("TT-SNN layers on the RTL, same lane budget")
     fig.tight_layout()
-    fig.savefig(outdir / "ttsnn_bench.png", dpi=120)
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--layers", default=",".join(LAYERS),
+                    help=f"names ({', '.join(f'{k} = {v}' for k, v in LAYERS.items())}) or "
+                         "CINxRxCOUTxHxW shapes, comma-separated")
+    ap.add_argument("--T", type=int, default=4)
+    ap.add_argument("--htt-full", type=int, default=2)
+    ap.add_argument("--budget", type=int, default=8,
+                    help="lanes: the dense engine's, and at most the TT engines' together")
+    ap.add_argument("--lanes", default=None,
+                    help="fix the lanes of G1,G2,G3,G4 (one number: every engine) instead of "
+                         "balancing them within the budget")
+    ap.add_argument("--density", type=float, default=0.3)
+    ap.add_argument("-o", "--out", default=None, help="output directory (default build/bench)")
+    args = ap.parse_args(argv)
+    layers = parse_layers(args.layers, ap)
+    given = None
+    if args.lanes:
+        try:
+            given = [int(v) for v in str(args.lanes).split(",")]
+        except ValueError:
+            ap.error(f"--lanes {args.lanes!r}: expected N or N,N,N,N")
+        if len(given) not in (1, 4) or min(given) < 1:
+            ap.error(f"--lanes {args.lanes!r}: expected one number or four (G1,G2,G3,G4) >= 1")
+        given = given * 4 if len(given) == 1 else given
+    if args.budget < 1:
+        ap.error("--budget must be at least 1")
+    outdir = Path(args.out) if args.out else build_root() / "bench"
+    outdir.mkdir(parents=True, exist_ok=True)
+    rows = [r for name, dims in layers.items() for r in run_layer(name, dims, args, given)]
+    command = "python bench/ttsnn_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    md = tables(rows, args, command)
+    (outdir / "ttsnn_bench.md").write_text("\n".join(md) + "\n")
+    (outdir / "ttsnn_bench.json").write_text(json.dumps(
+        {"command": command, "T": args.T, "htt_full": args.htt_full, "budget": args.budget,
+         "density": args.density, "rows": rows}, indent=2) + "\n")
+    plot(rows, outdir / "ttsnn_bench.png")
     print("\n".join(md))
 
 

@@ -53,10 +53,12 @@ class PointwiseConv(wiring.Component):
     Weights live in a memory of ``ceil(c_out / lanes) * c_in`` rows of ``lanes`` weights, written
     one weight per beat through ``load`` (index ``o * c_in + i``) while no position is in flight.
 
-    Throughput: one position per ``ceil(c_out / lanes) * c_in + 1`` cycles without
-    back-pressure (``+ 2`` when ``c_in`` is 1; :attr:`cycles_per_position`): a cycle to take the
-    input, then one MAC row per cycle; the read pipeline, the fit and the offer of a position
-    overlap the next one's rows (a row whose fit would overwrite an output not yet taken waits).
+    Throughput: one position per ``ceil(c_out / lanes) * c_in + max(0, 3 - c_in)`` cycles
+    without back-pressure (:attr:`cycles_per_position`): one MAC row per cycle, the next position
+    taken in the cycle of the last row (each row's activation travels with it); the read
+    pipeline, the fit and the offer of a position overlap the next one's rows (a row whose fit
+    would overwrite an output not yet taken waits: with ``c_in < 3`` the next position's first
+    group waits for the previous fit).
     Latency: input beat accepted to output beat offered, ``ceil(c_out / lanes) * c_in + 3``
     cycles.
 
@@ -102,7 +104,7 @@ class PointwiseConv(wiring.Component):
 
     @property
     def cycles_per_position(self) -> int:
-        return self.groups * self.c_in + (2 if self.c_in == 1 else 1)
+        return self.groups * self.c_in + max(0, 3 - self.c_in)
 
     @property
     def acc_width(self) -> int:
@@ -132,9 +134,12 @@ class PointwiseConv(wiring.Component):
         m.d.comb += rd.addr.eq(group * c_in + chan)
 
         # The read pipeline: the row addressed in cycle k arrives in cycle k + 1 with these tags.
+        # The row's activation is registered with it, so that the next position may replace
+        # ``acts`` in the cycle the last row issues.
         p_valid, p_first, p_last = Signal(), Signal(), Signal()
-        p_chan, p_group = Signal.like(chan), Signal.like(group)
-        m.d.sync += [p_valid.eq(issuing), p_chan.eq(chan), p_first.eq(chan == 0),
+        p_group = Signal.like(group)
+        p_act = Signal(self.i.payload.shape().elem_shape)
+        m.d.sync += [p_valid.eq(issuing), p_act.eq(acts[chan]), p_first.eq(chan == 0),
                      p_last.eq(chan == c_in - 1), p_group.eq(group)]
 
         acc = [Signal(signed(self.acc_width), name=f"acc{lane}") for lane in range(L)]
@@ -142,7 +147,7 @@ class PointwiseConv(wiring.Component):
         fit_now = Signal()
         fit_group = Signal(range(max(2, G)))
         m.d.sync += [fit_now.eq(p_valid & p_last), fit_group.eq(p_group)]
-        a = acts[p_chan]
+        a = p_act
         for lane in range(L):
             w = rd.data.word_select(lane, W).as_signed()
             product = Mux(a, w, 0) if self.spike_input else w * a
@@ -183,7 +188,12 @@ class PointwiseConv(wiring.Component):
                     with m.If(chan == c_in - 1):
                         m.d.sync += group.eq(group + 1)
                         with m.If(group == G - 1):
-                            m.next = "IDLE"
+                            # The last row: the next position now, or wait for one.
+                            m.d.comb += self.i.ready.eq(1)
+                            with m.If(self.i.valid):
+                                m.d.sync += [acts.eq(self.i.payload), group.eq(0)]
+                            with m.Else():
+                                m.next = "IDLE"
         with m.If(full | p_valid | fit_now):
             m.d.comb += self.busy.eq(1)
         return m

@@ -83,14 +83,17 @@ def test_the_comparison_can_fail():
         Scoreboard("self-test").compare(golden(g, acts, 2, 16), got)
 
 
-def test_pointwise_throughput():
-    dut = PointwiseConv(c_in=6, c_out=8, lanes=4, spike_input=True)
+@pytest.mark.parametrize("c_in, rows", [(6, 2 * 6), (2, 2 * 2 + 1), (1, 2 + 2)])
+def test_pointwise_throughput(c_in, rows):
+    """Back to back, a position per MAC row count (the next taken with the last row); with
+    c_in < 3 the next position's first group waits for the previous fit."""
+    dut = PointwiseConv(c_in=c_in, c_out=8, lanes=4, spike_input=True)
     n = 10
-    _, cycles = run(dut, torch.ones(8, 6, dtype=torch.int64), [[1] * 6] * n, 0, seed=0,
+    _, cycles = run(dut, torch.ones(8, c_in, dtype=torch.int64), [[1] * c_in] * n, 0, seed=0,
                     idle="none", stall="none")
+    assert dut.cycles_per_position == rows
     # After the weights (one beat per cycle), one position per cycles_per_position.
-    assert dut.cycles_per_position == 2 * 6 + 1
-    assert cycles <= 8 * 6 + n * dut.cycles_per_position + 4
+    assert n * rows <= cycles - 8 * c_in <= n * rows + 6
 
 
 @pytest.mark.parametrize("kwargs, name", [
