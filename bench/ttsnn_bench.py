@@ -207,7 +207,8 @@ def tables(rows, args, command):
           "reduction | speedup | speedup / reduction | steady-state speedup / reduction |",
           "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        md.append(f"| {r['layer']} {r['shape']} | {r['mode'].upper()} | "
+        label = r["layer"] if r["layer"] == r["shape"] else f"{r['layer']} {r['shape']}"
+        md.append(f"| {label} | {r['mode'].upper()} | "
                   f"{', '.join(map(str, r['lanes']))} | {r['dense_forward_cycles']:,} | "
                   f"{r['forward_cycles']:,} | {r['mac_reduction']:.2f}x | {r['speedup']:.2f}x | "
                   f"{r['speedup_per_reduction']:.0%} | "

@@ -184,14 +184,7 @@ class Driver:
         """Check every input array against its spec and every option against its range (text
         or Python values); then :meth:`check` the job's cross rules. Raises
         :class:`SnnforgeError` naming the array or option."""
-        spec = cls.job_spec(cfg)
-        declared = {p.name: p for p in spec.options}
-        values = {name: p.default for name, p in declared.items()}
-        for name, value in options.items():
-            if name not in declared:
-                raise SnnforgeError(f"unknown option {name!r}; options: "
-                                    f"{', '.join(declared) or 'none'}")
-            values[name] = declared[name].convert(value, "job", noun="option")
+        values = cls.option_values(cfg, options)
         specs = cls.input_specs(cfg, values)
         known = [a.name for a in specs]
         for name in inputs:
@@ -206,6 +199,19 @@ class Driver:
         job = Job(arrays, values)
         cls.check(cfg, job)
         return job
+
+    @classmethod
+    def option_values(cls, cfg, options: dict) -> dict:
+        """Every option of a job: the given ones converted (text or Python values) and checked,
+        the defaults for the rest. Raises :class:`SnnforgeError` naming the option."""
+        declared = {p.name: p for p in cls.job_spec(cfg).options}
+        values = {name: p.default for name, p in declared.items()}
+        for name, value in options.items():
+            if name not in declared:
+                raise SnnforgeError(f"unknown option {name!r}; options: "
+                                    f"{', '.join(declared) or 'none'}")
+            values[name] = declared[name].convert(value, "job", noun="option")
+        return values
 
     @classmethod
     def input_specs(cls, cfg, options: dict) -> tuple[ArraySpec, ...]:

@@ -127,7 +127,15 @@ def run_job(console, name, overrides=None, *, inputs: dict, options=None, params
         raise SnnforgeError(f"snnforge run: {name!r} cannot run jobs; runnable generators: "
                             f"{', '.join(runnable())}")
     # Names first: generating the core can take a minute, a typo should not.
-    declared = gen.driver.job_spec(gen.configure()).inputs
+    # (Options as far as the default configuration takes them: the job's own may take more.)
+    default = gen.configure()
+    values = gen.driver.option_values(default, {})
+    for key, value in (options or {}).items():
+        try:
+            values[key] = gen.driver.option_values(default, {key: value})[key]
+        except SnnforgeError:
+            pass
+    declared = gen.driver.input_specs(default, values)
     for key in inputs:
         if key not in [a.name for a in declared]:
             raise SnnforgeError(f"unknown input {key!r}; inputs: "

@@ -84,15 +84,15 @@ class TTBackward(wiring.Component):
     their gradients at ``g1[r, Cin]``, ``g4[Cout, r]`` flat and G2/G3 in the engine's order
     (``(o * 3 + k) * r + i``). The forward state arrives on the trace ports as the forward pass
     produces it (every port a monitor: ``valid`` marks a transfer, ``ready`` is always 1): the
-    positions of each map in raster order (``trace_t`` the map's step), the neurons position by
-    position, channel by channel. Registers must hold while ``busy``.
+    positions of each map in raster order, map after map (each port counts its own: the step
+    ``t`` of its ``T`` maps), the neurons position by position, channel by channel. Registers must hold while ``busy``.
 
     Ports
     -----
     load : In(stream of {mem, index, value}): ``INPUTS[mem][index] = value``; always ready; only
         while not busy
     a1, a2, a3 : In(stream of ``r`` activations); spikes_in : In(stream of ``Cin`` spikes);
-        neuron : In(stream of {spikes: ``T`` bits, trace: ``T`` membranes}); trace_t : In
+        neuron : In(stream of {spikes: ``T`` bits, trace: ``T`` membranes})
     peek_mem, peek_index : In; peek_data : Out(signed(peek_width)): ``RESULTS[peek_mem]
         [peek_index]`` one cycle later (core gradients saturated to ``wgrad_width``); not busy
     start : In(1): a pulse starts the pass; busy : Out(1)
@@ -157,7 +157,6 @@ class TTBackward(wiring.Component):
             **{name: In(stream.Signature(self.activations)) for name in ("a1", "a2", "a3")},
             "spikes_in": In(stream.Signature(c_in)),
             "neuron": In(stream.Signature(self.neuron_layout)),
-            "trace_t": In(range(max(2, T))),
             "start": In(1), "busy": Out(1),
             "mode": In(2), "htt_full": In(range(T + 1)),
             "width": In(range(1, max_width + 1)), "height": In(range(1, max_height + 1)),
@@ -215,14 +214,17 @@ class TTBackward(wiring.Component):
                          wr[name].en.eq(self.load.valid & (self.load.payload.mem == k))]
         m.d.comb += self.load.ready.eq(1)
 
-        # The traces: each port counts its positions (and neurons) to find its row.
+        # The traces: each port counts its positions (and neurons, or maps) to find its row --
+        # its own count, as consecutive maps overlap in the forward datapath.
         def raster(name, channels=0):
-            """(y, x[, ch]) counters of a trace port, advanced on each transfer."""
+            """(step, y * max_width + x, ch) counters of a trace port, advanced on each
+            transfer; the step wraps after T maps."""
             port = getattr(self, name)
             m.d.comb += port.ready.eq(1)
             ty = Signal(range(self.max_height), name=f"{name}_y")
             tx = Signal(range(self.max_width), name=f"{name}_x")
             tc = Signal(range(max(2, channels)), name=f"{name}_c")
+            tt = Signal(range(max(2, T)), name=f"{name}_t")
             with m.If(port.valid):
                 end_c = tc == channels - 1 if channels else C(1)
                 if channels:
@@ -231,13 +233,15 @@ class TTBackward(wiring.Component):
                     m.d.sync += tx.eq(Mux(tx == self.width - 1, 0, tx + 1))
                     with m.If(tx == self.width - 1):
                         m.d.sync += ty.eq(Mux(ty == self.height - 1, 0, ty + 1))
-            return port, ty * mw + tx, tc
+                        with m.If(ty == self.height - 1):
+                            m.d.sync += tt.eq(Mux(tt == T - 1, 0, tt + 1))
+            return port, tt, ty * mw + tx, tc
 
         for name in ("a1", "a2", "a3", "spikes_in"):
-            port, at_pos, _ = raster(name)
-            m.d.comb += [wr[name].addr.eq(self.trace_t * S + at_pos),
+            port, step, at_pos, _ = raster(name)
+            m.d.comb += [wr[name].addr.eq(step * S + at_pos),
                          wr[name].data.eq(port.payload), wr[name].en.eq(port.valid)]
-        port, at_pos, ch = raster("neuron", co)
+        port, _, at_pos, ch = raster("neuron", co)
         for name, field in (("membrane", "trace"), ("spikes", "spikes")):
             m.d.comb += [wr[name].addr.eq(ch * S + at_pos),
                          wr[name].data.eq(port.payload[field]), wr[name].en.eq(port.valid)]

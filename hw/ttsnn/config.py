@@ -19,8 +19,9 @@ class TTSNNConfig(Config):
 
     Shape: a TT conv layer of ``c_in`` -> ``c_out`` channels at TT rank ``rank`` on maps of up to
     ``max_height x max_width`` positions, ``T`` steps. Engines: ``lanes_g1 .. lanes_g4`` output
-    channels per cycle; ``dense_lanes`` > 0 adds the dense 3x3 engine of mode ``dense``, the
-    baseline of TT's speedup. Widths and register values as :class:`~snnforge.golden.ttsnn.params.
+    channels by ``ways_g1 .. ways_g4`` input channels per cycle; ``dense_lanes`` > 0 adds the
+    dense 3x3 engine of mode ``dense`` (``dense_ways`` inputs a lane), the baseline of TT's
+    speedup. Widths and register values as :class:`~snnforge.golden.ttsnn.params.
     TTFixedParams` (cores at most 8 bits: they are loaded as int8).
     """
 
@@ -39,10 +40,24 @@ class TTSNNConfig(Config):
     lanes_g4: int = param(2, "G4 lanes (at most c_out)", lo=1, hi=256,
                           check=lambda c, v: v <= c.c_out,
                           what=lambda c: f"1..{c.c_out} (c_out)")
+    ways_g1: int = param(1, "G1 ways: input channels a lane adds per cycle (at most c_in)",
+                         lo=1, hi=256, check=lambda c, v: v <= c.c_in,
+                         what=lambda c: f"1..{c.c_in} (c_in)")
+    ways_g2: int = param(1, "G2 ways (at most 3 rank: its inputs are the window's taps)", lo=1,
+                         hi=192, check=lambda c, v: v <= 3 * c.rank,
+                         what=lambda c: f"1..{3 * c.rank} (3 rank)")
+    ways_g3: int = param(1, "G3 ways (at most 3 rank)", lo=1, hi=192,
+                         check=lambda c, v: v <= 3 * c.rank,
+                         what=lambda c: f"1..{3 * c.rank} (3 rank)")
+    ways_g4: int = param(1, "G4 ways (at most rank)", lo=1, hi=64,
+                         check=lambda c, v: v <= c.rank, what=lambda c: f"1..{c.rank} (rank)")
     dense_lanes: int = param(0, "lanes of a dense 3x3 engine beside the TT engines (0: none): "
                              "the baseline TT's speedup is measured against (mode dense)",
                              lo=0, hi=256, check=lambda c, v: v <= c.c_out,
                              what=lambda c: f"0..{c.c_out} (c_out)")
+    dense_ways: int = param(1, "dense engine ways (at most 9 c_in)", lo=1, hi=2304,
+                            check=lambda c, v: v <= 9 * c.c_in,
+                            what=lambda c: f"1..{9 * c.c_in} (9 c_in)")
     w_width: int = inherit(TTFixedParams, "w_width", hi=8)
     act_width: int = inherit(TTFixedParams, "act_width")
     y_width: int = inherit(TTFixedParams, "y_width")
@@ -75,6 +90,10 @@ class TTSNNConfig(Config):
     @property
     def lanes(self) -> tuple:
         return (self.lanes_g1, self.lanes_g2, self.lanes_g3, self.lanes_g4)
+
+    @property
+    def ways(self) -> tuple:
+        return (self.ways_g1, self.ways_g2, self.ways_g3, self.ways_g4)
 
     @property
     def position_bits(self) -> int:

@@ -95,7 +95,8 @@ class TTSNNCore(HostCore):
         self.cfg = cfg
         self.layer = TTLayer(c_in=cfg.c_in, rank=cfg.rank, c_out=cfg.c_out, T=cfg.T,
                              max_width=cfg.max_width, max_height=cfg.max_height,
-                             lanes=cfg.lanes, dense_lanes=cfg.dense_lanes, w_width=cfg.w_width,
+                             lanes=cfg.lanes, ways=cfg.ways, dense_lanes=cfg.dense_lanes,
+                             dense_ways=cfg.dense_ways, w_width=cfg.w_width,
                              act_width=cfg.act_width, y_width=cfg.y_width,
                              mem_width=cfg.mem_width)
         rm = RegisterMap(data_width=32)
@@ -218,8 +219,7 @@ class TTSNNCore(HostCore):
         dense = regs.mode == MODES_RTL["dense"]
         for k in (1, 2, 3):
             connect(m, getattr(layer, f"a{k}_tap"), getattr(bwd, f"a{k}"))
-        m.d.comb += [bwd.trace_t.eq(layer.step_t),
-                     bwd.spikes_in.valid.eq(layer.i.valid & layer.i.ready),
+        m.d.comb += [bwd.spikes_in.valid.eq(layer.i.valid & layer.i.ready),
                      bwd.spikes_in.payload.eq(layer.i.payload),
                      bwd.neuron.valid.eq(layer.o.valid & layer.o.ready),
                      bwd.neuron.payload.spikes.eq(layer.o.payload.spikes),

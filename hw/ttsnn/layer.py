@@ -28,15 +28,17 @@ class TTLayer(wiring.Component):
     ``t`` runs through :class:`TTStep` on the path the ``mode`` register gives it (STT, PTT, or
     HTT: PTT for ``t < htt_full``, then G2/G3 bypassed; dense: the dense 3x3 engine of
     ``dense_lanes`` lanes, where there is one); the step's currents ``y[t]`` go to a
-    buffer of one row per position (``T`` lanes of ``c_out`` currents). The path changes only
-    between maps, once the last map's currents are all in. After map ``T - 1``, each position's
+    buffer of one row per position (``T`` lanes of ``c_out`` currents). Map ``t + 1`` enters
+    right after map ``t``'s last position when it takes the same path (its first row fills the
+    windows while map ``t`` drains); the path changes (HTT at ``htt_full``) only once the last
+    map's currents are all in. After map ``T - 1``, each position's
     row is read and its ``c_out`` neurons enter the shared :class:`LIFArray` (multiplicative leak
     ``leak_amount / 256``, hard reset, saturating ``mem_width`` membrane; a spike where
     ``H >= threshold``, i.e. the golden ``theta + 1``) with its per-step trace; their beats leave on
     ``o`` in the order position, then channel. Then the next ``T`` maps may come.
 
     Cycles: ``T`` maps of ``H * W`` positions at the step's throughput (plus its pipeline depth
-    per map), then ``H * W * (c_out + 1)`` for the neuron pass (one neuron per cycle, one cycle per
+    once per path), then ``H * W * (c_out + 1)`` for the neuron pass (one neuron per cycle, one cycle per
     position to read its row) and the LIF's latency.
 
     Ports
@@ -49,21 +51,23 @@ class TTLayer(wiring.Component):
     shift_o1, shift_z2, shift_z3, shift_y : In(5); threshold : In(mem_width - 1);
     leak_amount : In(8); width, height : In
     busy : Out(1): a layer is in flight
-    a1_tap, a2_tap, a3_tap : Out: the step's activation monitors (:class:`TTStep`); step_t :
-        Out(range(T)): the map they belong to
+    a1_tap, a2_tap, a3_tap : Out: the step's activation monitors (:class:`TTStep`), map after
+        map in raster order
     maps : Out(1): the step datapath's phase (maps in, currents out); issuing : Out(5): the
         engines' MAC rows (:class:`TTStep`)
     """
 
     def __init__(self, *, c_in: int, rank: int, c_out: int, T: int, max_width: int,
-                 max_height: int, lanes=(1, 1, 1, 1), dense_lanes: int = 0, w_width: int = 8,
-                 act_width: int = 16, y_width: int = 16, mem_width: int = 16):
+                 max_height: int, lanes=(1, 1, 1, 1), ways=(1, 1, 1, 1), dense_lanes: int = 0,
+                 dense_ways: int = 1, w_width: int = 8, act_width: int = 16, y_width: int = 16,
+                 mem_width: int = 16):
         if isinstance(T, bool) or not isinstance(T, int) or not 1 <= T <= 16:
             raise ValueError(f"T must be an integer in 1..16, not {T!r}")
         self.T, self.c_out = T, c_out
         self.step = TTStep(c_in=c_in, rank=rank, c_out=c_out, max_width=max_width,
-                           max_height=max_height, lanes=lanes, dense_lanes=dense_lanes,
-                           w_width=w_width, act_width=act_width, y_width=y_width)
+                           max_height=max_height, lanes=lanes, ways=ways,
+                           dense_lanes=dense_lanes, dense_ways=dense_ways, w_width=w_width,
+                           act_width=act_width, y_width=y_width)
         self.lif_params = LIFParams(T=T, in_width=y_width, mem_width=mem_width, leak="mul",
                                     leak_frac=LEAK_FRAC, reset="hard", saturate=True,
                                     leak_mul=0, threshold=0)
@@ -79,7 +83,6 @@ class TTLayer(wiring.Component):
             "width": step["width"], "height": step["height"],
             "busy": Out(1), "maps": Out(1), "issuing": step["issuing"],
             **{f"a{k}_tap": step[f"a{k}_tap"] for k in (1, 2, 3)},
-            "step_t": Out(range(max(2, T))),
         })
 
     def elaborate(self, platform):
@@ -104,10 +107,12 @@ class TTLayer(wiring.Component):
 
         total = Signal(range(positions + 1))
         m.d.comb += total.eq(self.width * self.height)
-        t = Signal(range(T))
+        # t_in: the map being fed (T once all are); t: the map whose currents come out.
+        t, t_in = Signal(range(T)), Signal(range(T + 1))
         fed, got = Signal(range(positions + 1)), Signal(range(positions + 1))
-        m.d.comb += self.step_t.eq(t)
-        late = (self.mode == MODES_RTL["htt"]) & (t >= self.htt_full)
+        htt = self.mode == MODES_RTL["htt"]
+        late = htt & (t >= self.htt_full)
+        same_path = (t_in == t) | ~htt | ((t_in >= self.htt_full) == late)
         with m.Switch(self.mode):
             with m.Case(MODES_RTL["stt"]):
                 m.d.comb += step.path.eq(Path.STT)
@@ -131,21 +136,24 @@ class TTLayer(wiring.Component):
 
         with m.FSM():
             with m.State("MAPS"):
+                feeding = (t_in != T) & same_path
                 m.d.comb += [step.o.ready.eq(1),
-                             step.i.valid.eq(self.i.valid & (fed < total)),
+                             step.i.valid.eq(self.i.valid & feeding),
                              step.i.payload.eq(self.i.payload),
-                             self.i.ready.eq(step.i.ready & (fed < total)),
-                             self.busy.eq((t != 0) | (fed != 0)),
-                             self.maps.eq((t != 0) | (fed != 0))]
+                             self.i.ready.eq(step.i.ready & feeding),
+                             self.busy.eq((t_in != 0) | (fed != 0)),
+                             self.maps.eq((t_in != 0) | (fed != 0))]
                 with m.If(self.i.valid & self.i.ready):
                     m.d.sync += fed.eq(fed + 1)
+                    with m.If(fed + 1 == total):
+                        m.d.sync += [fed.eq(0), t_in.eq(t_in + 1)]
                 with m.If(step.o.valid):
                     m.d.sync += got.eq(got + 1)
                     with m.If(got + 1 == total):
-                        # The map's currents are all in: the next map (on its path), or the neurons.
-                        m.d.sync += [fed.eq(0), got.eq(0), t.eq(t + 1)]
+                        # The map's currents are all in: the next map's, or the neurons.
+                        m.d.sync += [got.eq(0), t.eq(t + 1)]
                         with m.If(t == T - 1):
-                            m.d.sync += [t.eq(0), p.eq(0), ch.eq(0),
+                            m.d.sync += [t.eq(0), t_in.eq(0), p.eq(0), ch.eq(0),
                                          out_left.eq(total * c_out)]
                             m.next = "READ"
             with m.State("READ"):

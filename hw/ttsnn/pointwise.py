@@ -41,26 +41,29 @@ def fit_value(m: Module, x: Value, shift: Value, width: int, name: str) -> Signa
 
 
 class PointwiseConv(wiring.Component):
-    """A 1x1 convolution of one position at a time, ``lanes`` output channels per cycle.
+    """A 1x1 convolution of one position at a time, ``lanes`` output channels by ``ways`` input
+    channels per cycle.
 
     Computes ``o.payload[o] = fit(sum_i G[o, i] * i.payload[i], shift, out_width)`` with exact
     sums (the accumulators are wide enough for any ``c_in`` products) -- or, with ``fit=False``,
     the exact sums themselves (``acc_width`` bits, ``shift`` unused), for a stage that adds two
     engines' sums before fitting (PTT's ``G2 * a1 + G3 * a1``). With ``spike_input``
     each product is ``G[o, i] if a[i] else 0`` (AND + accumulate, no multipliers, the G1 engine);
-    otherwise ``a[i]`` is signed ``in_width`` bits and each lane multiplies (the G4 engine).
+    otherwise ``a[i]`` is signed ``in_width`` bits and each lane multiplies (the G4 engine). A
+    MAC row is ``lanes x ways`` products: each lane adds its ``ways`` products (inputs
+    ``k * ways .. k * ways + ways - 1`` of chunk ``k``; past ``c_in``, zero) to its accumulator.
 
-    Weights live in a memory of ``ceil(c_out / lanes) * c_in`` rows of ``lanes`` weights, written
-    one weight per beat through ``load`` (index ``o * c_in + i``) while no position is in flight.
+    Weights live in a memory of ``ceil(c_out / lanes) * ceil(c_in / ways)`` rows of ``lanes *
+    ways`` weights, written one weight per beat through ``load`` (index ``o * c_in + i``) while
+    no position is in flight.
 
-    Throughput: one position per ``ceil(c_out / lanes) * c_in + max(0, 3 - c_in)`` cycles
-    without back-pressure (:attr:`cycles_per_position`): one MAC row per cycle, the next position
-    taken in the cycle of the last row (each row's activation travels with it); the read
-    pipeline, the fit and the offer of a position overlap the next one's rows (a row whose fit
-    would overwrite an output not yet taken waits: with ``c_in < 3`` the next position's first
-    group waits for the previous fit).
-    Latency: input beat accepted to output beat offered, ``ceil(c_out / lanes) * c_in + 3``
-    cycles.
+    Throughput: one position per ``rows + max(0, 3 - chunks)`` cycles without back-pressure,
+    ``rows = ceil(c_out / lanes) * chunks``, ``chunks = ceil(c_in / ways)``
+    (:attr:`cycles_per_position`): one MAC row per cycle, the next position taken in the cycle
+    of the last row (each row's activations travel with it); the read pipeline, the fit and the
+    offer of a position overlap the next one's rows (a row whose fit would overwrite an output
+    not yet taken waits: with fewer than 3 chunks the next position's first group waits for the
+    previous fit). Latency: input beat accepted to output beat offered, ``rows + 3`` cycles.
 
     Ports
     -----
@@ -69,27 +72,31 @@ class PointwiseConv(wiring.Component):
     load : In(stream of {index, value}): a weight ``G[o, i]`` (signed ``w_width``); always ready
     shift : In(5): the right shift of ``fit`` (a register of the core)
     busy : Out(1): a position is being computed or offered
-    issuing : Out(1): a row of ``lanes`` multiply-accumulates issued this cycle (utilization)
+    issuing : Out(1): a row of ``lanes x ways`` multiply-accumulates issued this cycle
+        (utilization)
     """
 
-    def __init__(self, *, c_in: int, c_out: int, lanes: int, w_width: int = 8,
+    def __init__(self, *, c_in: int, c_out: int, lanes: int, ways: int = 1, w_width: int = 8,
                  spike_input: bool = True, in_width: int = 16, out_width: int = 16,
                  fit: bool = True):
         for name, value, lo in (("c_in", c_in, 1), ("c_out", c_out, 1), ("lanes", lanes, 1),
-                                ("w_width", w_width, 2), ("in_width", in_width, 2),
-                                ("out_width", out_width, 2)):
+                                ("ways", ways, 1), ("w_width", w_width, 2),
+                                ("in_width", in_width, 2), ("out_width", out_width, 2)):
             if isinstance(value, bool) or not isinstance(value, int) or value < lo:
                 raise ValueError(f"{name} must be an integer >= {lo}, not {value!r}")
         if lanes > c_out:
             raise ValueError(f"lanes must be at most c_out={c_out}, not {lanes}")
+        if ways > c_in:
+            raise ValueError(f"ways must be at most c_in={c_in}, not {ways}")
         for name, value in (("spike_input", spike_input), ("fit", fit)):
             if not isinstance(value, bool):
                 raise ValueError(f"{name} must be a bool, not {value!r}")
-        self.c_in, self.c_out, self.lanes = c_in, c_out, lanes
+        self.c_in, self.c_out, self.lanes, self.ways = c_in, c_out, lanes, ways
         self.w_width, self.spike_input = w_width, spike_input
         self.in_width = 1 if spike_input else in_width
         self.fit = fit
         self.groups = -(-c_out // lanes)
+        self.chunks = -(-c_in // ways)
         self.out_width = out_width if fit else self.acc_width
         in_shape = unsigned(1) if spike_input else signed(in_width)
         super().__init__({
@@ -103,8 +110,13 @@ class PointwiseConv(wiring.Component):
         })
 
     @property
+    def rows_per_position(self) -> int:
+        """MAC rows of one position: ``ceil(c_out / lanes) * ceil(c_in / ways)``."""
+        return self.groups * self.chunks
+
+    @property
     def cycles_per_position(self) -> int:
-        return self.groups * self.c_in + max(0, 3 - self.c_in)
+        return self.rows_per_position + max(0, 3 - self.chunks)
 
     @property
     def acc_width(self) -> int:
@@ -114,45 +126,52 @@ class PointwiseConv(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        L, W, G, c_in = self.lanes, self.w_width, self.groups, self.c_in
-        m.submodules.weights = weights = buffer(shape=unsigned(L * W), depth=G * c_in)
+        L, K, W, G = self.lanes, self.ways, self.w_width, self.groups
+        chunks, c_in = self.chunks, self.c_in
+        m.submodules.weights = weights = buffer(shape=unsigned(L * K * W), depth=G * chunks)
 
-        # Weight loads: index o * c_in + i lands in row (o // lanes) * c_in + i, lane o % lanes.
+        # Weight loads: index o * c_in + i lands in row (o // lanes) * chunks + i // ways, word
+        # (o % lanes) * ways + i % ways.
         wr = weights.write_port(granularity=W)
         index = self.load.payload.index
         out_ch, in_ch = index // c_in, index % c_in
         m.d.comb += [self.load.ready.eq(1),
-                     wr.addr.eq((out_ch // L) * c_in + in_ch),
-                     wr.data.eq(self.load.payload.value.as_unsigned().replicate(L)),
-                     wr.en.eq(Mux(self.load.valid, 1 << (out_ch % L), 0))]
+                     wr.addr.eq((out_ch // L) * chunks + in_ch // K),
+                     wr.data.eq(self.load.payload.value.as_unsigned().replicate(L * K)),
+                     wr.en.eq(Mux(self.load.valid, 1 << ((out_ch % L) * K + in_ch % K), 0))]
 
-        acts = Signal(data.ArrayLayout(self.i.payload.shape().elem_shape, c_in))
+        elem = self.i.payload.shape().elem_shape
+        # The activations, padded with zeros to whole chunks.
+        acts = Signal(data.ArrayLayout(elem, chunks * K))
         group = Signal(range(max(2, G)))     # (a one-value counter would be zero bits wide)
-        chan = Signal(range(max(2, c_in)))
+        chan = Signal(range(max(2, chunks)))
         issuing = Signal()
         rd = weights.read_port()
-        m.d.comb += rd.addr.eq(group * c_in + chan)
+        m.d.comb += rd.addr.eq(group * chunks + chan)
 
         # The read pipeline: the row addressed in cycle k arrives in cycle k + 1 with these tags.
-        # The row's activation is registered with it, so that the next position may replace
+        # The row's activations are registered with it, so that the next position may replace
         # ``acts`` in the cycle the last row issues.
         p_valid, p_first, p_last = Signal(), Signal(), Signal()
         p_group = Signal.like(group)
-        p_act = Signal(self.i.payload.shape().elem_shape)
-        m.d.sync += [p_valid.eq(issuing), p_act.eq(acts[chan]), p_first.eq(chan == 0),
-                     p_last.eq(chan == c_in - 1), p_group.eq(group)]
+        p_act = Signal(data.ArrayLayout(elem, K))
+        chunk = acts.as_value().word_select(chan, K * Shape.cast(elem).width)
+        m.d.sync += [p_valid.eq(issuing), p_act.eq(chunk), p_first.eq(chan == 0),
+                     p_last.eq(chan == chunks - 1), p_group.eq(group)]
 
         acc = [Signal(signed(self.acc_width), name=f"acc{lane}") for lane in range(L)]
         outs = Signal(data.ArrayLayout(signed(self.out_width), G * L))
         fit_now = Signal()
         fit_group = Signal(range(max(2, G)))
         m.d.sync += [fit_now.eq(p_valid & p_last), fit_group.eq(p_group)]
-        a = p_act
         for lane in range(L):
-            w = rd.data.word_select(lane, W).as_signed()
-            product = Mux(a, w, 0) if self.spike_input else w * a
+            products = []
+            for k in range(K):
+                w = rd.data.word_select(lane * K + k, W).as_signed()
+                a = p_act[k]
+                products.append(Mux(a, w, 0) if self.spike_input else w * a)
             with m.If(p_valid):
-                m.d.sync += acc[lane].eq(Mux(p_first, 0, acc[lane]) + product)
+                m.d.sync += acc[lane].eq(Mux(p_first, 0, acc[lane]) + sum(products))
             fitted = (fit_value(m, acc[lane], self.shift, self.out_width, f"fit{lane}")
                       if self.fit else acc[lane])
             with m.If(fit_now):
@@ -178,20 +197,22 @@ class PointwiseConv(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(self.i.valid):
-                    m.d.sync += [acts.eq(self.i.payload), group.eq(0), chan.eq(0)]
+                    m.d.sync += [acts.as_value().eq(self.i.payload.as_value()), group.eq(0),
+                                 chan.eq(0)]
                     m.next = "MAC"
             with m.State("MAC"):
                 m.d.comb += self.busy.eq(1)
-                with m.If((chan != c_in - 1) | free):
+                with m.If((chan != chunks - 1) | free):
                     m.d.comb += [issuing.eq(1), self.issuing.eq(1)]
-                    m.d.sync += chan.eq(Mux(chan == c_in - 1, 0, chan + 1))
-                    with m.If(chan == c_in - 1):
+                    m.d.sync += chan.eq(Mux(chan == chunks - 1, 0, chan + 1))
+                    with m.If(chan == chunks - 1):
                         m.d.sync += group.eq(group + 1)
                         with m.If(group == G - 1):
                             # The last row: the next position now, or wait for one.
                             m.d.comb += self.i.ready.eq(1)
                             with m.If(self.i.valid):
-                                m.d.sync += [acts.eq(self.i.payload), group.eq(0)]
+                                m.d.sync += [acts.as_value().eq(self.i.payload.as_value()),
+                                             group.eq(0)]
                             with m.Else():
                                 m.next = "IDLE"
         with m.If(full | p_valid | fit_now):

@@ -31,15 +31,17 @@ class TTStep(wiring.Component):
     ``a1 = fit(G1 * s, shift_o1, act_width)`` and ``a3`` as :class:`Path` ``path`` says --
     exactly one step of ``golden.ttsnn.fixed_forward`` (its ``y[t]``).
 
-    Four engines in a pipeline: G1 (:class:`PointwiseConv` on spikes, ``lanes[0]`` lanes), G2
+    Four engines in a pipeline: G1 (:class:`PointwiseConv` on spikes, ``lanes[0]`` lanes of
+    ``ways[0]`` inputs), G2
     (:class:`AxisConv` along H) and G3 (along W), both giving exact sums that are fitted where
     the path needs (STT: G2's by ``shift_z2`` into G3, G3's by ``shift_z3``; PTT: their sum by
     ``shift_z3``), and G4 (:class:`PointwiseConv`); G3 and G4 take their operands from a
     register. Under PTT both take ``a1``; G3's input passes a FIFO of ``max_width + 4``
     positions, so that G3 runs ahead of G2 (whose window of ``p`` waits for ``p + width``)
-    without stalling the fork.
+    without stalling the fork. G2's input passes one too: at the end of a map G2's window
+    emits its last row with no input, and G1 goes on with the next map meanwhile.
 
-    With ``dense_lanes`` > 0 a :class:`DenseConv` sits beside them (weights: ``load`` core
+    With ``dense_lanes`` > 0 a :class:`DenseConv` (``dense_ways`` inputs a lane) sits beside them (weights: ``load`` core
     :data:`DENSE`, index :meth:`DenseConv.weight_index`); ``Path.DENSE`` sends the spikes
     through it alone, ``y = fit(W * s, shift_y, y_width)``, at its
     :attr:`~DenseConv.cycles_per_position`.
@@ -64,25 +66,29 @@ class TTStep(wiring.Component):
     """
 
     def __init__(self, *, c_in: int, rank: int, c_out: int, max_width: int, max_height: int,
-                 lanes=(1, 1, 1, 1), dense_lanes: int = 0, w_width: int = 8,
-                 act_width: int = 16, y_width: int = 16):
-        lanes = tuple(lanes)
+                 lanes=(1, 1, 1, 1), ways=(1, 1, 1, 1), dense_lanes: int = 0,
+                 dense_ways: int = 1, w_width: int = 8, act_width: int = 16, y_width: int = 16):
+        lanes, ways = tuple(lanes), tuple(ways)
         if len(lanes) != 4:
             raise ValueError(f"lanes must give the lanes of G1, G2, G3, G4, not {lanes!r}")
+        if len(ways) != 4:
+            raise ValueError(f"ways must give the ways of G1, G2, G3, G4, not {ways!r}")
         if isinstance(dense_lanes, bool) or not isinstance(dense_lanes, int) or dense_lanes < 0:
             raise ValueError(f"dense_lanes must be an integer >= 0, not {dense_lanes!r}")
         self.c_in, self.rank, self.c_out = c_in, rank, c_out
         self.act_width = act_width
         axis = dict(c_in=rank, c_out=rank, max_width=max_width, max_height=max_height,
                     w_width=w_width, in_width=act_width, fit=False)
-        self.g1 = PointwiseConv(c_in=c_in, c_out=rank, lanes=lanes[0], w_width=w_width,
-                                spike_input=True, out_width=act_width)
-        self.g2 = AxisConv(lanes=lanes[1], axis="h", **axis)
-        self.g3 = AxisConv(lanes=lanes[2], axis="w", **axis)
-        self.g4 = PointwiseConv(c_in=rank, c_out=c_out, lanes=lanes[3], w_width=w_width,
-                                spike_input=False, in_width=act_width, out_width=y_width)
-        self.dense = (DenseConv(c_in=c_in, c_out=c_out, lanes=dense_lanes, max_width=max_width,
-                                max_height=max_height, w_width=w_width, out_width=y_width)
+        self.g1 = PointwiseConv(c_in=c_in, c_out=rank, lanes=lanes[0], ways=ways[0],
+                                w_width=w_width, spike_input=True, out_width=act_width)
+        self.g2 = AxisConv(lanes=lanes[1], ways=ways[1], axis="h", **axis)
+        self.g3 = AxisConv(lanes=lanes[2], ways=ways[2], axis="w", **axis)
+        self.g4 = PointwiseConv(c_in=rank, c_out=c_out, lanes=lanes[3], ways=ways[3],
+                                w_width=w_width, spike_input=False, in_width=act_width,
+                                out_width=y_width)
+        self.dense = (DenseConv(c_in=c_in, c_out=c_out, lanes=dense_lanes, ways=dense_ways,
+                                max_width=max_width, max_height=max_height, w_width=w_width,
+                                out_width=y_width)
                       if dense_lanes else None)
         weights = max(rank * c_in, 3 * rank * rank, c_out * rank,
                       9 * c_in * c_out if dense_lanes else 0)
@@ -141,6 +147,8 @@ class TTStep(wiring.Component):
         act = data.ArrayLayout(signed(self.act_width), self.rank)
         m.submodules.g3_queue = queue = StreamFIFO(act, g2.window.max_width + 4)
         wiring.connect(m, queue.o, g3.i)
+        m.submodules.g2_queue = g2_in = StreamFIFO(act, g2.window.max_width + 4)
+        wiring.connect(m, g2_in.o, g2.i)
         # G3's and G4's operands through a register each: the fits of the sums are the longest
         # paths otherwise (and a position per cycles_per_position leaves a register's half rate
         # unfelt).
@@ -164,24 +172,25 @@ class TTStep(wiring.Component):
 
         with m.Switch(self.path):
             with m.Case(Path.STT):
-                m.d.comb += [g2.i.valid.eq(a1.valid), g2.i.payload.eq(a1.payload),
-                             a1.ready.eq(g2.i.ready),
+                m.d.comb += [g2_in.i.valid.eq(a1.valid), g2_in.i.payload.eq(a1.payload),
+                             a1.ready.eq(g2_in.i.ready),
                              a2.i.valid.eq(g2.o.valid), a2.i.payload.eq(g2_fit),
                              g2.o.ready.eq(a2.i.ready),
                              a3.i.valid.eq(g3.o.valid), a3.i.payload.eq(g3_fit),
                              g3.o.ready.eq(a3.i.ready)]
             with m.Case(Path.PTT):
                 # Eager fork: each side takes a1 once; a1 leaves when both have it.
-                take_g2 = g2.i.ready | sent_g2
+                take_g2 = g2_in.i.ready | sent_g2
                 take_queue = a2.i.ready | sent_queue
-                m.d.comb += [g2.i.valid.eq(a1.valid & ~sent_g2), g2.i.payload.eq(a1.payload),
+                m.d.comb += [g2_in.i.valid.eq(a1.valid & ~sent_g2),
+                             g2_in.i.payload.eq(a1.payload),
                              a2.i.valid.eq(a1.valid & ~sent_queue),
                              a2.i.payload.eq(a1.payload),
                              a1.ready.eq(take_g2 & take_queue)]
                 with m.If(a1.valid & take_g2 & take_queue):
                     m.d.sync += [sent_g2.eq(0), sent_queue.eq(0)]
                 with m.Else():
-                    m.d.sync += [sent_g2.eq(sent_g2 | (a1.valid & g2.i.ready)),
+                    m.d.sync += [sent_g2.eq(sent_g2 | (a1.valid & g2_in.i.ready)),
                                  sent_queue.eq(sent_queue | (a1.valid & a2.i.ready))]
                 both = g2.o.valid & g3.o.valid
                 m.d.comb += [a3.i.valid.eq(both), a3.i.payload.eq(sum_fit),
@@ -196,6 +205,6 @@ class TTStep(wiring.Component):
             m.d.comb += self.a2_tap.valid.eq(0)       # the queue carries a1 then
         m.d.comb += self.issuing.eq(Cat(g1.issuing, g2.issuing, g3.issuing, g4.issuing,
                                         self.dense.issuing if self.dense is not None else 0))
-        m.d.comb += self.busy.eq(dense_busy | g1.busy | g2.busy | g3.busy | g4.busy | queue.o.valid
+        m.d.comb += self.busy.eq(dense_busy | g1.busy | g2.busy | g3.busy | g4.busy | queue.o.valid | g2_in.o.valid
                                  | a2.o.valid | a3.o.valid | g2.window.o.valid | g3.window.o.valid)
         return m

@@ -124,22 +124,23 @@ class AxisConv(wiring.Component):
     (or the exact sums, ``fit=False``) -- ``golden.ttsnn.kh_conv`` / ``kw_conv`` and ``fit``.
 
     Weights load through ``load`` with index ``(o * 3 + k) * c_in + i`` for ``G[o, i, k]``
-    (:meth:`weight_index`). Throughput: a position per ``ceil(c_out / lanes) * 3 * c_in + 4``
-    cycles (the engine's; the window's three cycles overlap it). Latency: ``step`` positions and
-    the engine's latency.
+    (:meth:`weight_index`). Throughput: a position per the engine's
+    :attr:`~PointwiseConv.cycles_per_position` (``ceil(c_out / lanes) * ceil(3 * c_in / ways)``
+    and at least 3: the window's three cycles overlap it). Latency: ``step`` positions and the
+    engine's latency.
 
     Ports: ``i``, ``width``, ``height`` of the window; ``o``, ``load``, ``shift``, ``busy``,
     ``issuing`` of the engine.
     """
 
     def __init__(self, *, c_in: int, c_out: int, lanes: int, axis: str, max_width: int,
-                 max_height: int, w_width: int = 8, in_width: int = 16, out_width: int = 16,
-                 fit: bool = True):
+                 max_height: int, ways: int = 1, w_width: int = 8, in_width: int = 16,
+                 out_width: int = 16, fit: bool = True):
         self.window = AxisWindow(c_in=c_in, shape=signed(in_width), axis=axis,
                                  max_width=max_width, max_height=max_height)
-        self.engine = PointwiseConv(c_in=3 * c_in, c_out=c_out, lanes=lanes, w_width=w_width,
-                                    spike_input=False, in_width=in_width, out_width=out_width,
-                                    fit=fit)
+        self.engine = PointwiseConv(c_in=3 * c_in, c_out=c_out, lanes=lanes, ways=ways,
+                                    w_width=w_width, spike_input=False, in_width=in_width,
+                                    out_width=out_width, fit=fit)
         self.c_in, self.c_out = c_in, c_out
         win, eng = self.window.signature.members, self.engine.signature.members
         super().__init__({"i": win["i"], "width": win["width"], "height": win["height"],
@@ -168,30 +169,30 @@ class AxisConv(wiring.Component):
 
 
 class DenseConv(wiring.Component):
-    """A dense 3x3 convolution of a spike map (zero padding), ``lanes`` output channels per
-    cycle: ``o[p][o] = fit(sum_{i, kh, kw} W[o, i, kh, kw] * s[h + kh - 1, w + kw - 1][i],
+    """A dense 3x3 convolution of a spike map (zero padding), ``lanes`` output channels by
+    ``ways`` inputs per cycle: ``o[p][o] = fit(sum_{i, kh, kw} W[o, i, kh, kw] * s[h + kh - 1, w + kw - 1][i],
     shift, out_width)`` -- ``golden.ttsnn.fixed_dense_forward``'s currents.
 
     An :class:`AxisWindow` along W (``3 * c_in`` spikes a position), one along H behind it
     (``9 * c_in``: the position's 3x3 patch, ``(kh * 3 + kw) * c_in + i``) and a spike-input
     :class:`PointwiseConv` of ``9 * c_in`` inputs: AND + accumulate like G1, no multipliers.
     Weights load through ``load`` at :meth:`weight_index`. Throughput: a position per
-    ``ceil(c_out / lanes) * 9 * c_in + 1`` cycles (:attr:`cycles_per_position`). Latency: a row
-    and a position of the windows, plus the engine's ``ceil(c_out / lanes) * 9 * c_in + 3``.
+    ``ceil(c_out / lanes) * ceil(9 * c_in / ways)`` cycles, at least 3 (:attr:`cycles_per_position`).
+    Latency: a row and a position of the windows, plus the engine's (its rows ``+ 3``).
 
     Ports: ``i`` (``c_in`` spikes), ``width``, ``height`` of the windows; ``o`` (``c_out``
     currents ``signed(out_width)``), ``load``, ``shift``, ``busy``, ``issuing`` of the engine.
     """
 
     def __init__(self, *, c_in: int, c_out: int, lanes: int, max_width: int, max_height: int,
-                 w_width: int = 8, out_width: int = 16):
+                 ways: int = 1, w_width: int = 8, out_width: int = 16):
         self.c_in, self.c_out = c_in, c_out
         self.along_w = AxisWindow(c_in=c_in, shape=unsigned(1), axis="w", max_width=max_width,
                                   max_height=max_height)
         self.along_h = AxisWindow(c_in=3 * c_in, shape=unsigned(1), axis="h",
                                   max_width=max_width, max_height=max_height)
-        self.engine = PointwiseConv(c_in=9 * c_in, c_out=c_out, lanes=lanes, w_width=w_width,
-                                    spike_input=True, out_width=out_width)
+        self.engine = PointwiseConv(c_in=9 * c_in, c_out=c_out, lanes=lanes, ways=ways,
+                                    w_width=w_width, spike_input=True, out_width=out_width)
         win, eng = self.along_w.signature.members, self.engine.signature.members
         super().__init__({"i": win["i"], "width": win["width"], "height": win["height"],
                           "o": eng["o"], "load": eng["load"], "shift": eng["shift"],

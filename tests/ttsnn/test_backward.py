@@ -64,7 +64,6 @@ def run_rtl(p, cores, fwd, gs, *, max_width=5, max_height=4, lr_shift=None):
         ctx.set(dut.load.valid, 0)
         # The forward state as the forward pass would deliver it, with gaps between transfers.
         for t in range(T):
-            ctx.set(dut.trace_t, t)
             for y in range(H):
                 for x in range(W):
                     for name, value in (("a1", fwd.a1), ("a2", fwd.a2), ("a3", fwd.a3),

@@ -171,7 +171,7 @@ def test_dense_baseline_between_tt_passes_in_amaranth():
     """A TT training pass, a dense 3x3 pass (the baseline: its own weight, the TT engines idle),
     then a TT pass on the cores still on chip: every output equals its golden model -- the
     dense weight's LOAD leaves the cores and the backward unit's copies alone."""
-    cfg = TTSNNConfig(**SMALL, dense_lanes=2)
+    cfg = TTSNNConfig(**SMALL, dense_lanes=2, dense_ways=5, ways_g1=2, ways_g2=4, ways_g4=2)
     tt = with_grad(layer(40), 7)
     dense = {"spikes": layer(41)["spikes"], "w": dense_weight(2)}
     dense_options = {"mode": "dense", "shift_y": 2, "theta": 30, "beta": 200}
@@ -192,7 +192,7 @@ def test_dense_baseline_between_tt_passes_in_amaranth():
     for name in ("y", "spikes", "membrane"):
         assert np.array_equal(base.outputs[name], getattr(fwd, name).numpy()), name
     c = base.counters
-    assert c["dense_rows"] == 3 * 15 * 2 * 27 and c["weights"] == 81
+    assert c["dense_rows"] == 3 * 15 * 2 * 6 and c["weights"] == 81       # 27 inputs, 5 ways
     assert all(c[f"g{k}_rows"] == 0 for k in (1, 2, 3, 4)) and first.counters["dense_rows"] == 0
     assert "backward_cycles" in c and c["backward_cycles"] == 0
 
@@ -224,7 +224,7 @@ def test_regression_under_verilator():
 
 @pytest.mark.parametrize("params", [
     {"c_in": 2, "rank": 3, "c_out": 2, "max_width": 5, "max_height": 3, "T": 6,
-     "dense_lanes": 1},                                                  # r > Cin, dense baseline
+     "dense_lanes": 1, "dense_ways": 4, "ways_g2": 2, "ways_g3": 9},      # r > Cin, dense, ways
     {"c_in": 2, "rank": 1, "c_out": 3, "max_width": 3, "max_height": 3, "T": 1,
      "htt_full": 1},                                                                # r = 1
 ], ids=["T6-r3-dense", "T1-r1"])

@@ -14,14 +14,17 @@ from snnforge.sim.amaranth_sim import simulate_streams
 from snnforge.sim.cocotb_streams import Scoreboard
 from snnforge.sim.payload import pack, unpack
 
-#: (c_in, c_out, lanes, spike_input, w_width, in_width, out_width)
+#: (c_in, c_out, lanes, spike_input, w_width, in_width, out_width, ways)
 CONFIGS = [
-    (8, 4, 2, True, 8, 16, 16),       # G1: Cin -> r (in_width unused)
-    (5, 7, 3, True, 4, 16, 6),        # lanes not dividing c_out, narrow output (saturates)
-    (4, 6, 6, False, 8, 16, 16),      # G4: r -> Cout, every lane at once
-    (3, 5, 1, False, 6, 7, 8),        # one lane, narrow everything
-    (1, 3, 1, False, 6, 12, 12),      # one input: each row is a group's last (G4 at r = 1)
-    (1, 5, 2, True, 8, 16, 16),       # ... and G1 of one input channel
+    (8, 4, 2, True, 8, 16, 16, 1),    # G1: Cin -> r (in_width unused)
+    (5, 7, 3, True, 4, 16, 6, 1),     # lanes not dividing c_out, narrow output (saturates)
+    (4, 6, 6, False, 8, 16, 16, 1),   # G4: r -> Cout, every lane at once
+    (3, 5, 1, False, 6, 7, 8, 1),     # one lane, narrow everything
+    (1, 3, 1, False, 6, 12, 12, 1),   # one input: each row is a group's last (G4 at r = 1)
+    (1, 5, 2, True, 8, 16, 16, 1),    # ... and G1 of one input channel
+    (8, 4, 2, True, 8, 16, 16, 4),    # four inputs a lane per cycle (two chunks)
+    (7, 5, 2, False, 6, 10, 12, 3),   # ways not dividing c_in: the last chunk padded
+    (5, 3, 3, False, 8, 16, 16, 5),   # a whole position's inputs in one row
 ]
 PATTERNS = [("none", "none"), ("random:0.4", "random:0.4"), ("periodic:1110", "burst:3:0.2")]
 
@@ -60,13 +63,13 @@ def run(dut, g, acts, shift, *, seed, idle, stall):
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "x".join(map(str, c)))
 def test_pointwise_matches_golden(config):
-    c_in, c_out, lanes, spike, w_width, in_width, out_width = config
+    c_in, c_out, lanes, spike, w_width, in_width, out_width, ways = config
     rng = random.Random(c_in * 31 + c_out)
     for k, g in enumerate(weight_sets(rng, c_in, c_out, w_width)):
         for shift in (0, 1, 3, 31):
             idle, stall = PATTERNS[(k + shift) % len(PATTERNS)]
             acts = positions(rng, 12, c_in, spike, in_width)
-            dut = PointwiseConv(c_in=c_in, c_out=c_out, lanes=lanes, w_width=w_width,
+            dut = PointwiseConv(c_in=c_in, c_out=c_out, lanes=lanes, ways=ways, w_width=w_width,
                                 spike_input=spike, in_width=in_width, out_width=out_width)
             got, _ = run(dut, g, acts, shift, seed=k + shift, idle=idle, stall=stall)
             Scoreboard(f"{config} weights {k} shift {shift} ({idle}/{stall})").compare(
@@ -83,11 +86,12 @@ def test_the_comparison_can_fail():
         Scoreboard("self-test").compare(golden(g, acts, 2, 16), got)
 
 
-@pytest.mark.parametrize("c_in, rows", [(6, 2 * 6), (2, 2 * 2 + 1), (1, 2 + 2)])
-def test_pointwise_throughput(c_in, rows):
+@pytest.mark.parametrize("c_in, ways, rows", [(6, 1, 2 * 6), (2, 1, 2 * 2 + 1), (1, 1, 2 + 2),
+                                              (12, 2, 2 * 6), (12, 4, 2 * 3), (12, 6, 2 * 2 + 1)])
+def test_pointwise_throughput(c_in, ways, rows):
     """Back to back, a position per MAC row count (the next taken with the last row); with
-    c_in < 3 the next position's first group waits for the previous fit."""
-    dut = PointwiseConv(c_in=c_in, c_out=8, lanes=4, spike_input=True)
+    fewer than 3 chunks the next position's first group waits for the previous fit."""
+    dut = PointwiseConv(c_in=c_in, c_out=8, lanes=4, ways=ways, spike_input=True)
     n = 10
     _, cycles = run(dut, torch.ones(8, c_in, dtype=torch.int64), [[1] * c_in] * n, 0, seed=0,
                     idle="none", stall="none")
@@ -99,7 +103,7 @@ def test_pointwise_throughput(c_in, rows):
 @pytest.mark.parametrize("kwargs, name", [
     ({"c_in": 0}, "c_in"), ({"c_out": 2.5}, "c_out"), ({"lanes": 5}, "lanes"),
     ({"w_width": 1}, "w_width"), ({"spike_input": 1}, "spike_input"),
-    ({"out_width": True}, "out_width")])
+    ({"out_width": True}, "out_width"), ({"ways": 0}, "ways"), ({"ways": 5}, "ways")])
 def test_pointwise_bad_parameters(kwargs, name):
     with pytest.raises(ValueError, match=name):
         PointwiseConv(**{"c_in": 4, "c_out": 4, "lanes": 2, **kwargs})

@@ -47,9 +47,10 @@ def path_of(p, t):
     return Path.STT if p.mode == "stt" else Path.PTT
 
 
-def run_step(p, cores, spikes_t, t, *, seed, idle="random:0.3", stall="random:0.3"):
+def run_step(p, cores, spikes_t, t, *, seed, idle="random:0.3", stall="random:0.3",
+             ways=(1, 1, 1, 1)):
     dut = TTStep(c_in=CIN, rank=RANK, c_out=COUT, max_width=W, max_height=H,
-                 lanes=(2, 1, 2, 3), w_width=p.w_width, act_width=p.act_width,
+                 lanes=(2, 1, 2, 3), ways=ways, w_width=p.w_width, act_width=p.act_width,
                  y_width=p.y_width)
     layout = dut.i.payload.shape()
     beats = [pack(layout, spikes_t[:, h, w].tolist()) for h in range(H) for w in range(W)]
@@ -86,6 +87,18 @@ def test_step_matches_fixed_forward(p):
     for t in range(p.T):
         got, _ = run_step(p, cores, spikes[t], t, seed=rng.randint(0, 99))
         Scoreboard(f"{p.mode} step {t} ({path_of(p, t).name})").compare(positions(want[t]), got)
+
+
+@pytest.mark.parametrize("mode", ["stt", "ptt"])
+def test_step_with_ways_matches_fixed_forward(mode):
+    """Engines adding several inputs a lane per cycle (G2/G3's chunks across the window's taps,
+    the last one padded)."""
+    p = TTFixedParams(T=1, mode=mode, w_width=6, act_width=12, y_width=14, shift_z3=2,
+                      shift_y=3)
+    cores = random_cores(11)
+    spikes = (torch.rand(1, CIN, H, W, generator=torch.Generator().manual_seed(5)) < 0.5).long()
+    got, _ = run_step(p, cores, spikes[0], 0, seed=3, ways=(2, 4, 6, 2))
+    Scoreboard(f"{mode} with ways").compare(positions(fixed_forward(spikes, cores, p).y[0]), got)
 
 
 def test_stt_step_is_the_composed_kernel_conv():
@@ -126,10 +139,12 @@ def test_step_bad_lanes():
         TTStep(c_in=2, rank=2, c_out=2, max_width=2, max_height=2, lanes=(1, 1))
 
 
-def run_dense(p, w, spikes_t, *, seed, dense=True, idle="random:0.3", stall="random:0.3"):
+def run_dense(p, w, spikes_t, *, seed, dense=True, ways=1, idle="random:0.3",
+              stall="random:0.3"):
     """One map through the step's dense path (``dense``: a core with the dense engine)."""
     dut = TTStep(c_in=CIN, rank=RANK, c_out=COUT, max_width=W, max_height=H,
-                 lanes=(2, 1, 2, 3), dense_lanes=2 if dense else 0, w_width=p.w_width,
+                 lanes=(2, 1, 2, 3), dense_lanes=2 if dense else 0, dense_ways=ways,
+                 w_width=p.w_width,
                  act_width=p.act_width, y_width=p.y_width)
     layout = dut.load.payload.shape()
     loads = ([pack(layout, {"core": DENSE, "index": dut.dense.weight_index(o, i, kh, kw),
@@ -161,8 +176,9 @@ def test_dense_path_matches_fixed_dense_forward(kind):
     want = fixed_dense_forward(spikes, w, p).y[0]
     if kind.startswith("ones"):
         assert want.abs().max() == 2 ** (p.y_width - 1) - (kind == "ones-max")   # saturated
-    got, _ = run_dense(p, w, spikes[0], seed=len(kind))
-    Scoreboard(f"dense {kind}").compare(positions(want), got)
+    for ways in (1, 4):
+        got, _ = run_dense(p, w, spikes[0], seed=len(kind), ways=ways)
+        Scoreboard(f"dense {kind}, {ways} ways").compare(positions(want), got)
 
 
 def test_dense_comparison_can_fail():
