@@ -1,19 +1,21 @@
 #!/usr/bin/env python3
-"""TT-SNN on the RTL: a dense 3x3 conv against STT, PTT and HTT on the same lane budget, per
+"""TT-SNN on the RTL: a dense 3x3 conv against STT, PTT and HTT on the same MAC budget, per
 benchmark layer -- forward speedup against the MAC reduction, cycles per phase, engine
 utilization, computation energy.
 
     .venv/bin/python bench/ttsnn_bench.py                          # the scaled ResNet-19 layers
-    .venv/bin/python bench/ttsnn_bench.py --layers s1 --budget 4
+    .venv/bin/python bench/ttsnn_bench.py --layers s1 --budget 16
     .venv/bin/python bench/ttsnn_bench.py --layers 8x4x8x8x8 --lanes 2,4,4,2
 
 Benchmark layers (``Cin x r x Cout x H x W``): the CIFAR ResNet-19's three stages scaled to
 simulate in minutes -- channels / 4, maps / 4 (at least 4 rows: the steady-state measurement
 halves them), ranks the stage medians of the notes' real rank table / 4 -- or any shape. Each
-layer's core has the TT engines and a dense 3x3 engine (``dense_lanes``) on the same lane
-budget: ``--budget`` lanes (a divisor of ``Cout``) for the dense engine, and the TT engines'
-lanes (``Σ lanes <= budget``) chosen to balance their MAC rows per position (``--lanes`` fixes
-them). Random cores, dense weights and spikes at ``--density``; every run checked against the
+layer's core has the TT engines and a dense 3x3 engine on the same budget of MAC units (a
+unit: one lane's product per cycle; an engine has ``lanes x ways``): the dense engine's fastest
+shape within ``--budget`` units, and the TT engines' shapes within the same ``--budget`` units
+together, chosen so that the slowest engine takes the fewest cycles per position (ties: G1 and
+G4 faster, as HTT's late steps run on them alone; then fewer units); ``--lanes`` fixes the TT
+lanes (one way each). Random cores, dense weights and spikes at ``--density``; every run checked against the
 golden model (``fixed_forward`` / ``fixed_backward`` / ``fixed_dense_forward``).
 
 Per layer and pipeline, all from the RTL's counters: the forward phase's cycles (maps in,
@@ -55,21 +57,45 @@ OPTIONS = {"shift_y": 2, "theta": 20, "surrogate": 200, "shift_b4": 2, "shift_b3
            "shift_b2": 3, "shift_b1": 2}
 
 
-def rows_per_position(c_in, rank, c_out, lanes):
-    """MAC rows per position of each TT engine (G2, G3: ``3 r`` inputs)."""
-    return (-(-rank // lanes[0]) * c_in, -(-rank // lanes[1]) * 3 * rank,
-            -(-rank // lanes[2]) * 3 * rank, -(-c_out // lanes[3]) * rank)
+def engine_cycles(outs, ins, lanes, ways, floor=1):
+    """Cycles per position of a :class:`PointwiseConv` of ``ins -> outs`` with ``lanes x
+    ways`` (its ``cycles_per_position``), at least ``floor`` (the windows' three cycles)."""
+    chunks = -(-ins // ways)
+    return max(floor, -(-outs // lanes) * chunks + max(0, 3 - chunks))
 
 
-def balanced_lanes(c_in, rank, c_out, budget):
-    """The TT lanes within ``budget`` whose slowest engine has the fewest rows per position
-    (ties: fewer lanes)."""
+def frontier(outs, ins, budget, floor=1):
+    """``{units: (cycles, lanes, ways)}``: the fastest shape of an engine for each number of
+    MAC units (``lanes x ways``) within the budget."""
+    best = {}
+    for lanes in range(1, min(outs, budget) + 1):
+        for ways in range(1, min(ins, budget // lanes) + 1):
+            option = (engine_cycles(outs, ins, lanes, ways, floor), lanes, ways)
+            best[lanes * ways] = min(best.get(lanes * ways, option), option)
+    return best
+
+
+def balanced_engines(c_in, rank, c_out, budget):
+    """The TT engines' ``(lanes, ways)`` within ``budget`` MAC units whose slowest engine takes
+    the fewest cycles per position; ties: G1 and G4 faster (HTT's late steps run on them
+    alone), then fewer units."""
+    shapes = ((rank, c_in, 1), (rank, 3 * rank, 3), (rank, 3 * rank, 3), (c_out, rank, 1))
+    fronts = [sorted(frontier(*shape[:2], budget, shape[2]).items()) for shape in shapes]
     best = None
-    for lanes in itertools.product(*(range(1, n + 1) for n in (rank, rank, rank, c_out))):
-        if sum(lanes) <= budget:
-            key = (max(rows_per_position(c_in, rank, c_out, lanes)), sum(lanes))
-            best = min(best or (key, lanes), (key, lanes))
+    for pick in itertools.product(*fronts):
+        units = sum(u for u, _ in pick)
+        if units <= budget:
+            cycles = [c for _, (c, _, _) in pick]
+            key = (max(cycles), max(cycles[0], cycles[3]), units)
+            if best is None or key < best[0]:
+                best = (key, [(lanes, ways) for _, (_, lanes, ways) in pick])
     return best[1]
+
+
+def dense_engine(c_in, c_out, budget):
+    """The dense engine's fastest ``(lanes, ways)`` of ``budget`` MAC units at most."""
+    _, lanes, ways = min(frontier(c_out, 9 * c_in, budget, 3).values())
+    return lanes, ways
 
 
 def layer_inputs(c_in, rank, c_out, H, W, T, density, seed):
@@ -107,13 +133,16 @@ def parse_layers(text, ap):
 def run_layer(name, dims, args, given_lanes):
     """Dense, STT, PTT and HTT on one core built for the layer; returns its rows."""
     c_in, rank, c_out, H, W = dims
-    if c_out % args.budget:
-        raise SystemExit(f"layer {name}: --budget {args.budget} must divide Cout={c_out} (the "
-                         "dense engine's lanes)")
-    lanes = (given_lanes if given_lanes else balanced_lanes(c_in, rank, c_out, args.budget))
-    lanes = tuple(min(n, c_out if k == 3 else rank) for k, n in enumerate(lanes))
-    params = {**{f"lanes_{e}": n for e, n in zip(ENGINES, lanes)},
-              "dense_lanes": args.budget, "max_width": W, "max_height": H}
+    engines = ([(n, 1) for n in given_lanes] if given_lanes
+               else balanced_engines(c_in, rank, c_out, args.budget))
+    engines = [(min(n, c_out if k == 3 else rank), w) for k, (n, w) in enumerate(engines)]
+    lanes = tuple(n for n, _ in engines)
+    units = tuple(n * w for n, w in engines)
+    dense_lanes, dense_ways = dense_engine(c_in, c_out, args.budget)
+    params = {**{f"lanes_{e}": n for e, (n, _) in zip(ENGINES, engines)},
+              **{f"ways_{e}": w for e, (_, w) in zip(ENGINES, engines)},
+              "dense_lanes": dense_lanes, "dense_ways": dense_ways,
+              "max_width": W, "max_height": H}
 
     def run(mode, height):
         """The layer at ``height`` on the RTL, its outputs checked against the golden model."""
@@ -158,13 +187,14 @@ def run_layer(name, dims, args, given_lanes):
         c = done.result.counters
         late = [mode == "htt" and t >= args.htt_full for t in range(args.T)]
         macs = sum(macs_per_step(c_in, rank, c_out, H, W, lt) for lt in late)
-        width = dict(zip(ENGINES, lanes))
+        width = dict(zip(ENGINES, units))
         forward_ops = {"ac": c["g1_rows"] * width["g1"], "lif": c["neurons"] * args.T,
                        "mac": sum(c[f"{e}_rows"] * width[e] for e in ENGINES[1:])}
         backward_ops = {"pgu": c["neurons"] * args.T, "mac": c["backward_macs"]}
         steady = c["forward_cycles"] - half["forward_cycles"]
         row = {"layer": name, "shape": "x".join(map(str, dims)), "mode": mode,
-               "lanes": list(lanes), "dense_lanes": args.budget,
+               "lanes": list(lanes), "ways": [w for _, w in engines],
+               "units": list(units), "dense_lanes": dense_lanes, "dense_ways": dense_ways,
                "forward_cycles": c["forward_cycles"], "layer_cycles": c["busy"],
                "end_to_end": c["total_cycles"], "macs": macs, "dense_macs": dense_macs,
                "dense_forward_cycles": d["forward_cycles"], "dense_rows": d["dense_rows"],
@@ -175,7 +205,8 @@ def run_layer(name, dims, args, given_lanes):
                "forward_energy": op_energy(forward_ops) / ANN_MAC,
                "backward_energy": op_energy(backward_ops) / ANN_MAC,
                "dense_forward_energy": op_energy(
-                   {"ac": d["dense_rows"] * args.budget, "lif": d["neurons"] * args.T})
+                   {"ac": d["dense_rows"] * dense_lanes * dense_ways,
+                    "lif": d["neurons"] * args.T})
                / ANN_MAC,
                **{f"{e}_rows": c[f"{e}_rows"] for e in ENGINES},
                **{f"{e}_utilization": c[f"{e}_rows"] / c["forward_cycles"] for e in ENGINES},
@@ -200,16 +231,17 @@ def run_layer(name, dims, args, given_lanes):
 
 def tables(rows, args, command):
     md = [f"Measured with `{command}`: T={args.T} (HTT: {args.htt_full} full steps), spikes at "
-          f"{args.density:.0%}; every output equal to the golden model. Dense: the core's dense "
-          f"3x3 engine with {args.budget} lanes; TT: the four engines' lanes (G1-G4) within the "
-          "same budget.", "",
-          "| layer | pipeline | lanes G1-G4 | dense forward cycles | TT forward cycles | MAC "
-          "reduction | speedup | speedup / reduction | steady-state speedup / reduction |",
-          "|---|---|---|---|---|---|---|---|---|"]
+          f"{args.density:.0%}; every output equal to the golden model. Budget: {args.budget} "
+          "MAC units (lanes x ways) for the dense 3x3 engine, and for the four TT engines "
+          "together.", "",
+          "| layer | pipeline | dense lanes x ways | G1 / G2 / G3 / G4 lanes x ways | dense "
+          "forward cycles | TT forward cycles | MAC reduction | speedup | speedup / reduction "
+          "| steady-state speedup / reduction |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         label = r["layer"] if r["layer"] == r["shape"] else f"{r['layer']} {r['shape']}"
-        md.append(f"| {label} | {r['mode'].upper()} | "
-                  f"{', '.join(map(str, r['lanes']))} | {r['dense_forward_cycles']:,} | "
+        shapes = " / ".join(f"{n}x{w}" for n, w in zip(r["lanes"], r["ways"]))
+        md.append(f"| {label} | {r['mode'].upper()} | {r['dense_lanes']}x{r['dense_ways']} | "
+                  f"{shapes} | {r['dense_forward_cycles']:,} | "
                   f"{r['forward_cycles']:,} | {r['mac_reduction']:.2f}x | {r['speedup']:.2f}x | "
                   f"{r['speedup_per_reduction']:.0%} | "
                   f"{r['steady_speedup_per_reduction']:.0%} |")
@@ -231,8 +263,8 @@ def tables(rows, args, command):
                   f"{r['training_step_cycles']:,} | {r['end_to_end']:,} | {util} | "
                   f"{r['dense_utilization']:.0%} | {r['backward_utilization']:.0%} "
                   f"({r['steady_backward_utilization']:.0%}) |")
-    md += ["", "Utilization: an engine's MAC rows per forward-phase cycle (a row is `lanes` "
-           "multiply-accumulates); the backward unit's multiply-accumulates (terms inside the "
+    md += ["", "Utilization: an engine's MAC rows per forward-phase cycle (a row is `lanes x "
+           "ways` multiply-accumulates); the backward unit's multiply-accumulates (terms inside the "
            "map) per backward cycle, on its one MAC. An engine waiting on a slower neighbour "
            "idles. Training step: the layer's forward (maps and neurons) plus its backward "
            "pass, DMA excluded.", "",
@@ -275,7 +307,7 @@ def plot(rows, path):
     ax.set_yscale("log")
     ax.set_ylabel("forward cycles")
     ax.legend(fontsize=8)
-    ax.set_title("TT-SNN layers on the RTL, same lane budget")
+    ax.set_title("TT-SNN layers on the RTL, same MAC budget")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -287,8 +319,9 @@ def main(argv=None):
                          "CINxRxCOUTxHxW shapes, comma-separated")
     ap.add_argument("--T", type=int, default=4)
     ap.add_argument("--htt-full", type=int, default=2)
-    ap.add_argument("--budget", type=int, default=8,
-                    help="lanes: the dense engine's, and at most the TT engines' together")
+    ap.add_argument("--budget", type=int, default=16,
+                    help="MAC units (lanes x ways): the dense engine's, and at most the TT "
+                         "engines' together")
     ap.add_argument("--lanes", default=None,
                     help="fix the lanes of G1,G2,G3,G4 (one number: every engine) instead of "
                          "balancing them within the budget")

@@ -158,7 +158,8 @@ async def regression(tb):
         counts = {"positions": T * H * W, "neurons": H * W * cfg.c_out,
                   "weights": sum(v.size for v in case.cores.values())}
         if case.options["mode"] == "dense":
-            rows = T * H * W * -(-cfg.c_out // cfg.dense_lanes) * 9 * cfg.c_in
+            rows = T * H * W * -(-cfg.c_out // cfg.dense_lanes) * -(-9 * cfg.c_in
+                                                                   // cfg.dense_ways)
             counts.update(dense_rows=rows, g1_rows=0, g2_rows=0, g3_rows=0, g4_rows=0)
         assert {k: c[k] for k in counts} == counts, f"{where}: counters {c}, expected {counts}"
         tb.dut._log.info("%s: %d cycles end to end; %.1f s", case.name, c["total_cycles"],
