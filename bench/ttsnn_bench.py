@@ -8,8 +8,9 @@ utilization, computation energy.
     .venv/bin/python bench/ttsnn_bench.py --layers 8x4x8x8x8 --lanes 2,4,4,2
 
 Benchmark layers (``Cin x r x Cout x H x W``): the CIFAR ResNet-19's three stages scaled to
-simulate in minutes -- channels / 4, maps / 4 (at least 4 rows: the steady-state measurement
-halves them), ranks the stage medians of the notes' real rank table / 4 -- or any shape. Each
+simulate in minutes -- channels / 4, maps at most 8x8 (32, 16, 8 in the network), ranks the
+stage medians of the notes' real rank table / 4 -- or any shape (at least 4 rows: the
+steady-state measurement halves them). Each
 layer's core has the TT engines and a dense 3x3 engine on the same budget of MAC units (a
 unit: one lane's product per cycle; an engine has ``lanes x ways``): the dense engine's fastest
 shape within ``--budget`` units, and the TT engines' shapes within the same ``--budget`` units
@@ -51,8 +52,8 @@ from snnforge.golden.ttsnn.tt import TTCores
 MODES = ("stt", "ptt", "htt")
 ENGINES = ("g1", "g2", "g3", "g4")
 #: The CIFAR ResNet-19's stages (64/128/256 channels at 32/16/8, T = 4), scaled: channels / 4,
-#: maps / 4 (at least 4), ranks the stage medians of the real rank table (20, 23, 63) / 4.
-LAYERS = {"s1": "16x5x16x8x8", "s2": "32x6x32x4x4", "s3": "64x16x64x4x4"}
+#: maps at most 8x8, ranks the stage medians of the real rank table (20, 23, 63) / 4.
+LAYERS = {"s1": "16x5x16x8x8", "s2": "32x6x32x8x8", "s3": "64x16x64x8x8"}
 OPTIONS = {"shift_y": 2, "theta": 20, "surrogate": 200, "shift_b4": 2, "shift_b3": 3,
            "shift_b2": 3, "shift_b1": 2}
 

@@ -54,8 +54,8 @@ class PointwiseConv(wiring.Component):
     ``k * ways .. k * ways + ways - 1`` of chunk ``k``; past ``c_in``, zero) to its accumulator.
 
     Weights live in a memory of ``ceil(c_out / lanes) * ceil(c_in / ways)`` rows of ``lanes *
-    ways`` weights, written one weight per beat through ``load`` (index ``o * c_in + i``) while
-    no position is in flight.
+    ways`` weights, written one weight per beat through ``load`` (index ``o * c_in + i``; the
+    write lands a cycle after the beat) while no position is in flight.
 
     Throughput: one position per ``rows + max(0, 3 - chunks)`` cycles without back-pressure,
     ``rows = ceil(c_out / lanes) * chunks``, ``chunks = ceil(c_in / ways)``
@@ -131,12 +131,13 @@ class PointwiseConv(wiring.Component):
         m.submodules.weights = weights = buffer(shape=unsigned(L * K * W), depth=G * chunks)
 
         # Weight loads: index o * c_in + i lands in row (o // lanes) * chunks + i // ways, word
-        # (o % lanes) * ways + i % ways.
+        # (o % lanes) * ways + i % ways -- written the cycle after its beat, the index's
+        # divisions by constants registered apart from the memory's write port.
         wr = weights.write_port(granularity=W)
         index = self.load.payload.index
         out_ch, in_ch = index // c_in, index % c_in
-        m.d.comb += [self.load.ready.eq(1),
-                     wr.addr.eq((out_ch // L) * chunks + in_ch // K),
+        m.d.comb += self.load.ready.eq(1)
+        m.d.sync += [wr.addr.eq((out_ch // L) * chunks + in_ch // K),
                      wr.data.eq(self.load.payload.value.as_unsigned().replicate(L * K)),
                      wr.en.eq(Mux(self.load.valid, 1 << ((out_ch % L) * K + in_ch % K), 0))]
 

@@ -345,3 +345,8 @@ def test_run_ttsnn_bad_input_exits_2(tmp_path):
     result = CliRunner().invoke(main, ["run", "ttsnn", "--in", f"spikes={tmp_path / 's.npy'}",
                                        "-o", str(tmp_path / "out.npz")])
     assert result.exit_code == 2 and "missing input g1" in result.output
+    # Mode dense takes the dense weight w instead of the cores.
+    result = CliRunner().invoke(main, ["run", "ttsnn", "--in", f"spikes={tmp_path / 's.npy'}",
+                                       "-O", "mode=dense", "-o", str(tmp_path / "out.npz")])
+    assert result.exit_code == 2 and "missing input w [Cout, Cin, 3, 3]" in result.output
+    assert not (tmp_path / "out.npz").exists()
