@@ -105,8 +105,10 @@ class TTLayer(wiring.Component):
         m.submodules.currents = currents = buffer(shape=T * y_layout.size, depth=positions)
         wr, rd = currents.write_port(granularity=y_layout.size), currents.read_port()
 
-        total = Signal(range(positions + 1))
-        m.d.comb += total.eq(self.width * self.height)
+        # Registered: the product is a long path into the map's bookkeeping, and the size holds
+        # (from reset, the largest map's).
+        total = Signal(range(positions + 1), init=positions)
+        m.d.sync += total.eq(self.width * self.height)
         # t_in: the map being fed (T once all are); t: the map whose currents come out.
         t, t_in = Signal(range(T)), Signal(range(T + 1))
         fed, got = Signal(range(positions + 1)), Signal(range(positions + 1))

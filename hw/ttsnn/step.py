@@ -47,7 +47,7 @@ class TTStep(wiring.Component):
     :attr:`~DenseConv.cycles_per_position`.
 
     ``path``, ``width``, ``height`` and the shifts must hold while a map is in flight (until
-    ``busy`` falls after its last ``y``). Throughput: a position per
+    ``busy`` falls after its last ``y``; the size set a cycle before its first position). Throughput: a position per
     ``max(cycles_per_position)`` of the engines on the path; latency about a row along H (G2)
     plus the engines' latencies.
 

@@ -38,7 +38,7 @@ class AxisWindow(wiring.Component):
     i : In(stream of ``c_in`` values of ``shape``)
     o : Out(stream of ``3 * c_in`` values of ``shape``)
     width : In(range(1, max_width + 1)), height : In(range(1, max_height + 1)): the map's size,
-        held while a map is in flight
+        held while a map is in flight and set a cycle before its first position
     """
 
     def __init__(self, *, c_in: int, shape, axis: str, max_width: int, max_height: int):
@@ -68,8 +68,11 @@ class AxisWindow(wiring.Component):
         width, height = self.width, self.height
         step = Signal(range(self.max_width + 1))
         m.d.comb += step.eq(width if along_h else 1)
-        total = Signal(range(self.max_width * self.max_height + 1))
-        m.d.comb += total.eq(width * height)
+        # Registered (the size holds while a map runs); from reset the largest map's, never 0:
+        # a zero would pass for a map's end.
+        total = Signal(range(self.max_width * self.max_height + 1),
+                       init=self.max_width * self.max_height)
+        m.d.sync += total.eq(width * height)
 
         # The position taken next: a real one below `total`, then `step` virtual ones.
         q = Signal(range(self.max_width * (self.max_height + 1) + 1))
