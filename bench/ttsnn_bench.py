@@ -16,8 +16,9 @@ unit: one lane's product per cycle; an engine has ``lanes x ways``): the dense e
 shape within ``--budget`` units, and the TT engines' shapes within the same ``--budget`` units
 together, chosen so that the slowest engine takes the fewest cycles per position (ties: G1 and
 G4 faster, as HTT's late steps run on them alone; then fewer units); ``--lanes`` fixes the TT
-lanes (one way each). Random cores, dense weights and spikes at ``--density``; every run checked against the
-golden model (``fixed_forward`` / ``fixed_backward`` / ``fixed_dense_forward``).
+lanes (one way each). Random cores, dense weights and spikes at ``--density``; every run
+checked against the golden model (``fixed_forward`` / ``fixed_backward`` /
+``fixed_dense_forward``).
 
 Per layer and pipeline, all from the RTL's counters: the forward phase's cycles (maps in,
 currents out), the layer's (with the neuron pass), the backward pass's (surrogate, input- and
@@ -268,8 +269,8 @@ def tables(rows, args, command):
                   f"{r['dense_utilization']:.0%} | {r['backward_utilization']:.0%} "
                   f"({r['steady_backward_utilization']:.0%}) |")
     md += ["", "Utilization: an engine's MAC rows per forward-phase cycle (a row is `lanes x "
-           "ways` multiply-accumulates); the backward unit's multiply-accumulates (terms inside the "
-           "map) per backward cycle, on its one MAC. An engine waiting on a slower neighbour "
+           "ways` multiply-accumulates); the backward unit's multiply-accumulates (terms inside "
+           "the map) per backward cycle, on its one MAC. An engine waiting on a slower neighbour "
            "idles. Training step: the layer's forward (maps and neurons) plus its backward "
            "pass, DMA excluded.", "",
            "| layer | pipeline | forward energy (dense) | backward energy | training time vs "

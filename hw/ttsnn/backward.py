@@ -85,7 +85,8 @@ class TTBackward(wiring.Component):
     (``(o * 3 + k) * r + i``). The forward state arrives on the trace ports as the forward pass
     produces it (every port a monitor: ``valid`` marks a transfer, ``ready`` is always 1): the
     positions of each map in raster order, map after map (each port counts its own: the step
-    ``t`` of its ``T`` maps), the neurons position by position, channel by channel. Registers must hold while ``busy``.
+    ``t`` of its ``T`` maps), the neurons position by position, channel by channel. Registers
+    must hold while ``busy``.
 
     Ports
     -----

@@ -302,7 +302,7 @@ class TTSNNDriver(Driver):
         c = result.counters
         what = ("dense 3x3 layer" if job.options["mode"] == "dense"
                 else f"TT layer {job.options['mode'].upper()}")
-        return [f"{what} T={T} {c_in}->{cfg.c_out} channels (rank {cfg.rank}) on {H}x{W}: {int(result.outputs['spikes'].sum()):,} output "
-                f"spikes", f"core busy {c['busy']:,} cycles; end-to-end cycles "
+        return [f"{what} T={T} {c_in}->{cfg.c_out} channels (rank {cfg.rank}) on {H}x{W}: "
+                f"{int(result.outputs['spikes'].sum()):,} output spikes", f"core busy {c['busy']:,} cycles; end-to-end cycles "
                 f"{c['total_cycles']:,}; DMA {c['dma_read_bytes']:,} bytes read, "
                 f"{c['dma_write_bytes']:,} written"]

@@ -41,15 +41,15 @@ class TTStep(wiring.Component):
     without stalling the fork. G2's input passes one too: at the end of a map G2's window
     emits its last row with no input, and G1 goes on with the next map meanwhile.
 
-    With ``dense_lanes`` > 0 a :class:`DenseConv` (``dense_ways`` inputs a lane) sits beside them (weights: ``load`` core
-    :data:`DENSE`, index :meth:`DenseConv.weight_index`); ``Path.DENSE`` sends the spikes
-    through it alone, ``y = fit(W * s, shift_y, y_width)``, at its
+    With ``dense_lanes`` > 0 a :class:`DenseConv` (``dense_ways`` inputs a lane) sits beside
+    them (weights: ``load`` core :data:`DENSE`, index :meth:`DenseConv.weight_index`);
+    ``Path.DENSE`` sends the spikes through it alone, ``y = fit(W * s, shift_y, y_width)``, at its
     :attr:`~DenseConv.cycles_per_position`.
 
     ``path``, ``width``, ``height`` and the shifts must hold while a map is in flight (until
-    ``busy`` falls after its last ``y``; the size set a cycle before its first position). Throughput: a position per
-    ``max(cycles_per_position)`` of the engines on the path; latency about a row along H (G2)
-    plus the engines' latencies.
+    ``busy`` falls after its last ``y``; the size set a cycle before its first position).
+    Throughput: a position per ``max(cycles_per_position)`` of the engines on the path; latency
+    about a row along H (G2) plus the engines' latencies.
 
     Ports
     -----
@@ -205,6 +205,6 @@ class TTStep(wiring.Component):
             m.d.comb += self.a2_tap.valid.eq(0)       # the queue carries a1 then
         m.d.comb += self.issuing.eq(Cat(g1.issuing, g2.issuing, g3.issuing, g4.issuing,
                                         self.dense.issuing if self.dense is not None else 0))
-        m.d.comb += self.busy.eq(dense_busy | g1.busy | g2.busy | g3.busy | g4.busy | queue.o.valid | g2_in.o.valid
-                                 | a2.o.valid | a3.o.valid | g2.window.o.valid | g3.window.o.valid)
+        m.d.comb += self.busy.eq(dense_busy | g1.busy | g2.busy | g3.busy | g4.busy
+                                 | queue.o.valid | g2_in.o.valid | a2.o.valid | a3.o.valid | g2.window.o.valid | g3.window.o.valid)
         return m
