@@ -303,6 +303,6 @@ class TTSNNDriver(Driver):
         what = ("dense 3x3 layer" if job.options["mode"] == "dense"
                 else f"TT layer {job.options['mode'].upper()}")
         return [f"{what} T={T} {c_in}->{cfg.c_out} channels (rank {cfg.rank}) on {H}x{W}: "
-                f"{int(result.outputs['spikes'].sum()):,} output spikes", f"core busy {c['busy']:,} cycles; end-to-end cycles "
-                f"{c['total_cycles']:,}; DMA {c['dma_read_bytes']:,} bytes read, "
+                f"{int(result.outputs['spikes'].sum()):,} output spikes",
+                f"core busy {c['busy']:,} cycles; end-to-end cycles {c['total_cycles']:,}; DMA {c['dma_read_bytes']:,} bytes read, "
                 f"{c['dma_write_bytes']:,} written"]

@@ -31,10 +31,10 @@ class TTLayer(wiring.Component):
     lanes of ``c_out`` currents). Map ``t + 1`` enters right after map ``t``'s last position
     when it takes the same path (its first row fills the windows while map ``t`` drains); the
     path changes (HTT at ``htt_full``) only once the last map's currents are all in. After map
-    ``T - 1``, each position's row is read and its ``c_out`` neurons enter the shared :class:`LIFArray` (multiplicative leak
-    ``leak_amount / 256``, hard reset, saturating ``mem_width`` membrane; a spike where
-    ``H >= threshold``, i.e. the golden ``theta + 1``) with its per-step trace; their beats leave on
-    ``o`` in the order position, then channel. Then the next ``T`` maps may come.
+    ``T - 1``, each position's row is read and its ``c_out`` neurons enter the shared
+    :class:`LIFArray` (multiplicative leak ``leak_amount / 256``, hard reset, saturating
+    ``mem_width`` membrane; a spike where ``H >= threshold``, i.e. the golden ``theta + 1``) with
+    its per-step trace; their beats leave on ``o`` in the order position, then channel. Then the next ``T`` maps may come.
 
     Cycles: ``T`` maps of ``H * W`` positions at the step's throughput (plus its pipeline depth
     once per path), then ``H * W * (c_out + 1)`` for the neuron pass (one neuron per cycle, one

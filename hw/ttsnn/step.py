@@ -206,5 +206,6 @@ class TTStep(wiring.Component):
         m.d.comb += self.issuing.eq(Cat(g1.issuing, g2.issuing, g3.issuing, g4.issuing,
                                         self.dense.issuing if self.dense is not None else 0))
         m.d.comb += self.busy.eq(dense_busy | g1.busy | g2.busy | g3.busy | g4.busy
-                                 | queue.o.valid | g2_in.o.valid | a2.o.valid | a3.o.valid | g2.window.o.valid | g3.window.o.valid)
+                                 | queue.o.valid | g2_in.o.valid | a2.o.valid | a3.o.valid
+                                 | g2.window.o.valid | g3.window.o.valid)
         return m

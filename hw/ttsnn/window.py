@@ -173,14 +173,15 @@ class AxisConv(wiring.Component):
 
 class DenseConv(wiring.Component):
     """A dense 3x3 convolution of a spike map (zero padding), ``lanes`` output channels by
-    ``ways`` inputs per cycle: ``o[p][o] = fit(sum_{i, kh, kw} W[o, i, kh, kw] * s[h + kh - 1, w + kw - 1][i],
-    shift, out_width)`` -- ``golden.ttsnn.fixed_dense_forward``'s currents.
+    ``ways`` inputs per cycle: ``o[p][o] = fit(sum_{i, kh, kw} W[o, i, kh, kw] * s[h + kh - 1,
+    w + kw - 1][i], shift, out_width)`` -- ``golden.ttsnn.fixed_dense_forward``'s currents.
 
     An :class:`AxisWindow` along W (``3 * c_in`` spikes a position), one along H behind it
     (``9 * c_in``: the position's 3x3 patch, ``(kh * 3 + kw) * c_in + i``) and a spike-input
     :class:`PointwiseConv` of ``9 * c_in`` inputs: AND + accumulate like G1, no multipliers.
     Weights load through ``load`` at :meth:`weight_index`. Throughput: a position per
-    ``ceil(c_out / lanes) * ceil(9 * c_in / ways)`` cycles, at least 3 (:attr:`cycles_per_position`).
+    ``ceil(c_out / lanes) * ceil(9 * c_in / ways)`` cycles, at least 3
+    (:attr:`cycles_per_position`).
     Latency: a row and a position of the windows, plus the engine's (its rows ``+ 3``).
 
     Ports: ``i`` (``c_in`` spikes), ``width``, ``height`` of the windows; ``o`` (``c_out``
