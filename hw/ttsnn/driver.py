@@ -304,5 +304,6 @@ class TTSNNDriver(Driver):
                 else f"TT layer {job.options['mode'].upper()}")
         return [f"{what} T={T} {c_in}->{cfg.c_out} channels (rank {cfg.rank}) on {H}x{W}: "
                 f"{int(result.outputs['spikes'].sum()):,} output spikes",
-                f"core busy {c['busy']:,} cycles; end-to-end cycles {c['total_cycles']:,}; DMA {c['dma_read_bytes']:,} bytes read, "
+                f"core busy {c['busy']:,} cycles; end-to-end cycles {c['total_cycles']:,}; DMA "
+                f"{c['dma_read_bytes']:,} bytes read, "
                 f"{c['dma_write_bytes']:,} written"]

@@ -34,7 +34,8 @@ class TTLayer(wiring.Component):
     ``T - 1``, each position's row is read and its ``c_out`` neurons enter the shared
     :class:`LIFArray` (multiplicative leak ``leak_amount / 256``, hard reset, saturating
     ``mem_width`` membrane; a spike where ``H >= threshold``, i.e. the golden ``theta + 1``) with
-    its per-step trace; their beats leave on ``o`` in the order position, then channel. Then the next ``T`` maps may come.
+    its per-step trace; their beats leave on ``o`` in the order position, then channel. Then the
+    next ``T`` maps may come.
 
     Cycles: ``T`` maps of ``H * W`` positions at the step's throughput (plus its pipeline depth
     once per path), then ``H * W * (c_out + 1)`` for the neuron pass (one neuron per cycle, one
