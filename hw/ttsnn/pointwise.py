@@ -18,16 +18,27 @@ from amaranth.lib.wiring import In, Out
 from ...golden.common.lif_params import signed_range
 from ..common.memory import buffer
 
-__all__ = ["PointwiseConv", "fit_value"]
+__all__ = ["PointwiseConv", "fit_value", "half_step"]
 
 
-def fit_value(m: Module, x: Value, shift: Value, width: int, name: str) -> Signal:
-    """``saturate((x + (2**shift >> 1)) >> shift, width)``, ``x`` signed: the golden ``fit``
-    (round half up, arithmetic shift, then clamp to a signed ``width``-bit range)."""
+def half_step(m: Module, shift: Value, name: str) -> Signal:
+    """``2**shift >> 1``, registered: the rounding constant of a :func:`fit_value` whose shift is
+    a register that holds while values pass (one cycle behind it)."""
     # Wide enough for 2**31 >> 1: a shift past x's width still adds its half (and rounds to 0).
-    half = Signal(max(len(x), 2 ** len(shift)) + 1, name=f"{name}_half")
-    m.d.comb += half.eq((C(1, len(half)) << shift) >> 1)
-    rounded = Signal(signed(len(half) + 1), name=f"{name}_rounded")
+    half = Signal(2 ** len(shift), name=name)
+    m.d.sync += half.eq((C(1, len(half) + 1) << shift) >> 1)
+    return half
+
+
+def fit_value(m: Module, x: Value, shift: Value, width: int, name: str,
+              half: Value | None = None) -> Signal:
+    """``saturate((x + (2**shift >> 1)) >> shift, width)``, ``x`` signed: the golden ``fit``
+    (round half up, arithmetic shift, then clamp to a signed ``width``-bit range); ``half``: the
+    rounding constant from :func:`half_step` (else computed here)."""
+    if half is None:
+        half = Signal(max(len(x), 2 ** len(shift)) + 1, name=f"{name}_half")
+        m.d.comb += half.eq((C(1, len(half)) << shift) >> 1)
+    rounded = Signal(signed(max(len(x), len(half)) + 2), name=f"{name}_rounded")
     m.d.comb += rounded.eq((x + half) >> shift)
     lo, hi = signed_range(width)
     out = Signal(signed(width), name=name)
@@ -70,7 +81,8 @@ class PointwiseConv(wiring.Component):
     i : In(stream of ``c_in`` activations: ``unsigned(1)`` spikes or ``signed(in_width)``)
     o : Out(stream of ``c_out`` values, ``signed(out_width)`` or ``signed(acc_width)``)
     load : In(stream of {index, value}): a weight ``G[o, i]`` (signed ``w_width``); always ready
-    shift : In(5): the right shift of ``fit`` (a register of the core)
+    shift : In(5): the right shift of ``fit`` (a register of the core: set a cycle before a
+        position's first row)
     busy : Out(1): a position is being computed or offered
     issuing : Out(1): a row of ``lanes x ways`` multiply-accumulates issued this cycle
         (utilization)
@@ -165,6 +177,7 @@ class PointwiseConv(wiring.Component):
         fit_now = Signal()
         fit_group = Signal(range(max(2, G)))
         m.d.sync += [fit_now.eq(p_valid & p_last), fit_group.eq(p_group)]
+        half = half_step(m, self.shift, "half") if self.fit else None
         for lane in range(L):
             products = []
             for k in range(K):
@@ -173,7 +186,7 @@ class PointwiseConv(wiring.Component):
                 products.append(Mux(a, w, 0) if self.spike_input else w * a)
             with m.If(p_valid):
                 m.d.sync += acc[lane].eq(Mux(p_first, 0, acc[lane]) + sum(products))
-            fitted = (fit_value(m, acc[lane], self.shift, self.out_width, f"fit{lane}")
+            fitted = (fit_value(m, acc[lane], self.shift, self.out_width, f"fit{lane}", half)
                       if self.fit else acc[lane])
             with m.If(fit_now):
                 with m.Switch(fit_group):
@@ -209,9 +222,10 @@ class PointwiseConv(wiring.Component):
                     with m.If(chan == chunks - 1):
                         m.d.sync += group.eq(group + 1)
                         with m.If(group == G - 1):
-                            # The last row: the next position now, or wait for one.
-                            m.d.comb += self.i.ready.eq(1)
-                            with m.If(self.i.valid):
+                            # The last row: the next position now, or wait for one. (Only from
+                            # registers: ready must not hang on the consumer's ready.)
+                            m.d.comb += self.i.ready.eq(~finishing & ~full)
+                            with m.If(self.i.valid & ~finishing & ~full):
                                 m.d.sync += [acts.as_value().eq(self.i.payload.as_value()),
                                              group.eq(0)]
                             with m.Else():

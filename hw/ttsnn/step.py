@@ -8,7 +8,7 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..common.streams import StreamFIFO
-from .pointwise import PointwiseConv, fit_value
+from .pointwise import PointwiseConv, fit_value, half_step
 from .window import AxisConv, DenseConv
 
 __all__ = ["TTStep", "Path", "CORES", "DENSE"]
@@ -149,34 +149,49 @@ class TTStep(wiring.Component):
         wiring.connect(m, queue.o, g3.i)
         m.submodules.g2_queue = g2_in = StreamFIFO(act, g2.window.max_width + 4)
         wiring.connect(m, g2_in.o, g2.i)
-        # G3's and G4's operands through a register each: the fits of the sums are the longest
-        # paths otherwise (and a position per cycles_per_position leaves a register's half rate
-        # unfelt).
-        m.submodules.a2_reg = a2 = StreamFIFO(act, 1)
-        wiring.connect(m, a2.o, queue.i)
-        m.submodules.a3_reg = a3 = StreamFIFO(act, 1)
-        wiring.connect(m, a3.o, g4.i)
+        # G3's and G4's operands through a register each, holding the exact sums (or a1, which
+        # needs no fit): each fit lies between that register and the engine's operand register,
+        # apart from the sum and the engines' output multiplexers. A position per
+        # cycles_per_position leaves a register's half rate unfelt.
+        raw = len(g2.o.payload[0])
+        m.submodules.a2_reg = a2 = StreamFIFO(data.ArrayLayout(signed(raw), self.rank), 1)
+        m.submodules.a3_reg = a3 = StreamFIFO(data.ArrayLayout(signed(raw + 1), self.rank), 1)
+        stt = self.path == Path.STT
+        half_z2 = half_step(m, self.shift_z2, "half_z2")
+        half_z3 = half_step(m, self.shift_z3, "half_z3")
 
-        def fitted(sums, shift, name):
-            return Cat(*[fit_value(m, sums[k], shift, self.act_width, f"{name}{k}")
+        def fitted(sums, shift, half, name):
+            return Cat(*[fit_value(m, sums[k], shift, self.act_width, f"{name}{k}", half)
                          for k in range(self.rank)])
 
+        def narrow(values):
+            return Cat(*[values[k][:self.act_width] for k in range(self.rank)])
+
+        def widen(target, values):
+            return [target[k].eq(values[k]) for k in range(self.rank)]
+
+        # a2 -> G3's queue: fitted by shift_z2 under STT; a1 as it is under PTT.
+        a2_out = Mux(stt, fitted(a2.o.payload, self.shift_z2, half_z2, "fit_z2_"),
+                     narrow(a2.o.payload))
+        m.d.comb += [queue.i.valid.eq(a2.o.valid), queue.i.payload.eq(a2_out),
+                     a2.o.ready.eq(queue.i.ready)]
+        # a3 -> G4: fitted by shift_z3 (G3's sums, or G2's and G3's); a1 as it is on BYPASS.
+        a3_out = Mux(self.path == Path.BYPASS, narrow(a3.o.payload),
+                     fitted(a3.o.payload, self.shift_z3, half_z3, "fit_z3_"))
+        m.d.comb += [g4.i.valid.eq(a3.o.valid), g4.i.payload.eq(a3_out),
+                     a3.o.ready.eq(g4.i.ready)]
+
         a1 = g1.o
-        ptt_sum = Signal(data.ArrayLayout(signed(len(g2.o.payload[0]) + 1), self.rank))
-        for k in range(self.rank):
-            m.d.comb += ptt_sum[k].eq(g2.o.payload[k] + g3.o.payload[k])
-        g2_fit = fitted(g2.o.payload, self.shift_z2, "fit_z2_")
-        g3_fit = fitted(g3.o.payload, self.shift_z3, "fit_z3_")
-        sum_fit = fitted(ptt_sum, self.shift_z3, "fit_sum_")
+        ptt_sum = [g2.o.payload[k] + g3.o.payload[k] for k in range(self.rank)]
         sent_g2, sent_queue = Signal(), Signal()         # the fork's outputs already served
 
         with m.Switch(self.path):
             with m.Case(Path.STT):
                 m.d.comb += [g2_in.i.valid.eq(a1.valid), g2_in.i.payload.eq(a1.payload),
                              a1.ready.eq(g2_in.i.ready),
-                             a2.i.valid.eq(g2.o.valid), a2.i.payload.eq(g2_fit),
+                             a2.i.valid.eq(g2.o.valid), *widen(a2.i.payload, g2.o.payload),
                              g2.o.ready.eq(a2.i.ready),
-                             a3.i.valid.eq(g3.o.valid), a3.i.payload.eq(g3_fit),
+                             a3.i.valid.eq(g3.o.valid), *widen(a3.i.payload, g3.o.payload),
                              g3.o.ready.eq(a3.i.ready)]
             with m.Case(Path.PTT):
                 # Eager fork: each side takes a1 once; a1 leaves when both have it.
@@ -185,7 +200,7 @@ class TTStep(wiring.Component):
                 m.d.comb += [g2_in.i.valid.eq(a1.valid & ~sent_g2),
                              g2_in.i.payload.eq(a1.payload),
                              a2.i.valid.eq(a1.valid & ~sent_queue),
-                             a2.i.payload.eq(a1.payload),
+                             *widen(a2.i.payload, a1.payload),
                              a1.ready.eq(take_g2 & take_queue)]
                 with m.If(a1.valid & take_g2 & take_queue):
                     m.d.sync += [sent_g2.eq(0), sent_queue.eq(0)]
@@ -193,13 +208,13 @@ class TTStep(wiring.Component):
                     m.d.sync += [sent_g2.eq(sent_g2 | (a1.valid & g2_in.i.ready)),
                                  sent_queue.eq(sent_queue | (a1.valid & a2.i.ready))]
                 both = g2.o.valid & g3.o.valid
-                m.d.comb += [a3.i.valid.eq(both), a3.i.payload.eq(sum_fit),
+                m.d.comb += [a3.i.valid.eq(both), *widen(a3.i.payload, ptt_sum),
                              g2.o.ready.eq(both & a3.i.ready), g3.o.ready.eq(both & a3.i.ready)]
             with m.Default():
-                m.d.comb += [a3.i.valid.eq(a1.valid), a3.i.payload.eq(a1.payload),
+                m.d.comb += [a3.i.valid.eq(a1.valid), *widen(a3.i.payload, a1.payload),
                              a1.ready.eq(a3.i.ready)]
         for tap, src, payload in ((self.a1_tap, a1, a1.payload), (self.a3_tap, g4.i, g4.i.payload),
-                                  (self.a2_tap, a2.o, a2.o.payload)):
+                                  (self.a2_tap, a2.o, queue.i.payload)):
             m.d.comb += [tap.valid.eq(src.valid & src.ready), tap.payload.eq(payload)]
         with m.If(self.path != Path.STT):
             m.d.comb += self.a2_tap.valid.eq(0)       # the queue carries a1 then
