@@ -84,8 +84,8 @@ class TTSNNDriver(Driver):
                     core("g2", ("r", "r", "3"), "G2, 3x1 along H: [out, in, kh]"),
                     core("g3", ("r", "r", "3"), "G3, 1x3 along W: [out, in, kw]"),
                     core("g4", ("Cout", "r"), "G4, 1x1: r -> Cout"),
-                    core("w", ("Cout", "Cin", "3", "3"),
-                         "the dense 3x3 weight [out, in, kh, kw] (mode dense, instead of g1..g4)"),
+                    replace(core("w", ("Cout", "Cin", "3", "3"), "the dense 3x3 weight [out, "
+                                 "in, kh, kw] (mode dense, instead of g1..g4)"), optional=True),
                     ArraySpec("grad", image, "int", "the output spikes' gradients (runs the "
                               "backward pass)", lo=glo, hi=ghi, optional=True)),
             options=(Param("mode", cfg.mode, "pipeline", choices=MODES),
