@@ -86,7 +86,7 @@ class TTBackward(wiring.Component):
     produces it (every port a monitor: ``valid`` marks a transfer, ``ready`` is always 1): the
     positions of each map in raster order, map after map (each port counts its own: the step
     ``t`` of its ``T`` maps), the neurons position by position, channel by channel. Registers
-    must hold while ``busy``.
+    must hold while ``busy`` (and be set a cycle before ``start``).
 
     Ports
     -----
@@ -455,9 +455,12 @@ class TTBackward(wiring.Component):
 
         product = Signal(signed(self.dg_width))
         m.d.comb += product.eq(q["a"] * q["b"])
-        diff = Signal(signed(self.mem_width + 2))
-        m.d.comb += diff.eq(q["membrane"] - self.theta)
-        window = Mux(diff < 0, -diff, diff) < self.surrogate
+        # |H - theta| < a as theta - a < H < theta + a: two comparisons side by side against
+        # bounds registered from the registers (which hold during a pass), not a subtraction,
+        # its absolute value and a comparison in a row.
+        low, high = Signal(signed(self.mem_width + 3)), Signal(signed(self.mem_width + 3))
+        m.d.sync += [low.eq(self.theta - self.surrogate), high.eq(self.theta + self.surrogate)]
+        window = (q["membrane"] > low) & (q["membrane"] < high)
         raw = Signal(signed(self.grad_width + 1))
         m.d.comb += raw.eq(Mux(window, q["gs"], 0) + Mux(q["first_step"], 0, q["carry"]))
         z = tags("z", {**{k: q[k] for k in ("valid", "in", "first", "last", "phase", "fresh",
