@@ -47,8 +47,9 @@ from rich.console import Console
 from snnforge.flows import run_job
 from snnforge.generate import build_root
 from snnforge.golden.ttsnn.fixed import fixed_backward, fixed_dense_forward, fixed_forward
-from snnforge.golden.ttsnn.report import ANN_MAC, op_energy
+from snnforge.golden.ttsnn.report import ANN_MAC, op_energy, tt_params
 from snnforge.golden.ttsnn.tt import TTCores
+from snnforge.hw.ttsnn.pointwise import position_cycles
 
 MODES = ("stt", "ptt", "htt")
 ENGINES = ("g1", "g2", "g3", "g4")
@@ -59,20 +60,14 @@ OPTIONS = {"shift_y": 2, "theta": 20, "surrogate": 200, "shift_b4": 2, "shift_b3
            "shift_b2": 3, "shift_b1": 2}
 
 
-def engine_cycles(outs, ins, lanes, ways, floor=1):
-    """Cycles per position of a :class:`PointwiseConv` of ``ins -> outs`` with ``lanes x
-    ways`` (its ``cycles_per_position``), at least ``floor`` (the windows' three cycles)."""
-    chunks = -(-ins // ways)
-    return max(floor, -(-outs // lanes) * chunks + max(0, 3 - chunks))
-
-
 def frontier(outs, ins, budget, floor=1):
     """``{units: (cycles, lanes, ways)}``: the fastest shape of an engine for each number of
     MAC units (``lanes x ways``) within the budget."""
     best = {}
     for lanes in range(1, min(outs, budget) + 1):
         for ways in range(1, min(ins, budget // lanes) + 1):
-            option = (engine_cycles(outs, ins, lanes, ways, floor), lanes, ways)
+            # (floor: the windows' three cycles a position in front of G2, G3, dense)
+            option = (max(floor, position_cycles(ins, outs, lanes, ways)), lanes, ways)
             best[lanes * ways] = min(best.get(lanes * ways, option), option)
     return best
 
@@ -112,8 +107,9 @@ def layer_inputs(c_in, rank, c_out, H, W, T, density, seed):
 
 def macs_per_step(c_in, rank, c_out, H, W, late=False):
     """Multiply-accumulates of one step over the map (G1's are accumulates)."""
-    per = rank * c_in + c_out * rank + (0 if late else 6 * rank * rank)
-    return per * H * W
+    # A TT layer's MACs per position are its parameters (golden.ttsnn.report.tt_params); HTT's
+    # late steps skip G2's and G3's 6 r^2.
+    return (tt_params(c_in, c_out, rank) - (6 * rank * rank if late else 0)) * H * W
 
 
 def parse_layers(text, ap):

@@ -18,7 +18,15 @@ from amaranth.lib.wiring import In, Out
 from ...golden.common.lif_params import signed_range
 from ..common.memory import buffer
 
-__all__ = ["PointwiseConv", "fit_value", "half_step"]
+__all__ = ["PointwiseConv", "fit_value", "half_step", "position_cycles"]
+
+
+def position_cycles(c_in: int, c_out: int, lanes: int, ways: int = 1) -> int:
+    """Cycles a :class:`PointwiseConv` of these sizes takes a position, back to back and without
+    back-pressure: ``ceil(c_out / lanes) * chunks + max(0, 3 - chunks)``, ``chunks =
+    ceil(c_in / ways)`` (its :attr:`~PointwiseConv.cycles_per_position`)."""
+    chunks = -(-c_in // ways)
+    return -(-c_out // lanes) * chunks + max(0, 3 - chunks)
 
 
 def half_step(m: Module, shift: Value, name: str) -> Signal:
@@ -122,13 +130,8 @@ class PointwiseConv(wiring.Component):
         })
 
     @property
-    def rows_per_position(self) -> int:
-        """MAC rows of one position: ``ceil(c_out / lanes) * ceil(c_in / ways)``."""
-        return self.groups * self.chunks
-
-    @property
     def cycles_per_position(self) -> int:
-        return self.rows_per_position + max(0, 3 - self.chunks)
+        return position_cycles(self.c_in, self.c_out, self.lanes, self.ways)
 
     @property
     def acc_width(self) -> int:
