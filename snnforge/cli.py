@@ -16,6 +16,7 @@ from rich.table import Table
 
 from . import __version__, flows
 from .demo import run_demo
+from .deploy import CORES as DEPLOY_CORES, run_deploy
 from .generate import build_root, generate
 from .params import SnnforgeError, parse_assignments
 from .registry import generators, get_generator
@@ -191,6 +192,28 @@ def demo(quick):
     synthesized; one summary table."""
     ok = run_demo(console, place=not quick)
     sys.exit(0 if ok else 1)
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--core", type=click.Choice(DEPLOY_CORES), default="loas", show_default=True,
+              help="The core to map onto.")
+@_params_option
+@click.option("--data", required=True, type=click.Path(dir_okay=False), metavar="X.npy",
+              help="Binary spike trains [N, T, *input shape] (T = time steps).")
+@click.option("--labels", type=click.Path(dir_okay=False), metavar="Y.npy",
+              help="Integer classes [N]: accuracy of the RTL, the golden model and the float graph.")
+@click.option("--dt", default=1e-4, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Euler time step (s) the graph's neurons are discretised with (snnTorch's "
+                   "exporter: 1e-4).")
+@click.option("-o", "--out", "outdir", required=True, type=click.Path(file_okay=False),
+              metavar="DIR", help="Outputs, predictions, the mapped program and the report.")
+def deploy(model, core, params, data, labels, dt, outdir):
+    """Deploy a trained network (NIR graph) on a core's RTL: map it (int8 weights, integer LIF
+    registers), run DATA on the float graph, the integer golden model and the RTL under
+    Verilator, check RTL == golden, write DIR (prediction = the output neuron with most spikes)."""
+    run_deploy(console, model, data=data, labels=labels, outdir=outdir, core=core,
+               overrides=parse_assignments(params), dt=dt)
 
 
 # -- run: one job on the generated RTL ---------------------------------------------------------

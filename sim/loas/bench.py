@@ -8,8 +8,8 @@
 * ``axi_protocol``: the quick layers and a chained network with cocotbext-axi's AXI4-Lite
   master as the host and its AXI4 RAM as the memory, random pauses on every channel (built with
   the AXI ports outside the simulated top).
-* ``digits``: the digits SNN of ``golden.loas.digits`` over the whole test split
-  (``options["net_file"]``, ``.npz``), outputs to ``options["out_file"]`` (``.npz``).
+* ``deploy``: a network mapped by ``hw.loas.deploy`` (from NIR by ``snnforge deploy``, or the
+  digits SNN of ``golden.loas.digits``) over a batch of samples.
 
 ``snnforge run loas`` runs through the generic ``snnforge.sim.job`` testcase instead.
 """
@@ -21,7 +21,8 @@ import time
 import numpy as np
 
 from ...host import HostDriver
-from ...hw.loas.driver import LayerSettings, LoASDriver
+from ...hw.loas.deploy import LoASProgram, forward, rtl_segment
+from ...hw.loas.driver import LoASDriver
 from ..tb import bench_test
 from .vectors import expected_layer, expected_network, loas_cases, network_cases
 
@@ -125,22 +126,20 @@ async def axi_protocol(tb):
 
 
 @bench_test
-async def digits(tb):
-    """The digits SNN (``golden.loas.digits``) on the RTL: both layers, the whole test split, the
-    hidden spikes chained on chip. ``options["net_file"]`` holds the trained network and the
-    encoded test spikes; the output layer's spikes and membranes go to ``options["out_file"]``
-    (the pytest side compares them with the golden model and scores them)."""
+async def deploy(tb):
+    """A mapped network (``hw.loas.deploy.LoASProgram``, ``options["program_file"]``) on the RTL
+    over the samples of ``options["spikes_file"]`` (``.npy``, ``[T, S, *input shape]``): every
+    segment through :meth:`LoASDriver.run_layers`. The outputs, the last layer's membranes and the
+    counters go to ``options["out_file"]`` (``.npz``); the caller compares them with the golden
+    model (``snnforge deploy`` and the tests)."""
     _, driver = _driver(tb)
     await tb.reset()
-    with np.load(tb.option("net_file", None)) as net:
-        net = dict(net)
+    program = LoASProgram.load(tb.option("program_file", None))
+    spikes = np.load(tb.option("spikes_file", None), allow_pickle=False)
     start = time.monotonic()
-    layers = [LayerSettings(net["w1"], int(net["threshold1"]), int(net["leak1"])),
-              LayerSettings(net["w2"], int(net["threshold2"]), int(net["leak2"]))]
-    output = await driver.run_layers(net["spikes"], layers, chain=bool(net.get("chain", True)))
-    np.savez(tb.option("out_file", None), spikes=output.spikes,
-             membrane=output.membrane, cycles=output.counters["cycles"],
-             total_cycles=output.counters["total_cycles"], chained=np.array(output.chained),
-             matches=output.counters["matches"], wall_seconds=time.monotonic() - start)
-    tb.record(cycles=output.cycles, layers=2, items=output.spikes.size,
+    out, membrane, counters = await forward(program, spikes, rtl_segment(driver))
+    np.savez(tb.option("out_file", None), spikes=out, membrane=membrane,
+             wall_seconds=time.monotonic() - start,
+             **{f"counter_{name}": np.int64(value) for name, value in counters.items()})
+    tb.record(cycles=counters["cycles"], layers=len(program.layers), items=out.size,
               unit="output neurons")

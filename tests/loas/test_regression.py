@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from snnforge.golden.loas.digits import encode, load_digits_split, predict, train_digits_snn
+from snnforge.hw.loas.deploy import DeployLayer, LoASProgram
 from snnforge.registry import generators
 from snnforge.sim.runner import run_bench
 
@@ -55,16 +56,21 @@ def test_digits_snn_on_the_rtl(tmp_path):
     assert min(net.sparsity) >= 0.9
     _, _, x_test, y_test = load_digits_split()
     spikes = encode(x_test, 4)
-    np.savez(tmp_path / "net.npz", spikes=spikes.numpy(), w1=net.w1.numpy(), w2=net.w2.numpy(),
-             threshold1=net.lif1.threshold, leak1=net.lif1.leak_shift,
-             threshold2=net.lif2.threshold, leak2=net.lif2.leak_shift)
-    result = run_bench("loas", {**MEDIUM, "T": 4}, seed=3, testcase="digits",
-                       options={"net_file": str(tmp_path / "net.npz"),
+    hidden = net.w1.shape[1]
+    layers = [DeployLayer("hidden", "dense", net.w1.numpy(), net.lif1.threshold,
+                          net.lif1.leak_shift, 15, (64,), (hidden,), scale=np.ones(hidden)),
+              DeployLayer("output", "dense", net.w2.numpy(), net.lif2.threshold,
+                          net.lif2.leak_shift, 15, (hidden,), (10,), scale=np.ones(10))]
+    LoASProgram(layers, {"T": 4, "leak": "shift"}, (64,), (10,), []).save(tmp_path / "net.npz")
+    np.save(tmp_path / "spikes.npy", spikes.numpy())
+    result = run_bench("loas", {**MEDIUM, "T": 4}, seed=3, testcase="deploy",
+                       options={"program_file": str(tmp_path / "net.npz"),
+                                "spikes_file": str(tmp_path / "spikes.npy"),
                                 "out_file": str(tmp_path / "out.npz")})
     assert result.ok, result.summary()
     with np.load(tmp_path / "out.npz") as data:
         rtl = {k: torch.from_numpy(v) for k, v in data.items()}
-    assert rtl["chained"].tolist() == [True]          # the hidden spikes never left the core
+    assert int(rtl["counter_chained_boundaries"]) == 1     # the hidden spikes never left the core
     out, membrane = net.output(net.hidden(spikes))
     assert torch.equal(rtl["spikes"], out) and torch.equal(rtl["membrane"], membrane)
     rtl_pred, gold_pred = predict(rtl["spikes"], rtl["membrane"]), predict(out, membrane)
@@ -73,7 +79,7 @@ def test_digits_snn_on_the_rtl(tmp_path):
     assert accuracy == pytest.approx(report["test_accuracy"])
     assert accuracy > 0.7, accuracy
     print(f"digits SNN on the RTL: test accuracy {accuracy:.3f} over {len(y_test)} images, "
-          f"weight sparsity {net.sparsity}, cycles {rtl['cycles'].tolist()}")
+          f"weight sparsity {net.sparsity}, cycles {int(rtl['counter_cycles'])}")
 
 
 @pytest.mark.slow
