@@ -202,7 +202,8 @@ def demo(quick):
 @click.option("--data", required=True, type=click.Path(dir_okay=False), metavar="X.npy",
               help="Binary spike trains [N, T, *input shape] (T = time steps).")
 @click.option("--labels", type=click.Path(dir_okay=False), metavar="Y.npy",
-              help="Integer classes [N]: accuracy of the RTL, the golden model and the float graph.")
+              help="Integer classes [N]: accuracies of the RTL, the golden model and the float "
+                   "graph.")
 @click.option("--dt", default=1e-4, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Euler time step (s) the graph's neurons are discretised with (snnTorch's "
                    "exporter: 1e-4).")

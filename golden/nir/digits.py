@@ -8,8 +8,8 @@ The ``Leaky`` layers reset to zero (``reset_mechanism="zero"``: what the exporte
 1.0.0's exporter writes ``LIF`` nodes with an empty type and ``nir`` 1.0.8's type inference (run
 inside ``export_to_nir``) fails ("type mismatch: 1.output: [[32]] -> 2.input: []"); per-neuron
 tensors give the nodes their shape, so the exporter runs unchanged. Weights are magnitude-pruned
-(LoAS thrives on sparse weights) and fine-tuned with the mask fixed. snnTorch and nirtorch are
-development dependencies.
+gradually (LoAS thrives on sparse weights), then fine-tuned with the mask fixed. snnTorch and
+nirtorch are development dependencies.
 """
 
 from __future__ import annotations
@@ -55,9 +55,9 @@ def digits_spikes(T: int, split: str = "test", seed: int = 0):
 
 def train_snntorch_digits(*, T: int = 4, hidden: int = 64, epochs: int = 30,
                           sparsity: float = 0.8, seed: int = 0, lr: float = 5e-3):
-    """Train with surrogate gradients (cross entropy on spike counts), prune each weight layer to
-    ``sparsity`` by magnitude after the first half, fine-tune with the mask fixed. Deterministic
-    for a seed. Returns ``(net, report)`` with the float test accuracy."""
+    """Train with surrogate gradients (cross entropy on spike counts), prune each weight layer
+    gradually to ``sparsity`` by magnitude, fine-tune the last epochs with the mask fixed.
+    Deterministic for a seed. Returns ``(net, report)`` with the float test accuracy."""
     torch.manual_seed(seed)
     net = build_net(hidden)
     x, y = digits_spikes(T, "train", seed)
@@ -68,13 +68,17 @@ def train_snntorch_digits(*, T: int = 4, hidden: int = 64, epochs: int = 30,
     masks = [torch.ones_like(m.weight) for m in linears]
     g = torch.Generator().manual_seed(seed)
     for epoch in range(epochs):
-        if epoch == epochs // 2 and sparsity > 0:
+        # Gradual magnitude pruning (cubic schedule, Zhu & Gupta) over the middle of training.
+        progress = min(1.0, max(0.0, (epoch - 0.1 * epochs) / (0.5 * epochs)))
+        target = sparsity * (1 - (1 - progress) ** 3)
+        if target > 0:
             with torch.no_grad():
                 for m, mask in zip(linears, masks):
-                    keep = max(1, int(round(m.weight.numel() * (1 - sparsity))))
-                    cut = m.weight.abs().flatten().kthvalue(m.weight.numel() - keep).values
-                    mask.copy_((m.weight.abs() > cut).float())
-                    m.weight.mul_(mask)
+                    keep = max(1, int(round(m.weight.numel() * (1 - target))))
+                    if keep < m.weight.numel():
+                        cut = m.weight.abs().flatten().kthvalue(m.weight.numel() - keep).values
+                        mask.copy_((m.weight.abs() > cut).float())
+                        m.weight.mul_(mask)
         perm = torch.randperm(x.shape[1], generator=g)
         for i in range(0, len(perm), 64):
             idx = perm[i:i + 64]

@@ -151,7 +151,7 @@ class LoASProgram:
                    tuple(meta["output_shape"]), meta["approximations"])
 
 
-# -- mapping ----------------------------------------------------------------------------------------
+# -- mapping ---------------------------------------------------------------------------------
 
 
 def choose_leak(betas: list[float]) -> str:
@@ -237,7 +237,8 @@ def map_chain(input_shape, stages, cfg_for, *, T: int, tmask: int | None = None)
             if stage.op == "Conv2d" and any(s.op != "Flatten" for s in pending):
                 bad = next(s for s in pending if s.op != "Flatten")
                 raise SnnforgeError(f"node {bad.name!r} ({bad.op}) before Conv2d "
-                                    f"{stage.name!r}: pooling folds only into a Linear/Affine layer")
+                                    f"{stage.name!r}: pooling folds only into a Linear/Affine "
+                                    f"layer")
             weight = stage
         elif stage.is_neuron:
             if weight is None:
@@ -311,8 +312,9 @@ def map_chain(input_shape, stages, cfg_for, *, T: int, tmask: int | None = None)
             Wf = W.T.copy()                                        # [features, N]
             if any(s.op != "Flatten" for s in pre):
                 Wf = _pool_fold(pre, layer_in) @ Wf
-                notes.append(f"{name}: pooling {', '.join(s.name for s in pre if s.op != 'Flatten')}"
-                             f" folded into the weights (exact before quantization)")
+                pools = ", ".join(s.name for s in pre if s.op != "Flatten")
+                notes.append(f"{name}: pooling {pools} folded into the weights (exact before "
+                             f"quantization)")
             conv = ()
         bias = w_stage.params["bias"]
         bias_input = bool(np.any(bias != 0))
@@ -345,14 +347,15 @@ def map_chain(input_shape, stages, cfg_for, *, T: int, tmask: int | None = None)
     return LoASProgram(layers, params, tuple(input_shape), final, notes), cfg
 
 
-# -- running --------------------------------------------------------------------------------------
+# -- running ---------------------------------------------------------------------------------
 
 
 async def forward(program: LoASProgram, spikes, run_segment):
     """Run ``program`` on ``spikes [T, S, *input shape]``; ``await run_segment(operand, layers)``
     runs one segment (see :meth:`LoASProgram.segments`) and returns ``(spikes [T, M, N],
-    membrane [M, N], counters)`` (:func:`golden_segment`, :func:`rtl_segment`). Returns the output spikes ``[T, S, *output shape]``, the last layer's
-    membranes ``[S, *its shape]`` and the counters summed over the segments."""
+    membrane [M, N], counters)`` (:func:`golden_segment`, :func:`rtl_segment`). Returns the
+    output spikes ``[T, S, *output shape]``, the last layer's membranes ``[S, *its shape]`` and
+    the counters summed over the segments."""
     x = np.asarray(spikes)
     S = x.shape[1]
     counters: dict = {}
