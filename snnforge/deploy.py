@@ -103,6 +103,23 @@ def _markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_dir(outdir, files: dict) -> None:
+    """Write ``outdir`` whole or not at all: each ``files[name](path)`` writes one file into a
+    staging directory beside it, which then replaces ``outdir``."""
+    outdir = Path(outdir)
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
+    try:
+        for name, write in files.items():
+            write(staging / name)
+        if outdir.exists():
+            shutil.rmtree(outdir)
+        staging.rename(outdir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 def run_deploy(console, model, *, data, labels=None, outdir, core: str = "loas",
                overrides: dict | None = None, dt: float = 1e-4) -> dict:
     """Deploy ``model`` (a ``.nir`` file); returns the report (also written to ``outdir``)."""
@@ -193,23 +210,14 @@ def run_deploy(console, model, *, data, labels=None, outdir, core: str = "loas",
                              "operands between segments: im2col, reshapes)",
               "results": results, "counters": counters, "problems": problems}
 
-    outdir = Path(outdir)
-    outdir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
-    try:
-        np.savez(staging / "outputs.npz", spikes=np.moveaxis(rtl["spikes"], 0, 1),
-                 membrane=rtl["membrane"], predictions=pred["rtl"],
-                 golden_predictions=pred["golden"], float_predictions=pred["float"],
-                 **({"labels": y} if y is not None else {}))
-        shutil.copyfile(work / "program.npz", staging / "program.npz")
-        (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-        (staging / "report.md").write_text(_markdown(report))
-        if outdir.exists():
-            shutil.rmtree(outdir)
-        staging.rename(outdir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    write_dir(outdir, {
+        "outputs.npz": lambda path: np.savez(
+            path, spikes=np.moveaxis(rtl["spikes"], 0, 1), membrane=rtl["membrane"],
+            predictions=pred["rtl"], golden_predictions=pred["golden"],
+            float_predictions=pred["float"], **({"labels": y} if y is not None else {})),
+        "program.npz": lambda path: shutil.copyfile(work / "program.npz", path),
+        "report.json": lambda path: path.write_text(json.dumps(report, indent=2) + "\n"),
+        "report.md": lambda path: path.write_text(_markdown(report))})
 
     _print(console, report, outdir)
     if problems:

@@ -10,6 +10,7 @@
   the AXI ports outside the simulated top).
 * ``deploy``: a network mapped by ``hw.loas.deploy`` (from NIR by ``snnforge deploy``, or the
   digits SNN of ``golden.loas.digits``) over a batch of samples.
+* ``dtsnn``: the DT-SNN spiking ViT (``golden.dtsnn``) over a batch of images.
 
 ``snnforge run loas`` runs through the generic ``snnforge.sim.job`` testcase instead.
 """
@@ -21,7 +22,9 @@ import time
 import numpy as np
 
 from ...host import HostDriver
+from ...golden.dtsnn.integer import IntViT, int_forward
 from ...hw.loas.deploy import LoASProgram, forward, rtl_segment
+from ...hw.loas.dtsnn import loas_ops
 from ...hw.loas.driver import LoASDriver
 from ..tb import bench_test
 from .vectors import expected_layer, expected_network, loas_cases, network_cases
@@ -142,4 +145,23 @@ async def deploy(tb):
              wall_seconds=time.monotonic() - start,
              **{f"counter_{name}": np.int64(value) for name, value in counters.items()})
     tb.record(cycles=counters["cycles"], layers=len(program.layers), items=out.size,
+              unit="output neurons")
+
+
+@bench_test
+async def dtsnn(tb):
+    """The DT-SNN spiking ViT (``golden.dtsnn.integer.IntViT``, ``options["net_file"]``) on the
+    RTL over the token inputs of ``options["tokens_file"]`` (``.npy``, ``[T, B, 16, 20]``):
+    linear layers and attention products on the core (``hw.loas.dtsnn``). The output spikes and
+    the counters go to ``options["out_file"]`` (``.npz``)."""
+    _, driver = _driver(tb)
+    await tb.reset()
+    net = IntViT.load(tb.option("net_file", None))
+    x = np.load(tb.option("tokens_file", None), allow_pickle=False)
+    linear, matmul, counters = loas_ops(rtl_segment(driver), tb.cfg)
+    start = time.monotonic()
+    out = await int_forward(net, x, linear, matmul)
+    np.savez(tb.option("out_file", None), spikes=out, wall_seconds=time.monotonic() - start,
+             **{f"counter_{name}": np.int64(value) for name, value in counters.items()})
+    tb.record(cycles=counters["cycles"], layers=counters["runs"], items=out.size,
               unit="output neurons")
