@@ -207,14 +207,24 @@ def demo(quick):
 @click.option("--dt", default=1e-4, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Euler time step (s) the graph's neurons are discretised with (snnTorch's "
                    "exporter: 1e-4).")
+@click.option("--compare-unmasked", is_flag=True,
+              help="DT-SNN checkpoints: also run the network with every time step open.")
 @click.option("-o", "--out", "outdir", required=True, type=click.Path(file_okay=False),
               metavar="DIR", help="Outputs, predictions, the mapped program and the report.")
-def deploy(model, core, params, data, labels, dt, outdir):
-    """Deploy a trained network (NIR graph) on a core's RTL: map it (int8 weights, integer LIF
-    registers), run DATA on the float graph, the integer golden model and the RTL under
-    Verilator, check RTL == golden, write DIR (prediction = the output neuron with most spikes)."""
-    run_deploy(console, model, data=data, labels=labels, outdir=outdir, core=core,
-               overrides=parse_assignments(params), dt=dt)
+def deploy(model, core, params, data, labels, dt, compare_unmasked, outdir):
+    """Deploy a trained network on a core's RTL: a NIR graph (MODEL.nir) is mapped (int8
+    weights, integer LIF registers), a DT-SNN checkpoint (MODEL.pt of `snnforge train dtsnn`)
+    exported; DATA runs on the float model, the integer golden model and the RTL under
+    Verilator; RTL == golden is checked; DIR gets the outputs and the report (prediction = the
+    output neuron with most spikes)."""
+    overrides = parse_assignments(params)
+    if str(model).endswith(".pt"):
+        from .dtsnn import deploy as deploy_dtsnn
+        deploy_dtsnn(console, model, data=data, labels=labels, outdir=outdir,
+                     overrides=overrides, compare_unmasked=compare_unmasked)
+    else:
+        run_deploy(console, model, data=data, labels=labels, outdir=outdir, core=core,
+                   overrides=overrides, dt=dt)
 
 
 # -- run: one job on the generated RTL ---------------------------------------------------------
@@ -328,29 +338,64 @@ def _train_command(name) -> click.Command:
     ])
 
 
+def _dtsnn_train_command() -> click.Command:
+    """``snnforge train dtsnn``: the DT-SNN spiking ViT (golden side; deployed by ``snnforge
+    deploy DIR/dtsnn.pt``)."""
+    from .golden.dtsnn.model import ATTENTIONS
+
+    def callback(outdir, **values):
+        from .dtsnn import train as train_dtsnn
+        train_dtsnn(console, outdir=outdir, **values)
+
+    return click.Command("dtsnn", callback=callback, help=(
+        "Train the DT-SNN spiking ViT on digits (dynamic time steps, SSA or STAtten attention) "
+        "and write DIR/dtsnn.pt (checkpoint, for `snnforge deploy`), DIR/dtsnn_int.npz (its "
+        "integer export) and DIR/report.json."), params=[
+        click.Option(["--tmax"], type=click.IntRange(1, 16), default=4, show_default=True,
+                     help="Largest number of time steps (T_max)."),
+        click.Option(["--attention"], type=click.Choice(ATTENTIONS), default="ssa",
+                     show_default=True, help="Spikformer SSA or STAtten's block-wise attention."),
+        click.Option(["--chunk"], type=click.IntRange(1, 16), default=2, show_default=True,
+                     help="STAtten: steps per block (must divide tmax)."),
+        click.Option(["--epochs"], type=click.IntRange(1, 1000), default=30, show_default=True),
+        click.Option(["--lam"], type=click.FloatRange(0, 1, max_open=True), default=2e-4,
+                     show_default=True, help="Weight of the active-steps regulariser."),
+        click.Option(["--fixed-t", "fixed_t"], type=click.IntRange(1, 16), default=None,
+                     help="A fixed-T baseline: the first T steps open, no learned masks."),
+        click.Option(["--sparsity"], type=click.FloatRange(0, 1, max_open=True), default=0.5,
+                     show_default=True, help="Weight sparsity reached by magnitude pruning."),
+        click.Option(["--seed"], type=int, default=0, show_default=True),
+        click.Option(["-o", "--out", "outdir"], required=True, type=click.Path(file_okay=False),
+                     metavar="DIR"),
+    ])
+
+
 class _TrainGroup(click.Group):
     def list_commands(self, ctx):
-        return _trainable()
+        return _trainable() + ["dtsnn"]
 
     def get_command(self, ctx, name):
+        if name == "dtsnn":
+            return _dtsnn_train_command()
         return _train_command(name) if name in _trainable() else None
 
     def resolve_command(self, ctx, args):
         name = args[0] if args else None
-        if name is not None and name not in _trainable() and not name.startswith("-"):
-            get_generator(name)
-            raise SnnforgeError(f"snnforge train: {name!r} has no training flow; trainable "
-                                f"generators: {', '.join(_trainable())}")
+        if name is not None and name not in self.list_commands(ctx) and not name.startswith("-"):
+            raise SnnforgeError(f"snnforge train: {name!r} has no training flow; trainable: "
+                                f"{', '.join(self.list_commands(ctx))}")
         return super().resolve_command(ctx, args)
 
 
 @main.group(cls=_TrainGroup)
 def train():
     """Train a network whose layers are NAME's, by the fixed-point golden model and (--on-rtl)
-    by the generated RTL under Verilator; weights compared bit for bit.
+    by the generated RTL under Verilator; weights compared bit for bit. Or (dtsnn) the DT-SNN
+    spiking ViT, deployed with `snnforge deploy DIR/dtsnn.pt`.
 
     \b
     snnforge train NAME [--on-rtl] [-O KEY=VALUE ...] [--float-epochs N] [-o OUT.json]
+    snnforge train dtsnn [--tmax 4] [--attention ssa|statten] [--epochs N] ... -o DIR
     NAME's training parameters: snnforge train NAME --help.
     """
 

@@ -61,8 +61,8 @@ def test_snnforge_train_on_rtl(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["train", "loas"], "'loas' has no training flow; trainable generators: ttsnn"),
-    (["train", "nosuch"], "unknown generator"),
+    (["train", "loas"], "'loas' has no training flow; trainable: ttsnn, dtsnn"),
+    (["train", "nosuch"], "'nosuch' has no training flow; trainable: ttsnn, dtsnn"),
     (["train", "ttsnn", "-O", "steps=0"], "steps=0 is out of range 1..1000000"),
     (["train", "ttsnn", "-O", "mode=dense"], "mode='dense' is not one of stt, ptt, htt"),
     (["train", "ttsnn", "-O", "lr=3"], "unknown parameter 'lr'"),
