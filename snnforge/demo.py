@@ -60,8 +60,9 @@ def run_demo(console, *, place: bool = True) -> bool:
 
 
 def _deploy_demo(console) -> bool:
-    """``snnforge deploy`` on a third-party network: the snnTorch digits MLP, exported by
-    snnTorch's own NIR exporter, on the LoAS demo core's RTL over the digits test split."""
+    """``snnforge deploy`` on a third-party network -- the snnTorch digits MLP, exported by
+    snnTorch's own NIR exporter, on the LoAS demo core's RTL over the digits test split -- and
+    on the DT-SNN spiking ViT, with its time-step masks and without."""
     console.rule("deploy: an snnTorch network through NIR onto loas")
     missing = [m for m in ("snntorch", "nirtorch", "sklearn") if importlib.util.find_spec(m) is None]
     if missing:
@@ -82,4 +83,20 @@ def _deploy_demo(console) -> bool:
     np.save(work / "digits_y.npy", y)
     report = run_deploy(console, work / "digits.nir", data=work / "digits_x.npy",
                         labels=work / "digits_y.npy", outdir=work / "deploy")
-    return report["results"]["rtl_equals_golden"]
+    ok = report["results"]["rtl_equals_golden"]
+
+    console.rule("deploy: the DT-SNN spiking ViT (STAtten) with dynamic time steps onto loas")
+    from .dtsnn import deploy as deploy_dtsnn, token_data, train as train_dtsnn
+    train_dtsnn(console, outdir=work / "dtsnn", attention="statten")
+    x, y = token_data(4)
+    np.save(work / "dtsnn_x.npy", x[:DTSNN_IMAGES])
+    np.save(work / "dtsnn_y.npy", y[:DTSNN_IMAGES])
+    report = deploy_dtsnn(console, work / "dtsnn" / "dtsnn.pt", data=work / "dtsnn_x.npy",
+                          labels=work / "dtsnn_y.npy", outdir=work / "dtsnn_deploy",
+                          compare_unmasked=True)
+    return ok and report["results"]["rtl_equals_golden"]
+
+
+#: Test images the demo runs the ViT on (each about 2 s of simulation, twice: with its masks and
+#: with every step open).
+DTSNN_IMAGES = 32
