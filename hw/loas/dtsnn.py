@@ -5,11 +5,13 @@ golden model of the core, ``rtl_segment`` for the RTL).
 * **Spiking linear layer**: one LoAS layer, the layer's time-step mask in the LIF mask register
   (policy ``integrate``), the shift leak ``k = 1``.
 * **Attention products** (spikes times small integers: ``q k^T``, ``v^T S^T``, ``K_b^T V_b``,
-  ``Q_b A``): many small independent matmuls, packed block-diagonally into one LoAS layer per
-  group (the dual-sparse core skips the zero blocks: only each pair's own matches are work),
-  the spikes at the last step only, the threshold out of reach, the product read from the final
+  ``Q_b A``): many small independent matmuls, stacked along K into one LoAS layer per group --
+  pair ``i``'s spikes in its own rows and K range, its weights in that K range of shared
+  columns, so its rows meet only its weights (the dual-sparse core skips the zeros; a
+  block-diagonal layout would broadcast every pair's columns to every pair's rows) --, the
+  spikes at the last step only, the threshold out of reach, the product read from the final
   membranes (``V = leak(0) + O[T-1] = O[T-1]``, exact while it fits the membrane). A group holds
-  as many pairs as fit one K block and the column buffers.
+  as many pairs as fit one K block.
 
 What stays on the host: the attention LIF (its currents come from two chained matmuls, not from
 one core matmul) and the layout of operands between layers.
@@ -30,24 +32,28 @@ HOST_PATH = ("the attention LIF (integer, golden.common.lif) on the two attentio
 
 def loas_ops(run_segment, cfg: LoASConfig):
     """``(linear, matmul, counters)`` for ``golden.dtsnn.integer.int_forward`` over
-    ``run_segment``; ``counters`` accumulates the core's counters of every run (plus ``runs``:
-    LoAS layers run)."""
+    ``run_segment``; ``counters`` accumulates the core's counters of every run, plus ``runs``
+    (LoAS layers run) and the compute cycles and matches of each kind (``linear_cycles``,
+    ``attention_matches``, ...)."""
     if cfg.leak != "shift" or cfg.reset != "hard" or cfg.masked != "integrate":
         raise ValueError("the DT-SNN ViT needs a LoAS core with leak=shift, reset=hard, "
                          "masked=integrate")
     T = cfg.T
     counters: dict = {}
 
-    def add(found):
+    def add(found, kind):
         for key, value in found.items():
             counters[key] = counters.get(key, 0) + int(value)
+        for key in ("cycles", "matches"):
+            if key in found:           # the golden model counts matches, not cycles
+                counters[f"{kind}_{key}"] = counters.get(f"{kind}_{key}", 0) + int(found[key])
         counters["runs"] = counters.get("runs", 0) + 1
 
     async def linear(operand, layer):
         K, N = layer.weights.shape
         spikes, _, found = await run_segment(operand, [DeployLayer(
             layer.name, "dense", layer.weights, layer.threshold, 1, layer.tmask, (K,), (N,))])
-        add(found)
+        add(found, "linear")
         return spikes
 
     never = (1 << cfg.lif.threshold_bits) - 1
@@ -57,31 +63,34 @@ def loas_ops(run_segment, cfg: LoASConfig):
         k_cap, n_cap = cfg.k_block(False), cfg.n_max
         i = 0
         while i < len(pairs):
-            group, k_sum, n_sum = [], 0, 0
-            while i < len(pairs) and (not group or (k_sum + pairs[i][0].shape[1] <= k_cap
-                                                    and n_sum + pairs[i][1].shape[1] <= n_cap)):
+            group, k_sum = [], 0
+            while i < len(pairs) and pairs[i][1].shape[1] <= n_cap and (
+                    not group or k_sum + pairs[i][0].shape[1] <= k_cap):
                 group.append(pairs[i])
                 k_sum += pairs[i][0].shape[1]
-                n_sum += pairs[i][1].shape[1]
                 i += 1
+            if not group:
+                raise ValueError(f"an attention product of {pairs[i][1].shape[1]} columns "
+                                 f"exceeds the core's n_max={n_cap}")
             m_sum = sum(x.shape[0] for x, _ in group)
+            n = max(w.shape[1] for _, w in group)
             x_big = np.zeros((T, m_sum, k_sum), dtype=np.uint8)
-            w_big = np.zeros((k_sum, n_sum), dtype=np.int64)
-            m0 = k0 = n0 = 0
+            w_big = np.zeros((k_sum, n), dtype=np.int64)
+            m0 = k0 = 0
             for x, w in group:
                 if w.size and (w.min() < -128 or w.max() > 127):
                     raise ValueError(f"an attention operand exceeds int8 ({int(w.min())}.."
                                      f"{int(w.max())}): fewer tokens or a shorter chunk")
                 x_big[T - 1, m0:m0 + x.shape[0], k0:k0 + x.shape[1]] = x
-                w_big[k0:k0 + w.shape[0], n0:n0 + w.shape[1]] = w
-                m0, k0, n0 = m0 + x.shape[0], k0 + x.shape[1], n0 + w.shape[1]
+                w_big[k0:k0 + w.shape[0], :w.shape[1]] = w
+                m0, k0 = m0 + x.shape[0], k0 + x.shape[1]
             _, membrane, found = await run_segment(x_big, [DeployLayer(
-                "attention", "dense", w_big, never, 1, (1 << T) - 1, (k_sum,), (n_sum,))])
-            add(found)
-            m0 = n0 = 0
+                "attention", "dense", w_big, never, 1, (1 << T) - 1, (k_sum,), (n,))])
+            add(found, "attention")
+            m0 = 0
             for x, w in group:
-                results.append(membrane[m0:m0 + x.shape[0], n0:n0 + w.shape[1]].astype(np.int64))
-                m0, n0 = m0 + x.shape[0], n0 + w.shape[1]
+                results.append(membrane[m0:m0 + x.shape[0], :w.shape[1]].astype(np.int64))
+                m0 += x.shape[0]
         return results
 
     return linear, matmul, counters
