@@ -64,7 +64,8 @@ def _deploy_demo(console) -> bool:
     snnTorch's own NIR exporter, on the LoAS demo core's RTL over the digits test split -- and
     on the DT-SNN spiking ViT, with its time-step masks and without."""
     console.rule("deploy: an snnTorch network through NIR onto loas")
-    missing = [m for m in ("snntorch", "nirtorch", "sklearn") if importlib.util.find_spec(m) is None]
+    missing = [m for m in ("snntorch", "nirtorch", "sklearn")
+               if importlib.util.find_spec(m) is None]
     if missing:
         console.print(f"skipped: {', '.join(missing)} not installed (development dependencies: "
                       f"pip install 'snnforge[dev]')")

@@ -168,7 +168,7 @@ class SpikingViT(nn.Module):
             self.blocks.append(block)
         self.head = linear(d, 10, 4.0)
         self.scores = nn.Parameter(torch.full((len(GATED_LAYERS(shape)), shape.tmax), 2.0))
-        self.frozen: torch.Tensor | None = None      # fixed gates (fixed-T baselines)
+        self.frozen: torch.Tensor | None = None      # fixed gates (baselines; late DT training)
 
     def gates(self) -> torch.Tensor:
         """The gate matrix ``[layers, T]`` (0/1; a straight-through gradient to the scores)."""
@@ -232,9 +232,9 @@ def train_dtsnn(shape: ViTShape = ViTShape(), *, epochs: int = 30, lam: float = 
                 lr: float = 1e-2, progress=None):
     """Train on digits: cross entropy on spike counts (+ ``lam`` times the sum of the gates'
     sigmoids), gradual magnitude pruning of every weight matrix to ``sparsity`` (LoAS thrives on
-    sparse weights), the last epochs with the masks fixed. ``fixed_t``: a fixed-T baseline (the
-    first ``fixed_t`` steps open everywhere, gates frozen). ``progress(epoch, loss)`` is called
-    after each epoch. Returns ``(model, report)``."""
+    sparse weights); the last 30 % of the epochs with the masks fixed. ``fixed_t``: a fixed-T
+    baseline (the first ``fixed_t`` steps open everywhere, gates frozen). ``progress(epoch,
+    loss)`` is called after each epoch. Returns ``(model, report)``."""
     if fixed_t is not None and not 1 <= fixed_t <= shape.tmax:
         raise ValueError(f"fixed_t must be in 1..{shape.tmax}, not {fixed_t!r}")
     torch.manual_seed(seed)
@@ -250,6 +250,9 @@ def train_dtsnn(shape: ViTShape = ViTShape(), *, epochs: int = 30, lam: float = 
     masks = [torch.ones_like(w) for w in weights]
     g = torch.Generator().manual_seed(seed)
     for epoch in range(epochs):
+        if epoch == int(0.7 * epochs) and model.frozen is None:
+            # The masks are constants at inference: fix them, let the weights adapt to them.
+            model.frozen = model.gates().detach().clone()
         progress_frac = min(1.0, max(0.0, (epoch - 0.1 * epochs) / (0.5 * epochs)))
         target = sparsity * (1 - (1 - progress_frac) ** 3)
         if target > 0:

@@ -71,7 +71,11 @@ class DeployLayer:
     @property
     def positions(self) -> int:
         """Rows of the operand per sample (output pixels of a conv, 1 for dense)."""
-        return int(np.prod(self.out_shape[1:])) if self.kind == "conv" else 1
+        if self.kind == "dense":
+            return 1
+        kh, kw, sh, sw, ph, pw = self.conv
+        _, H, W = self.in_shape
+        return ((H + 2 * ph - kh) // sh + 1) * ((W + 2 * pw - kw) // sw + 1)
 
     def operand(self, x: np.ndarray) -> np.ndarray:
         """Spikes ``[T, S, *in_shape]`` as this layer's operand ``[T, S * positions, K]``."""
@@ -219,15 +223,15 @@ def _columns(name, neuron, shape, kind, field_name):
     return a.reshape(-1)
 
 
-def map_chain(input_shape, stages, cfg_for, *, T: int, tmask: int | None = None):
+def map_chain(input_shape, stages, cfg_for, *, T: int):
     """Map a NIR chain onto LoAS layers.
 
     ``cfg_for(leak_kind)`` returns the :class:`LoASConfig` to map onto for the leak kind the
     chain needs (the caller builds it with the user's parameters). Returns ``(program, cfg)``.
     Raises :class:`SnnforgeError` naming the node for anything the core cannot take.
     """
-    groups, shape, pending, weight, post = [], tuple(input_shape), [], None, []
-    layer_in = shape
+    groups, pending, weight = [], [], None
+    layer_in = tuple(input_shape)
     for stage in stages:
         if stage.is_weight:
             if weight is not None:
@@ -244,17 +248,14 @@ def map_chain(input_shape, stages, cfg_for, *, T: int, tmask: int | None = None)
             if weight is None:
                 raise SnnforgeError(f"node {stage.name!r} ({stage.op}) has no weight layer "
                                     f"before it: two neuron layers in a row cannot be mapped")
-            groups.append((layer_in, pending, weight, post, stage))
-            layer_in, pending, weight, post = stage.out_shape, [], None, []
+            groups.append((layer_in, pending, weight, stage))
+            layer_in, pending, weight = stage.out_shape, [], None
         elif weight is None:
             pending.append(stage)
-        elif stage.op == "Flatten":
-            post.append(stage)
-        else:
+        elif stage.op != "Flatten":         # a Flatten between weights and neurons: a reshape
             raise SnnforgeError(f"node {stage.name!r} ({stage.op}) between weight node "
                                 f"{weight.name!r} and its neurons: pooling folds only before a "
                                 f"Linear/Affine layer")
-        shape = stage.out_shape
     if weight is not None:
         raise SnnforgeError(f"node {weight.name!r} ({weight.op}) feeds no neuron: the core "
                             f"computes weight layers followed by LIF neurons")
@@ -265,7 +266,7 @@ def map_chain(input_shape, stages, cfg_for, *, T: int, tmask: int | None = None)
     if not groups:
         raise SnnforgeError("the graph has no weight layer with neurons")
 
-    neurons = [g[4] for g in groups]
+    neurons = [g[3] for g in groups]
     for n in neurons:
         nd = n.params["neuron"]
         where = f"node {n.name!r} ({n.op})"
@@ -295,7 +296,7 @@ def map_chain(input_shape, stages, cfg_for, *, T: int, tmask: int | None = None)
              "the integer leak floors (rounds towards -inf)",
              f"membranes saturate at {lif.mem_width} bits, partial sums at {cfg.out_width} bits"]
     layers = []
-    for index, ((layer_in, pre, w_stage, post, n_stage), beta) in enumerate(zip(groups, betas)):
+    for index, ((layer_in, pre, w_stage, n_stage), beta) in enumerate(zip(groups, betas)):
         name = f"{w_stage.name}+{n_stage.name}"
         nd = n_stage.params["neuron"]
         kind = "conv" if w_stage.op == "Conv2d" else "dense"
@@ -339,7 +340,7 @@ def map_chain(input_shape, stages, cfg_for, *, T: int, tmask: int | None = None)
         layers.append(DeployLayer(
             name=name, kind=kind, weights=q, threshold=int(math.floor(R)) + 1,
             leak_amount=_leak_register(cfg, beta, name, notes),
-            tmask=(1 << T) - 1 if tmask is None else int(tmask), in_shape=tuple(layer_in),
+            tmask=(1 << T) - 1, in_shape=tuple(layer_in),
             out_shape=tuple(n_stage.out_shape), conv=conv, bias_input=bias_input,
             scale=scale, beta=beta))
     final = tuple(stages[-1].out_shape)

@@ -128,3 +128,18 @@ def test_masks_silence_steps_in_the_integer_model(trained, tmp_path):
     assert out[[1, 3]].sum() == 0 and out[[0, 2]].sum() > 0
     open_net = net.with_masks_open()
     assert all(l.tmask == 15 for l in open_net.layers.values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attention", ["ssa", "statten"])
+def test_full_training_reaches_its_accuracy_with_fewer_steps(attention):
+    """The full training (30 epochs, bench/dtsnn_bench.py's setting): accurate, masks closing
+    steps, and the integer export within its documented tolerance."""
+    model, report = train_dtsnn(ViTShape(attention=attention), epochs=30, lam=2e-4)
+    assert report["test_accuracy"] > 0.75 and report["t_eff"] < 3.5
+    _, _, x_test, y_test = load_digits_split()
+    x = tokens(x_test, 4)
+    with torch.no_grad():
+        float_pred = model(x).sum(0).argmax(1).numpy()
+    out = asyncio.run(int_forward(export(model), x.numpy(), reference_linear, reference_matmul))
+    assert (out.sum(0).argmax(1) == float_pred).mean() > 0.85

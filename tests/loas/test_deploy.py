@@ -142,6 +142,23 @@ def test_conv_network_integer_model_tracks_the_float_graph():
     assert want.sum() > 20 and (got != want.numpy()).mean() < 0.05
 
 
+def test_conv_with_a_flatten_before_its_neurons():
+    """Conv -> Flatten -> IF on an integer grid: the flattened neurons keep the channel-major
+    order, and the integer model is exact."""
+    g = torch.Generator().manual_seed(4)
+    w = grid_weights(g, (3, 2, 3, 3), 1.0 / 40.5, density=0.7)
+    shape, stages = chain(nir.Conv2d(input_shape=None, weight=w, stride=2, padding=1,
+                                     dilation=1, groups=1, bias=np.zeros(3)),
+                          nir.Flatten(input_type=None, start_dim=0, end_dim=-1),
+                          if_(3 * 3 * 3, 1.0), input_shape=(2, 6, 6))
+    program, cfg = map_chain(shape, stages, cfg_for(4), T=4)
+    assert program.layers[0].positions == 9 and program.output_shape == (27,)
+    x = (torch.rand(4, 10, 2, 6, 6, generator=g) < 0.5).to(torch.uint8)
+    want, _ = float_forward(stages, x)
+    got, _, _ = run_golden(program, cfg, x.numpy())
+    assert want.sum() > 20 and np.array_equal(got, want.numpy().astype(np.uint8))
+
+
 @pytest.mark.parametrize("nodes, input_shape, message", [
     ([nir.Linear(weight=np.ones((3, 4))), lif(3, v_reset=0.2)], (4,), "v_reset must be 0"),
     ([nir.Linear(weight=np.ones((3, 4))), nir.LIF(tau=full(3, 2e-4), r=full(3, 1), v_leak=full(
