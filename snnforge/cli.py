@@ -222,6 +222,9 @@ def deploy(model, core, params, data, labels, dt, compare_unmasked, outdir):
         from .dtsnn import deploy as deploy_dtsnn
         deploy_dtsnn(console, model, data=data, labels=labels, outdir=outdir,
                      overrides=overrides, compare_unmasked=compare_unmasked)
+    elif compare_unmasked:
+        raise SnnforgeError("--compare-unmasked applies to DT-SNN checkpoints (MODEL.pt); a NIR "
+                            "graph has no time-step masks")
     else:
         run_deploy(console, model, data=data, labels=labels, outdir=outdir, core=core,
                    overrides=overrides, dt=dt)
