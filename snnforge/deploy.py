@@ -24,7 +24,7 @@ from .generate import build_root, generate
 from .params import SnnforgeError
 from .registry import get_generator
 
-__all__ = ["CORES", "run_deploy", "load_data"]
+__all__ = ["CORES", "run_deploy", "run_on_rtl", "load_data", "write_dir", "first_difference"]
 
 #: Cores with a NIR mapping.
 CORES = ("loas",)
@@ -63,7 +63,7 @@ def load_data(data, labels, input_shape):
     return x.astype(np.uint8), y
 
 
-def _first_difference(name, got, want) -> str:
+def first_difference(name, got, want) -> str:
     bad = np.argwhere(got != want)
     index = tuple(bad[0].tolist())
     return (f"{name}: {len(bad)} of {want.size} differ, first at {list(index)}: golden "
@@ -120,13 +120,33 @@ def write_dir(outdir, files: dict) -> None:
         raise
 
 
+def run_on_rtl(console, design, testcase: str, inputs: dict, status: str):
+    """Run the cocotb ``testcase`` of ``design``'s bench under Verilator: ``inputs`` maps each
+    option to ``(file name, write(path))``; the testcase writes ``options["out_file"]``.
+    Returns its arrays and its ``counter_*`` values (without the prefix)."""
+    from .sim.runner import run_bench
+    work = build_root() / "deploy" / f"{design.key}-{testcase}-{time.monotonic_ns()}"
+    work.mkdir(parents=True)
+    options = {"out_file": str(work / "out.npz")}
+    for option, (name, write) in inputs.items():
+        write(work / name)
+        options[option] = str(work / name)
+    with console.status(status + " ..."):
+        bench = run_bench(design.generator.name, design=design, testcase=testcase,
+                          options=options)
+    if not bench.ok:
+        raise SystemExit(f"snnforge deploy: the RTL run failed:\n{bench.summary()}")
+    with np.load(work / "out.npz") as found:
+        out = dict(found)
+    return out, {k[len("counter_"):]: int(v) for k, v in out.items() if k.startswith("counter_")}
+
+
 def run_deploy(console, model, *, data, labels=None, outdir, core: str = "loas",
                overrides: dict | None = None, dt: float = 1e-4) -> dict:
     """Deploy ``model`` (a ``.nir`` file); returns the report (also written to ``outdir``)."""
     from .golden.nir import float_forward, read_chain
     from .hw.loas.deploy import forward, golden_segment, map_chain, predictions
     from .golden.loas.energy import energy as loas_energy
-    from .sim.runner import run_bench
 
     if core not in CORES:
         raise SnnforgeError(f"--core {core!r} has no NIR mapping; cores: {', '.join(CORES)}")
@@ -158,22 +178,11 @@ def run_deploy(console, model, *, data, labels=None, outdir, core: str = "loas",
         gold_out, gold_membrane, gold_counters = asyncio.run(
             forward(program, spikes, golden_segment(cfg)))
 
-    work = build_root() / "deploy" / f"{design.key}-{time.monotonic_ns()}"
-    work.mkdir(parents=True)
-    program.save(work / "program.npz")
-    np.save(work / "spikes.npy", spikes)
-    with console.status(f"{core}: Verilator build (once per configuration) and run of "
-                        f"{x.shape[0]} samples ..."):
-        bench = run_bench(core, design=design, testcase="deploy",
-                          options={"program_file": str(work / "program.npz"),
-                                   "spikes_file": str(work / "spikes.npy"),
-                                   "out_file": str(work / "out.npz")})
-    if not bench.ok:
-        raise SystemExit(f"snnforge deploy: the RTL run failed:\n{bench.summary()}")
-    with np.load(work / "out.npz") as found:
-        rtl = dict(found)
-    counters = {k[len("counter_"):]: int(v) for k, v in rtl.items() if k.startswith("counter_")}
-    problems = [_first_difference(name, rtl[name], want) for name, want in
+    rtl, counters = run_on_rtl(
+        console, design, "deploy", {"program_file": ("program.npz", program.save),
+                                    "spikes_file": ("spikes.npy", lambda p: np.save(p, spikes))},
+        f"{core}: Verilator build (once per configuration) and run of {x.shape[0]} samples")
+    problems = [first_difference(name, rtl[name], want) for name, want in
                 (("spikes", gold_out), ("membrane", gold_membrane))
                 if not np.array_equal(rtl[name], want)]
     if counters["matches"] != gold_counters["matches"]:
@@ -215,7 +224,7 @@ def run_deploy(console, model, *, data, labels=None, outdir, core: str = "loas",
             path, spikes=np.moveaxis(rtl["spikes"], 0, 1), membrane=rtl["membrane"],
             predictions=pred["rtl"], golden_predictions=pred["golden"],
             float_predictions=pred["float"], **({"labels": y} if y is not None else {})),
-        "program.npz": lambda path: shutil.copyfile(work / "program.npz", path),
+        "program.npz": program.save,
         "report.json": lambda path: path.write_text(json.dumps(report, indent=2) + "\n"),
         "report.md": lambda path: path.write_text(_markdown(report))})
 

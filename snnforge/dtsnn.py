@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 
-from .deploy import load_data, write_dir
-from .generate import build_root, generate
+from .deploy import first_difference, load_data, run_on_rtl, write_dir
+from .generate import generate
 from .params import SnnforgeError
 from .registry import get_generator
 
@@ -86,27 +85,6 @@ def load_checkpoint(path):
     return model.eval()
 
 
-def _rtl(console, design, net, x, tag):
-    """One RTL run of the integer network on tokens ``x [T, B, 16, 20]``: (spikes, counters)."""
-    from .sim.runner import run_bench
-    work = build_root() / "deploy" / f"{design.key}-{tag}-{time.monotonic_ns()}"
-    work.mkdir(parents=True)
-    net.save(work / "net.npz")
-    np.save(work / "tokens.npy", x)
-    with console.status(f"loas: Verilator build (once per configuration) and the ViT on "
-                        f"{x.shape[1]} images ({tag}) ..."):
-        bench = run_bench("loas", design=design, testcase="dtsnn",
-                          options={"net_file": str(work / "net.npz"),
-                                   "tokens_file": str(work / "tokens.npy"),
-                                   "out_file": str(work / "out.npz")})
-    if not bench.ok:
-        raise SystemExit(f"snnforge deploy: the RTL run failed:\n{bench.summary()}")
-    with np.load(work / "out.npz") as found:
-        out = dict(found)
-    return out["spikes"], {k[len("counter_"):]: int(v) for k, v in out.items()
-                           if k.startswith("counter_")}
-
-
 def deploy(console, checkpoint, *, data, labels=None, outdir, overrides: dict | None = None,
            compare_unmasked: bool = False) -> dict:
     """Deploy a DT-SNN checkpoint on the LoAS RTL; returns the report (also in ``outdir``)."""
@@ -132,6 +110,7 @@ def deploy(console, checkpoint, *, data, labels=None, outdir, overrides: dict | 
                                "masked": "integrate", **overrides})
     cfg = design.config
     tok = np.ascontiguousarray(x.transpose(1, 0, 2, 3))                # [T, N, 16, 20]
+    S = x.shape[0]
     with console.status("float model, integer reference and the core's golden model ..."):
         with torch.no_grad():
             float_out = model(torch.from_numpy(tok)).numpy().astype(np.uint8)
@@ -144,15 +123,15 @@ def deploy(console, checkpoint, *, data, labels=None, outdir, overrides: dict | 
         linear, matmul, open_counters = loas_ops(golden_segment(cfg), cfg)
         runs["unmasked"] = (open_net, asyncio.run(int_forward(open_net, tok, linear, matmul)),
                             open_counters)
-    S = x.shape[0]
     results, problems, rtl_main = {}, [], None
     for tag, (variant, want, golden) in runs.items():
-        got, counters = _rtl(console, design, variant, tok, tag)
+        out, counters = run_on_rtl(
+            console, design, "dtsnn", {"net_file": ("net.npz", variant.save),
+                                       "tokens_file": ("tokens.npy", lambda p: np.save(p, tok))},
+            f"loas: Verilator build (once per configuration) and the ViT on {S} images ({tag})")
+        got = out["spikes"]
         if not np.array_equal(got, want):
-            bad = np.argwhere(got != want)
-            problems.append(f"{tag}: {len(bad)} of {want.size} output spikes differ, first at "
-                            f"{bad[0].tolist()}: golden {want[tuple(bad[0])]}, RTL "
-                            f"{got[tuple(bad[0])]}")
+            problems.append(first_difference(f"{tag} spikes", got, want))
         if counters["matches"] != golden["matches"]:
             problems.append(f"{tag}: matches golden {golden['matches']}, RTL "
                             f"{counters['matches']}")

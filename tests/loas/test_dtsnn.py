@@ -19,8 +19,8 @@ def invoke(*args):
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     root = tmp_path_factory.mktemp("dtsnn")
-    result = invoke("train", "dtsnn", "--attention", "statten", "--epochs", "6", "--lam",
-                    "5e-4", "-o", root / "ckpt")
+    result = invoke("train", "dtsnn", "--attention", "statten", "--epochs", "8", "--lam",
+                    "1e-3", "-o", root / "ckpt")
     assert result.exit_code == 0, result.output
     assert "test accuracy" in result.output and "average time steps" in result.output
     x, y = token_data(4)
