@@ -27,11 +27,12 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from snnforge.dtsnn import deploy, token_data, train
+from snnforge.dtsnn import token_data, train
 from snnforge.generate import build_root
 from snnforge.golden.dtsnn.integer import (export, int_forward, reference_linear,
                                            reference_matmul)
 from snnforge.golden.dtsnn.model import ViTShape, train_dtsnn
+from snnforge.sim.loas.deploy_flow import deploy_checkpoint
 
 
 def plot(rows, path):
@@ -101,7 +102,7 @@ def main(argv=None):
         work.mkdir(exist_ok=True)
         np.save(work / "x.npy", x[:n])
         np.save(work / "y.npy", y[:n])
-        report = deploy(console, work / f"ckpt-{attention}" / "dtsnn.pt", data=work / "x.npy",
+        report = deploy_checkpoint(console, work / f"ckpt-{attention}" / "dtsnn.pt", data=work / "x.npy",
                         labels=work / "y.npy", outdir=work / f"deploy-{attention}",
                         compare_unmasked=True)
         m, u = report["rtl"]["masked"], report["rtl"]["unmasked"]

@@ -6,7 +6,7 @@
 
 For each weight sparsity: the snnTorch digits MLP (``golden.nir.digits``: 64 -> hidden -> 10,
 per-neuron Leaky, reset to zero) trained, pruned to that sparsity, exported with snnTorch's own
-``export_to_nir`` and deployed with ``snnforge deploy`` (``run_deploy``: the LoAS demo core, T=4,
+``export_to_nir`` and deployed with ``snnforge deploy`` (``deploy_nir``: the LoAS demo core, T=4,
 the whole digits test split on the RTL under Verilator, every output checked against the integer
 golden model). Records the float graph's, the golden model's and the RTL's accuracy, how often
 the RTL's prediction agrees with the float graph's, the RTL's compute and end-to-end cycles per
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from snnforge.deploy import run_deploy
+from snnforge.sim.loas.deploy_flow import deploy_nir
 from snnforge.generate import build_root
 from snnforge.golden.nir.digits import digits_spikes, export_nir, train_snntorch_digits
 
@@ -74,7 +74,7 @@ def main(argv=None):
                                              sparsity=sparsity)
         model = work / f"digits-{sparsity}.nir"
         export_nir(net, model)
-        report = run_deploy(console, model, data=work / "x.npy", labels=work / "y.npy",
+        report = deploy_nir(console, model, data=work / "x.npy", labels=work / "y.npy",
                             outdir=work / f"deploy-{sparsity}")
         r, S = report["results"], report["samples"]
         rows.append({"sparsity": sparsity, "weight_sparsity": trained["sparsity"],

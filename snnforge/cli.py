@@ -16,7 +16,7 @@ from rich.table import Table
 
 from . import __version__, flows
 from .demo import run_demo
-from .deploy import CORES as DEPLOY_CORES, run_deploy
+from .deploy import deploy as run_deploy
 from .generate import build_root, generate
 from .params import SnnforgeError, parse_assignments
 from .registry import generators, get_generator
@@ -196,8 +196,8 @@ def demo(quick):
 
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--core", type=click.Choice(DEPLOY_CORES), default="loas", show_default=True,
-              help="The core to map onto.")
+@click.option("--core", default=None, metavar="NAME",
+              help="The core to deploy on (default: the first with a deployment flow).")
 @_params_option
 @click.option("--data", required=True, type=click.Path(dir_okay=False), metavar="X.npy",
               help="Binary spike trains [N, T, *input shape] (T = time steps).")
@@ -217,17 +217,8 @@ def deploy(model, core, params, data, labels, dt, compare_unmasked, outdir):
     exported; DATA runs on the float model, the integer golden model and the RTL under
     Verilator; RTL == golden is checked; DIR gets the outputs and the report (prediction = the
     output neuron with most spikes)."""
-    overrides = parse_assignments(params)
-    if str(model).endswith(".pt"):
-        from .dtsnn import deploy as deploy_dtsnn
-        deploy_dtsnn(console, model, data=data, labels=labels, outdir=outdir,
-                     overrides=overrides, compare_unmasked=compare_unmasked)
-    elif compare_unmasked:
-        raise SnnforgeError("--compare-unmasked applies to DT-SNN checkpoints (MODEL.pt); a NIR "
-                            "graph has no time-step masks")
-    else:
-        run_deploy(console, model, data=data, labels=labels, outdir=outdir, core=core,
-                   overrides=overrides, dt=dt)
+    run_deploy(console, model, core=core, data=data, labels=labels, outdir=outdir,
+               overrides=parse_assignments(params), dt=dt, compare_unmasked=compare_unmasked)
 
 
 # -- run: one job on the generated RTL ---------------------------------------------------------

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import time
 
 from rich.table import Table
 
 from . import flows
+from .deploy import deployers
 from .generate import generate
 from .registry import generators
 
@@ -54,50 +55,7 @@ def run_demo(console, *, place: bool = True) -> bool:
                           f"{fmax:.1f}" if fmax else "-")
             first = False
     console.print(table)
-    ok &= _deploy_demo(console)
+    for module in deployers().values():
+        ok &= importlib.import_module(module).demo(console)
     console.print(f"report: {flows.write_report()}  ({time.monotonic() - start:.0f} s)")
     return ok
-
-
-def _deploy_demo(console) -> bool:
-    """``snnforge deploy`` on a third-party network -- the snnTorch digits MLP, exported by
-    snnTorch's own NIR exporter, on the LoAS demo core's RTL over the digits test split -- and
-    on the DT-SNN spiking ViT, with its time-step masks and without."""
-    console.rule("deploy: an snnTorch network through NIR onto loas")
-    missing = [m for m in ("snntorch", "nirtorch", "sklearn")
-               if importlib.util.find_spec(m) is None]
-    if missing:
-        console.print(f"skipped: {', '.join(missing)} not installed (development dependencies: "
-                      f"pip install 'snnforge[dev]')")
-        return True
-    import numpy as np
-    from .golden.nir.digits import digits_spikes, export_nir, train_snntorch_digits
-    from .deploy import run_deploy
-    from .generate import build_root
-    work = build_root() / "demo"
-    work.mkdir(parents=True, exist_ok=True)
-    with console.status("training the snnTorch digits MLP ..."):
-        net, _ = train_snntorch_digits()
-        export_nir(net, work / "digits.nir")
-    x, y = digits_spikes(4)
-    np.save(work / "digits_x.npy", x)
-    np.save(work / "digits_y.npy", y)
-    report = run_deploy(console, work / "digits.nir", data=work / "digits_x.npy",
-                        labels=work / "digits_y.npy", outdir=work / "deploy")
-    ok = report["results"]["rtl_equals_golden"]
-
-    console.rule("deploy: the DT-SNN spiking ViT (STAtten) with dynamic time steps onto loas")
-    from .dtsnn import deploy as deploy_dtsnn, token_data, train as train_dtsnn
-    train_dtsnn(console, outdir=work / "dtsnn", attention="statten")
-    x, y = token_data(4)
-    np.save(work / "dtsnn_x.npy", x[:DTSNN_IMAGES])
-    np.save(work / "dtsnn_y.npy", y[:DTSNN_IMAGES])
-    report = deploy_dtsnn(console, work / "dtsnn" / "dtsnn.pt", data=work / "dtsnn_x.npy",
-                          labels=work / "dtsnn_y.npy", outdir=work / "dtsnn_deploy",
-                          compare_unmasked=True)
-    return ok and report["results"]["rtl_equals_golden"]
-
-
-#: Test images the demo runs the ViT on (each about 2 s of simulation, twice: with its masks and
-#: with every step open).
-DTSNN_IMAGES = 32

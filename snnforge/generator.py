@@ -31,7 +31,11 @@ class Generator:
     family's :class:`~snnforge.driver.Driver` if the block runs jobs (``snnforge run``).
     ``trainer`` names the module of the family's training flow (``snnforge train``): its
     ``TRAIN_PARAMS`` (a :class:`~snnforge.params.Config`) and ``run_training(console, params,
-    on_rtl=, float_epochs=, outfile=)``. ``presets`` are named configurations, ``{name:
+    on_rtl=, float_epochs=, outfile=)``. ``deployer`` names the module of the family's
+    deployment flow (``snnforge deploy``): ``deploy_nir(console, model, *, data, labels, outdir,
+    overrides, dt)`` for NIR graphs, optionally ``deploy_checkpoint(console, path, *, data,
+    labels, outdir, overrides, compare_unmasked)`` for a ``.pt`` checkpoint, and ``demo(console)
+    -> bool``, run at the end of ``make demo``. ``presets`` are named configurations, ``{name:
     (parameters, description)}``, chosen with the parameter ``preset=NAME`` (the other
     parameters given win over the preset's). ``demo_params`` is the configuration ``make demo``
     builds, regresses with ``demo_options`` and synthesizes for ``demo_targets`` (None: not in
@@ -48,6 +52,7 @@ class Generator:
     sim_options: dict = field(default_factory=dict)
     driver: type | None = None
     trainer: str | None = None
+    deployer: str | None = None
     presets: dict = field(default_factory=dict)
     demo_params: dict = field(default_factory=dict)
     demo_options: dict = field(default_factory=dict)

@@ -42,6 +42,7 @@ GENERATORS = (
                      "cases": "comma-separated names of the layers/networks to run (default all)",
                      **STREAM_OPTIONS},
         driver=LoASDriver,
+        deployer="snnforge.sim.loas.deploy_flow",
         # The demo builds a 4-PE core (a minute to build under Verilator; the test suite shares
         # the build); bench/loas_bench.py measures the default 16-PE, W=128 configuration.
         demo_params={"pes": 4, "fiber": 32, "tile_n": 8, "k_max": 512, "n_max": 256,

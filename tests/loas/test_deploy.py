@@ -247,8 +247,8 @@ def test_snntorch_network_deployed_on_the_rtl_predicts_as_the_golden_model(snnto
 
 def test_conv_network_on_the_rtl(tmp_path):
     """Conv (im2col on the host) -> pool folded into the Linear -> Linear, on the RTL: equal to
-    the golden model (``run_deploy`` checks every output; a difference exits 1)."""
-    from snnforge.deploy import run_deploy
+    the golden model (``deploy_nir`` checks every output; a difference exits 1)."""
+    from snnforge.sim.loas.deploy_flow import deploy_nir
     from rich.console import Console
     g = torch.Generator().manual_seed(9)
     shape, stages = conv_chain(g)
@@ -268,7 +268,7 @@ def test_conv_network_on_the_rtl(tmp_path):
     nir.write(tmp_path / "conv.nir", nir.NIRGraph(nodes=nodes, edges=list(zip(order, order[1:])),
                                                   type_check=False))
     x = (torch.rand(12, 4, 1, 8, 8, generator=g) < 0.5).to(torch.uint8).numpy()
-    report = run_deploy(Console(quiet=True), tmp_path / "conv.nir", data=x,
+    report = deploy_nir(Console(quiet=True), tmp_path / "conv.nir", data=x,
                         outdir=tmp_path / "out")
     assert report["results"]["rtl_equals_golden"]
     assert [layer["kind"] for layer in report["layers"]] == ["conv", "dense"]
@@ -304,7 +304,8 @@ def test_a_wrong_golden_model_makes_deploy_fail(snntorch_digits, monkeypatch, tm
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--core", "xbar"], "Invalid value for '--core'"),
+    (["--core", "xbar"], "--core 'xbar' has no deployment flow; cores: loas"),
+    (["--core", "nosuch"], "unknown generator 'nosuch'"),
     (["--data", "{root}/y.npy"], "--data must have shape [N, T, 64]"),
     (["--labels", "{root}/x.npy"], "--labels must be 450 non-negative integer classes"),
     (["--dt", "0"], "Invalid value for '--dt'"),
