@@ -186,6 +186,33 @@ def _print(console, report, outdir) -> None:
     console.print(f"  -> {outdir}")
 
 
+def _checkpoint_markdown(report: dict) -> str:
+    shape, r = report["shape"], report["results"]
+    lines = [f"# snnforge deploy: {report['model']}", "",
+             f"DT-SNN spiking ViT ({shape['attention']}, T_max {shape['tmax']}, dim "
+             f"{shape['dim']}, {shape['heads']} heads, {shape['depth']} encoders) on `loas`, "
+             f"{report['samples']} samples; int8 weight sparsity {report['int8_sparsity']:.1%}; "
+             f"average time steps {report['t_eff']:.2f}.", "",
+             "| layer | mask (bit t = step t) |", "|---|---|"]
+    lines += [f"| {name} | {mask} |" for name, mask in report["masks"].items()]
+    if "accuracy_rtl" in r:
+        lines += ["", "| | float | integer reference | core golden | RTL |",
+                  "|---|---|---|---|---|",
+                  f"| accuracy | {r['accuracy_float']:.1%} | {r['accuracy_reference']:.1%} | "
+                  f"{r['accuracy_golden']:.1%} | {r['accuracy_rtl']:.1%} |"]
+    lines += ["", f"RTL outputs equal the golden model's: {r['rtl_equals_golden']}; predictions "
+                  f"agree with the float model on {r['agreement_int_float']:.1%}.", "",
+              "| run | cycles/image | end-to-end cycles/image | matches/image | energy/image |",
+              "|---|---|---|---|---|"]
+    for tag, v in report["rtl"].items():
+        lines.append(f"| {tag} | {v['cycles_per_image']:,.0f} | "
+                     f"{v['total_cycles_per_image']:,.0f} | {v['matches_per_image']:,.0f} | "
+                     f"{v['energy_per_image']:.4g} |")
+    lines += ["", "Approximations:", ""] + [f"- {n}" for n in report["approximations"]]
+    lines += ["", f"On the host: {report['golden_path']}"]
+    return "\n".join(lines) + "\n"
+
+
 def deploy_checkpoint(console, checkpoint, *, data, labels=None, outdir,
                       overrides: dict | None = None, compare_unmasked: bool = False) -> dict:
     """Deploy a DT-SNN checkpoint on the LoAS RTL; returns the report (also in ``outdir``)."""
@@ -272,7 +299,8 @@ def deploy_checkpoint(console, checkpoint, *, data, labels=None, outdir,
             path, spikes=np.moveaxis(rtl_main, 0, 1), predictions=pred["rtl"],
             golden_predictions=pred["golden"], float_predictions=pred["float"],
             **({"labels": y} if y is not None else {})),
-        "report.json": lambda path: path.write_text(json.dumps(report, indent=2) + "\n")})
+        "report.json": lambda path: path.write_text(json.dumps(report, indent=2) + "\n"),
+        "report.md": lambda path: path.write_text(_checkpoint_markdown(report))})
     if y is not None:
         console.print(f"accuracy {100 * summary['accuracy_rtl']:.1f} % on the RTL (integer "
                       f"{100 * summary['accuracy_golden']:.1f} %, float "

@@ -46,6 +46,7 @@ def test_dtsnn_on_the_rtl_equals_golden_and_masks_save_work(checkpoint, tmp_path
     with np.load(tmp_path / "out" / "outputs.npz") as out:
         assert np.array_equal(out["predictions"], out["golden_predictions"])
     assert report["t_eff"] < 4
+    assert "| unmasked |" in (tmp_path / "out" / "report.md").read_text()
     masked, unmasked = report["rtl"]["masked"], report["rtl"]["unmasked"]
     assert masked["matches_per_image"] < unmasked["matches_per_image"]
     assert r["savings"]["matches_per_image"] > 0
