@@ -46,8 +46,8 @@ def deploy(console, model, *, core: str | None = None, **options) -> dict:
             raise SnnforgeError(f"--core {core} deploys NIR graphs, not checkpoints (.pt)")
         return module.deploy_checkpoint(console, model, compare_unmasked=compare, **options)
     if compare:
-        raise SnnforgeError("--compare-unmasked applies to DT-SNN checkpoints (MODEL.pt); a NIR "
-                            "graph has no time-step masks")
+        raise SnnforgeError("--compare-unmasked applies to checkpoints with time-step masks "
+                            "(MODEL.pt); a NIR graph has none")
     return module.deploy_nir(console, model, dt=dt, **options)
 
 

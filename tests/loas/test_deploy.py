@@ -312,7 +312,7 @@ def test_a_wrong_golden_model_makes_deploy_fail(snntorch_digits, monkeypatch, tm
     (["-p", "T=2"], "-p T=2 differs from the data's T=4"),
     (["-p", "reset=soft"], "-p reset must be hard"),
     (["-p", "pes=0"], "pes"),
-    (["--compare-unmasked"], "--compare-unmasked applies to DT-SNN checkpoints"),
+    (["--compare-unmasked"], "--compare-unmasked applies to checkpoints with time-step masks"),
 ])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(snntorch_digits, tmp_path, args,
                                                             message):
