@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from ..common.digits import encode, load_digits_split
+from ..common.prune import prune_step
 
 __all__ = ["ViTShape", "SpikingViT", "ATTENTIONS", "tokens", "train_dtsnn", "evaluate",
            "GATED_LAYERS"]
@@ -253,16 +254,7 @@ def train_dtsnn(shape: ViTShape = ViTShape(), *, epochs: int = 30, lam: float = 
         if epoch == int(0.7 * epochs) and model.frozen is None:
             # The masks are constants at inference: fix them, let the weights adapt to them.
             model.frozen = model.gates().detach().clone()
-        progress_frac = min(1.0, max(0.0, (epoch - 0.1 * epochs) / (0.5 * epochs)))
-        target = sparsity * (1 - (1 - progress_frac) ** 3)
-        if target > 0:
-            with torch.no_grad():
-                for w, mask in zip(weights, masks):
-                    keep = max(1, int(round(w.numel() * (1 - target))))
-                    if keep < w.numel():
-                        cut = w.abs().flatten().kthvalue(w.numel() - keep).values
-                        mask.copy_((w.abs() > cut).float())
-                        w.mul_(mask)
+        prune_step(weights, masks, epoch, epochs, sparsity)
         model.train()
         perm = torch.randperm(x.shape[1], generator=g)
         total = 0.0

@@ -19,6 +19,7 @@ import torch
 
 from ..common.digits import encode, load_digits_split
 from ..common.lif import LIFParams
+from ..common.prune import prune_step
 from .core import layer
 
 __all__ = ["DigitsSNN", "load_digits_split", "encode", "train_digits_snn", "predict"]
@@ -109,18 +110,8 @@ def train_digits_snn(*, T: int = 4, hidden: int = 256, sparsity: float = 0.9, ep
 
     n = s_train.shape[1]
     for epoch in range(epochs):
-        # Gradual magnitude pruning (cubic schedule, Zhu & Gupta) over the middle of training;
-        # the last epochs fine-tune with the final mask.
-        progress = min(1.0, max(0.0, (epoch - 0.1 * epochs) / (0.5 * epochs)))
-        target = sparsity * (1 - (1 - progress) ** 3)
-        if target > 0:
-            with torch.no_grad():
-                for w, mask in ((w1, m1), (w2, m2)):
-                    keep = max(1, int(round(w.numel() * (1 - target))))
-                    if keep < w.numel():
-                        cut = w.abs().flatten().kthvalue(w.numel() - keep).values
-                        mask.copy_((w.abs() > cut).float())
-                        w.mul_(mask)
+        # The last epochs fine-tune with the final mask.
+        prune_step((w1, w2), (m1, m2), epoch, epochs, sparsity)
         perm = torch.randperm(n, generator=g)
         for i in range(0, n, 64):
             idx = perm[i:i + 64]

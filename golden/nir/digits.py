@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from ..common.digits import encode, load_digits_split
+from ..common.prune import prune_step
 
 __all__ = ["build_net", "train_snntorch_digits", "export_nir", "digits_spikes", "run_snntorch"]
 
@@ -68,17 +69,7 @@ def train_snntorch_digits(*, T: int = 4, hidden: int = 64, epochs: int = 30,
     masks = [torch.ones_like(m.weight) for m in linears]
     g = torch.Generator().manual_seed(seed)
     for epoch in range(epochs):
-        # Gradual magnitude pruning (cubic schedule, Zhu & Gupta) over the middle of training.
-        progress = min(1.0, max(0.0, (epoch - 0.1 * epochs) / (0.5 * epochs)))
-        target = sparsity * (1 - (1 - progress) ** 3)
-        if target > 0:
-            with torch.no_grad():
-                for m, mask in zip(linears, masks):
-                    keep = max(1, int(round(m.weight.numel() * (1 - target))))
-                    if keep < m.weight.numel():
-                        cut = m.weight.abs().flatten().kthvalue(m.weight.numel() - keep).values
-                        mask.copy_((m.weight.abs() > cut).float())
-                        m.weight.mul_(mask)
+        prune_step([m.weight for m in linears], masks, epoch, epochs, sparsity)
         perm = torch.randperm(x.shape[1], generator=g)
         for i in range(0, len(perm), 64):
             idx = perm[i:i + 64]
