@@ -106,7 +106,12 @@ def main(argv=None):
                         labels=work / "y.npy", outdir=work / f"deploy-{attention}",
                         compare_unmasked=True)
         m, u = report["rtl"]["masked"], report["rtl"]["unmasked"]
+        c, pes = m["counters"], report["core_params"]["pes"]
         rtl.append({"attention": attention, "t_eff": report["t_eff"],
+                    # PE use of each kind of work, masked: matches per PE-cycle.
+                    "pe_use_linear": c["linear_matches"] / (pes * c["linear_cycles"]),
+                    "pe_use_attention": c["attention_matches"] / (pes * c["attention_cycles"]),
+                    "compute_share": c["cycles"] / c["total_cycles"],
                     "rtl_equals_golden": report["results"]["rtl_equals_golden"],
                     "accuracy_rtl": report["results"]["accuracy_rtl"],
                     **{f"{tag}_{k}": v[k] for tag, v in (("masked", m), ("unmasked", u))
@@ -128,16 +133,19 @@ def main(argv=None):
     md += ["", f"On the LoAS RTL (demo core, {n} test images, lam = {args.rtl_lam}; RTL = golden "
                f"checked on every output):", "",
            "| attention | T_eff | RTL = golden | cycles/image masked | unmasked | saved | "
-           "matches/image masked | unmasked | saved | energy saved |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+           "compute cycles saved | matches/image masked | unmasked | saved | energy saved | "
+           "PE use linear / attention | compute share of end to end |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rtl:
         s = r["savings"]
         md.append(f"| {r['attention']} | {r['t_eff']:.2f} | {r['rtl_equals_golden']} | "
                   f"{r['masked_total_cycles_per_image']:,.0f} | "
                   f"{r['unmasked_total_cycles_per_image']:,.0f} | "
-                  f"{s['total_cycles_per_image']:.1%} | {r['masked_matches_per_image']:,.0f} | "
+                  f"{s['total_cycles_per_image']:.1%} | {s['cycles_per_image']:.1%} | "
+                  f"{r['masked_matches_per_image']:,.0f} | "
                   f"{r['unmasked_matches_per_image']:,.0f} | {s['matches_per_image']:.1%} | "
-                  f"{s['energy_per_image']:.1%} |")
+                  f"{s['energy_per_image']:.1%} | {r['pe_use_linear']:.0%} / "
+                  f"{r['pe_use_attention']:.0%} | {r['compute_share']:.0%} |")
     (outdir / "dtsnn_bench.md").write_text("\n".join(md) + "\n")
     (outdir / "dtsnn_bench.json").write_text(json.dumps(
         {"command": command, "accuracy": rows, "rtl": rtl}, indent=2) + "\n")

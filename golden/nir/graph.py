@@ -247,7 +247,7 @@ def chain_from_graph(graph, dt: float) -> tuple[tuple, list[Stage]]:
             raise SnnforgeError(f"edge {src!r} -> {dst!r} names a node the graph does not have")
         succ[src].append(dst)
         pred[dst].append(src)
-    shape = _input_shape(inputs[0], nodes[inputs[0]])
+    input_shape = shape = _input_shape(inputs[0], nodes[inputs[0]])
     stages, seen, name = [], {inputs[0]}, inputs[0]
     while True:
         if len(succ[name]) != 1:
@@ -273,7 +273,7 @@ def chain_from_graph(graph, dt: float) -> tuple[tuple, list[Stage]]:
                             f"Output")
     if not stages:
         raise SnnforgeError("the graph has no nodes between its Input and Output")
-    return _input_shape(inputs[0], nodes[inputs[0]]), stages
+    return input_shape, stages
 
 
 def read_chain(path, dt: float = 1e-4) -> tuple[tuple, list[Stage]]:
