@@ -21,6 +21,7 @@ from amaranth.back import verilog
 
 from ..params import SnnforgeError
 from ..tools import tool
+from .paths import signal_of
 from .wrap import SerialWrapper
 
 __all__ = ["TARGETS", "synthesize", "target_verilog", "run_yosys"]
@@ -71,6 +72,12 @@ TARGETS = {
 }
 
 
+#: Yosys 0.70's ABC9 asserts on wires named like a bit of another wire (``\\q[0]``, Amaranth's
+#: names for the elements of an ArrayLayout; reproducer: synth/yosys_bugs/abc9_bracket_names.v).
+#: Those names are aliases only: making them private loses nothing.
+YOSYS_WORKAROUND = "rename -hide w:*];"
+
+
 def run_yosys(script: str, log: Path, *, check: bool = True) -> tuple[bool, str]:
     """Run a Yosys script in the log's directory (YoWASP tools see only the working directory
     tree, so scripts use paths relative to it)."""
@@ -91,6 +98,32 @@ def device_utilization(nextpnr_log: str) -> dict:
     placement then fails, so it also says by how much a design misses its device."""
     return {name: (int(used), int(avail))
             for name, used, avail in _UTILIZATION.findall(nextpnr_log) if int(used)}
+
+
+def critical_path(report: dict) -> list[dict]:
+    """Each clock's worst path from nextpnr's JSON report, summarised: the source and
+    destination registers (as signal names), its delay, logic levels and routing share, and the
+    signals it passes through in order."""
+    out = []
+    for path in report.get("critical_paths", []):
+        steps = path["path"]
+        if not steps:
+            continue
+        through = [signal_of(steps[0]["from"]["cell"])]
+        for step in steps:
+            name = signal_of(step.get("net") or step["to"]["cell"])
+            if not name.startswith("$") and through[-1] != name:
+                through.append(name)
+        delay = sum(step["delay"] for step in steps)
+        routing = sum(step["delay"] for step in steps if step["type"] == "routing")
+        out.append({"clock": f"{path['from']} -> {path['to']}",
+                    "from": signal_of(steps[0]["from"]["cell"]),
+                    "to": signal_of(steps[-1]["to"]["cell"]),
+                    "delay_ns": round(delay, 2), "mhz": round(1000 / delay, 1) if delay else None,
+                    "logic_levels": sum(step["type"] == "logic" for step in steps),
+                    "routing_share": round(routing / delay, 2) if delay else 0.0,
+                    "through": through})
+    return out
 
 
 def count_cells(cells: dict, kinds: dict) -> dict:
@@ -130,7 +163,8 @@ def synthesize(design, target: str, outdir, *, freq_mhz: float = 100.0, seed: in
     say(f"{design.top}: yosys {spec['synth']}")
     start = time.monotonic()
     netlist, stat = outdir / "netlist.json", outdir / "stat.json"
-    run_yosys(f"read_verilog {vpath.name}; {spec['synth']} -top {top} -json {netlist.name}; "
+    run_yosys(f"read_verilog {vpath.name}; {YOSYS_WORKAROUND} "
+              f"{spec['synth']} -top {top} -json {netlist.name}; "
               f"tee -q -o {stat.name} stat -json", outdir / "yosys.log")
     synth_seconds = time.monotonic() - start
     cells = json.loads(stat.read_text())["design"]["num_cells_by_type"]
@@ -172,5 +206,6 @@ def synthesize(design, target: str, outdir, *, freq_mhz: float = 100.0, seed: in
             result["fmax_by_clock"] = {k: round(v["achieved"], 2) for k, v in fmax.items()}
             result["utilization"] = {k: v for k, v in data.get("utilization", {}).items()
                                      if v.get("used")}
+            result["critical_paths"] = critical_path(data)
     (outdir / "synth.json").write_text(json.dumps(result, indent=2) + "\n")
     return result

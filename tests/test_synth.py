@@ -7,7 +7,11 @@ import json
 import pytest
 
 from snnforge.generate import generate
-from snnforge.synth.flow import DISTRIBUTED_HINT, TARGETS, synthesize, target_verilog
+from pathlib import Path
+
+from snnforge.synth.flow import (DISTRIBUTED_HINT, TARGETS, YOSYS_WORKAROUND, run_yosys,
+                                 synthesize, target_verilog)
+from snnforge.synth.paths import signal_of, worst_paths
 
 
 def check_complete(result, target, outdir):
@@ -29,6 +33,12 @@ def check_complete(result, target, outdir):
     assert result["fmax_mhz"] == min(result["fmax_by_clock"].values()) > 0
     assert result["constraint_mhz"] == 100.0 and result["seed"] == 1
     assert json.loads((outdir / "synth.json").read_text()) == json.loads(json.dumps(result))
+    # nextpnr's critical path, summarised: register to register, its delay the clock's period.
+    # (nextpnr also lists the paths from and to the ports, as "<async>".)
+    (path,) = [p for p in result["critical_paths"] if "<async>" not in p["clock"]]
+    assert path["from"] and path["to"] and path["through"][0] == path["from"]
+    assert path["logic_levels"] >= 1 and 0 <= path["routing_share"] <= 1
+    assert abs(path["mhz"] - result["fmax_mhz"]) <= 0.05 * result["fmax_mhz"]
 
 
 def test_ecp5_out_of_context_small_lif(tmp_path):
@@ -36,6 +46,29 @@ def test_ecp5_out_of_context_small_lif(tmp_path):
     result = synthesize(design, "ecp5-85k", tmp_path)
     assert not result["serial_io_wrapper"]
     check_complete(result, "ecp5-85k", tmp_path)
+    # The unplaced estimate of the same netlist: latest endpoints first, each path named from
+    # a register (or port) of the design.
+    paths = worst_paths(json.loads((tmp_path / "netlist.json").read_text()), 10)
+    assert paths and [p["ns"] for p in paths] == sorted((p["ns"] for p in paths), reverse=True)
+    assert all(p["through"] and p["levels"] >= 0 and p["mhz"] > 0 for p in paths)
+
+
+def test_signal_names_from_mapped_cells():
+    assert signal_of("st_per_TRELLIS_FF_Q_1") == "st_per"
+    assert signal_of("expect[13]") == "expect"
+    assert signal_of("\\pe0.lif.stage0_LUT4_Z_D_CCU2C_S0[2]") == "pe0.lif.stage0"
+    assert signal_of("$332_MULT18X18D_P9") == "$332_MULT18X18D_P9"
+
+
+def test_yosys_abc9_workaround(tmp_path):
+    """Yosys 0.70's ABC9 asserts on a wire named like a bit of another (Amaranth's ArrayLayout
+    element names); the flow's workaround synthesizes the minimal reproducer."""
+    repro = Path(__file__).parents[1] / "synth" / "yosys_bugs" / "abc9_bracket_names.v"
+    (tmp_path / "repro.v").write_text(repro.read_text())
+    run_yosys(f"read_verilog repro.v; {YOSYS_WORKAROUND} synth_ecp5 -top tiny; "
+              "tee -q -o stat.json stat -json", tmp_path / "yosys.log")
+    cells = json.loads((tmp_path / "stat.json").read_text())["design"]["num_cells_by_type"]
+    assert cells.get("TRELLIS_FF") == 4
 
 
 def test_ice40_wraps_a_core_with_too_many_ports(tmp_path):
