@@ -37,8 +37,12 @@ from .dma import read_request_layout, write_request_layout
 from .hostport import command_layout
 from .streams import StreamFIFO
 
-__all__ = ["CommandProcessor", "OPCODES", "ERRORS", "COMMAND_BYTES", "load_layout",
-           "store_request_layout", "TAG_FETCH", "TAG_LOAD"]
+#: Cycles a core may take to report a target error after the beat or request that caused it
+#: (its checks end in a register); the host interface registers the verdict once more.
+VERDICT_CYCLES = 1
+
+__all__ = ["VERDICT_CYCLES", "CommandProcessor", "OPCODES", "ERRORS", "COMMAND_BYTES",
+           "load_layout", "store_request_layout", "TAG_FETCH", "TAG_LOAD"]
 
 OPCODES = {"END": 0, "WRITE": 1, "WAIT": 2, "LOAD": 3, "STORE": 4}
 ERRORS = {1: "misaligned address", 2: "address beyond mem_limit", 3: "memory error response",
@@ -88,8 +92,9 @@ LOADs after it.
     store_flush : Out(1)        a failed STORE: the writer gets empty beats (nothing written)
     targets : In(16)            bit t: the core has bulk target t
     target_error : In(1)        the core found a LOAD or STORE it cannot serve: for a STORE at
-                                most two cycles after the core took the request, for a LOAD
-                                while or after its beats reach the core, before they drained
+                                most ``VERDICT_CYCLES + 2`` cycles after the core took the
+                                request, for a LOAD at most ``VERDICT_CYCLES`` cycles after its
+                                beats drained
     load_drained : In(1)        every LOAD beat handed out has reached the core (a buffer may
                                 sit between ``load`` and the core)
     """
@@ -199,7 +204,16 @@ LOADs after it.
         polls = Signal(32)
         code = Signal(4)
         store_issued = Signal()
-        store_settled = Signal()  # two cycles since the core took the STORE: its verdict is in
+        # Cycles since the core took the STORE (or since the LOAD's beats drained), up to the
+        # verdict's latency: then its verdict is in.
+        settle = Signal(range(VERDICT_CYCLES + 3))
+        store_settled = settle == VERDICT_CYCLES + 2
+        drained_for = Signal(range(VERDICT_CYCLES + 1))
+        load_settled = drained_for == VERDICT_CYCLES
+        with m.If(~self.load_drained):
+            m.d.sync += drained_for.eq(0)
+        with m.Elif(~load_settled):
+            m.d.sync += drained_for.eq(drained_for + 1)
         write_issued = Signal()
         store_pending = Signal()  # a posted STORE's writes are not done yet
         store_at = Signal(32)
@@ -234,7 +248,7 @@ LOADs after it.
                     m.d.sync += [cmd.eq(command), cmd_at.eq(next_at),
                                  next_at.eq(next_at + COMMAND_BYTES), polls.eq(0),
                                  beats_left.eq(command.count), store_issued.eq(0),
-                                 store_settled.eq(0), write_issued.eq(0)]
+                                 settle.eq(0), write_issued.eq(0)]
                     m.next = "DECODE"
                 with m.Elif(~fetching & (owed == 0) & ~fifo.o.valid):
                     # The list ran past mem_limit without an END.
@@ -332,7 +346,7 @@ LOADs after it.
                 with m.If(self.target_error):
                     fail(5)
                     m.next = "DRAIN"
-                with m.Elif(~self.load_drained):
+                with m.Elif(~load_settled):
                     pass
                 with m.Elif(code != 0):
                     fail(3)
@@ -354,7 +368,8 @@ LOADs after it.
                 ]
                 with m.If(self.store_req.valid & self.store_req.ready):
                     m.d.sync += store_issued.eq(1)
-                m.d.sync += store_settled.eq(store_issued)
+                with m.If(store_issued & ~store_settled):
+                    m.d.sync += settle.eq(settle + 1)
                 with m.If(self.wr_req.valid & self.wr_req.ready):
                     m.d.sync += write_issued.eq(1)
                 with m.If(self.target_error):

@@ -30,7 +30,7 @@ from .cmdproc import CommandProcessor, load_layout, store_request_layout
 from .counters import PerfCounters
 from .dma import DMAReader, DMAWriter
 from .hostport import HostPort, RegisterMap, WindowSignature, command_layout
-from .streams import Gearbox, StreamFIFO
+from .streams import Gearbox, SkidBuffer, StreamFIFO
 
 __all__ = ["HostInterface", "HostCore", "HostInterfaceParams", "add_host_interface",
            "HOST_COUNTERS", "HostArbiter", "MemoryWindow", "TAG_WINDOW", "FRONT_ENDS"]
@@ -359,7 +359,12 @@ class HostInterface(wiring.Component):
         connect(m, arb.m1_rsp, axil.rsp)
         connect(m, cp.host_cmd, arb.m2_cmd)
         connect(m, arb.m2_rsp, cp.host_rsp)
-        connect(m, arb.cmd, port.cmd)
+        # A register slice before the decoder: the arbiter's grant, the AXI4-Lite bridge's state
+        # and the command processor's fetch would otherwise share one path with the register
+        # decode and every pulse it drives into the core.
+        m.submodules.cmd_slice = cmd_slice = SkidBuffer(arb.cmd.payload.shape())
+        connect(m, arb.cmd, cmd_slice.i)
+        connect(m, cmd_slice.o, port.cmd)
         connect(m, port.rsp, arb.rsp)
         m.d.comb += self.regs.eq(port.regs)
         for r in rm.registers:
@@ -427,10 +432,12 @@ class HostInterface(wiring.Component):
         # A register stage between the processor and the core's targets: the target's checks
         # (counts, a multiplier) would otherwise lie on one path with the processor's state, the
         # read channel's ready and the memory's response (the one-PE LoAS core's critical path).
-        m.submodules.load_buffer = load_buffer = StreamFIFO(load_layout(dw), depth=2)
+        # A skid buffer, not a FIFO: its beat comes from flip-flops, not a LUT RAM read, since
+        # each target decodes it in the same cycle.
+        m.submodules.load_buffer = load_buffer = SkidBuffer(load_layout(dw))
         connect(m, cp.load, load_buffer.i)
         connect(m, load_buffer.o, wiring.flipped(self.load))
-        m.d.comb += cp.load_drained.eq(load_buffer.level == 0)
+        m.d.comb += cp.load_drained.eq(~load_buffer.o.valid & load_buffer.i.ready)
         connect(m, cp.store_req, wiring.flipped(self.store_req))
         m.d.comb += [
             cp.go.eq(go), cp.base.eq(regs.cp_base), cp.mem_limit.eq(regs.mem_limit),

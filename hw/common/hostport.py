@@ -335,7 +335,7 @@ class WindowSignature(wiring.Signature):
 class HostPort(wiring.Component):
     """Decodes host commands into register accesses and window transactions.
 
-    Registers answer a read in one cycle. Window writes pass straight through (one per cycle while
+    Registers answer a read in two cycles; a pulse acts one cycle after its write. Window writes pass straight through (one per cycle while
     the target is ready); a read waits for the target's response. One read is outstanding at a
     time, so responses come back in command order. Unmapped addresses read as 0, writes to them
     and to read-only locations are ignored.
@@ -380,6 +380,16 @@ class HostPort(wiring.Component):
 
         rsp_data = Signal(rm.data_width)
         win_sel = Signal(range(len(rm.windows) + 1))  # which window a read waits on
+        # Pulses leave a register: the address decode is not on one path with the logic they
+        # start. A register read samples one cycle after its decode (READ), so that a read
+        # issued right after a pulse still sees the pulse's effect.
+        pulses = {r.name: Signal(r.width, name=f"pulse_{r.name}")
+                  for r in rm.registers if r.access == "pulse"}
+        for name, pulse in pulses.items():
+            m.d.sync += pulse.eq(0)
+            m.d.comb += getattr(self.regs, name).eq(pulse)
+        readable = [r for r in rm.registers if r.access in ("rw", "ro")]
+        read_sel = Signal(range(max(2, len(readable) + 1)))   # len(readable): reads as 0
 
         with m.FSM():
             with m.State("IDLE"):
@@ -394,17 +404,11 @@ class HostPort(wiring.Component):
                                 if r.access == "rw":
                                     m.d.sync += rw_regs[r.name].eq(cmd.data)
                                 elif r.access == "pulse":
-                                    # In the cycle of the write itself, so that a status read
-                                    # issued right after the command already sees its effect.
-                                    m.d.comb += getattr(self.regs, r.name).eq(cmd.data)
+                                    m.d.sync += pulses[r.name].eq(cmd.data)
                             with m.If(self.cmd.valid & ~cmd.write):
-                                if r.access == "rw":
-                                    m.d.sync += rsp_data.eq(rw_regs[r.name])
-                                elif r.access == "ro":
-                                    m.d.sync += rsp_data.eq(getattr(self.status, r.name))
-                                else:
-                                    m.d.sync += rsp_data.eq(0)
-                                m.next = "RESPOND"
+                                m.d.sync += read_sel.eq(readable.index(r) if r in readable
+                                                        else len(readable))
+                                m.next = "READ"
                     for k, w in enumerate(rm.windows):
                         port = getattr(self, w.name)
                         low = w.span.bit_length() - 1
@@ -422,8 +426,17 @@ class HostPort(wiring.Component):
                                 m.next = "WAIT"
                     with m.Default():
                         with m.If(self.cmd.valid & ~cmd.write):
-                            m.d.sync += rsp_data.eq(0)
-                            m.next = "RESPOND"
+                            m.d.sync += read_sel.eq(len(readable))
+                            m.next = "READ"
+            with m.State("READ"):
+                with m.Switch(read_sel):
+                    for k, r in enumerate(readable):
+                        with m.Case(k):
+                            m.d.sync += rsp_data.eq(rw_regs[r.name] if r.access == "rw"
+                                                    else getattr(self.status, r.name))
+                    with m.Default():
+                        m.d.sync += rsp_data.eq(0)
+                m.next = "RESPOND"
             with m.State("RESPOND"):
                 m.d.comb += [self.rsp.valid.eq(1), self.rsp.payload.eq(rsp_data)]
                 with m.If(self.rsp.ready):

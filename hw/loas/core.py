@@ -11,7 +11,7 @@ from ..common.counters import PerfCounters
 from ..common.host_interface import HostInterface, add_host_interface
 from ..common.hostport import RegisterMap
 from ..common.memory import buffer
-from ..common.streams import Gearbox, StreamFIFO
+from ..common.streams import Gearbox, SkidBuffer, StreamFIFO
 from .config import LoASConfig
 from .pe import PE
 
@@ -93,7 +93,7 @@ class LoASCore(wiring.Component):
     cycle (fiber masks: one per cycle, a PE taking one per ``LaggyPrefixSum.latency``).
     Latency: a run whose busiest PE has ``m`` matches over ``n_cols`` columns takes ``n_cols + m
     + run_overhead`` cycles (:attr:`run_overhead` = ``InnerJoin.latency + LIFArray.latency +
-    12``: the broadcast, PE filter, front-end, TPPE, drain and output compressor registers) when
+    13``: the broadcast, PE filter, front-end, TPPE, drain and output compressor registers) when
     nothing else limits it -- broadcast rows with no work for a PE, full queues, or a drain
     waiting for a bank add cycles, which the stall counters count.
 
@@ -152,7 +152,7 @@ class LoASCore(wiring.Component):
     def run_overhead(self) -> int:
         """The fixed cycles of a run (see the class docstring)."""
         pe = self.pes[0]
-        return pe.inner_join.latency + pe.lif.latency + 12
+        return pe.inner_join.latency + pe.lif.latency + 13
 
     @property
     def header_rows(self) -> int:
@@ -215,6 +215,14 @@ class LoASCore(wiring.Component):
             m.d.sync += mask_target.eq(tgt)
         m.d.comb += [gear.i.valid.eq(ld.valid & is_mask_load), gear.i.payload.eq(beat.data),
                      gear.clear.eq(0)]
+        # A register slice after the gearbox: the consumers' ready (a PE's, or the weight-mask
+        # bookkeeping's) would otherwise run through the gearbox into every LOAD target's state.
+        # A LOAD's first mask beat waits until the slice is empty: `mask_target` then changes
+        # under no mask of the previous LOAD.
+        m.submodules.mask_slice = mask_slice = SkidBuffer(W)
+        connect(m, gear.o, mask_slice.i)
+        masks_out = mask_slice.o
+        masks_empty = gear.empty & ~masks_out.valid & mask_slice.i.ready
         masks_per_beat_log = max(0, (dw // W - 1).bit_length()) if dw >= W else 0
         beats_per_mask_log = (W // dw - 1).bit_length() if W > dw else 0
 
@@ -229,8 +237,9 @@ class LoASCore(wiring.Component):
         sm_pe = Signal(range(max(2, P)))
         sm_chunk = Signal(range(max(2, cfg.chunks_max + 1)))
         sm_taken = Signal.like(sm_total)
-        sm_beats = Signal(32)
-        sm_expect = Signal(32)
+        # Counts as wide as the largest valid LOAD (a wider one is refused by its arguments).
+        sm_beats = Signal(range(beats_for(P * cfg.chunks_max) + 2))
+        sm_expect = Signal.like(sm_beats)
         arg_rows, arg_chunks = beat.arg[:8], beat.arg[8:24]
         now_expect = Mux(first, beats_for(arg_rows * arg_chunks), sm_expect)
         now_beats = Mux(first, 0, sm_beats)
@@ -244,11 +253,11 @@ class LoASCore(wiring.Component):
         to_pes = (mask_target == target_ids["spike_masks"]) & (sm_taken < sm_total)
         pe_ready = Array(pe.mask_in.ready for pe in pes)[sm_pe]
         for i, pe in enumerate(pes):
-            m.d.comb += [pe.mask_in.valid.eq(gear.o.valid & to_pes & (sm_pe == i)),
-                         pe.mask_in.payload.mask.eq(gear.o.payload),
+            m.d.comb += [pe.mask_in.valid.eq(masks_out.valid & to_pes & (sm_pe == i)),
+                         pe.mask_in.payload.mask.eq(masks_out.payload),
                          pe.mask_in.payload.chunk.eq(sm_chunk),
                          pe.mask_in.payload.first.eq(sm_chunk == 0)]
-        with m.If(gear.o.valid & to_pes & pe_ready):
+        with m.If(masks_out.valid & to_pes & pe_ready):
             m.d.sync += sm_taken.eq(sm_taken + 1)
             with m.If(sm_pe + 1 == sm_rows):
                 m.d.sync += [sm_pe.eq(0), sm_chunk.eq(sm_chunk + 1)]
@@ -263,7 +272,14 @@ class LoASCore(wiring.Component):
         sw_rows = Signal(8)
         rows_now = Mux(first, beat.arg[:8], sw_rows)
         need = Cat(*[(pe.nnz != 0) & (rows_now > i) for i, pe in enumerate(pes)])
-        word_rows = Array((pe.nnz + cfg.word_lanes - 1) >> lane_bits for pe in pes)
+        # Each PE's count of word rows, registered: it changes only while its masks load, and
+        # spike words wait a cycle more than the masks (`masks_settled`) for it.
+        word_rows = Array(Signal(range(pes[0].word_rows + 1), name=f"word_rows{i}")
+                          for i in range(P))
+        for i, pe in enumerate(pes):
+            m.d.sync += word_rows[i].eq((pe.nnz + cfg.word_lanes - 1) >> lane_bits)
+        masks_settled = Signal()
+        m.d.sync += masks_settled.eq(~to_pes)
         sw_pe = Signal(range(max(2, P)))
         sw_row = Signal(range(pes[0].word_rows + 1))
         sw_done = Signal()
@@ -277,7 +293,9 @@ class LoASCore(wiring.Component):
         ends_pe = row_now + 1 == word_rows[pe_now]
         next_pe = onehot_index(lowest_one(m, later, "sw_next"))
         for i, pe in enumerate(pes):
-            m.d.comb += [pe.words_wr_en.eq(accepted & is_sw & ~done_now & (pe_now == i)),
+            # Buffer writes leave registers (a cycle late: a LOAD's data is read by a later
+            # command only), so the beat's decode does not run on into each PE.
+            m.d.sync += [pe.words_wr_en.eq(accepted & is_sw & ~done_now & (pe_now == i)),
                          pe.words_wr_addr.eq(row_now), pe.words_wr_data.eq(beat.data)]
         with m.If(accepted & is_sw):
             m.d.sync += [sw_rows.eq(rows_now), sw_pe.eq(pe_now), sw_row.eq(row_now + 1),
@@ -323,14 +341,14 @@ class LoASCore(wiring.Component):
         vbase = Signal(range(cfg.v_max + 1))
         head = queue[q_rd]
         have = q_level != 0
-        wm_done = wm_row == wm_rows
+        wm_done = Signal()            # wm_row == wm_rows, kept as a flag (it gates `ready`)
         wm_mask = Signal(W)
-        m.d.comb += wm_mask.eq(gear.o.payload)
+        m.d.comb += wm_mask.eq(masks_out.payload)
         to_banks = mask_target == target_ids["weight_masks"]
         empty_row = have & (head == 0)
-        takes_mask = to_banks & gear.o.valid & have & (head != 0)
+        takes_mask = to_banks & masks_out.valid & have & (head != 0)
         pop = empty_row | (takes_mask & (wm_j + 1 == head))
-        m.d.comb += gear.o.ready.eq(Mux(to_pes, pe_ready,
+        m.d.comb += masks_out.ready.eq(Mux(to_pes, pe_ready,
                                         Mux(to_banks & ~wm_done, takes_mask, 1)))
         for j, bank in enumerate(banks):
             wr = bank.write_port()
@@ -340,7 +358,8 @@ class LoASCore(wiring.Component):
         with m.If(takes_mask):
             m.d.sync += [vbase.eq(vbase + popcount(wm_mask)), wm_j.eq(wm_j + 1)]
         with m.If(pop):
-            m.d.sync += [wm_row.eq(wm_row + 1), wm_j.eq(0), q_rd.eq(q_rd + 1)]
+            m.d.sync += [wm_row.eq(wm_row + 1), wm_j.eq(0), q_rd.eq(q_rd + 1),
+                         wm_done.eq(wm_row + 1 == wm_rows)]
         with m.If(push):
             m.d.sync += [queue[q_wr].eq(header_of(hdr_rd.data, read_lane).count),
                          q_wr.eq(q_wr + 1)]
@@ -350,11 +369,12 @@ class LoASCore(wiring.Component):
             m.d.sync += last_in.eq(beat.last & ~more)
         with m.If(accepted & is_wm & restart):
             m.d.sync += [wm_rows.eq(beat.arg[:16]), hdr_next.eq(0), q_wr.eq(0), q_rd.eq(0),
-                         q_level.eq(0), wm_row.eq(0), wm_j.eq(0), vbase.eq(0), reading.eq(0)]
+                         q_level.eq(0), wm_row.eq(0), wm_j.eq(0), vbase.eq(0), reading.eq(0),
+                         wm_done.eq(beat.arg[:len(wm_rows)] == 0)]
         # Too many masks: one arrives when every row is done and more beats are to come; too
         # few: the last beat is in, the gearbox empty, and a row still wants a mask.
-        errors.append((to_banks & gear.o.valid & wm_done & ~last_in)
-                      | (to_banks & last_in & gear.empty & ~ld.valid & have & (head != 0)
+        errors.append((to_banks & masks_out.valid & wm_done & ~last_in)
+                      | (to_banks & last_in & masks_empty & ~ld.valid & have & (head != 0)
                          & ~wm_done))
 
         # -- weight values: a beat per row, into every PE's replica -------------------------------
@@ -362,14 +382,15 @@ class LoASCore(wiring.Component):
         wv_row = Signal(range(pes[0].value_rows + 1))
         row_v = Mux(restart, 0, wv_row)
         for pe in pes:
-            m.d.comb += [pe.values_wr_en.eq(accepted & is_wv & (row_v < pe.value_rows)),
+            m.d.sync += [pe.values_wr_en.eq(accepted & is_wv & (row_v < pe.value_rows)),
                          pe.values_wr_addr.eq(row_v), pe.values_wr_data.eq(beat.data)]
         with m.If(accepted & is_wv):
             m.d.sync += wv_row.eq(row_v + 1)
         errors.append(accepted & is_wv & (row_v >= pes[0].value_rows))
 
         # Spike words wait for the last spike mask to reach its PE (its word count).
-        m.d.comb += [ld.ready.eq(Mux(is_mask_load, gear.i.ready, Mux(is_sw, ~to_pes, 1))),
+        m.d.comb += [ld.ready.eq(Mux(is_mask_load, gear.i.ready & (~first | masks_empty),
+                                     Mux(is_sw, ~to_pes & masks_settled, 1))),
                      load_beats.eq(accepted)]
 
         # -- STOREs: each PE's output rows, PE by PE -----------------------------------------------
@@ -396,21 +417,25 @@ class LoASCore(wiring.Component):
                 m.d.comb += kind_now.eq(3)
         rows_of = Signal.like(st_per)
         m.d.comb += rows_of.eq(per_pe[kind_now])
-        # A request is checked the cycle after it is taken, from registers: its beat count is a
-        # product, which must not share a path with the command processor's state.
+        # A request is checked from registers over two cycles (its beat count is a product, then
+        # a comparison): neither may share a path with the command processor's state.
         checking = Signal()
+        verifying = Signal()
         st_beats = Signal.like(sreq.payload.beats)
         expect = Signal(32)
-        m.d.comb += expect.eq(Mux(st_kind == 0, st_rows * beats_for(st_per), st_rows * st_per))
-        m.d.comb += sreq.ready.eq(~storing & ~checking)
+        m.d.comb += sreq.ready.eq(~storing & ~checking & ~verifying)
         good = (expect == st_beats) & (st_kind != 3) & (st_rows <= P)
         with m.If(sreq.valid & sreq.ready):
             m.d.sync += [st_kind.eq(kind_now), st_rows.eq(req_rows), st_per.eq(rows_of),
                          st_beats.eq(sreq.payload.beats), st_pe.eq(0), st_i.eq(0),
                          checking.eq(1)]
         with m.If(checking):
-            m.d.sync += [checking.eq(0), storing.eq(good & (st_rows != 0) & (st_per != 0))]
-        errors.append(checking & ~good)
+            m.d.sync += [checking.eq(0), verifying.eq(1),
+                         expect.eq(Mux(st_kind == 0, st_rows * beats_for(st_per),
+                                       st_rows * st_per))]
+        with m.If(verifying):
+            m.d.sync += [verifying.eq(0), storing.eq(good & (st_rows != 0) & (st_per != 0))]
+        errors.append(verifying & ~good)
         # Reads: a row per cycle while the staging FIFO has room; data a cycle later.
         m.submodules.stage = stage = StreamFIFO(data.StructLayout({"data": max(W, dw),
                                                                    "end": 1}), 4)
@@ -448,7 +473,10 @@ class LoASCore(wiring.Component):
                          host.store.payload.eq(stage.o.payload.data[:dw]),
                          stage.o.ready.eq(host.store.ready)]
 
-        m.d.comb += host.target_error.eq(Cat(*errors).any())
+        # The verdict leaves a register (the command processor allows VERDICT_CYCLES for it).
+        target_error = Signal()
+        m.d.sync += target_error.eq(Cat(*errors).any())
+        m.d.comb += host.target_error.eq(target_error)
 
         # -- run control and the broadcaster -------------------------------------------------------
         # Two stages: the header and entry memories' read (block RAM, slow clock-to-out), then a

@@ -39,7 +39,7 @@ class InnerJoin(wiring.Component):
     When the FIFO is full, or ``hold`` is high, the whole pipeline stalls (no match is lost or
     repeated).
 
-    Latency: ``2 + cfg.prefix_stages`` cycles from a pair at ``pairs`` to its first match on
+    Latency: ``3 + cfg.prefix_stages`` cycles from a pair at ``pairs`` to its first match on
     ``fast`` (pushed into FIFO-mp/FIFO-B at the end of that cycle, at its head one cycle later).
     Throughput: one match per cycle; a pair costs ``|J|`` cycles, a marker one.
 
@@ -73,7 +73,7 @@ class InnerJoin(wiring.Component):
 
     @property
     def latency(self):
-        return 2 + self.cfg.prefix_stages
+        return 3 + self.cfg.prefix_stages
 
     def elaborate(self, platform):
         m = Module()
@@ -83,28 +83,35 @@ class InnerJoin(wiring.Component):
         m.submodules.prefix = prefix = FastPrefixSum(W, stages=cfg.prefix_stages)
         wiring.connect(m, fifo.o, wiring.flipped(self.matches))
 
-        # Final stage: side information, and the weight read in the cycle before.
+        # Final stage: side information, and the weight read in the cycle before; its byte is
+        # selected here and registered in `out`, so the block RAM's slow output and the byte
+        # multiplexer end at a register instead of running on into the TPPE's accumulators.
         byte_bits = (cfg.value_lanes - 1).bit_length()
         final = Signal(data.StructLayout({"valid": 1, "marker": 1, "n": range(max(2, cfg.tile_n)),
                                           "a_addr": range(max(2, cfg.k_max)),
                                           "byte": max(1, byte_bits)}))
-        weight = Signal(signed(8))
-        m.d.comb += weight.eq(self.w_data.word_select(final.byte, 8))
+        out = Signal(data.StructLayout({"valid": 1, "marker": 1, "n": range(max(2, cfg.tile_n)),
+                                        "a_addr": range(max(2, cfg.k_max)),
+                                        "weight": signed(8)}))
         push = Signal()
         advance = Signal()
+        with m.If(advance):
+            m.d.sync += [out.valid.eq(final.valid), out.marker.eq(final.marker),
+                         out.n.eq(final.n), out.a_addr.eq(final.a_addr),
+                         out.weight.eq(self.w_data.word_select(final.byte, 8))]
         m.d.comb += [
-            push.eq(final.valid & ~self.hold & fifo.i.ready),
-            advance.eq(~final.valid | push),
-            fifo.i.valid.eq(final.valid & ~self.hold),
-            fifo.i.payload.marker.eq(final.marker),
-            fifo.i.payload.n.eq(final.n),
-            fifo.i.payload.a_addr.eq(final.a_addr),
-            fifo.i.payload.weight.eq(weight),
+            push.eq(out.valid & ~self.hold & fifo.i.ready),
+            advance.eq(~out.valid | push),
+            fifo.i.valid.eq(out.valid & ~self.hold),
+            fifo.i.payload.marker.eq(out.marker),
+            fifo.i.payload.n.eq(out.n),
+            fifo.i.payload.a_addr.eq(out.a_addr),
+            fifo.i.payload.weight.eq(out.weight),
             self.fast.valid.eq(push),
-            self.fast.marker.eq(final.marker),
-            self.fast.n.eq(final.n),
-            self.fast.weight.eq(weight),
-            self.stalled.eq(final.valid & ~push),
+            self.fast.marker.eq(out.marker),
+            self.fast.n.eq(out.n),
+            self.fast.weight.eq(out.weight),
+            self.stalled.eq(out.valid & ~push),
         ]
 
         # S0: the pair at the head of the pair FIFO (read in place) and its matches still to visit.
@@ -162,5 +169,6 @@ class InnerJoin(wiring.Component):
                          final.n.eq(side.n), final.a_addr.eq(side.a_addr),
                          final.byte.eq(w_index[:byte_bits])]
 
-        m.d.comb += self.busy.eq(self.pairs.valid | r1.valid | final.valid | Cat(*delayed).any())
+        m.d.comb += self.busy.eq(self.pairs.valid | r1.valid | final.valid | out.valid
+                                 | Cat(*delayed).any())
         return m

@@ -377,7 +377,10 @@ class PE(wiring.Component):
         # -- completion and events -----------------------------------------------------------------
         drained = (tppe.tiles_done == self.n_tiles) & ~stage_valid & ~self.start
         m.d.comb += self.done.eq(drained & Mux(self.final, (written == self.n_cols) & oc.done, 1))
-        ev = self.events
+        # Registered: the counters' adder tree across PEs starts at flip-flops, not at the
+        # end of a PE's own paths (the counts are read well after a run ends).
+        ev = Signal(pe_events_layout(cfg))
+        m.d.sync += self.events.eq(ev)
         m.d.comb += [
             ev.match.eq(ij.fast.valid & ~ij.fast.marker),
             ev.busy.eq(ij.busy),

@@ -30,6 +30,8 @@ class TPPE(wiring.Component):
     bank is still draining, ``hold`` stalls the inner join.
 
     Throughput: one match per cycle on each path; the drain emits one column per cycle.
+    Latency: a match's correction is written two cycles after it leaves FIFO-mp/FIFO-B (the word
+    read, then its word registered).
 
     Members
     -------
@@ -75,8 +77,11 @@ class TPPE(wiring.Component):
         # always work on different banks, so each memory needs one read and one write port.
         # The drain zeroes what it reads: a bank is clean when its next tile starts.
         fast = self.fast
-        slow = Signal(data.StructLayout({"valid": 1, "marker": 1, "n": range(max(2, tn)),
-                                         "weight": signed(8)}))
+        slow_layout = data.StructLayout({"valid": 1, "marker": 1, "n": range(max(2, tn)),
+                                         "weight": signed(8)})
+        fetch = Signal(slow_layout)           # a match whose word is being read
+        slow = Signal(slow_layout)            # ... and a cycle later, with its word registered:
+        word = Signal(T)                      # the block RAM's slow output ends at a register
         pseudo_rd, corr_rd = [], []
         for b in range(2):
             p = buffer(shape=signed(aw), depth=tn)
@@ -101,7 +106,7 @@ class TPPE(wiring.Component):
                     c_wr.addr.eq(slow.n),
                     c_wr.en.eq(slow_here & slow.valid & ~slow.marker),
                 ]
-                m.d.comb += [c_wr.data[t].eq(c_rd.data[t] + Mux(self.word_data[t], 0, slow.weight))
+                m.d.comb += [c_wr.data[t].eq(c_rd.data[t] + Mux(word[t], 0, slow.weight))
                              for t in range(T)]
             pseudo_rd.append(p_rd.data)
             corr_rd.append(c_rd.data)
@@ -118,10 +123,11 @@ class TPPE(wiring.Component):
             self.word_en.eq(1),
         ]
         m.d.sync += [
-            slow.valid.eq(self.matches.valid),
-            slow.marker.eq(self.matches.payload.marker),
-            slow.n.eq(self.matches.payload.n),
-            slow.weight.eq(self.matches.payload.weight),
+            fetch.valid.eq(self.matches.valid),
+            fetch.marker.eq(self.matches.payload.marker),
+            fetch.n.eq(self.matches.payload.n),
+            fetch.weight.eq(self.matches.payload.weight),
+            slow.eq(fetch), word.eq(self.word_data),
         ]
         with m.If(slow.valid & slow.marker):
             m.d.sync += ts.eq(ts + 1)

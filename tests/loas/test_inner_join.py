@@ -115,7 +115,7 @@ def test_inner_join_all_matches_under_backpressure(fiber, stages, depth):
         # Nothing more comes out: no match repeated, none invented.
         ctx.set(dut.matches.ready, 1)
         ctx.set(dut.hold, 0)
-        for _ in range(4 * (cfg.prefix_stages + 2) + cfg.match_fifo):
+        for _ in range(4 * (cfg.prefix_stages + 3) + cfg.match_fifo):
             _, _, valid, fast = await ctx.tick().sample(dut.matches.valid, dut.fast)
             assert not valid and not fast.valid, "an extra match after the expected ones"
 
@@ -159,5 +159,5 @@ def test_inner_join_latency_as_documented(fiber, stages):
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    assert dut.latency == 2 + stages
+    assert dut.latency == 3 + stages
     assert seen == {"fast": dut.latency, "fifo": dut.latency + 1}
