@@ -42,8 +42,8 @@ from ..lint import WAIVERS
 from ..params import SnnforgeError
 from ..tools import verilator_env
 
-__all__ = ["build", "run_bench", "BenchResult", "bench_config", "BENCH_ENV", "sim_top",
-           "produced_streams", "CHECK_FAULTS"]
+__all__ = ["build", "run_bench", "build_model", "run_model", "BenchResult", "bench_config",
+           "BENCH_ENV", "sim_top", "produced_streams", "CHECK_FAULTS"]
 
 BENCH_ENV = "SNNFORGE_BENCH"
 
@@ -281,7 +281,7 @@ def build(design: Design, *, waves: bool = False, quiet: bool = True,
 
 @dataclass
 class BenchResult:
-    design: Design
+    design: Design | None
     build_dir: Path
     passed: list = field(default_factory=list)
     failed: list = field(default_factory=list)   # (test name, message)
@@ -302,7 +302,8 @@ class BenchResult:
         return bool(self.passed) and not self.failed
 
     def summary(self) -> str:
-        lines = [f"{self.design.key}: {len(self.passed)} passed, {len(self.failed)} failed "
+        what = self.design.key if self.design is not None else self.build_dir.name
+        lines = [f"{what}: {len(self.passed)} passed, {len(self.failed)} failed "
                  f"in {self.seconds:.1f} s"]
         for name, message in self.failed:
             lines.append(f"FAILED {name}:\n{message}")
@@ -324,11 +325,54 @@ def run_bench(name: str, overrides: dict | None = None, *, seed: int = 1, option
     if module is None:
         raise SnnforgeError(f"{name}: no simulation bench")
     bdir = build(design, waves=waves, quiet=quiet, external_axi=external_axi)
+    return run_model(bdir, sim_top(design, external_axi=external_axi)[0], module, name=name,
+                     design=design, seed=seed, options=options, testcase=testcase, waves=waves,
+                     quiet=quiet, tag=tag)
 
+
+def build_model(name: str, top: str, files: dict, *, quiet: bool = True) -> Path:
+    """Build (or reuse) the Verilator model of ``files`` (file name -> Verilog text) whose top
+    module is ``top``, for a top that is not a generator's simulation top (a board's); keyed
+    by the texts. Only ``top``'s ports should be visible to VPI: mark them
+    ``/*verilator public_flat_rw*/`` (see :func:`_verilator_runner`)."""
+    verilator_env()
+    text = "".join(f"{n}\0{files[n]}" for n in sorted(files))
+    key = hashlib.sha256(text.encode()).hexdigest()[:12]
+    bdir = build_root() / "sim" / f"{name}-{key}"
+    done = bdir / ".built"
+    with _locked(bdir.with_suffix(".lock")):
+        if done.exists():
+            return bdir
+        if bdir.exists():
+            shutil.rmtree(bdir)
+        bdir.mkdir(parents=True)
+        sources = []
+        for file_name, content in files.items():
+            (bdir / file_name).write_text(content)
+            sources.append(bdir / file_name)
+        log = bdir / "build.log"
+        try:
+            _verilator_runner().build(sources=sources, hdl_toplevel=top, build_dir=bdir,
+                                      build_args=list(BUILD_WAIVERS) + ["-O3"],
+                                      log_file=log if quiet else None,
+                                      timescale=("1ns", "1ps"))
+        except (SystemExit, Exception) as error:
+            tail = log.read_text()[-3000:] if log.exists() else ""
+            raise RuntimeError(f"Verilator build of {name} failed: {error}\n{tail}") from None
+        done.write_text(key)
+    return bdir
+
+
+def run_model(bdir: Path, top: str, module: str, *, name: str, design: Design | None,
+              seed: int = 1, options: dict | None = None, testcase=None, waves: bool = False,
+              quiet: bool = True, tag: str = "run") -> BenchResult:
+    """Run the cocotb module ``module`` on the model built in ``bdir`` (top module ``top``);
+    the bench's configuration names generator ``name`` with ``design``'s parameters (a block
+    that is no generator's: ``design`` None, no parameters)."""
     run_dir = bdir / "runs" / f"{tag}-{os.getpid()}-{time.monotonic_ns()}"
     run_dir.mkdir(parents=True)
-    config = {"generator": name, "params": design.params, "seed": seed, "options": options or {},
-              "stats_file": str(run_dir / "stats.json")}
+    config = {"generator": name, "params": design.params if design is not None else {},
+              "seed": seed, "options": options or {}, "stats_file": str(run_dir / "stats.json")}
     log = run_dir / "sim.log"
     runner = _verilator_runner()
     runner.build_dir = bdir  # test() needs it set when build() ran in another process
@@ -336,8 +380,7 @@ def run_bench(name: str, overrides: dict | None = None, *, seed: int = 1, option
     xml_path = run_dir / "results.xml"
     try:
         runner.test(
-            test_module=module, hdl_toplevel=sim_top(design, external_axi=external_axi)[0],
-            hdl_toplevel_lang="verilog",
+            test_module=module, hdl_toplevel=top, hdl_toplevel_lang="verilog",
             build_dir=bdir, test_dir=run_dir,
             testcase=testcase, seed=seed, waves=waves,
             # cocotb would otherwise run pytest's assertion rewriter over every imported module

@@ -4,6 +4,7 @@ the given rich console."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import time
@@ -12,13 +13,17 @@ from pathlib import Path
 
 import numpy as np
 
+from .boards import BRIDGE_TIMEOUT_S, board_design, get_board, interface_id
 from .driver import Job, JobResult
 from .generate import Design, build_root, generate
+from .host import HostDriver
 from .lint import LintResult, lint_verilog
 from .params import SnnforgeError
 from .registry import generators, get_generator
 from .report import counted, write_report
 from .results import save_result
+from .serial_link import LinkError, SerialTransport
+from .sim.job import write_result
 from .sim.runner import BenchResult, run_bench
 from .synth.flow import synthesize
 
@@ -113,14 +118,16 @@ def _load_inputs(files: dict) -> dict:
 
 
 def run_job(console, name, overrides=None, *, inputs: dict, options=None, params=None,
-            outfile=None) -> JobOutcome:
-    """Run one job of generator ``name`` on its RTL under Verilator.
+            outfile=None, port=None, baud=115200, board=None) -> JobOutcome:
+    """Run one job of generator ``name`` on its RTL under Verilator -- or, with ``port``, on a
+    board at that serial port (``snnforge board``'s bitstream, ``baud`` its baud rate).
 
     ``inputs``: arrays or ``.npy`` files by input name; ``options``: the job's options (text or
     values); ``params``: generator parameters that come with the job (a family's flags), over
-    the user's ``overrides``, which win over what the inputs imply (:meth:`Driver.params_for`).
-    The configuration is built once here; the outputs go to ``outfile`` (``.npz``: each output
-    and ``counter_<name>``), written whole or not at all.
+    the user's ``overrides``, which win over what the inputs imply (:meth:`Driver.params_for`);
+    ``board`` (a board's name) starts from that board's configuration of the core, as
+    ``snnforge board`` does. The configuration is built once here; the outputs go to
+    ``outfile`` (``.npz``: each output and ``counter_<name>``), written whole or not at all.
     """
     gen = get_generator(name)
     if gen.driver is None:
@@ -145,8 +152,14 @@ def run_job(console, name, overrides=None, *, inputs: dict, options=None, params
             raise SnnforgeError(f"missing input {a.name} {a.shape_text}: {a.help}")
     arrays = _load_inputs(inputs)
     implied = gen.driver.params_for(arrays)
-    design = generate(name, {**implied, **(overrides or {}), **(params or {})})
+    chosen = {**implied, **(overrides or {}), **(params or {})}
+    if board is not None:
+        design = board_design(name, get_board(board), chosen)
+    else:
+        design = generate(name, chosen)
     job = gen.driver.validate(design.config, arrays, options or {})
+    if port is not None:
+        return _run_on_board(console, gen, design, job, port, baud, outfile)
 
     work = build_root() / "run" / f"{design.key}-{time.monotonic_ns()}"
     work.mkdir(parents=True)
@@ -182,3 +195,54 @@ def run_job(console, name, overrides=None, *, inputs: dict, options=None, params
     console.print(f"  simulated {sim_cycles:,} cycles (loading included) in {wall:.1f} s = "
                   f"{rate:,.0f} cycles/s")
     return JobOutcome(design, job, result, sim_cycles, wall)
+
+
+def _run_on_board(console, gen, design: Design, job: Job, port, baud, outfile) -> JobOutcome:
+    """The job on a board over its UART (:class:`~snnforge.serial_link.SerialTransport`), once
+    its bridge has said it runs this very core (interface id)."""
+    async def run():
+        transport = SerialTransport(port, baud, bridge_timeout=BRIDGE_TIMEOUT_S)
+        try:
+            with console.status(f"{design.top}: connecting to the board at {port} ..."):
+                try:
+                    info = await transport.hello()
+                except LinkError as error:
+                    raise SnnforgeError(f"the board at {port} does not answer at {baud} baud "
+                                        f"({error}): is a `snnforge board` bitstream of this "
+                                        f"--baud loaded?") from None
+            want = interface_id(design)
+            if info["interface_id"] != want:
+                raise SnnforgeError(
+                    f"the board at {port} runs core interface {info['interface_id']:08x}, this "
+                    f"configuration is {want:08x} ({design.key}): give the NAME, --board and -p "
+                    f"the bitstream was built with")
+            driver = gen.driver(HostDriver(design.facts["regmap"], transport), design.config)
+            with console.status(f"{design.top}: running on the board at {port} ..."):
+                start = time.monotonic()
+                result = await driver.run(job)
+            return result, time.monotonic() - start, transport.stats, info
+        finally:
+            transport.close()
+
+    result, wall, stats, info = asyncio.run(run())
+    if outfile is not None:
+        outfile = Path(outfile)
+        outfile.parent.mkdir(parents=True, exist_ok=True)
+        partial = outfile.with_name(outfile.name + ".partial")
+        with open(partial, "wb") as handle:
+            write_result(handle, result)
+        partial.replace(outfile)
+    save_result("run", design, {"inputs": {k: list(v.shape) for k, v in job.arrays().items()},
+                                "options": job.options, "counters": result.counters,
+                                "facts": json.loads(json.dumps(result.facts, default=str)),
+                                "board": {"port": port, "baud": baud, "frames": stats.frames,
+                                          "repeats": stats.repeats,
+                                          "clock_hz": info["clock_hz"]},
+                                "wall_seconds": wall})
+    for line in gen.driver.report(design.config, job, result):
+        console.print(line)
+    if outfile is not None:
+        console.print(f"  -> {outfile}")
+    console.print(f"  ran on the board at {port} ({info['clock_hz'] / 1e6:g} MHz) in {wall:.1f} s"
+                  f": {stats.frames} frames at {baud} baud, {stats.repeats} repeated")
+    return JobOutcome(design, job, result, 0, wall)
