@@ -473,11 +473,9 @@ class LoASCore(wiring.Component):
                          host.store.payload.eq(stage.o.payload.data[:dw]),
                          stage.o.ready.eq(host.store.ready)]
 
-        # Each check, then their OR, ends in a register (the command processor allows
-        # VERDICT_CYCLES for the verdict).
-        error_bits = Signal(len(errors))
+        # The verdict leaves a register (the command processor allows VERDICT_CYCLES for it).
         target_error = Signal()
-        m.d.sync += [error_bits.eq(Cat(*errors)), target_error.eq(error_bits.any())]
+        m.d.sync += target_error.eq(Cat(*errors).any())
         m.d.comb += host.target_error.eq(target_error)
 
         # -- run control and the broadcaster -------------------------------------------------------
