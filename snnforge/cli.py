@@ -8,19 +8,24 @@ that runs and fails ends with status 1.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from . import __version__, flows
+from .boards import BOARDS, BoardError, board_design, build_board, get_board
 from .demo import run_demo
 from .deploy import deploy as run_deploy
 from .generate import build_root, generate
 from .params import SnnforgeError, parse_assignments
 from .registry import generators, get_generator
+from .results import measured_synthesis
 from .sim.patterns import spec_text
+from .sweep import plan_sweep, run_sweep
 from .synth.flow import TARGETS
 
 # Wide enough for the summary tables when the output is a log file rather than a terminal.
@@ -84,8 +89,12 @@ def list_cmd():
             table.add_row(p.name, str(p.default), p.range_text, p.help)
         console.print(table)
         for preset, (values, what) in gen.presets.items():
-            given = " ".join(f"{k}={v}" for k, v in values.items())
+            given = " ".join(f"{k}={v}" for k, v in values.items()) or "the defaults"
             console.print(f"  preset [bold]{preset}[/bold] (-p preset={preset}): {what}; {given}")
+            params = gen.configure({"preset": preset}).values()
+            for line in measured_synthesis(gen.name, params) or [
+                    f"not synthesized yet (snnforge synth {gen.name} -p preset={preset})"]:
+                console.print(f"    {line}", highlight=False)
         console.print()
 
 
@@ -221,6 +230,95 @@ def deploy(model, core, params, data, labels, dt, compare_unmasked, outdir):
                overrides=parse_assignments(params), dt=dt, compare_unmasked=compare_unmasked)
 
 
+# -- sweep: a design-space sweep on dask.distributed -------------------------------------------
+
+#: nextpnr is single-threaded: one worker per core, two on CI's two cores.
+_SWEEP_WORKERS = min(2, os.cpu_count() or 1)
+
+
+@main.command()
+@click.argument("name")
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=V1,V2,...",
+              help="A parameter's values, comma-separated (repeatable): every combination is a "
+                   "point; a single value fixes the parameter.")
+@click.option("--target", type=click.Choice(list(TARGETS)), default="ecp5-85k",
+              show_default=True)
+@click.option("--layers", default=None, metavar="L1,L2,...",
+              help="Also run these workload layers (the generator's sweep_layers) on each "
+                   "point's RTL under Verilator for its cycles.")
+@click.option("--no-place", is_flag=True, help="Synthesis only: Yosys LUT4 counts, no Fmax.")
+@click.option("--freq", default=100.0, show_default=True, help="Clock constraint in MHz.")
+@click.option("--seed", default=1, show_default=True, help="nextpnr placement seed.")
+@click.option("--workers", type=click.IntRange(1, 256), default=None,
+              help=f"Workers of the local cluster (one point each at a time)  [default: "
+                   f"{_SWEEP_WORKERS}]")
+@click.option("--scheduler", metavar="ADDRESS", default=None,
+              help="A dask scheduler ([tcp://]HOST:PORT) instead of a local cluster; its workers "
+                   "need snnforge and this build directory at the same path.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=3600.0,
+              show_default=True, help="Seconds a point may take before it is recorded as "
+                                      "timed out.")
+@click.option("-o", "--out", "outdir", default=None, type=click.Path(file_okay=False),
+              help="Where sweep.md, sweep.json and sweep.png go (default build/sweep/NAME).")
+def sweep(name, params, target, layers, no_place, freq, seed, workers, scheduler, timeout,
+          outdir):
+    """Sweep NAME's parameters: every point generated, synthesized, placed (and run on layers)
+    on a dask cluster, cached by design hash; a Pareto table of cells against time per layer
+    (or 1/Fmax). A failed or timed-out point is recorded with its log; exit status 1 if no
+    point succeeded."""
+    if scheduler is not None and workers is not None:
+        raise SnnforgeError("--workers sizes the local cluster; with --scheduler the "
+                            "cluster's own workers run the points")
+    plan = plan_sweep(name, params, target=target, layers=layers.split(",") if layers else (),
+                      place=not no_place, freq_mhz=freq, seed=seed, timeout_s=timeout)
+    summary = run_sweep(console, plan, outdir or build_root() / "sweep" / name,
+                        workers=workers or _SWEEP_WORKERS, scheduler=scheduler)
+    console.print(Path(summary["files"][0]).read_text(), markup=False)
+    console.print("wrote " + ", ".join(summary["files"]))
+    sys.exit(0 if any(p["status"] == "ok" for p in summary["points"]) else 1)
+
+
+# -- board: a core on an FPGA board, bitstream and reports --------------------------------------
+
+@main.command("board")
+@click.argument("name")
+@click.option("--board", "board_name", required=True, type=click.Choice(list(BOARDS)),
+              help="The board.")
+@_params_option
+@click.option("--freq", type=click.FloatRange(min=1), default=None, metavar="MHZ",
+              help="Core clock (the PLL's output) in MHz; default: the board's "
+                   f"({', '.join(f'{b.name} {b.default_mhz:g}' for b in BOARDS.values())}).")
+@click.option("--baud", type=click.IntRange(1), default=115200, show_default=True,
+              help="UART baud rate (snnforge run --port ... --baud must match).")
+@click.option("--seed", default=1, show_default=True, help="nextpnr placement seed.")
+@click.option("-o", "--out", "outdir", required=True, type=click.Path(file_okay=False),
+              metavar="DIR", help="Bitstream, timing.txt/.json, pins.txt and board.json.")
+def board_cmd(name, board_name, params, freq, baud, seed, outdir):
+    """Put NAME's core on an FPGA board: a UART bridge onto its host port, an AXI4 memory
+    behind its master, a PLL to the core clock and status LEDs; Yosys, nextpnr and the packer
+    (YoWASP) write the bitstream, the timing report and the pin report into DIR. The core is
+    the board's preset or default configuration under -p. A build that does not fit the
+    device or misses the clock exits with status 1."""
+    spec = get_board(board_name)
+    design = board_design(name, spec, parse_assignments(params))
+    with console.status(f"{name} on {board_name} ...") as status:
+        try:
+            result = build_board(design, spec, outdir, freq_mhz=freq, baud=baud, seed=seed,
+                                 progress=lambda text: status.update(text + " ..."))
+        except BoardError as error:
+            click.echo(f"snnforge: error: {error}", err=True)
+            sys.exit(1)
+    use = ", ".join(f"{bel} {used:,}/{avail:,}" for bel, (used, avail)
+                    in result["utilization"].items() if bel in ("TRELLIS_COMB", "ICESTORM_LC",
+                                                                 "DP16KD", "ICESTORM_RAM",
+                                                                 "ICESTORM_SPRAM", "MULT18X18D"))
+    console.print(f"{design.key} on {board_name}: clock {result['clock_mhz']:.3f} MHz, Fmax "
+                  f"{result['fmax_mhz']:.2f} MHz; {use}; {baud} baud, interface "
+                  f"{result['interface_id']}")
+    console.print(f"  {result['bitstream']} ({result['bitstream_bytes']:,} bytes); "
+                  f"{outdir}/timing.txt, pins.txt, board.json")
+
+
 # -- run: one job on the generated RTL ---------------------------------------------------------
 
 def _run_command(name) -> click.Command:
@@ -228,7 +326,7 @@ def _run_command(name) -> click.Command:
     gen = get_generator(name)
     driver = gen.driver
 
-    def callback(params, inputs, options, outfile, **flag_values):
+    def callback(params, inputs, options, outfile, port, baud, board, **flag_values):
         given = {k: v for k, v in flag_values.items() if v not in (None, False)}
         flag_inputs, flag_options, flag_params = driver.from_flags(given)
         files = parse_assignments(inputs, "--in")
@@ -237,10 +335,11 @@ def _run_command(name) -> click.Command:
         chosen = parse_assignments(options, "-O")
         flows.run_job(console, name, parse_assignments(params),
                       inputs={**files, **flag_inputs}, options={**chosen, **flag_options},
-                      params=flag_params, outfile=outfile)
+                      params=flag_params, outfile=outfile, port=port, baud=baud, board=board)
 
     spec = driver.job_spec(gen.configure())
-    lines = [f"Run a job on {name}'s generated RTL under Verilator.", "", "\b",
+    lines = [f"Run a job on {name}'s generated RTL under Verilator, or on a board (--port).",
+             "", "\b",
              "Inputs (--in NAME=FILE.npy; an archive NAME=FILE.npz):"]
     lines += [f"  {a.name} {a.shape_text}: {a.help}" for a in spec.inputs]
     lines += ["Options (-O KEY=VALUE; ranges of the default configuration):"]
@@ -260,6 +359,14 @@ def _run_command(name) -> click.Command:
                          help="A job option (repeatable)."),
             click.Option(["-o", "--out", "outfile"], required=True, metavar="OUT.npz",
                          help="Outputs and counter_* values."),
+            click.Option(["--port"], metavar="PORT",
+                         help="Run on a board at this serial port (a bitstream of `snnforge "
+                              "board`) instead of under Verilator."),
+            click.Option(["--baud"], type=click.IntRange(1), default=115200, show_default=True,
+                         help="With --port: the bitstream's baud rate."),
+            click.Option(["--board"], type=click.Choice(list(BOARDS)),
+                         help="The core configuration `snnforge board --board` builds (its "
+                              "defaults under -p); with --port, the board's core."),
             *[click.Option([f"--{flag.name}", flag.name], is_flag=flag.is_flag,
                            metavar=flag.metavar, help=flag.help, default=None
                            if not flag.is_flag else False) for flag in driver.flags],

@@ -39,7 +39,10 @@ class Generator:
     (parameters, description)}``, chosen with the parameter ``preset=NAME`` (the other
     parameters given win over the preset's). ``demo_params`` is the configuration ``make demo``
     builds, regresses with ``demo_options`` and synthesizes for ``demo_targets`` (None: not in
-    the demo).
+    the demo). ``sweep_layers`` names the module of the family's workload layers for ``snnforge
+    sweep --layers``: ``LAYERS`` (their names) and ``run_layer(design, layer) -> dict``
+    (``cycles``: the layer's end-to-end cycles as the RTL counts them; optionally
+    ``compute_cycles`` and further counts).
     """
 
     name: str
@@ -53,6 +56,7 @@ class Generator:
     driver: type | None = None
     trainer: str | None = None
     deployer: str | None = None
+    sweep_layers: str | None = None
     presets: dict = field(default_factory=dict)
     demo_params: dict = field(default_factory=dict)
     demo_options: dict = field(default_factory=dict)

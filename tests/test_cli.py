@@ -36,6 +36,30 @@ def test_presets_are_named_configurations():
     assert "ttsnn: unknown preset 'huge'; presets: paper-s1" in result.output
 
 
+def test_list_shows_each_preset_with_its_measured_synthesis(tmp_path, monkeypatch):
+    """``snnforge list`` gives each LoAS preset's configuration and its latest synthesis record
+    (cells, device share, Fmax), or the command that measures it."""
+    from snnforge.results import save_result
+    monkeypatch.setenv("SNNFORGE_BUILD", str(tmp_path))
+    gen = generators()["loas"]
+    assert set(gen.presets) == {"ecp5-85k", "ice40-up5k", "paper"}
+    assert gen.configure({"preset": "paper"}) == gen.configure()
+    assert gen.configure({"preset": "ecp5-85k"}).values() == gen.configure(gen.demo_params).values()
+    params = gen.configure({"preset": "ice40-up5k"}).values()
+
+    class Fake:                        # what save_result reads of a design
+        top, key, sha256 = "loas", "loas-0123", "0" * 64
+    Fake.params = params
+    save_result("synth", Fake, {"target": "ice40-up5k", "cells": {"lut4": 8688, "ff": 6583},
+                                "logic_cells": (9482, 5280), "constraint_mhz": 100.0,
+                                "pnr_error": "does not fit"}, suffix="ice40-up5k")
+    output = " ".join(invoke("list").output.split())
+    assert "preset ice40-up5k (-p preset=ice40-up5k)" in output
+    assert ("ice40-up5k: LUT4 8688, FF 6583; logic 9482/5280 (180%); not placed (measured"
+            in output)
+    assert "not synthesized yet (snnforge synth loas -p preset=paper)" in output
+
+
 def test_gen_writes_verilog_and_manifest(tmp_path):
     result = invoke("gen", "lif_array", "-p", "T=2", "-p", "reset=soft", "-o", str(tmp_path))
     assert result.exit_code == 0, result.output

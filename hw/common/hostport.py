@@ -335,10 +335,10 @@ class WindowSignature(wiring.Signature):
 class HostPort(wiring.Component):
     """Decodes host commands into register accesses and window transactions.
 
-    Registers answer a read in two cycles; a pulse acts one cycle after its write. Window writes pass straight through (one per cycle while
-    the target is ready); a read waits for the target's response. One read is outstanding at a
-    time, so responses come back in command order. Unmapped addresses read as 0, writes to them
-    and to read-only locations are ignored.
+    Registers answer a read in two cycles; a pulse acts one cycle after its write. Window writes
+    pass straight through (one per cycle while the target is ready); a read waits for the target's
+    response. One read is outstanding at a time, so responses come back in command order. Unmapped
+    addresses read as 0, writes to them and to read-only locations are ignored.
 
     Members
     -------

@@ -28,6 +28,23 @@ def _describe(core: LoASCore) -> dict:
     }
 
 
+#: The demo's core: four PEs on 32-wide fibers, buffers for the Table II layers' tiles.
+DEMO = {"pes": 4, "fiber": 32, "tile_n": 8, "k_max": 512, "n_max": 256, "v_max": 2048,
+        "f_max": 1024, "adders": 2}
+
+#: Named configurations (``-p preset=NAME``); their measured cells and Fmax: ``snnforge list``
+#: after ``bench/loas_presets_bench.py``.
+PRESETS = {
+    "ecp5-85k": (DEMO, "for the ECP5-85k (ULX3S): placed whole, out of context"),
+    "ice40-up5k": ({"pes": 1, "fiber": 16, "T": 2, "tile_n": 2, "group": 1, "k_max": 64,
+                    "n_max": 8, "v_max": 128, "f_max": 64, "group_fifo": 2, "match_fifo": 2,
+                    "adders": 1, "segment": 8, "dma_width": 32, "max_burst": 8,
+                    "outstanding": 2},
+                   "the smallest core, for the iCE40UP5K (iCEBreaker)"),
+    "paper": ({}, "the paper's 16 PEs x 128-wide fibers: the ASIC-scale reference (larger "
+                  "than any of our FPGAs: cell counts only)"),
+}
+
 GENERATORS = (
     Generator(
         name="loas",
@@ -43,10 +60,10 @@ GENERATORS = (
                      **STREAM_OPTIONS},
         driver=LoASDriver,
         deployer="snnforge.sim.loas.deploy_flow",
-        # The demo builds a 4-PE core (a minute to build under Verilator; the test suite shares
-        # the build); bench/loas_bench.py measures the default 16-PE, W=128 configuration.
-        demo_params={"pes": 4, "fiber": 32, "tile_n": 8, "k_max": 512, "n_max": 256,
-                     "v_max": 2048, "f_max": 1024, "adders": 2},
+        # The demo builds the ecp5-85k preset's core (a minute to build under Verilator; the
+        # test suite shares the build); bench/loas_bench.py measures the paper-scale default.
+        presets=PRESETS,
+        demo_params=DEMO,
         demo_options={"suite": "regression"},
         demo_targets=("ecp5-85k",),
     ),
