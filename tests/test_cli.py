@@ -167,7 +167,7 @@ def test_sim_lint_synth_report(tmp_path, monkeypatch):
     (["gen", "lif_array", "-p", "T=2", "-p", "ops_per_stage=9"], "ops_per_stage must be"),
     (["gen", "lif_array", "-p", "mem_width=8", "-p", "threshold=1000"], "threshold"),
     (["synth", "lif_array", "--target", "xc7"], "'xc7' is not one of 'ecp5-85k', 'ice40-up5k'"),
-    (["frobnicate"], "No such command 'frobnicate'. Commands: demo, deploy, gen,"),
+    (["frobnicate"], "No such command 'frobnicate'. Commands: board, demo, deploy, gen,"),
     (["gen"], "Missing argument 'NAME'"),
     (["gen", "lif_array", "--colour"], "No such option '--colour'"),
     (["sim", "lif_array", "-O", "colour=red"], "unknown bench option 'colour'; valid options: "
