@@ -50,9 +50,10 @@ class LIFCore(wiring.Component):
     are registers (reset to the generator's values); counters report neurons, evaluated steps,
     cycles, busy and stalled cycles. Register map: :attr:`regmap`.
 
-    Latency (:attr:`latency`): ``LIFArray.latency + 3`` cycles from the accepted command that
+    Latency (:attr:`latency`): ``LIFArray.latency + 4`` cycles from the accepted command that
     writes a neuron's last current word to the response of a ``results`` read issued right after
-    it (input FIFO, word assembly, the LIF array, word split, results FIFO, host port).
+    it (the host interface's register slice, input FIFO, word assembly, the LIF array, word
+    split, results FIFO, host port).
     Throughput: limited by
     the host port, one command per cycle, so ``1 / (words_per_neuron + words_per_result)``
     neurons per cycle (:attr:`throughput`; 1/3 at the defaults).
@@ -123,7 +124,7 @@ class LIFCore(wiring.Component):
     def latency(self) -> int:
         """Cycles from the accepted command writing a neuron's last current word to the response
         of a ``results`` read issued right after it."""
-        return self.lif.latency + 3
+        return self.lif.latency + 4
 
     @property
     def throughput(self) -> float:
