@@ -111,7 +111,7 @@ def plan_sweep(name, assignments, *, target="ecp5-85k", layers=(), layers_module
 
 def _cached_synth(path: Path, design, spec) -> dict | None:
     """The synthesis result kept at ``path`` if it holds this Verilog, target and nextpnr
-    settings (the flow is deterministic)."""
+    settings (the flow is deterministic); a failed place and route is tried again."""
     if not path.exists():
         return None
     kept = json.loads(path.read_text())
@@ -119,9 +119,8 @@ def _cached_synth(path: Path, design, spec) -> dict | None:
         return None
     if not spec["place"]:
         return kept
-    placed = "fmax_mhz" in kept or "pnr_error" in kept
     same = (kept.get("seed"), kept.get("constraint_mhz")) == (spec["seed"], spec["freq_mhz"])
-    return kept if placed and same else None
+    return kept if "fmax_mhz" in kept and "pnr_error" not in kept and same else None
 
 
 def _write_whole(path: Path, data: dict) -> None:
