@@ -30,7 +30,7 @@ from .cmdproc import CommandProcessor, load_layout, store_request_layout
 from .counters import PerfCounters
 from .dma import DMAReader, DMAWriter
 from .hostport import HostPort, RegisterMap, WindowSignature, command_layout
-from .streams import Gearbox, SkidBuffer, StreamFIFO
+from .streams import Gearbox, SkidBuffer
 
 __all__ = ["HostInterface", "HostCore", "HostInterfaceParams", "add_host_interface",
            "HOST_COUNTERS", "HostArbiter", "MemoryWindow", "TAG_WINDOW", "FRONT_ENDS"]
