@@ -17,7 +17,7 @@ from amaranth.sim import Simulator
 
 from .patterns import Pattern
 
-__all__ = ["simulate_streams"]
+__all__ = ["simulate_streams", "run_testbenches"]
 
 
 def _payload_value(port, raw):
@@ -145,3 +145,19 @@ def simulate_streams(dut, *, feeds: dict, drains: dict, setup: dict | None = Non
     else:
         sim.run()
     return received, max(finished.values(), default=cycles[0])
+
+
+def run_testbenches(dut, *benches, deadline: int = 200_000):
+    """Run ``benches`` on ``dut`` (a 100 MHz clock) to their end; ``TimeoutError`` if they are
+    not done after ``deadline`` cycles -- a watchdog, never a hang."""
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    for bench in benches:
+        sim.add_testbench(bench)
+
+    async def watchdog(ctx):
+        for _ in range(deadline):
+            await ctx.tick()
+        raise TimeoutError(f"not done after {deadline} cycles")
+    sim.add_testbench(watchdog, background=True)
+    sim.run()

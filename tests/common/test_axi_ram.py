@@ -10,12 +10,12 @@ import random
 import pytest
 from amaranth import Elaboratable, Module
 from amaranth.back import verilog
-from amaranth.sim import Simulator
 
 from snnforge.hw.common.axi_ram import AXI4RAM, RESP_DECERR
 from snnforge.hw.common.dma import DMAReader, DMAWriter
 from snnforge.lint import lint_verilog
 from snnforge.sim.common.axi_ram import simulate_axi_ram, spram_model
+from snnforge.sim.amaranth_sim import run_testbenches
 from snnforge.sim.patterns import Pattern
 
 SIZE = 1 << 10
@@ -113,17 +113,7 @@ class Master:
 
 
 def run(dut, *benches, deadline=300_000):
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    for bench in benches:
-        sim.add_testbench(bench)
-
-    async def watchdog(ctx):
-        for _ in range(deadline):
-            await ctx.tick()
-        raise TimeoutError(f"not done after {deadline} cycles")
-    sim.add_testbench(watchdog, background=True)
-    sim.run()
+    run_testbenches(dut, *benches, deadline=deadline)
 
 
 @pytest.mark.parametrize("data_width", [32, 128])

@@ -9,6 +9,7 @@ from amaranth import Elaboratable, Module
 from amaranth.sim import Simulator
 
 from snnforge.hw.common.uart import UARTRx, UARTTx
+from snnforge.sim.amaranth_sim import run_testbenches
 from snnforge.sim.patterns import Pattern
 
 
@@ -18,18 +19,7 @@ def line_bits(byte):
 
 
 def run(dut, *benches, deadline=200_000):
-    """Run the testbenches to their end, within ``deadline`` cycles."""
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    for bench in benches:
-        sim.add_testbench(bench)
-
-    async def watchdog(ctx):
-        for _ in range(deadline):
-            await ctx.tick()
-        raise TimeoutError(f"not done after {deadline} cycles")
-    sim.add_testbench(watchdog, background=True)
-    sim.run()
+    run_testbenches(dut, *benches, deadline=deadline)
 
 
 async def drive_line(ctx, rx, characters, period, *, gap=0, rng=None):
