@@ -130,7 +130,9 @@ LOADs after it.
         depth = 2 * beats_per_group
 
         # -- prefetch: groups of command beats into the FIFO -------------------------------------
-        m.submodules.fifo = fifo = StreamFIFO(dw, depth)
+        # In block RAM; one entry more than the flow control below admits, so that the head
+        # register (which a buffered FIFO counts in its depth) never makes a fetched beat wait.
+        m.submodules.fifo = fifo = StreamFIFO(dw, depth + 1, buffered=True)
         running = Signal()        # between go and END/error
         fetching = Signal()       # more groups may be fetched
         flushing = Signal()       # after END or an error: what was fetched is dropped
@@ -250,7 +252,7 @@ LOADs after it.
                                  beats_left.eq(command.count), store_issued.eq(0),
                                  settle.eq(0), write_issued.eq(0)]
                     m.next = "DECODE"
-                with m.Elif(~fetching & (owed == 0) & ~fifo.o.valid):
+                with m.Elif(~fetching & (owed == 0) & (fifo.level == 0)):
                     # The list ran past mem_limit without an END.
                     m.d.sync += [code.eq(2), self.error_at.eq(next_at), running.eq(0),
                                  flushing.eq(1)]
@@ -406,8 +408,8 @@ LOADs after it.
                 m.d.comb += self.wr_done.ready.eq(store_pending)
                 with m.If(self.wr_done.valid & store_pending):
                     m.d.sync += store_pending.eq(0)
-                with m.If(~self.rd_busy & ~self.rd_data.valid & ~fifo.o.valid & ~store_pending
-                          & self.load_drained):
+                with m.If(~self.rd_busy & ~self.rd_data.valid & (fifo.level == 0)
+                          & ~store_pending & self.load_drained):
                     m.d.sync += [flushing.eq(0), self.done.eq(code == 0), owed.eq(0)]
                     m.next = "IDLE"
         return m

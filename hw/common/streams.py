@@ -107,9 +107,13 @@ class BeatToWords(wiring.Component):
 class StreamFIFO(wiring.Component):
     """A synchronous FIFO with stream ports and a fill level; payloads of any shape.
 
-    ``i.ready`` is exactly ``level < depth``. Built on ``amaranth.lib.fifo.SyncFIFO`` (the head is
-    read combinationally: distributed RAM on FPGAs). Latency: a beat written in one cycle is at
-    the head in the next. Throughput: one beat per cycle in and out.
+    Built on ``amaranth.lib.fifo.SyncFIFO``: the head is read combinationally (distributed RAM or
+    flip-flops on FPGAs), ``i.ready`` is exactly ``level < depth``, and a beat written in one
+    cycle is at the head in the next. With ``buffered`` it is built on ``SyncFIFOBuffered``
+    instead: a synchronous read, so deep or wide FIFOs map to block RAM (on the iCE40, whose
+    LUTs hold no RAM, a FIFO in flip-flops costs a logic cell per bit); a beat then reaches the
+    head two cycles after it is written, and ``i.ready`` may also drop for a cycle below
+    ``depth`` (``level`` counts the head register). Throughput: one beat per cycle in and out.
 
     Members
     -------
@@ -118,11 +122,12 @@ class StreamFIFO(wiring.Component):
     level : Out(range(depth + 1))
     """
 
-    def __init__(self, shape, depth: int):
+    def __init__(self, shape, depth: int, *, buffered: bool = False):
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"depth must be a positive integer, not {depth!r}")
         self._shape = shape
         self._depth = depth
+        self._buffered = bool(buffered)
         super().__init__({
             "i": In(stream.Signature(shape)),
             "o": Out(stream.Signature(shape)),
@@ -142,7 +147,8 @@ class StreamFIFO(wiring.Component):
             with m.Elif(self.o.ready & full):
                 m.d.sync += full.eq(0)
             return m
-        m.submodules.fifo = q = fifo.SyncFIFO(width=_width(self._shape), depth=self._depth)
+        kind = fifo.SyncFIFOBuffered if self._buffered else fifo.SyncFIFO
+        m.submodules.fifo = q = kind(width=_width(self._shape), depth=self._depth)
         m.d.comb += [
             q.w_data.eq(self.i.payload),
             q.w_en.eq(self.i.valid),
