@@ -45,11 +45,14 @@ class HostInterfaceParams(Config):
                            what=lambda c: "one of 32, 64, 128, 256, 512")
     max_burst: int = param(16, "longest AXI4 burst (beats)", lo=1, hi=256)
     outstanding: int = param(4, "AXI4 read bursts in flight", lo=1, hi=16)
+    counter_width: int = param(32, "performance counter width (bits; a counter stops at "
+                               "2**width - 1, which the driver reports as saturated)", lo=16,
+                               hi=32)
 
 TAG_WINDOW = 2
 
-#: Counters of the host interface (name, description); all read-only 32-bit registers, cleared
-#: by ``cp_control.go``.
+#: Counters of the host interface (name, description); all read-only registers of the core's
+#: counter width, cleared by ``cp_control.go``.
 HOST_COUNTERS = (
     ("total_cycles", "cycles from cp_control.go to the end of the command list"),
     ("commands", "commands executed"),
@@ -61,8 +64,10 @@ HOST_COUNTERS = (
 )
 
 
-def add_host_interface(rm: RegisterMap, *, window_bits: int = 14) -> RegisterMap:
-    """The registers and the ``memory`` window of :class:`HostInterface`, added to ``rm``."""
+def add_host_interface(rm: RegisterMap, *, window_bits: int = 14,
+                       counter_width: int = 32) -> RegisterMap:
+    """The registers and the ``memory`` window of :class:`HostInterface`, added to ``rm`` (its
+    counters ``counter_width`` bits wide)."""
     rm.add_register("cp_base", 32, doc="byte address of the command list (16-byte and "
                                       "beat aligned)")
     rm.add_register("cp_control", access="pulse",
@@ -82,7 +87,7 @@ def add_host_interface(rm: RegisterMap, *, window_bits: int = 14) -> RegisterMap
                     doc=f"memory window page: window word i is byte (mem_page << "
                         f"{window_bits + 2}) + 4 i")
     for name, doc in HOST_COUNTERS:
-        rm.add_register(name, 32, "ro", doc=doc)
+        rm.add_register(name, counter_width, "ro", doc=doc)
     rm.add_window("memory", 1 << window_bits, 32, "rw",
                   doc="the memory behind the AXI4 master, one 32-bit word per address, page "
                       "mem_page")
@@ -227,17 +232,19 @@ FRONT_ENDS = ("cmd", "rsp", "s_axil", "m_axi", "irq")
 
 class HostCore(wiring.Component):
     """Base of a core behind the host interface: its register map ``rm`` (the core's registers
-    and windows) gets ``counters`` (read-only 32-bit registers, ``(name, description)``), the
+    and windows) gets ``counters`` (read-only ``counter_width``-bit registers, ``(name,
+    description)``), the
     interface's own registers and the bulk ``targets`` (``(name, direction, description)``);
     the :class:`HostInterface` built on it (:attr:`host`) gives the core its members (the
     front ends, the AXI4 master, ``irq``). ``elaborate`` calls :meth:`add_host`.
     """
 
     def __init__(self, rm: RegisterMap, *, counters=(), targets=(), dma_width: int,
-                 max_burst: int, outstanding: int, max_beats: int = 1 << 16):
+                 max_burst: int, outstanding: int, max_beats: int = 1 << 16,
+                 counter_width: int = 32):
         for name, doc in counters:
-            rm.add_register(name, 32, "ro", doc=doc)
-        add_host_interface(rm)
+            rm.add_register(name, counter_width, "ro", doc=doc)
+        add_host_interface(rm, counter_width=counter_width)
         for name, direction, doc in targets:
             rm.add_target(name, direction, doc=doc)
         #: The bulk targets' numbers (a LOAD's or STORE's ``target`` field), by name.
@@ -454,7 +461,7 @@ class HostInterface(wiring.Component):
         m.submodules.counters = counters = PerfCounters({
             "total_cycles": 1, "commands": 1, "dma_read_bytes": bpb.bit_length(),
             "dma_write_bytes": bpb.bit_length(), "dma_read_bursts": 1, "dma_write_bursts": 1,
-            "mem_stall_cycles": 1})
+            "mem_stall_cycles": 1}, width=self.regmap["total_cycles"].width)
         inc = counters.inc
         m.d.comb += [
             counters.clear.eq(go),

@@ -80,6 +80,7 @@ class LoASConfig(Config):
     dma_width: int = inherit(HostInterfaceParams, "dma_width")
     max_burst: int = inherit(HostInterfaceParams, "max_burst")
     outstanding: int = inherit(HostInterfaceParams, "outstanding")
+    counter_width: int = inherit(HostInterfaceParams, "counter_width")
 
     #: Width of the host port's data words.
     data_width: ClassVar[int] = 32

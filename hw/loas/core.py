@@ -17,7 +17,7 @@ from .pe import PE
 
 __all__ = ["LoASCore", "COUNTERS", "TARGETS"]
 
-#: Performance counters (name, description); all read-only 32-bit registers.
+#: Performance counters (name, description); read-only registers, ``counter_width`` bits.
 COUNTERS = (
     ("cycles", "cycles from start to done of the last run(s)"),
     ("matches", "effectual matches processed, summed over PEs"),
@@ -138,8 +138,8 @@ class LoASCore(wiring.Component):
         rm.add_register("tmask", cfg.T, reset=(1 << cfg.T) - 1,
                         doc="dynamic time-step mask: bit t set = step t evaluated")
         for name, doc in COUNTERS:
-            rm.add_register(name, 32, "ro", doc=doc)
-        add_host_interface(rm)
+            rm.add_register(name, cfg.counter_width, "ro", doc=doc)
+        add_host_interface(rm, counter_width=cfg.counter_width)
         for name, direction, doc in TARGETS:
             rm.add_target(name, direction, doc=doc)
         self.regmap = rm.freeze()
@@ -544,7 +544,7 @@ class LoASCore(wiring.Component):
         # -- counters ------------------------------------------------------------------------------
         sum_bits = (P * max(3, cfg.T)).bit_length()
         m.submodules.counters = counters = PerfCounters(
-            {name: sum_bits for name, _ in COUNTERS})
+            {name: sum_bits for name, _ in COUNTERS}, width=cfg.counter_width)
         inc = counters.inc
 
         def total(field):

@@ -285,12 +285,17 @@ class LoASDriver(Driver):
         N = job.inputs["weights"].shape[1]
         c = result.counters
         utilization = c["matches"] / (cfg.pes * c["cycles"]) if c["cycles"] else 0.0
-        return [f"layer T={T} M={M} K={K} N={N} ({len(result.facts['runs'])} runs)",
-                f"compute cycles {c['cycles']:,}, matches {c['matches']:,}, PE utilization "
-                f"{utilization:.1%} of {cfg.pes} PEs",
-                f"end-to-end cycles {c['total_cycles']:,} (one command list: loads, runs, "
-                f"stores); DMA {c['dma_read_bytes']:,} bytes read, {c['dma_write_bytes']:,} "
-                f"written"]
+        lines = [f"layer T={T} M={M} K={K} N={N} ({len(result.facts['runs'])} runs)",
+                 f"compute cycles {c['cycles']:,}, matches {c['matches']:,}, PE utilization "
+                 f"{utilization:.1%} of {cfg.pes} PEs",
+                 f"end-to-end cycles {c['total_cycles']:,} (one command list: loads, runs, "
+                 f"stores); DMA {c['dma_read_bytes']:,} bytes read, {c['dma_write_bytes']:,} "
+                 f"written"]
+        full = [name for name, value in c.items() if value >= (1 << cfg.counter_width) - 1]
+        if full:
+            lines.append(f"saturated at 2**{cfg.counter_width} - 1 (counter_width): "
+                         f"{', '.join(full)}: these counts are lower bounds")
+        return lines
 
     # -- planning ----------------------------------------------------------------------------------
     def _weight_block(self, w, n0, n_cols, k0, k_len, sequential) -> _WeightBlock | None:

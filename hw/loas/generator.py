@@ -39,7 +39,7 @@ PRESETS = {
     "ice40-up5k": ({"pes": 1, "fiber": 16, "T": 2, "tile_n": 2, "group": 1, "k_max": 64,
                     "n_max": 8, "v_max": 128, "f_max": 64, "group_fifo": 2, "match_fifo": 2,
                     "adders": 1, "segment": 8, "dma_width": 32, "max_burst": 8,
-                    "outstanding": 2},
+                    "outstanding": 2, "counter_width": 24},
                    "the smallest core, for the iCE40UP5K (iCEBreaker)"),
     "paper": ({}, "the paper's 16 PEs x 128-wide fibers: the ASIC-scale reference (larger "
                   "than any of our FPGAs: cell counts only)"),

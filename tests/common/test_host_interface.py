@@ -23,14 +23,14 @@ class Scratch(wiring.Component):
     ``gain``; ``control.start`` counts ``gain`` cycles down (``status.running``). A LOAD with
     argument 0xBAD is refused (target error)."""
 
-    def __init__(self, dw):
+    def __init__(self, dw, counter_width=32):
         rm = RegisterMap()
         rm.add_register("gain", 16)
         rm.add_register("control", access="pulse", fields={"start": (1, "count down")})
         rm.add_register("status", access="ro", fields={"running": (1, "counting")})
         rm.add_target("scratch", "load", doc="beats kept in order")
         rm.add_target("sums", "store", doc="the kept beats plus gain")
-        add_host_interface(rm, window_bits=8)
+        add_host_interface(rm, window_bits=8, counter_width=counter_width)
         self.regmap = rm.freeze()
         self.host = HostInterface(rm, data_width=dw, max_burst=8, outstanding=2, max_beats=256)
         members = {name: member for name, member in self.host.signature.members.items()
@@ -89,9 +89,10 @@ def simulate(dut, job, *, stall="random:0.3", latency=3, size=1 << 16):
     return out[0]
 
 
-@pytest.mark.parametrize("dw", [32, 128, 256])
-def test_command_list_loads_waits_and_stores(dw):
-    dut = Scratch(dw)
+@pytest.mark.parametrize("dw, counter_width", [(32, 32), (128, 32), (256, 16)])
+def test_command_list_loads_waits_and_stores(dw, counter_width):
+    dut = Scratch(dw, counter_width)
+    assert dut.regmap["total_cycles"].width == counter_width
     bpb = dw // 8
     beats = 13
     values = [(7 * k + 1) << (dw - 8) | k for k in range(beats)]
@@ -120,6 +121,22 @@ def test_command_list_loads_waits_and_stores(dw):
     assert fetched % 64 == 0 and 6 * 16 <= fetched <= 6 * 16 + 3 * 64
     assert counters["dma_write_bursts"] == -(-beats // 8)
     assert counters["total_cycles"] > 5
+
+
+def test_counters_stop_at_their_width():
+    dut = Scratch(32, counter_width=16)
+
+    async def job(host, ram):
+        cl = CommandList(dut.regmap)
+        cl.write("gain", 0xFFFF)
+        cl.write("control", start=1)
+        cl.wait("status", running=0)
+        cl.end()
+        return await host.run_commands(MemoryImage(1 << 12), cl)
+
+    counters = simulate(dut, job, stall="none", latency=1)
+    assert counters["total_cycles"] == 0xFFFF      # more cycles than that: saturated, not wrapped
+    assert counters["commands"] == 4
 
 
 def test_posted_store_overlaps_loads_and_a_wait_orders_them():

@@ -11,7 +11,10 @@ import torch
 from click.testing import CliRunner
 
 from snnforge.cli import main
+from snnforge.driver import Job, JobResult
 from snnforge.golden.loas import layer, match_count
+from snnforge.hw.loas.config import LoASConfig
+from snnforge.hw.loas.driver import LoASDriver
 from snnforge.registry import generators
 
 SNNFORGE = str(Path(sys.executable).parent / "snnforge")
@@ -100,3 +103,16 @@ def test_run_missing_input_file_and_unrunnable_generator(tmp_path):
     result = CliRunner().invoke(main, ["run", "loas", "--weights", str(tmp_path / "w.npy"),
                                        "-o", "x.npz"])
     assert result.exit_code == 2 and "missing input spikes [T, M, K]" in result.stderr
+
+
+def test_report_names_saturated_counters():
+    cfg = LoASConfig(**{**DEMO, "counter_width": 16})
+    job = Job({"spikes": np.zeros((4, 2, 32), np.uint8), "weights": np.zeros((32, 8), np.int8)},
+              {})
+    counters = {"cycles": 0xFFFF, "matches": 10, "total_cycles": 0xFFFF,
+                "dma_read_bytes": 64, "dma_write_bytes": 0}
+    lines = LoASDriver.report(cfg, job, JobResult({}, counters, {"runs": [0]}))
+    assert lines[-1].startswith("saturated at 2**16 - 1 (counter_width): cycles, total_cycles")
+    counters.update(cycles=0xFFFE, total_cycles=0xFFFE)
+    assert not any("saturated" in line
+                   for line in LoASDriver.report(cfg, job, JobResult({}, counters, {"runs": [0]})))
