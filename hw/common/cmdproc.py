@@ -38,8 +38,8 @@ from .hostport import command_layout
 from .streams import StreamFIFO
 
 #: Cycles a core may take to report a target error after the beat or request that caused it
-#: (its checks end in a register); the host interface registers the verdict once more.
-VERDICT_CYCLES = 1
+#: (its checks end in registers); the host interface registers the verdict once more.
+VERDICT_CYCLES = 2
 
 __all__ = ["VERDICT_CYCLES", "CommandProcessor", "OPCODES", "ERRORS", "COMMAND_BYTES",
            "load_layout", "store_request_layout", "TAG_FETCH", "TAG_LOAD"]

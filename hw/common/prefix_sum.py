@@ -109,7 +109,8 @@ def laggy_lookup(m: Module, mask: Value, table, pos: Value, *, width: int, segme
 class LaggyPrefixSum(wiring.Component):
     """Builds the segment-count table of a mask with ``adders`` small adders.
 
-    Each cycle, ``adders`` segment popcounts are added to a running sum (a chain of ``adders``
+    Each cycle, ``adders`` segment popcounts (registered the cycle before, from a mask that
+    shifts down by ``adders`` segments a step) are added to a running sum (a chain of ``adders``
     small adders) and stored as table entries. Latency: ``ceil(width / segment / adders)`` cycles
     from accepting a mask on ``i`` to presenting its table on ``o``; a new mask is accepted once the
     previous table has left. With the table, :func:`laggy_lookup` answers any position.
@@ -142,30 +143,34 @@ class LaggyPrefixSum(wiring.Component):
         m = Module()
         w, seg, a = self._width, self._segment, self._adders
         steps = self.latency
+        # The mask shifts down by `a` segments a step, so a step's segments are always its
+        # lowest bits (no step-indexed multiplexer), and their popcounts are registered a step
+        # ahead: each step is only the chain of `a` adders on registers.
         mask = Signal(w)
+        pops = [Signal(range(seg + 1), name=f"pop{j}") for j in range(a)]
         table = Signal(laggy_table_layout(w, seg))
         running = Signal(range(w + 1))
         step = Signal(range(steps + 1))
         busy = Signal()
 
+        def load(bits):
+            """The next step's popcounts from ``bits``, and ``bits`` shifted past them."""
+            return ([p.eq(popcount(bits[j * seg:(j + 1) * seg]) if (j + 1) * seg <= w else 0)
+                     for j, p in enumerate(pops)] + [mask.eq(bits >> (a * seg))])
+
         m.d.comb += [self.i.ready.eq(~busy & ~self.o.valid), self.o.payload.eq(table)]
         with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [mask.eq(self.i.payload), running.eq(0), step.eq(0), busy.eq(1)]
+            m.d.sync += [running.eq(0), step.eq(0), busy.eq(1), *load(self.i.payload)]
         with m.If(busy):
-            # Segments step*a .. step*a + a - 1: a chain of `a` adders on the running count.
             acc = running
             for j in range(a):
                 with m.Switch(step):
                     for s in range(steps):
-                        index = s * a + j
-                        if index < self._segments:
+                        if s * a + j < self._segments:
                             with m.Case(s):
-                                m.d.sync += table[index].eq(acc)
-                counts = Array(popcount(mask[(s * a + j) * seg:(s * a + j + 1) * seg])
-                               if (s * a + j) < self._segments else C(0, 1)
-                               for s in range(steps))
-                acc = acc + counts[step]
-            m.d.sync += [running.eq(acc), step.eq(step + 1)]
+                                m.d.sync += table[s * a + j].eq(acc)
+                acc = acc + pops[j]
+            m.d.sync += [running.eq(acc), step.eq(step + 1), *load(mask)]
             with m.If(step == steps - 1):
                 m.d.sync += [busy.eq(0), self.o.valid.eq(1)]
         with m.If(self.o.valid & self.o.ready):

@@ -213,8 +213,6 @@ class LoASCore(wiring.Component):
         is_mask_load = (tgt == target_ids["spike_masks"]) | (tgt == target_ids["weight_masks"])
         with m.If(accepted & first & is_mask_load):
             m.d.sync += mask_target.eq(tgt)
-        m.d.comb += [gear.i.valid.eq(ld.valid & is_mask_load), gear.i.payload.eq(beat.data),
-                     gear.clear.eq(0)]
         # A register slice after the gearbox: the consumers' ready (a PE's, or the weight-mask
         # bookkeeping's) would otherwise run through the gearbox into every LOAD target's state.
         # A LOAD's first mask beat waits until the slice is empty: `mask_target` then changes
@@ -223,6 +221,12 @@ class LoASCore(wiring.Component):
         connect(m, gear.o, mask_slice.i)
         masks_out = mask_slice.o
         masks_empty = gear.empty & ~masks_out.valid & mask_slice.i.ready
+        # The gearbox sees a beat only when the target takes it: a first beat held back for
+        # `masks_empty` must not enter it meanwhile (it would be taken again and again, refilling
+        # the gearbox each time, and `masks_empty` would never come: a livelock).
+        mask_beat_go = ~first | masks_empty
+        m.d.comb += [gear.i.valid.eq(ld.valid & is_mask_load & mask_beat_go),
+                     gear.i.payload.eq(beat.data), gear.clear.eq(0)]
         masks_per_beat_log = max(0, (dw // W - 1).bit_length()) if dw >= W else 0
         beats_per_mask_log = (W // dw - 1).bit_length() if W > dw else 0
 
@@ -389,7 +393,7 @@ class LoASCore(wiring.Component):
         errors.append(accepted & is_wv & (row_v >= pes[0].value_rows))
 
         # Spike words wait for the last spike mask to reach its PE (its word count).
-        m.d.comb += [ld.ready.eq(Mux(is_mask_load, gear.i.ready & (~first | masks_empty),
+        m.d.comb += [ld.ready.eq(Mux(is_mask_load, gear.i.ready & mask_beat_go,
                                      Mux(is_sw, ~to_pes & masks_settled, 1))),
                      load_beats.eq(accepted)]
 
@@ -473,9 +477,11 @@ class LoASCore(wiring.Component):
                          host.store.payload.eq(stage.o.payload.data[:dw]),
                          stage.o.ready.eq(host.store.ready)]
 
-        # The verdict leaves a register (the command processor allows VERDICT_CYCLES for it).
+        # Each check, then their OR, ends in a register (the command processor allows
+        # VERDICT_CYCLES for the verdict).
+        error_bits = Signal(len(errors))
         target_error = Signal()
-        m.d.sync += target_error.eq(Cat(*errors).any())
+        m.d.sync += [error_bits.eq(Cat(*errors)), target_error.eq(error_bits.any())]
         m.d.comb += host.target_error.eq(target_error)
 
         # -- run control and the broadcaster -------------------------------------------------------
