@@ -140,17 +140,27 @@ LOADs after it.
         owed = Signal(range(depth + 1))       # fetch beats requested, not yet arrived
         shift = (bpb - 1).bit_length()
         # A group never reads past mem_limit: the last one may be short, and none is fetched
-        # once the list reaches the limit.
+        # once the list reaches the limit. The decision's comparisons end in registers: in the
+        # cycle after a fetch or a go they are stale, and nothing is decided then (room only
+        # grows otherwise, as commands leave the FIFO).
         left_beats = Signal(32)
         m.d.comb += left_beats.eq((self.mem_limit - fetch_addr) >> shift)
-        beats = Signal(range(beats_per_group + 1))
         unlimited = self.mem_limit == 0
-        m.d.comb += beats.eq(Mux(unlimited | (left_beats >= beats_per_group), beats_per_group,
-                                 left_beats))
-        in_range = unlimited | ((fetch_addr < self.mem_limit) & (beats != 0))
+        beats = Signal(range(beats_per_group + 1))
+        in_range = Signal()
+        room = Signal()
+        stale = Signal()
+        fetched = Signal()
+        m.d.sync += [
+            beats.eq(Mux(unlimited | (left_beats >= beats_per_group), beats_per_group,
+                         left_beats)),
+            in_range.eq(unlimited | ((fetch_addr < self.mem_limit)
+                                     & (left_beats != 0))),
+            room.eq(fifo.level + owed + beats_per_group <= depth),
+            stale.eq(fetched | self.go),
+        ]
         fetch = Signal()
-        m.d.comb += fetch.eq(running & fetching & in_range
-                             & (fifo.level + owed + beats_per_group <= depth))
+        m.d.comb += fetch.eq(running & fetching & in_range & room & ~stale)
         m.d.comb += [
             self.rd_req.valid.eq(fetch),
             self.rd_req.payload.addr.eq(fetch_addr),
@@ -162,14 +172,13 @@ LOADs after it.
                      fifo.i.payload.eq(self.rd_data.payload.data)]
         load_ready = Signal()
         m.d.comb += self.rd_data.ready.eq(flushing | Mux(is_fetch, fifo.i.ready, load_ready))
-        fetched = Signal()
         m.d.comb += fetched.eq(self.rd_req.valid & self.rd_req.ready
                                & (self.rd_req.payload.tag == TAG_FETCH))
         arrived = self.rd_data.valid & self.rd_data.ready & is_fetch
         m.d.sync += owed.eq(owed + Mux(fetched, beats, 0) - arrived)
         with m.If(fetched):
             m.d.sync += fetch_addr.eq(fetch_addr + (beats << shift))
-        with m.If(running & fetching & ~in_range):
+        with m.If(running & fetching & ~in_range & ~stale):
             m.d.sync += fetching.eq(0)            # the list would run past mem_limit
 
         # Beats -> 128-bit commands.

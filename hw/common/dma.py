@@ -29,17 +29,25 @@ def write_request_layout(addr_width, max_beats):
 
 
 def burst_beats(m: Module, addr, remaining, *, bytes_per_beat: int, max_burst: int, name: str):
-    """Beats of the next burst: ``min(remaining, max_burst, beats left before the next 4 KiB
-    boundary)`` (a signal)."""
+    """The next burst, planned a cycle ahead: returns ``(beats, ends, planned)``, registers that
+    hold ``min(remaining, max_burst, beats left before the next 4 KiB boundary)`` and whether
+    that is all of ``remaining``, valid while ``planned``. The caller clears ``planned`` when
+    it issues the burst or takes a new request (so that the comparisons never lie between the
+    address channel's handshake and the next burst: a burst at most every other cycle, which
+    bursts of two beats or more never notice)."""
     shift = (bytes_per_beat - 1).bit_length()
     beats_per_page = 4096 // bytes_per_beat
     to_page = Signal(range(beats_per_page + 1), name=f"{name}_to_page")
     m.d.comb += to_page.eq(beats_per_page - addr[shift:12])
     limit = min(max_burst, beats_per_page)
-    out = Signal(range(limit + 1), name=f"{name}_beats")
     capped = Mux(remaining > limit, limit, remaining)
-    m.d.comb += out.eq(Mux(capped > to_page, to_page, capped))
-    return out
+    beats = Signal(range(limit + 1), name=f"{name}_beats")
+    ends = Signal(name=f"{name}_ends")
+    planned = Signal(name=f"{name}_planned")
+    n = Mux(capped > to_page, to_page, capped)
+    with m.If(~planned):
+        m.d.sync += [beats.eq(n), ends.eq(remaining == n), planned.eq(1)]
+    return beats, ends, planned
 
 
 def _axi_members(sig: AXI4Signature, prefixes):
@@ -52,8 +60,8 @@ class DMAReader(wiring.Component):
     ``data`` with its request's ``tag``, ``last`` on the request's last beat and ``error`` if
     the memory answered with other than OKAY.
 
-    Latency: a burst's address leaves the cycle after its request (or its predecessor burst) is
-    taken. Throughput: one beat per cycle; up to ``outstanding`` bursts in flight.
+    Latency: a burst's address leaves two cycles after its request (or its predecessor burst)
+    is taken. Throughput: one beat per cycle; up to ``outstanding`` bursts in flight.
 
     Members
     -------
@@ -94,22 +102,24 @@ class DMAReader(wiring.Component):
         # Bursts in flight: their tag and whether they end their request.
         m.submodules.inflight = inflight = StreamFIFO(
             data.StructLayout({"tag": self._tag_bits, "end": 1}), self._outstanding)
-        n = burst_beats(m, addr, left, bytes_per_beat=bpb, max_burst=self._max_burst, name="rd")
+        n, ends, planned = burst_beats(m, addr, left, bytes_per_beat=bpb,
+                                       max_burst=self._max_burst, name="rd")
         m.d.comb += [
             self.req.ready.eq(~cutting),
-            bus.arvalid.eq(cutting & inflight.i.ready),
+            bus.arvalid.eq(cutting & planned & inflight.i.ready),
             bus.araddr.eq(addr), bus.arlen.eq(n - 1), bus.arsize.eq((bpb - 1).bit_length()),
             bus.arburst.eq(BURST_INCR), bus.arid.eq(0),
             inflight.i.valid.eq(bus.arvalid & bus.arready),
-            inflight.i.payload.tag.eq(tag), inflight.i.payload.end.eq(left == n),
+            inflight.i.payload.tag.eq(tag), inflight.i.payload.end.eq(ends),
             self.burst.eq(bus.arvalid & bus.arready),
         ]
         with m.If(self.req.valid & self.req.ready):
             m.d.sync += [addr.eq(self.req.payload.addr), left.eq(self.req.payload.beats),
-                         tag.eq(self.req.payload.tag), cutting.eq(self.req.payload.beats != 0)]
+                         tag.eq(self.req.payload.tag), cutting.eq(self.req.payload.beats != 0),
+                         planned.eq(0)]
         with m.If(bus.arvalid & bus.arready):
-            m.d.sync += [addr.eq(addr + n * bpb), left.eq(left - n)]
-            with m.If(left == n):
+            m.d.sync += [addr.eq(addr + n * bpb), left.eq(left - n), planned.eq(0)]
+            with m.If(ends):
                 m.d.sync += cutting.eq(0)
         head = inflight.o.payload
         m.d.comb += [
@@ -131,7 +141,7 @@ class DMAWriter(wiring.Component):
     ``data`` (``{data, strb}``); once every burst of the request is answered, ``done`` carries
     ``error`` (some response other than OKAY). One request at a time.
 
-    Latency: the first burst address the cycle after the request; ``done`` the cycle after the
+    Latency: the first burst address two cycles after the request; ``done`` the cycle after the
     last response. Throughput: one beat per cycle; addresses run up to ``outstanding`` bursts
     ahead of the data.
 
@@ -172,12 +182,13 @@ class DMAWriter(wiring.Component):
         active = Signal()                 # a request is being written
         cutting = Signal()                # its bursts are not all issued
         m.submodules.lengths = lengths = StreamFIFO(range(self._max_burst + 1), self._outstanding)
-        n = burst_beats(m, addr, left, bytes_per_beat=bpb, max_burst=self._max_burst, name="wr")
+        n, ends, planned = burst_beats(m, addr, left, bytes_per_beat=bpb,
+                                       max_burst=self._max_burst, name="wr")
         answers = Signal(16)              # bursts issued and not yet answered
         error = Signal()
         m.d.comb += [
             self.req.ready.eq(~active),
-            bus.awvalid.eq(cutting & lengths.i.ready),
+            bus.awvalid.eq(cutting & planned & lengths.i.ready),
             bus.awaddr.eq(addr), bus.awlen.eq(n - 1), bus.awsize.eq((bpb - 1).bit_length()),
             bus.awburst.eq(BURST_INCR), bus.awid.eq(0),
             lengths.i.valid.eq(bus.awvalid & bus.awready), lengths.i.payload.eq(n),
@@ -185,10 +196,11 @@ class DMAWriter(wiring.Component):
         ]
         with m.If(self.req.valid & self.req.ready):
             m.d.sync += [addr.eq(self.req.payload.addr), left.eq(self.req.payload.beats),
-                         active.eq(1), cutting.eq(self.req.payload.beats != 0), error.eq(0)]
+                         active.eq(1), cutting.eq(self.req.payload.beats != 0), error.eq(0),
+                         planned.eq(0)]
         with m.If(bus.awvalid & bus.awready):
-            m.d.sync += [addr.eq(addr + n * bpb), left.eq(left - n)]
-            with m.If(left == n):
+            m.d.sync += [addr.eq(addr + n * bpb), left.eq(left - n), planned.eq(0)]
+            with m.If(ends):
                 m.d.sync += cutting.eq(0)
         # W: the beats of the burst at the head of `lengths`.
         sent = Signal(range(self._max_burst + 1))

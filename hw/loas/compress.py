@@ -28,8 +28,9 @@ class SpikeCompressor(wiring.Component):
     A neuron is *silent* if its word is 0 -- or, with ``strong`` set (LoAS-FT), if it spikes
     exactly once. Each non-silent word leaves on ``words`` with its index in the packed array; each
     completed ``fiber``-wide chunk (and the final partial one) leaves on ``chunks`` with its bitmask
-    and the packed index of its first word. Beats after ``length`` neurons are accepted and dropped
-    (the padding of the last host word).
+    and the packed index of its first word. A row begins with a ``start`` pulse (``length`` then
+    holds its neurons). Beats after ``length`` neurons are accepted and dropped (the padding of
+    the last host word).
 
     Used twice per PE: on the input side (host spikes -> A buffers) and on the output side (LIF
     spike words -> the output buffers), so a layer's output is already in the next layer's format.
@@ -75,6 +76,12 @@ class SpikeCompressor(wiring.Component):
         m = Module()
         W = self._fiber
         k = Signal(range(self._max + 1))          # neurons taken in this row
+        # Whether neuron k is still in the row, and whether it is the last: registers (compared
+        # a cycle ahead for both outcomes of this cycle's handshake), so that no comparison
+        # with the length lies on the handshake paths. They follow a change of ``length`` a
+        # cycle late.
+        taking = Signal()
+        last = Signal()
         lane = Signal(range(W))                   # k % fiber
         chunk = Signal.like(self.chunks.payload.index)
         mask = Signal(W)
@@ -82,7 +89,6 @@ class SpikeCompressor(wiring.Component):
         count = self.nonsilent
         flushing = Signal()                       # padding a partial last chunk (shift mode)
 
-        taking = k < self.length
         out_free = (~self.words.valid | self.words.ready) & (~self.chunks.valid | self.chunks.ready)
         m.d.comb += [
             self.i.ready.eq(~self.start & ~flushing & (out_free | ~taking)),
@@ -110,8 +116,13 @@ class SpikeCompressor(wiring.Component):
             hit = Signal(W)
             m.d.comb += [hit.eq(Cat(*[lane == i for i in range(W)])),
                          new_mask.eq(Cat(*[mask[i] | (bit & hit[i]) for i in range(W)]))]
-        last = k == self.length - 1
         chunk_done = (lane == W - 1) | (taken & last & (not self._shift))
+        with m.If(self.start):
+            m.d.sync += [taking.eq(self.length != 0), last.eq(self.length == 1)]
+        with m.Elif(taken):
+            m.d.sync += [taking.eq(k + 1 < self.length), last.eq(k + 2 == self.length)]
+        with m.Else():
+            m.d.sync += [taking.eq(k < self.length), last.eq(k + 1 == self.length)]
         with m.If(self.start):
             m.d.sync += [k.eq(0), lane.eq(0), chunk.eq(0), mask.eq(0), base.eq(0), count.eq(0),
                          flushing.eq(0), self.words.valid.eq(0), self.chunks.valid.eq(0)]

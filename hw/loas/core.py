@@ -93,7 +93,7 @@ class LoASCore(wiring.Component):
     cycle (fiber masks: one per cycle, a PE taking one per ``LaggyPrefixSum.latency``).
     Latency: a run whose busiest PE has ``m`` matches over ``n_cols`` columns takes ``n_cols + m
     + run_overhead`` cycles (:attr:`run_overhead` = ``InnerJoin.latency + LIFArray.latency +
-    13``: the broadcast, PE filter, front-end, TPPE, drain and output compressor registers) when
+    14``: the broadcast, PE filter, front-end, TPPE, drain and output compressor registers) when
     nothing else limits it -- broadcast rows with no work for a PE, full queues, or a drain
     waiting for a bank add cycles, which the stall counters count.
 
@@ -152,7 +152,7 @@ class LoASCore(wiring.Component):
     def run_overhead(self) -> int:
         """The fixed cycles of a run (see the class docstring)."""
         pe = self.pes[0]
-        return pe.inner_join.latency + pe.lif.latency + 13
+        return pe.inner_join.latency + pe.lif.latency + 14
 
     @property
     def header_rows(self) -> int:
@@ -205,6 +205,12 @@ class LoASCore(wiring.Component):
         restart = first & ~beat.arg[31]
         more = beat.arg[30]
         load_beats = Signal()          # a beat entered a buffer this cycle (counter)
+        # A LOAD's first beat waits one cycle at the head ("prime"), in which what its argument
+        # sets up (expected counts, the first PE) goes into registers: no product or search on
+        # the argument then lies on the path from a beat to the buffers or the error verdict.
+        primed = Signal()
+        prime = Signal()
+        m.d.sync += primed.eq(Mux(accepted, 0, primed | prime))
 
         # Fiber masks (spikes and weights) leave the beats through one gearbox: its consumer is
         # the target of the LOAD whose beats are in it.
@@ -221,10 +227,10 @@ class LoASCore(wiring.Component):
         connect(m, gear.o, mask_slice.i)
         masks_out = mask_slice.o
         masks_empty = gear.empty & ~masks_out.valid & mask_slice.i.ready
-        # The gearbox sees a beat only when the target takes it: a first beat held back for
-        # `masks_empty` must not enter it meanwhile (it would be taken again and again, refilling
+        # The gearbox sees a beat only when the target takes it: a first beat held back (its
+        # prime cycle, `masks_empty`) must not enter it meanwhile (it would be taken again and again, refilling
         # the gearbox each time, and `masks_empty` would never come: a livelock).
-        mask_beat_go = ~first | masks_empty
+        mask_beat_go = ~first | (primed & masks_empty)
         m.d.comb += [gear.i.valid.eq(ld.valid & is_mask_load & mask_beat_go),
                      gear.i.payload.eq(beat.data), gear.clear.eq(0)]
         masks_per_beat_log = max(0, (dw // W - 1).bit_length()) if dw >= W else 0
@@ -245,16 +251,21 @@ class LoASCore(wiring.Component):
         sm_beats = Signal(range(beats_for(P * cfg.chunks_max) + 2))
         sm_expect = Signal.like(sm_beats)
         arg_rows, arg_chunks = beat.arg[:8], beat.arg[8:24]
-        now_expect = Mux(first, beats_for(arg_rows * arg_chunks), sm_expect)
-        now_beats = Mux(first, 0, sm_beats)
+        sm_bad_args = Signal()
+        sm_count = Signal.like(sm_total)
         is_sm = tgt == target_ids["spike_masks"]
+        with m.If(prime & is_sm):
+            m.d.sync += [sm_beats.eq(0), sm_expect.eq(beats_for(arg_rows * arg_chunks)),
+                         sm_count.eq(arg_rows * arg_chunks),
+                         sm_bad_args.eq((arg_rows > P) | (arg_chunks > cfg.chunks_max))]
         with m.If(accepted & is_sm):
-            m.d.sync += [sm_beats.eq(now_beats + 1), sm_expect.eq(now_expect)]
-        errors.append(accepted & is_sm & ((now_beats >= now_expect)
-                                          | (beat.last & (now_beats + 1 < now_expect))
-                                          | (first & ((arg_rows > P)
-                                                      | (arg_chunks > cfg.chunks_max)))))
-        to_pes = (mask_target == target_ids["spike_masks"]) & (sm_taken < sm_total)
+            m.d.sync += sm_beats.eq(sm_beats + 1)
+        errors.append(accepted & is_sm & ((sm_beats >= sm_expect)
+                                          | (beat.last & (sm_beats + 1 < sm_expect))
+                                          | (first & sm_bad_args)))
+        # Masks go to the PEs: a spike-mask LOAD whose masks have not all been taken (a flag,
+        # updated with the count it stands for).
+        to_pes = Signal()
         pe_ready = Array(pe.mask_in.ready for pe in pes)[sm_pe]
         for i, pe in enumerate(pes):
             m.d.comb += [pe.mask_in.valid.eq(masks_out.valid & to_pes & (sm_pe == i)),
@@ -262,20 +273,23 @@ class LoASCore(wiring.Component):
                          pe.mask_in.payload.chunk.eq(sm_chunk),
                          pe.mask_in.payload.first.eq(sm_chunk == 0)]
         with m.If(masks_out.valid & to_pes & pe_ready):
-            m.d.sync += sm_taken.eq(sm_taken + 1)
+            m.d.sync += [sm_taken.eq(sm_taken + 1), to_pes.eq(sm_taken + 1 < sm_total)]
             with m.If(sm_pe + 1 == sm_rows):
                 m.d.sync += [sm_pe.eq(0), sm_chunk.eq(sm_chunk + 1)]
             with m.Else():
                 m.d.sync += sm_pe.eq(sm_pe + 1)
+        with m.If(accepted & first & is_mask_load):
+            m.d.sync += to_pes.eq(is_sm & (sm_count != 0))
         with m.If(accepted & first & is_sm):
-            m.d.sync += [sm_rows.eq(arg_rows), sm_total.eq(arg_rows * arg_chunks), sm_pe.eq(0),
+            m.d.sync += [sm_rows.eq(arg_rows), sm_total.eq(sm_count), sm_pe.eq(0),
                          sm_chunk.eq(0), sm_taken.eq(0)]
 
         # -- spike words: PE by PE, ceil(nnz / word_lanes) rows each -------------------------------
         lane_bits = (cfg.word_lanes - 1).bit_length()
         sw_rows = Signal(8)
-        rows_now = Mux(first, beat.arg[:8], sw_rows)
-        need = Cat(*[(pe.nnz != 0) & (rows_now > i) for i, pe in enumerate(pes)])
+        # At the prime cycle: the PEs that want words (the rows of the argument that hold some).
+        need_arg = Cat(*[(pe.nnz != 0) & (beat.arg[:8] > i) for i, pe in enumerate(pes)])
+        need = Cat(*[(pe.nnz != 0) & (sw_rows > i) for i, pe in enumerate(pes)])
         # Each PE's count of word rows, registered: it changes only while its masks load, and
         # spike words wait a cycle more than the masks (`masks_settled`) for it.
         word_rows = Array(Signal(range(pes[0].word_rows + 1), name=f"word_rows{i}")
@@ -288,25 +302,23 @@ class LoASCore(wiring.Component):
         sw_row = Signal(range(pes[0].word_rows + 1))
         sw_done = Signal()
         is_sw = tgt == target_ids["spike_words"]
-        pe_now = Signal.like(sw_pe)
-        m.d.comb += pe_now.eq(Mux(first, onehot_index(lowest_one(m, need, "sw_first")), sw_pe))
-        row_now = Mux(first, 0, sw_row)
-        done_now = Mux(first, ~need.any(), sw_done)
+        with m.If(prime & is_sw):
+            m.d.sync += [sw_rows.eq(beat.arg[:8]), sw_row.eq(0), sw_done.eq(~need_arg.any()),
+                         sw_pe.eq(onehot_index(lowest_one(m, need_arg, "sw_first")))]
         later = Signal(P)             # PEs after this beat's that still want words
-        m.d.comb += later.eq(need & Cat(C(0, 1), *[pe_now < i for i in range(1, P)]))
-        ends_pe = row_now + 1 == word_rows[pe_now]
+        m.d.comb += later.eq(need & Cat(C(0, 1), *[sw_pe < i for i in range(1, P)]))
+        ends_pe = sw_row + 1 == word_rows[sw_pe]
         next_pe = onehot_index(lowest_one(m, later, "sw_next"))
         for i, pe in enumerate(pes):
             # Buffer writes leave registers (a cycle late: a LOAD's data is read by a later
             # command only), so the beat's decode does not run on into each PE.
-            m.d.sync += [pe.words_wr_en.eq(accepted & is_sw & ~done_now & (pe_now == i)),
-                         pe.words_wr_addr.eq(row_now), pe.words_wr_data.eq(beat.data)]
+            m.d.sync += [pe.words_wr_en.eq(accepted & is_sw & ~sw_done & (sw_pe == i)),
+                         pe.words_wr_addr.eq(sw_row), pe.words_wr_data.eq(beat.data)]
         with m.If(accepted & is_sw):
-            m.d.sync += [sw_rows.eq(rows_now), sw_pe.eq(pe_now), sw_row.eq(row_now + 1),
-                         sw_done.eq(done_now)]
+            m.d.sync += sw_row.eq(sw_row + 1)
             with m.If(ends_pe):
                 m.d.sync += [sw_row.eq(0), sw_pe.eq(next_pe), sw_done.eq(~later.any())]
-        errors.append(accepted & is_sw & (done_now | (beat.last & ~(ends_pe & ~later.any()))))
+        errors.append(accepted & is_sw & (sw_done | (beat.last & ~(ends_pe & ~later.any()))))
 
         # -- weight headers: a beat per header row ------------------------------------------------
         hd_row = Signal(range(self.header_rows + 1))
@@ -392,9 +404,12 @@ class LoASCore(wiring.Component):
             m.d.sync += wv_row.eq(row_v + 1)
         errors.append(accepted & is_wv & (row_v >= pes[0].value_rows))
 
-        # Spike words wait for the last spike mask to reach its PE (its word count).
-        m.d.comb += [ld.ready.eq(Mux(is_mask_load, gear.i.ready & mask_beat_go,
-                                     Mux(is_sw, ~to_pes & masks_settled, 1))),
+        # Spike words wait for the last spike mask to reach its PE (its word count), their
+        # prime cycle too.
+        words_wait = is_sw & (to_pes | ~masks_settled)
+        m.d.comb += [prime.eq(ld.valid & first & ~primed & ~words_wait),
+                     ld.ready.eq(Mux(is_mask_load, gear.i.ready & mask_beat_go,
+                                     (~first | primed) & ~words_wait)),
                      load_beats.eq(accepted)]
 
         # -- STOREs: each PE's output rows, PE by PE -----------------------------------------------

@@ -62,7 +62,7 @@ class PE(wiring.Component):
     one position per cycle, a partial last fiber padded by up to ``fiber - 1`` cycles.
     Latency: a row taken in cycle ``c`` is at the inner join's input in cycle ``c + 3`` (filter
     stage, group FIFO, skid buffer); its first match reaches the TPPE ``InnerJoin.latency``
-    cycles later; a drained column reaches the output compressor after ``1 + LIFArray.latency``
+    cycles later; a drained column reaches the output compressor after ``2 + LIFArray.latency``
     cycles. The whole run: :attr:`LoASCore.run_overhead`.
 
     Members: see ``__init__``; ``events`` reports per-cycle counter increments.
@@ -315,9 +315,15 @@ class PE(wiring.Component):
         lo, hi = -(1 << (ow - 1)), (1 << (ow - 1)) - 1
         m.submodules.lif = lif = self.lif
         ps_rd, ps_wr = psum.read_port(), psum.write_port()
+        # Two stages: the drained column with its carried sum read from block RAM, then the
+        # saturated sums in registers (the RAM's clock-to-output time and the adders do not
+        # share a path with the LIF or the RAM's write port).
         stage = Signal(cfg.currents_layout)
         stage_valid = Signal()
-        stage_done = Mux(self.final, lif.i.ready, 1)
+        sat = Signal(data.StructLayout({"col": len(stage.col), "sums": T * ow, "saturated": 1}))
+        sat_valid = Signal()
+        sat_done = Mux(self.final, lif.i.ready, 1)
+        stage_done = ~sat_valid | sat_done
         m.d.comb += [
             tppe.currents.ready.eq(~stage_valid | stage_done),
             ps_rd.addr.eq(tppe.currents.payload.col),
@@ -334,11 +340,14 @@ class PE(wiring.Component):
             m.d.comb += clamped.eq(Mux(wide > hi, hi, Mux(wide < lo, lo, wide)))
             sums.append(clamped)
             saturated.append((wide > hi) | (wide < lo))
+        with m.If(stage_done):
+            m.d.sync += [sat.col.eq(stage.col), sat.sums.eq(Cat(*sums)),
+                         sat.saturated.eq(Cat(*saturated).any()), sat_valid.eq(stage_valid)]
         m.d.comb += [
-            lif.i.valid.eq(stage_valid & self.final),
-            lif.i.payload.current.eq(Cat(*sums)),
-            ps_wr.addr.eq(stage.col), ps_wr.data.eq(Cat(*sums)),
-            ps_wr.en.eq(stage_valid & ~self.final),
+            lif.i.valid.eq(sat_valid & self.final),
+            lif.i.payload.current.eq(sat.sums),
+            ps_wr.addr.eq(sat.col), ps_wr.data.eq(sat.sums),
+            ps_wr.en.eq(sat_valid & ~self.final),
             lif.threshold.eq(self.threshold), lif.leak_amount.eq(self.leak_amount),
             lif.tmask.eq(self.tmask), lif.clear.eq(0),
         ]
@@ -375,7 +384,8 @@ class PE(wiring.Component):
         ]
 
         # -- completion and events -----------------------------------------------------------------
-        drained = (tppe.tiles_done == self.n_tiles) & ~stage_valid & ~self.start
+        drained = ((tppe.tiles_done == self.n_tiles) & ~stage_valid & ~sat_valid
+                   & ~self.start)
         m.d.comb += self.done.eq(drained & Mux(self.final, (written == self.n_cols) & oc.done, 1))
         # Registered: the counters' adder tree across PEs starts at flip-flops, not at the
         # end of a PE's own paths (the counts are read well after a run ends).
@@ -384,14 +394,14 @@ class PE(wiring.Component):
         m.d.comb += [
             ev.match.eq(ij.fast.valid & ~ij.fast.marker),
             ev.busy.eq(ij.busy),
-            ev.saturated.eq(stage_valid & stage_done & Cat(*saturated).any()),
+            ev.saturated.eq(sat_valid & sat_done & sat.saturated),
             ev.word_read.eq(tppe.matches.valid & ~tppe.matches.payload.marker),
             ev.weight_read.eq(ij.fast.valid & ~ij.fast.marker),
             ev.fiber_read.eq(self.row_take),
             ev.pushed.eq(groups.i.valid & groups.i.ready),
             ev.lif_steps.eq(Mux(lif.o.valid & lif.o.ready, popcount(self.tmask), 0)),
             ev.join_stall.eq(ij.stalled),
-            ev.lif_stall.eq(stage_valid & ~stage_done),
+            ev.lif_stall.eq(sat_valid & ~sat_done),
             ev.load_writes.eq(aw_wr.en.any() + af_wr.en),
             ev.psum_read.eq(tppe.currents.valid & tppe.currents.ready & self.use_psum),
             ev.psum_write.eq(ps_wr.en),

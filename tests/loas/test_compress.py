@@ -44,10 +44,17 @@ def test_compressor_matches_pack_spikes(T, fiber, K, kind, strong, assembly):
     words = ROWS[kind](T, K, rng)
     exp_words, exp_chunks = expected(words, T, fiber, strong)
     dut = SpikeCompressor(T, fiber, max_length=128, mask_assembly=assembly)
+
+    async def starter(ctx):
+        ctx.set(dut.length, K)
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+
     # Two padding beats after the row: accepted and dropped.
     out, _ = simulate_streams(dut, feeds={"i": words + [(1 << T) - 1] * 2},
                               drains={"words": len(exp_words), "chunks": len(exp_chunks)},
-                              setup={"length": K, "strong": int(strong)}, seed=K, idle=0.3,
+                              setup={"strong": int(strong)}, control=starter, seed=K, idle=0.3,
                               stall=0.4)
     wl, cl = dut.words.payload.shape(), dut.chunks.payload.shape()
     Scoreboard("words").compare(exp_words, [unpack(wl, x) for x in out["words"]])
