@@ -6,52 +6,23 @@ layers under Verilator; their Pareto front of logic cells against time per layer
     .venv/bin/python bench/loas_sweep_bench.py --workers 2 --layers V-L8
 
 ``snnforge sweep loas -p pes=1,2,4 -p fiber=32,64 -p adders=1,2 -p tile_n=8 -p k_max=512
--p n_max=256 -p v_max=2048 -p f_max=1024 --target ecp5-85k --layers V-L8,R-L19`` with this
-module as the workload layers (``LAYERS``, ``run_layer``: the layers of ``bench/loas_bench.py``),
-written to ``build/bench/loas_sweep_bench.{md,json,png}``. Points already synthesized or run
-(same Verilog) come from the cache.
+-p n_max=256 -p v_max=2048 -p f_max=1024 --target ecp5-85k --layers V-L8,R-L19`` (the layers:
+``snnforge.sim.loas.sweep``), written to ``build/bench/loas_sweep_bench.{md,json,png}``. Points
+already synthesized or run (same Verilog) come from the cache.
 """
 
 from __future__ import annotations
 
 import argparse
 
-import torch
 from rich.console import Console
 
-from snnforge.flows import run_job
 from snnforge.generate import build_root
-from snnforge.golden.loas.workloads import TABLE_II, synthetic_layer
-from snnforge.sim.loas.vectors import LayerCase, expected_layer
 from snnforge.sweep import plan_sweep, run_sweep
 
 SWEPT = ["pes=1,2,4", "fiber=32,64", "adders=1,2"]
 #: Buffers of the LoAS demo core: every point places in a few minutes.
 FIXED = ["tile_n=8", "k_max=512", "n_max=256", "v_max=2048", "f_max=1024"]
-THRESHOLD = 64
-
-#: The workload layers a sweep may run (``snnforge.sweep``'s ``layers_module`` protocol).
-LAYERS = tuple(TABLE_II)
-
-
-def run_layer(design, layer: str) -> dict:
-    """One Table II layer (seed 0) on ``design``'s RTL under Verilator, through ``snnforge
-    run``'s path, its outputs checked against the golden model; cycles from the core's
-    counters: end to end (the command list) and of the computation alone."""
-    x, w = synthetic_layer(layer, T=design.config.T, seed=0)
-    done = run_job(Console(quiet=True), design.top, design.params,
-                   inputs={"spikes": x.numpy(), "weights": w.numpy()},
-                   options={"threshold": THRESHOLD})
-    out, counters = done.result.outputs, done.result.counters
-    want = expected_layer(done.design.config, LayerCase(
-        layer, x, w, threshold=THRESHOLD, leak_amount=done.job.options["leak_amount"]),
-        done.result.facts["k_block"])
-    if not (torch.equal(torch.from_numpy(out["spikes"]), want["spikes"])
-            and torch.equal(torch.from_numpy(out["membrane"]), want["membrane"])
-            and counters["matches"] == want["matches"]):
-        raise RuntimeError(f"{layer}: the RTL's outputs differ from the golden model")
-    return {"cycles": counters["total_cycles"], "compute_cycles": counters["cycles"],
-            "matches": counters["matches"], "runs": len(done.result.facts["runs"])}
 
 
 def main(argv=None):
@@ -61,7 +32,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     sweep = plan_sweep("loas", SWEPT + FIXED, target="ecp5-85k",
                        layers=[v for v in args.layers.split(",") if v],
-                       layers_module="loas_sweep_bench", timeout_s=3 * 3600)
+                       timeout_s=3 * 3600)
     console = Console(highlight=False)
     summary = run_sweep(console, sweep, build_root() / "bench", workers=args.workers,
                         stem="loas_sweep_bench")

@@ -35,15 +35,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from cocotb_tools.runner import Verilator
 
+from ..driver import Job, JobResult
 from ..generate import Design, build_root, generate, ports_of
 from ..lint import WAIVERS
 from ..params import SnnforgeError
 from ..tools import verilator_env
 
-__all__ = ["build", "run_bench", "build_model", "run_model", "BenchResult", "bench_config",
-           "BENCH_ENV", "sim_top", "produced_streams", "CHECK_FAULTS"]
+__all__ = ["build", "run_bench", "run_job", "build_model", "run_model", "BenchResult",
+           "bench_config", "BENCH_ENV", "sim_top", "produced_streams", "CHECK_FAULTS"]
 
 BENCH_ENV = "SNNFORGE_BENCH"
 
@@ -328,6 +330,26 @@ def run_bench(name: str, overrides: dict | None = None, *, seed: int = 1, option
     return run_model(bdir, sim_top(design, external_axi=external_axi)[0], module, name=name,
                      design=design, seed=seed, options=options, testcase=testcase, waves=waves,
                      quiet=quiet, tag=tag)
+
+
+def run_job(design: Design, job: Job) -> tuple[JobResult | None, BenchResult, Path]:
+    """``job`` on ``design``'s RTL under Verilator, through the generic ``snnforge.sim.job``
+    bench (``snnforge run``'s path). Returns the result (None if the bench failed), the bench's
+    result (statistics, log) and the result file (``.npz``: outputs and ``counter_<name>``)."""
+    work = build_root() / "run" / f"{design.key}-{time.monotonic_ns()}"
+    work.mkdir(parents=True)
+    job_file, result_file = work / "job.npz", work / "result.npz"
+    np.savez(job_file, **job.arrays())
+    bench = run_bench(design.top, design=design, bench="snnforge.sim.job", testcase="run_job",
+                      options={"job_file": str(job_file), "result_file": str(result_file),
+                               "job_options": job.options})
+    if not bench.ok:
+        return None, bench, result_file
+    with np.load(result_file) as data:
+        files = dict(data)
+    counters = {k[len("counter_"):]: int(v) for k, v in files.items() if k.startswith("counter_")}
+    outputs = {k: v for k, v in files.items() if not k.startswith("counter_")}
+    return JobResult(outputs, counters, bench.stats.get("facts", {})), bench, result_file
 
 
 def build_model(name: str, top: str, files: dict, *, quiet: bool = True) -> Path:

@@ -25,6 +25,7 @@ from .results import save_result
 from .serial_link import LinkError, SerialTransport
 from .sim.job import write_result
 from .sim.runner import BenchResult, run_bench
+from .sim.runner import run_job as run_rtl_job
 from .synth.flow import synthesize
 
 __all__ = ["run_regression", "run_lint", "run_synth", "run_job", "JobOutcome", "counted",
@@ -161,21 +162,11 @@ def run_job(console, name, overrides=None, *, inputs: dict, options=None, params
     if port is not None:
         return _run_on_board(console, gen, design, job, port, baud, outfile)
 
-    work = build_root() / "run" / f"{design.key}-{time.monotonic_ns()}"
-    work.mkdir(parents=True)
-    job_file, result_file = work / "job.npz", work / "result.npz"
-    np.savez(job_file, **job.arrays())
     with console.status(f"{name}: Verilator build (once per configuration) and run ..."):
-        bench = run_bench(name, design=design, bench="snnforge.sim.job", testcase="run_job",
-                          options={"job_file": str(job_file), "result_file": str(result_file),
-                                   "job_options": job.options})
-    if not bench.ok:
+        result, bench, result_file = run_rtl_job(design, job)
+    if result is None:
         raise SystemExit(f"snnforge run failed:\n{bench.summary()}")
-    with np.load(result_file) as data:
-        files = dict(data)
-    counters = {k[len("counter_"):]: int(v) for k, v in files.items() if k.startswith("counter_")}
-    outputs = {k: v for k, v in files.items() if not k.startswith("counter_")}
-    result = JobResult(outputs, counters, bench.stats.get("facts", {}))
+    counters = result.counters
     sim_cycles, wall = bench.stats["sim_cycles"], bench.stats["wall_seconds"]
     if outfile is not None:
         outfile = Path(outfile)

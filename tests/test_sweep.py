@@ -4,7 +4,6 @@ recorded with their logs, the Pareto front on hand-made points, bad input; (slow
 on the RTL."""
 
 import json
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -15,8 +14,6 @@ from snnforge.params import SnnforgeError
 from snnforge.sweep import Sweep, _objectives, pareto_front, plan_sweep, run_sweep
 
 SMALL = ["-p", "in_width=8", "-p", "mem_width=10"]
-#: bench/loas_sweep_bench.py is the LoAS workload layers' module.
-BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
 @pytest.fixture(scope="module")
@@ -133,21 +130,20 @@ def test_bad_input_exits_2_with_one_line(args, message):
     assert message in result.output
 
 
-def test_unknown_layers_are_named(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCH))
+def test_unknown_layers_are_named():
     with pytest.raises(SnnforgeError, match="unknown layer 'V-L9'; layers: .*V-L8, R-L19"):
-        plan_sweep("loas", ["pes=1,2"], layers=["V-L9"], layers_module="loas_sweep_bench")
+        plan_sweep("loas", ["pes=1,2"], layers=["V-L9"])
+    result = CliRunner().invoke(main, ["sweep", "loas", "-p", "pes=1,2", "--layers", "V-L9"])
+    assert result.exit_code == 2 and "unknown layer 'V-L9'" in result.output
 
 
 @pytest.mark.slow
 def test_layers_run_on_the_rtl_and_are_cached(tmp_path, monkeypatch):
-    # A local cluster started here: its workers (and their points) import the bench's layers.
-    monkeypatch.syspath_prepend(str(BENCH))
+    # The LoAS generator's own workload layers (snnforge.sim.loas.sweep), as `--layers` runs them.
     monkeypatch.setenv("SNNFORGE_BUILD", str(tmp_path / "build"))
     tiny = ["pes=1", "fiber=16", "T=2", "tile_n=4", "k_max=512", "n_max=64", "v_max=1024",
             "f_max=512", "adders=1"]
-    plan = plan_sweep("loas", tiny, layers=["R-L19"], layers_module="loas_sweep_bench",
-                      place=False)
+    plan = plan_sweep("loas", tiny, layers=["R-L19"], place=False)
     point, = run_sweep(Console(quiet=True), plan, tmp_path / "out", workers=1)["points"]
     assert point["status"] == "ok", point["error"]
     assert point["computed"] == ["synth", "layer:R-L19"]

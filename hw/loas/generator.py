@@ -63,6 +63,7 @@ GENERATORS = (
         # The demo builds the ecp5-85k preset's core (a minute to build under Verilator; the
         # test suite shares the build); bench/loas_bench.py measures the paper-scale default.
         presets=PRESETS,
+        sweep_layers="snnforge.sim.loas.sweep",
         demo_params=DEMO,
         demo_options={"suite": "regression"},
         demo_targets=("ecp5-85k",),
