@@ -66,10 +66,15 @@ class TPPE(wiring.Component):
         T, tn, aw = cfg.T, cfg.tile_n, cfg.tppe_width
         corr_layout = data.ArrayLayout(signed(aw), T)
 
-        tf = Signal(range(cfg.tiles_max + 2))   # tile of the fast path
-        ts = Signal(range(cfg.tiles_max + 2))   # tile of the slow path
+        tf = Signal()                           # parity of the fast path's tile
+        ts = Signal()                           # parity of the slow path's tile
         td = self.tiles_done                    # tile being drained / tiles drained
-        draining = ts > td
+        # How far the slow and the fast path are ahead of the drain (0..2 tiles), as small
+        # counters: the drain's bank choice and the hold come from them, not from comparing the
+        # tile counts (which would sit before every accumulator's address).
+        slow_ahead = Signal(range(3))
+        fast_ahead = Signal(range(3))
+        draining = slow_ahead != 0
         col = Signal(range(max(2, tn)))         # column being drained
         drain_step = Signal()
 
@@ -90,8 +95,8 @@ class TPPE(wiring.Component):
             p_rd, p_wr = p.read_port(domain="comb"), p.write_port()
             c_rd, c_wr = c.read_port(domain="comb"), c.write_port()
             drain_here = draining & (td[0] == b)
-            fast_here = tf[0] == b
-            slow_here = ts[0] == b
+            fast_here = tf == b
+            slow_here = ts == b
             m.d.comb += [
                 p_rd.addr.eq(Mux(drain_here, col, fast.n)),
                 c_rd.addr.eq(Mux(drain_here, col, slow.n)),
@@ -112,9 +117,10 @@ class TPPE(wiring.Component):
             corr_rd.append(c_rd.data)
 
         # -- fast path: pseudo accumulator (weights added as the inner join finds them) -----------
-        m.d.comb += self.hold.eq(tf >= td + 2)
-        with m.If(fast.valid & fast.marker):
-            m.d.sync += tf.eq(tf + 1)
+        m.d.comb += self.hold.eq(fast_ahead == 2)
+        fast_tile = fast.valid & fast.marker
+        with m.If(fast_tile):
+            m.d.sync += tf.eq(~tf)
 
         # -- slow path: word fetch, then corrections -----------------------------------------------
         m.d.comb += [
@@ -129,8 +135,9 @@ class TPPE(wiring.Component):
             fetch.weight.eq(self.matches.payload.weight),
             slow.eq(fetch), word.eq(self.word_data),
         ]
-        with m.If(slow.valid & slow.marker):
-            m.d.sync += ts.eq(ts + 1)
+        slow_tile = slow.valid & slow.marker
+        with m.If(slow_tile):
+            m.d.sync += ts.eq(~ts)
 
         # -- drain -------------------------------------------------------------------------------
         base_col = Signal(range(cfg.n_max + cfg.tile_n + 1))     # td * tile_n
@@ -150,6 +157,11 @@ class TPPE(wiring.Component):
             with m.Else():
                 m.d.sync += col.eq(col + 1)
 
+        drained_tile = drain_step & last_col
+        m.d.sync += [slow_ahead.eq(slow_ahead + slow_tile - drained_tile),
+                     fast_ahead.eq(fast_ahead + fast_tile - drained_tile)]
+
         with m.If(self.start):
-            m.d.sync += [tf.eq(0), ts.eq(0), td.eq(0), col.eq(0), base_col.eq(0), out.valid.eq(0)]
+            m.d.sync += [tf.eq(0), ts.eq(0), td.eq(0), col.eq(0), base_col.eq(0), out.valid.eq(0),
+                         slow_ahead.eq(0), fast_ahead.eq(0)]
         return m
