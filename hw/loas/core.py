@@ -90,7 +90,8 @@ class LoASCore(wiring.Component):
 
     Throughput: one match per PE per cycle (``pes`` per cycle), one broadcast row of up to
     ``group`` weight fibers per cycle, one drained column per PE per cycle; loads, one beat per
-    cycle (fiber masks: one per cycle, a PE taking one per ``LaggyPrefixSum.latency``).
+    cycle after a LOAD's first, which waits a cycle more (fiber masks: one per cycle, a PE
+    taking one per ``LaggyPrefixSum.latency``).
     Latency: a run whose busiest PE has ``m`` matches over ``n_cols`` columns takes ``n_cols + m
     + run_overhead`` cycles (:attr:`run_overhead` = ``InnerJoin.latency + LIFArray.latency +
     14``: the broadcast, PE filter, front-end, TPPE, drain and output compressor registers) when
@@ -228,8 +229,9 @@ class LoASCore(wiring.Component):
         masks_out = mask_slice.o
         masks_empty = gear.empty & ~masks_out.valid & mask_slice.i.ready
         # The gearbox sees a beat only when the target takes it: a first beat held back (its
-        # prime cycle, `masks_empty`) must not enter it meanwhile (it would be taken again and again, refilling
-        # the gearbox each time, and `masks_empty` would never come: a livelock).
+        # prime cycle, `masks_empty`) must not enter it meanwhile (it would be taken again and
+        # again, refilling the gearbox each time, and `masks_empty` would never come: a
+        # livelock).
         mask_beat_go = ~first | (primed & masks_empty)
         m.d.comb += [gear.i.valid.eq(ld.valid & is_mask_load & mask_beat_go),
                      gear.i.payload.eq(beat.data), gear.clear.eq(0)]
