@@ -251,17 +251,11 @@ def build(design: Design, *, waves: bool = False, quiet: bool = True,
     # Keyed by everything Verilator compiles: the design, its simulation top, the memory model.
     key = hashlib.sha256((design.verilog + wrapper + ram).encode()).hexdigest()[:12]
     bdir = build_root() / "sim" / f"{design.top}-{key}{'-waves' if waves else ''}"
-    done = bdir / ".built"
-    with _locked(bdir.with_suffix(".lock")):
-        if done.exists():
-            return bdir
-        if bdir.exists():
-            shutil.rmtree(bdir)
-        bdir.mkdir(parents=True)
+
+    def compile_model(log: Path):
         vpath, _ = design.write(bdir)
         wpath = bdir / f"{top}.v"
         wpath.write_text(wrapper)
-        runner = _verilator_runner()
         args = list(BUILD_WAIVERS) + ["-O3"]
         if waves:
             # Verilator's FST writer wants lz4, which the wheel lacks: sim/include carries a
@@ -269,15 +263,30 @@ def build(design: Design, *, waves: bool = False, quiet: bool = True,
             subprocess.run(["ar", "rcs", str(bdir / "liblz4.a")], check=True)
             args += ["--trace-fst", "--trace-structs",
                      "-CFLAGS", f"-I{Path(__file__).parent / 'include'}", "-LDFLAGS", f"-L{bdir}"]
+        sources = [vpath, wpath] + ([AXI_RAM] if ram else [])
+        _verilator_runner().build(sources=sources, hdl_toplevel=top, build_dir=bdir,
+                                  build_args=args, waves=waves, log_file=log if quiet else None,
+                                  timescale=("1ns", "1ps"))
+    return _build_once(bdir, design.key, design.sha256, compile_model)
+
+
+def _build_once(bdir: Path, what: str, stamp: str, compile_model) -> Path:
+    """``compile_model(log)`` into a fresh ``bdir``, unless a finished build (``.built``) is
+    there; one process at a time. A failed build raises with the tail of its log."""
+    done = bdir / ".built"
+    with _locked(bdir.with_suffix(".lock")):
+        if done.exists():
+            return bdir
+        if bdir.exists():
+            shutil.rmtree(bdir)
+        bdir.mkdir(parents=True)
         log = bdir / "build.log"
         try:
-            sources = [vpath, wpath] + ([AXI_RAM] if ram else [])
-            runner.build(sources=sources, hdl_toplevel=top, build_dir=bdir, build_args=args,
-                         waves=waves, log_file=log if quiet else None, timescale=("1ns", "1ps"))
+            compile_model(log)
         except (SystemExit, Exception) as error:
             tail = log.read_text()[-3000:] if log.exists() else ""
-            raise RuntimeError(f"Verilator build of {design.key} failed: {error}\n{tail}") from None
-        done.write_text(design.sha256)
+            raise RuntimeError(f"Verilator build of {what} failed: {error}\n{tail}") from None
+        done.write_text(stamp)
     return bdir
 
 
@@ -361,28 +370,16 @@ def build_model(name: str, top: str, files: dict, *, quiet: bool = True) -> Path
     text = "".join(f"{n}\0{files[n]}" for n in sorted(files))
     key = hashlib.sha256(text.encode()).hexdigest()[:12]
     bdir = build_root() / "sim" / f"{name}-{key}"
-    done = bdir / ".built"
-    with _locked(bdir.with_suffix(".lock")):
-        if done.exists():
-            return bdir
-        if bdir.exists():
-            shutil.rmtree(bdir)
-        bdir.mkdir(parents=True)
+
+    def compile_model(log: Path):
         sources = []
         for file_name, content in files.items():
             (bdir / file_name).write_text(content)
             sources.append(bdir / file_name)
-        log = bdir / "build.log"
-        try:
-            _verilator_runner().build(sources=sources, hdl_toplevel=top, build_dir=bdir,
-                                      build_args=list(BUILD_WAIVERS) + ["-O3"],
-                                      log_file=log if quiet else None,
-                                      timescale=("1ns", "1ps"))
-        except (SystemExit, Exception) as error:
-            tail = log.read_text()[-3000:] if log.exists() else ""
-            raise RuntimeError(f"Verilator build of {name} failed: {error}\n{tail}") from None
-        done.write_text(key)
-    return bdir
+        _verilator_runner().build(sources=sources, hdl_toplevel=top, build_dir=bdir,
+                                  build_args=list(BUILD_WAIVERS) + ["-O3"],
+                                  log_file=log if quiet else None, timescale=("1ns", "1ps"))
+    return _build_once(bdir, name, key, compile_model)
 
 
 def run_model(bdir: Path, top: str, module: str, *, name: str, design: Design | None,
