@@ -35,7 +35,8 @@ def signal_of(name: str) -> str:
 
 
 ROUTE_NS = 0.9          # a general-routing hop (no carry-chain or PFU-internal net)
-CLK_TO_Q_NS = {"TRELLIS_FF": 0.52, "DP16KD": 4.3, "MULT18X18D": 0.6, "TRELLIS_DPR16X4": 0.52}
+#: clock to output (ns); a DP16KD without its output register as nextpnr's speed-6 model has it
+CLK_TO_Q_NS = {"TRELLIS_FF": 0.52, "DP16KD": 5.83, "MULT18X18D": 0.6, "TRELLIS_DPR16X4": 0.52}
 #: (cell type, output port) -> delay from any input (ns); carries: (type, "CIN->COUT").
 LOGIC_NS = {"LUT4": 0.24, "PFUMX": 0.25, "L6MUX21": 0.25, "CCU2C": 0.45, "CCU2C.CIN": 0.07,
             "TRELLIS_DPR16X4": 0.6, "MULT18X18D": 3.9, "ALU54B": 2.5}
