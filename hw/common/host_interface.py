@@ -152,7 +152,8 @@ class HostArbiter(wiring.Component):
 class MemoryWindow(wiring.Component):
     """A host-port window onto the memory: word ``i`` is byte ``(page << (window_bits + 2)) +
     4 i``; each access is one single-beat AXI transaction (a write completes when the memory
-    answers, so a read after it sees it). One access at a time.
+    answers, so a read after it sees it; a read answers from a register the cycle after the
+    memory's beat). One access at a time.
 
     Members
     -------
@@ -215,13 +216,17 @@ class MemoryWindow(wiring.Component):
                 m.d.comb += self.wr_done.ready.eq(1)
                 with m.If(self.wr_done.valid):
                     m.next = "IDLE"
+            # The word goes into a register before it answers: the lane select and this state
+            # machine then lie on no path into the host port's and its masters' state.
             with m.State("RDATA"):
-                m.d.comb += [self.bus.rsp.valid.eq(self.rd_data.valid),
-                             self.bus.rsp.payload.eq(
-                                 self.rd_data.payload.data.word_select(lane, 32)
-                                 if lanes > 1 else self.rd_data.payload.data),
-                             self.rd_data.ready.eq(self.bus.rsp.ready)]
-                with m.If(self.rd_data.valid & self.bus.rsp.ready):
+                m.d.comb += self.rd_data.ready.eq(1)
+                with m.If(self.rd_data.valid):
+                    m.d.sync += word.eq(self.rd_data.payload.data.word_select(lane, 32)
+                                        if lanes > 1 else self.rd_data.payload.data)
+                    m.next = "RSP"
+            with m.State("RSP"):
+                m.d.comb += [self.bus.rsp.valid.eq(1), self.bus.rsp.payload.eq(word)]
+                with m.If(self.bus.rsp.ready):
                     m.next = "IDLE"
         return m
 

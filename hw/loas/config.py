@@ -214,9 +214,10 @@ class LoASConfig(Config):
 
     @property
     def pair_layout(self):
-        """A (spike, weight) fiber pair and its intersection ``joint = a.mask & b.mask``."""
+        """A (spike, weight) fiber pair, its intersection ``joint = a.mask & b.mask`` and whether
+        that holds at most one position (``single``)."""
         return data.StructLayout({"marker": 1, "a": self.a_fiber_layout,
-                                  "b": self.entry_layout, "joint": self.fiber})
+                                  "b": self.entry_layout, "joint": self.fiber, "single": 1})
 
     @property
     def match_layout(self):

@@ -94,7 +94,7 @@ class LoASCore(wiring.Component):
     taking one per ``LaggyPrefixSum.latency``).
     Latency: a run whose busiest PE has ``m`` matches over ``n_cols`` columns takes ``n_cols + m
     + run_overhead`` cycles (:attr:`run_overhead` = ``InnerJoin.latency + LIFArray.latency +
-    14``: the broadcast, PE filter, front-end, TPPE, drain and output compressor registers) when
+    16``: the broadcast, PE filter, front-end, TPPE, drain and output compressor registers) when
     nothing else limits it -- broadcast rows with no work for a PE, full queues, or a drain
     waiting for a bank add cycles, which the stall counters count.
 
@@ -153,7 +153,7 @@ class LoASCore(wiring.Component):
     def run_overhead(self) -> int:
         """The fixed cycles of a run (see the class docstring)."""
         pe = self.pes[0]
-        return pe.inner_join.latency + pe.lif.latency + 14
+        return pe.inner_join.latency + pe.lif.latency + 16
 
     @property
     def header_rows(self) -> int:
@@ -224,10 +224,20 @@ class LoASCore(wiring.Component):
         # bookkeeping's) would otherwise run through the gearbox into every LOAD target's state.
         # A LOAD's first mask beat waits until the slice is empty: `mask_target` then changes
         # under no mask of the previous LOAD.
-        m.submodules.mask_slice = mask_slice = SkidBuffer(W)
-        connect(m, gear.o, mask_slice.i)
+        # Each mask's count of ones goes into the slice with it (for the PEs' word counts and the
+        # weight fibers' first values): no popcount between the slice and an adder.
+        m.submodules.mask_slice = mask_slice = SkidBuffer(data.StructLayout({
+            "mask": W, "ones": range(W + 1)}))
+        m.d.comb += [mask_slice.i.valid.eq(gear.o.valid), gear.o.ready.eq(mask_slice.i.ready),
+                     mask_slice.i.payload.mask.eq(gear.o.payload),
+                     mask_slice.i.payload.ones.eq(popcount(gear.o.payload))]
         masks_out = mask_slice.o
-        masks_empty = gear.empty & ~masks_out.valid & mask_slice.i.ready
+        # Registered, so a mask leaving the slice does not run through the first beat's admission
+        # into every LOAD target's state: it says "empty" a cycle late (nothing entered since),
+        # never early.
+        masks_empty = Signal()
+        m.d.sync += masks_empty.eq(gear.empty & ~masks_out.valid & mask_slice.i.ready
+                                   & ~gear.i.valid)
         # The gearbox sees a beat only when the target takes it: a first beat held back (its
         # prime cycle, `masks_empty`) must not enter it meanwhile (it would be taken again and
         # again, refilling the gearbox each time, and `masks_empty` would never come: a
@@ -271,7 +281,8 @@ class LoASCore(wiring.Component):
         pe_ready = Array(pe.mask_in.ready for pe in pes)[sm_pe]
         for i, pe in enumerate(pes):
             m.d.comb += [pe.mask_in.valid.eq(masks_out.valid & to_pes & (sm_pe == i)),
-                         pe.mask_in.payload.mask.eq(masks_out.payload),
+                         pe.mask_in.payload.mask.eq(masks_out.payload.mask),
+                         pe.mask_in.payload.ones.eq(masks_out.payload.ones),
                          pe.mask_in.payload.chunk.eq(sm_chunk),
                          pe.mask_in.payload.first.eq(sm_chunk == 0)]
         with m.If(masks_out.valid & to_pes & pe_ready):
@@ -361,7 +372,7 @@ class LoASCore(wiring.Component):
         have = q_level != 0
         wm_done = Signal()            # wm_row == wm_rows, kept as a flag (it gates `ready`)
         wm_mask = Signal(W)
-        m.d.comb += wm_mask.eq(masks_out.payload)
+        m.d.comb += wm_mask.eq(masks_out.payload.mask)
         to_banks = mask_target == target_ids["weight_masks"]
         empty_row = have & (head == 0)
         takes_mask = to_banks & masks_out.valid & have & (head != 0)
@@ -374,7 +385,7 @@ class LoASCore(wiring.Component):
                          wr.data.mask.eq(wm_mask), wr.data.vbase.eq(vbase),
                          wr.en.eq(takes_mask & (wm_j == j))]
         with m.If(takes_mask):
-            m.d.sync += [vbase.eq(vbase + popcount(wm_mask)), wm_j.eq(wm_j + 1)]
+            m.d.sync += [vbase.eq(vbase + masks_out.payload.ones), wm_j.eq(wm_j + 1)]
         with m.If(pop):
             m.d.sync += [wm_row.eq(wm_row + 1), wm_j.eq(0), q_rd.eq(q_rd + 1),
                          wm_done.eq(wm_row + 1 == wm_rows)]
@@ -457,28 +468,30 @@ class LoASCore(wiring.Component):
         with m.If(verifying):
             m.d.sync += [verifying.eq(0), storing.eq(good & (st_rows != 0) & (st_per != 0))]
         errors.append(verifying & ~good)
-        # Reads: a row per cycle while the staging FIFO has room; data a cycle later.
+        # Reads: a row per cycle while the staging FIFO has room for it and the two in flight
+        # (a PE's data comes two cycles after its read).
         m.submodules.stage = stage = StreamFIFO(data.StructLayout({"data": max(W, dw),
                                                                    "end": 1}), 4)
-        in_flight = Signal()
-        read = storing & (st_pe < st_rows) & (stage.level + in_flight < 3)
-        read_pe = Signal.like(st_pe)
-        read_end = Signal()
+        in_flight = Signal(2)
+        read = storing & (st_pe < st_rows) & (stage.level + in_flight[0] + in_flight[1] < 4)
+        read_pe = [Signal.like(st_pe, name=f"read_pe{k}") for k in range(2)]
+        read_end = Signal(2)
         for i, pe in enumerate(pes):
             m.d.comb += [pe.rd_en.eq(read & (st_pe == i)), pe.rd_sel.eq(st_kind),
                          pe.rd_addr.eq(st_i)]
-        m.d.sync += in_flight.eq(read)
+        m.d.sync += [in_flight.eq(Cat(read, in_flight[0])), read_pe[1].eq(read_pe[0]),
+                     read_end[1].eq(read_end[0])]
         with m.If(read):
-            m.d.sync += [read_pe.eq(st_pe), read_end.eq(st_i + 1 == st_per)]
+            m.d.sync += [read_pe[0].eq(st_pe), read_end[0].eq(st_i + 1 == st_per)]
             with m.If(st_i + 1 == st_per):
                 m.d.sync += [st_i.eq(0), st_pe.eq(st_pe + 1)]
             with m.Else():
                 m.d.sync += st_i.eq(st_i + 1)
-        with m.If(storing & (st_pe == st_rows) & ~in_flight & ~stage.o.valid):
+        with m.If(storing & (st_pe == st_rows) & ~in_flight.any() & ~stage.o.valid):
             m.d.sync += storing.eq(0)
-        m.d.comb += [stage.i.valid.eq(in_flight),
-                     stage.i.payload.data.eq(Array(pe.rd_data for pe in pes)[read_pe]),
-                     stage.i.payload.end.eq(read_end)]
+        m.d.comb += [stage.i.valid.eq(in_flight[1]),
+                     stage.i.payload.data.eq(Array(pe.rd_data for pe in pes)[read_pe[1]]),
+                     stage.i.payload.end.eq(read_end[1])]
         # Masks through a gearbox (a PE's last one flushes a partial beat); rows are beats.
         m.submodules.store_gear = sgear = Gearbox(W, dw)
         masks = st_kind == 0
@@ -502,19 +515,23 @@ class LoASCore(wiring.Component):
         m.d.comb += host.target_error.eq(target_error)
 
         # -- run control and the broadcaster -------------------------------------------------------
-        # Two stages: the header and entry memories' read (block RAM, slow clock-to-out), then a
-        # register that drives every PE: the RAM's output delay and the broadcast fan-out lie on
+        # Three stages: the header and entry memories' read (block RAM, slow clock-to-output),
+        # their rows as read, in registers (`raw`), then the decoded row in a register that drives
+        # every PE: the RAM's output delay, the header decode and the broadcast fan-out lie on
         # different paths. One row per cycle while the PEs take them.
         running = Signal()
         next_row = Signal(range(cfg.rows_max + 1))
         read_valid = Signal()                # the memories' outputs hold an untaken row
+        raw_valid = Signal()                 # `raw` holds one
         row_valid = Signal()                 # `bcast` holds a row for the PEs
         all_ready = Cat(*[pe.row_ready for pe in pes]).all()
         take = row_valid & all_ready
-        move = read_valid & (~row_valid | take)
+        decode = raw_valid & (~row_valid | take)
+        move = read_valid & (~raw_valid | decode)
         b_issue = running & (next_row < regs.n_rows) & (~read_valid | move)
         bh_rd = headers.read_port()
         b_lane = Signal(max(1, h_lane_bits))
+        raw_lane = Signal.like(b_lane)
         m.d.comb += [bh_rd.addr.eq(banked(next_row >> h_lane_bits, run_bank.weights,
                                           self.header_rows)),
                      bh_rd.en.eq(b_issue)]
@@ -526,19 +543,25 @@ class LoASCore(wiring.Component):
             m.d.comb += [rd.addr.eq(banked(next_row, run_bank.weights, cfg.rows_max)),
                          rd.en.eq(b_issue)]
             bank_rds.append(rd)
-        header = header_of(bh_rd.data, b_lane)
-        bcast = Signal(cfg.bcast_layout)
+        raw_header = Signal.like(bh_rd.data)
+        raw_entries = [Signal.like(rd.data, name=f"raw_entry{j}") for j, rd in enumerate(bank_rds)]
         with m.If(move):
+            m.d.sync += [raw_header.eq(bh_rd.data), raw_lane.eq(b_lane),
+                         *[r.eq(rd.data) for r, rd in zip(raw_entries, bank_rds)]]
+        header = header_of(raw_header, raw_lane)
+        bcast = Signal(cfg.bcast_layout)
+        with m.If(decode):
             m.d.sync += [bcast.chunk.eq(header.chunk), bcast.tile_last.eq(header.tile_last),
                          bcast.valid.eq(Cat(*[header.count > j for j in range(G)]))]
-            for j, rd in enumerate(bank_rds):
-                m.d.sync += [bcast.entries[j].mask.eq(rd.data.mask),
-                             bcast.entries[j].vbase.eq(rd.data.vbase),
+            for j, raw in enumerate(raw_entries):
+                m.d.sync += [bcast.entries[j].mask.eq(raw.mask),
+                             bcast.entries[j].vbase.eq(raw.vbase),
                              bcast.entries[j].n.eq(header.n[j])]
         with m.If(b_issue):
             m.d.sync += next_row.eq(next_row + 1)
         m.d.sync += [read_valid.eq(b_issue | (read_valid & ~move)),
-                     row_valid.eq(move | (row_valid & ~take))]
+                     raw_valid.eq(move | (raw_valid & ~decode)),
+                     row_valid.eq(decode | (row_valid & ~take))]
 
         flags = regs.flags
         all_done = Cat(*[pe.done for pe in pes]).all()
@@ -557,8 +580,10 @@ class LoASCore(wiring.Component):
                 pe.run_out.eq(run_bank.out),
             ]
         with m.If(start):
-            m.d.sync += [running.eq(1), next_row.eq(0), read_valid.eq(0), row_valid.eq(0)]
-        with m.Elif(running & (next_row == regs.n_rows) & ~read_valid & ~row_valid & all_done):
+            m.d.sync += [running.eq(1), next_row.eq(0), read_valid.eq(0), raw_valid.eq(0),
+                         row_valid.eq(0)]
+        with m.Elif(running & (next_row == regs.n_rows) & ~read_valid & ~raw_valid & ~row_valid
+                    & all_done):
             m.d.sync += running.eq(0)
         loading = Cat(*[pe.load_busy for pe in pes]).any()
         m.d.comb += [host.status.status.running.eq(running),

@@ -23,8 +23,9 @@ class InnerJoin(wiring.Component):
     """Intersects a spike fiber with a weight fiber and emits one match per cycle.
 
     For each pair on ``pairs`` the set ``J = joint = a.mask & b.mask`` (the AND of the fiber
-    bitmasks, formed by the PE's front end) is walked lowest position first, one per cycle; the
-    pair is read in place at the head of its FIFO. For the matched position ``p``:
+    bitmasks, formed by the PE's front end, with ``single`` = ``|J| <= 1``) is walked lowest
+    position first, one per cycle; the pair is read in place at the head of its FIFO. For the
+    matched position ``p``:
 
     * the **fast prefix-sum** over ``b.mask`` gives the offset of the weight in its packed array:
       ``b.vbase + popcount(b.mask & ((1 << p) - 1))``; the weight is read from the PE's weight
@@ -39,7 +40,7 @@ class InnerJoin(wiring.Component):
     When the FIFO is full, or ``hold`` is high, the whole pipeline stalls (no match is lost or
     repeated).
 
-    Latency: ``3 + cfg.prefix_stages`` cycles from a pair at ``pairs`` to its first match on
+    Latency: ``4 + cfg.prefix_stages`` cycles from a pair at ``pairs`` to its first match on
     ``fast`` (pushed into FIFO-mp/FIFO-B at the end of that cycle, at its head one cycle later).
     Throughput: one match per cycle; a pair costs ``|J|`` cycles, a marker one.
 
@@ -73,7 +74,7 @@ class InnerJoin(wiring.Component):
 
     @property
     def latency(self):
-        return 3 + self.cfg.prefix_stages
+        return 4 + self.cfg.prefix_stages
 
     def elaborate(self, platform):
         m = Module()
@@ -83,22 +84,26 @@ class InnerJoin(wiring.Component):
         m.submodules.prefix = prefix = FastPrefixSum(W, stages=cfg.prefix_stages)
         wiring.connect(m, fifo.o, wiring.flipped(self.matches))
 
-        # Final stage: side information, and the weight read in the cycle before; its byte is
-        # selected here and registered in `out`, so the block RAM's slow output and the byte
-        # multiplexer end at a register instead of running on into the TPPE's accumulators.
+        # Final stages: side information, and the weight read in the cycle before. The block RAM's
+        # row goes into `row` as it comes (its clock-to-output time and the cascade multiplexer of
+        # a deep buffer end at a register); its byte is selected from there into `out`, so neither
+        # runs on into the TPPE's accumulators.
         byte_bits = (cfg.value_lanes - 1).bit_length()
-        final = Signal(data.StructLayout({"valid": 1, "marker": 1, "n": range(max(2, cfg.tile_n)),
-                                          "a_addr": range(max(2, cfg.k_max)),
-                                          "byte": max(1, byte_bits)}))
-        out = Signal(data.StructLayout({"valid": 1, "marker": 1, "n": range(max(2, cfg.tile_n)),
-                                        "a_addr": range(max(2, cfg.k_max)),
-                                        "weight": signed(8)}))
+        side_fields = {"valid": 1, "marker": 1, "n": range(max(2, cfg.tile_n)),
+                       "a_addr": range(max(2, cfg.k_max))}
+        final = Signal(data.StructLayout({**side_fields, "byte": max(1, byte_bits)}))
+        row = Signal(data.StructLayout({**side_fields, "byte": max(1, byte_bits),
+                                        "word": cfg.dma_width}))
+        out = Signal(data.StructLayout({**side_fields, "weight": signed(8)}))
         push = Signal()
         advance = Signal()
         with m.If(advance):
-            m.d.sync += [out.valid.eq(final.valid), out.marker.eq(final.marker),
-                         out.n.eq(final.n), out.a_addr.eq(final.a_addr),
-                         out.weight.eq(self.w_data.word_select(final.byte, 8))]
+            m.d.sync += [row.valid.eq(final.valid), row.marker.eq(final.marker),
+                         row.n.eq(final.n), row.a_addr.eq(final.a_addr), row.byte.eq(final.byte),
+                         row.word.eq(self.w_data),
+                         out.valid.eq(row.valid), out.marker.eq(row.marker),
+                         out.n.eq(row.n), out.a_addr.eq(row.a_addr),
+                         out.weight.eq(row.word.word_select(row.byte, 8))]
         m.d.comb += [
             push.eq(out.valid & ~self.hold & fifo.i.ready),
             advance.eq(~out.valid | push),
@@ -116,18 +121,22 @@ class InnerJoin(wiring.Component):
 
         # S0: the pair at the head of the pair FIFO (read in place) and its matches still to visit.
         head = self.pairs.payload
+        # Whether this is the pair's last match comes from registers (the pair's `single`, or
+        # `remaining_last`): the ready that releases the pair then does not wait for a search.
         started = Signal()                 # `remaining` holds the head's unvisited matches
         remaining = Signal(W)
+        remaining_last = Signal()          # at most one of them
         left = Signal(W)
         m.d.comb += left.eq(Mux(started, remaining, head.joint))
         lowest = lowest_one(m, left)
         position = Signal(range(W))
         m.d.comb += position.eq(onehot_index(lowest))
         item_valid = self.pairs.valid & (head.marker | (left != 0))
-        item_last = head.marker | at_most_one(m, left)
+        item_last = head.marker | Mux(started, remaining_last, head.single)
         m.d.comb += self.pairs.ready.eq(advance & item_last)
         with m.If(advance & self.pairs.valid):
-            m.d.sync += [started.eq(~item_last), remaining.eq(left & ~lowest)]
+            m.d.sync += [started.eq(~item_last), remaining.eq(left & ~lowest),
+                         remaining_last.eq(at_most_one(m, left & ~lowest))]
 
         # R1: the chosen position with its fibers.
         r1 = Signal(data.StructLayout({"valid": 1, "marker": 1, "p": range(W),
@@ -169,6 +178,6 @@ class InnerJoin(wiring.Component):
                          final.n.eq(side.n), final.a_addr.eq(side.a_addr),
                          final.byte.eq(w_index[:byte_bits])]
 
-        m.d.comb += self.busy.eq(self.pairs.valid | r1.valid | final.valid | out.valid
+        m.d.comb += self.busy.eq(self.pairs.valid | r1.valid | final.valid | row.valid | out.valid
                                  | Cat(*delayed).any())
         return m

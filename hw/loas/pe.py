@@ -6,7 +6,7 @@ from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
-from ..common.bits import lowest_one, onehot_index, popcount
+from ..common.bits import at_most_one, lowest_one, onehot_index, popcount
 from ..common.lif import LIFArray
 from ..common.memory import buffer
 from ..common.prefix_sum import LaggyPrefixSum
@@ -35,11 +35,11 @@ class PE(wiring.Component):
     while the run computes on the other (``run_*``), and the run writes its outputs into one
     output bank (``run_out``) while the other's are stored or chained (``read_out``).
 
-    Load from memory: the row's fiber bitmasks arrive on ``mask_in`` (with their chunk), each
-    through the :class:`LaggyPrefixSum` into the fiber buffer together with its prefix table
-    (built once, reused by every weight fiber) and the packed index of its first word; ``nnz``
-    counts the row's words, which then arrive as whole rows of ``word_lanes`` words
-    (``words_wr_*``). Load by chaining (``chain``): the :class:`SpikeExpander` reads this PE's
+    Load from memory: the row's fiber bitmasks arrive on ``mask_in`` (with their chunk and count
+    of ones), each through the :class:`LaggyPrefixSum` into the fiber buffer together with its
+    prefix table (built once, reused by every weight fiber) and the packed index of its first
+    word; ``nnz`` counts the row's words, which then arrive as whole rows of ``word_lanes``
+    words (``words_wr_*``). Load by chaining (``chain``): the :class:`SpikeExpander` reads this PE's
     own outputs and the :class:`SpikeCompressor` packs them, so the last layer's output row
     becomes the next layer's spike row on chip. Weights: whole rows of ``value_lanes`` int8
     values (``values_wr_*``), the same in every PE.
@@ -56,13 +56,14 @@ class PE(wiring.Component):
     (chip format) and whose membranes are stored.
 
     Throughput: one match per cycle (the inner join); one broadcast row per cycle into the
-    filter; the front end hands one pair (``|J|`` matches) or tile marker per cycle; the drain one
-    column per cycle through the carry/saturation stage and the LIF array. Loading from memory:
+    filter (a place the queue frees is offered again a cycle late); the front end hands one pair
+    (``|J|`` matches) or tile marker per cycle; the drain one column per cycle through the
+    carry/saturation stage and the LIF array. Loading from memory:
     a fiber mask every ``LaggyPrefixSum.latency`` cycles, a row of words every cycle; chaining:
     one position per cycle, a partial last fiber padded by up to ``fiber - 1`` cycles.
     Latency: a row taken in cycle ``c`` is at the inner join's input in cycle ``c + 3`` (filter
     stage, group FIFO, skid buffer); its first match reaches the TPPE ``InnerJoin.latency``
-    cycles later; a drained column reaches the output compressor after ``2 + LIFArray.latency``
+    cycles later; a drained column reaches the output compressor after ``3 + LIFArray.latency``
     cycles. The whole run: :attr:`LoASCore.run_overhead`.
 
     Members: see ``__init__``; ``events`` reports per-cycle counter increments.
@@ -83,7 +84,8 @@ class PE(wiring.Component):
             "run_out": In(1), "read_out": In(1),
             # load from memory: spike fiber masks (with their chunk), then word rows
             "mask_in": In(stream.Signature(data.StructLayout({
-                "mask": cfg.fiber, "chunk": range(max(2, cfg.chunks_max)), "first": 1}))),
+                "mask": cfg.fiber, "ones": range(cfg.fiber + 1),
+                "chunk": range(max(2, cfg.chunks_max)), "first": 1}))),
             "nnz": Out(range(cfg.k_max + 1)),
             "words_wr_addr": In(range(max(2, self.word_rows))),
             "words_wr_data": In(dw),
@@ -114,7 +116,7 @@ class PE(wiring.Component):
             "done": Out(1),
             "events": Out(pe_events_layout(cfg)),
             # stores of the outputs: 0 = fiber bitmasks (one per row), 1 = packed word rows,
-            # 2 = membrane rows; the data one cycle after rd_en
+            # 2 = membrane rows; the data two cycles after rd_en
             "rd_sel": In(2),
             "rd_addr": In(range(max(2, self.out_rows))),
             "rd_en": In(1),
@@ -174,18 +176,20 @@ class PE(wiring.Component):
         m.submodules.load_compressor = lc = SpikeCompressor(T, W, cfg.k_max, mask_assembly="shift")
         m.submodules.laggy = laggy = self.laggy
         m.submodules.chain_expander = ex = SpikeExpander(T, W, cfg.n_max)
+        # The row starts a cycle after the pulse, its length latched: the length's comparisons in
+        # the expander and the compressor start from a register of this PE, not from the host's.
         chain_len = Signal.like(self.k_len)
+        chain_go = Signal()
         chaining = Signal()
+        m.d.sync += chain_go.eq(self.chain)
         with m.If(self.chain):
             m.d.sync += [chain_len.eq(self.k_len), chaining.eq(1)]
-        with m.Elif(chaining & lc.done & ~ex.o.valid):
+        with m.Elif(chaining & ~chain_go & lc.done & ~ex.o.valid):
             m.d.sync += chaining.eq(0)
-        # The length is latched here; in the cycle of the pulse it comes from the register.
-        length = Mux(self.chain, self.k_len, chain_len)
         m.d.comb += [
-            ex.start.eq(self.chain), ex.length.eq(length),
+            ex.start.eq(chain_go), ex.length.eq(chain_len),
             lc.i.valid.eq(ex.o.valid), lc.i.payload.eq(ex.o.payload), ex.o.ready.eq(lc.i.ready),
-            lc.start.eq(self.chain), lc.length.eq(length), lc.strong.eq(self.strong),
+            lc.start.eq(chain_go), lc.length.eq(chain_len), lc.strong.eq(self.strong),
         ]
         # The fiber being tabulated: its bitmask, index and first packed word, kept until the
         # laggy prefix-sum hands over the table. Masks from memory count their words here.
@@ -199,12 +203,10 @@ class PE(wiring.Component):
             self.mask_in.ready.eq(from_memory & laggy.i.ready),
             lc.chunks.ready.eq(~from_memory & laggy.i.ready),
         ]
-        mask_bits = Signal(W)
-        m.d.comb += mask_bits.eq(mask_in.mask)
         with m.If(self.mask_in.valid & self.mask_in.ready):
             base = Mux(mask_in.first, 0, nnz)
             m.d.sync += [pending.index.eq(mask_in.chunk), pending.mask.eq(mask_in.mask),
-                         pending.base.eq(base), nnz.eq(base + popcount(mask_bits))]
+                         pending.base.eq(base), nnz.eq(base + mask_in.ones)]
         with m.If(lc.chunks.valid & lc.chunks.ready):
             m.d.sync += pending.eq(lc.chunks.payload)
         af_wr = a_fibers.write_port()
@@ -240,14 +242,20 @@ class PE(wiring.Component):
         # The taken row and the spike fiber of its chunk (distributed RAM, read in the broadcast
         # cycle, so nothing is copied per PE) are registered; the intersection test and the push
         # into the group FIFO happen in the next cycle. The staged row counts as queued, so it
-        # always finds room and `row_ready` depends on registers only.
+        # always finds room. `row_ready` is a register (it is ANDed over all PEs into the
+        # broadcast's enable): it bounds the next cycle's queue by this cycle's plus the row taken
+        # now, so a row leaving the queue frees its place a cycle late.
         m.submodules.groups = groups = StreamFIFO(cfg.group_layout, cfg.group_fifo)
         af_rd = a_fibers.read_port(domain="comb")
         staged = Signal(cfg.bcast_layout)
         staged_fiber = Signal(cfg.a_fiber_layout)
         staged_valid = Signal()
+        queued = groups.level + staged_valid
+        row_ready = Signal()
+        m.d.sync += row_ready.eq(Mux(self.row_take, queued + 1 < cfg.group_fifo,
+                                     queued < cfg.group_fifo))
         m.d.comb += [af_rd.addr.eq(banked(self.row.chunk, self.run_spikes, cfg.chunks_max)),
-                     self.row_ready.eq(groups.level + staged_valid < cfg.group_fifo)]
+                     self.row_ready.eq(row_ready)]
         m.d.sync += staged_valid.eq(self.row_take)
         with m.If(self.row_take):
             m.d.sync += [staged.eq(self.row), staged_fiber.eq(af_rd.data)]
@@ -278,12 +286,17 @@ class PE(wiring.Component):
         item_valid = groups.o.valid & ((hits_left != 0) | head.tile_last)
         item_last = Mux(emitting_marker, 1, ((hits_left & ~lowest) == 0) & ~head.tile_last)
         entry = head.entries[index]
+        # Whether each entry's intersection holds at most one position, beside the choice of the
+        # entry (the inner join's handshake then starts from a register).
+        singles = Cat(*[at_most_one(m, head.a.mask & head.entries[j].mask, f"single{j}")
+                        for j in range(G)])
         m.d.comb += [
             pairs.i.valid.eq(item_valid),
             pairs.i.payload.marker.eq(emitting_marker),
             pairs.i.payload.a.eq(head.a),
             pairs.i.payload.b.eq(entry),
             pairs.i.payload.joint.eq(head.a.mask & entry.mask),
+            pairs.i.payload.single.eq(singles.bit_select(index, 1)),
             groups.o.ready.eq(pairs.i.ready & item_valid & item_last),
         ]
         with m.If(pairs.i.valid & pairs.i.ready):
@@ -315,15 +328,20 @@ class PE(wiring.Component):
         lo, hi = -(1 << (ow - 1)), (1 << (ow - 1)) - 1
         m.submodules.lif = lif = self.lif
         ps_rd, ps_wr = psum.read_port(), psum.write_port()
-        # Two stages: the drained column with its carried sum read from block RAM, then the
-        # saturated sums in registers (the RAM's clock-to-output time and the adders do not
-        # share a path with the LIF or the RAM's write port).
+        # Three stages: the drained column while its carried sum is read from block RAM, the
+        # column with the carried sum in registers as read, then the saturated sums in registers
+        # (the RAM's clock-to-output time, the adders, and the LIF or the RAM's write port lie on
+        # three paths).
         stage = Signal(cfg.currents_layout)
         stage_valid = Signal()
+        held = Signal(cfg.currents_layout)
+        carried = Signal.like(ps_rd.data)
+        held_valid = Signal()
         sat = Signal(data.StructLayout({"col": len(stage.col), "sums": T * ow, "saturated": 1}))
         sat_valid = Signal()
         sat_done = Mux(self.final, lif.i.ready, 1)
-        stage_done = ~sat_valid | sat_done
+        held_done = ~sat_valid | sat_done
+        stage_done = ~held_valid | held_done
         m.d.comb += [
             tppe.currents.ready.eq(~stage_valid | stage_done),
             ps_rd.addr.eq(tppe.currents.payload.col),
@@ -331,18 +349,20 @@ class PE(wiring.Component):
         ]
         with m.If(tppe.currents.ready):
             m.d.sync += [stage.eq(tppe.currents.payload), stage_valid.eq(tppe.currents.valid)]
+        with m.If(stage_done):
+            m.d.sync += [held.eq(stage), carried.eq(ps_rd.data), held_valid.eq(stage_valid)]
         sums = []
         saturated = []
         for t in range(T):
             wide = Signal(signed(max(ow, tw) + 1), name=f"sum{t}")
-            m.d.comb += wide.eq(stage.o[t] + Mux(self.use_psum, ps_rd.data[t], 0))
+            m.d.comb += wide.eq(held.o[t] + Mux(self.use_psum, carried[t], 0))
             clamped = Signal(signed(ow), name=f"clamped{t}")
             m.d.comb += clamped.eq(Mux(wide > hi, hi, Mux(wide < lo, lo, wide)))
             sums.append(clamped)
             saturated.append((wide > hi) | (wide < lo))
-        with m.If(stage_done):
-            m.d.sync += [sat.col.eq(stage.col), sat.sums.eq(Cat(*sums)),
-                         sat.saturated.eq(Cat(*saturated).any()), sat_valid.eq(stage_valid)]
+        with m.If(held_done):
+            m.d.sync += [sat.col.eq(held.col), sat.sums.eq(Cat(*sums)),
+                         sat.saturated.eq(Cat(*saturated).any()), sat_valid.eq(held_valid)]
         m.d.comb += [
             lif.i.valid.eq(sat_valid & self.final),
             lif.i.payload.current.eq(sat.sums),
@@ -384,7 +404,7 @@ class PE(wiring.Component):
         ]
 
         # -- completion and events -----------------------------------------------------------------
-        drained = ((tppe.tiles_done == self.n_tiles) & ~stage_valid & ~sat_valid
+        drained = ((tppe.tiles_done == self.n_tiles) & ~stage_valid & ~held_valid & ~sat_valid
                    & ~self.start)
         m.d.comb += self.done.eq(drained & Mux(self.final, (written == self.n_cols) & oc.done, 1))
         # Registered: the counters' adder tree across PEs starts at flip-flops, not at the
@@ -430,11 +450,13 @@ class PE(wiring.Component):
         ]
         with m.If(self.rd_en):
             m.d.sync += sel.eq(self.rd_sel)
+        # The selected row goes into a register: the block RAMs' clock-to-output time ends here,
+        # not in the core's multiplexer over the PEs.
         with m.Switch(sel):
             with m.Case(0):
-                m.d.comb += self.rd_data.eq(rd_mask.data)
+                m.d.sync += self.rd_data.eq(rd_mask.data)
             with m.Case(1):
-                m.d.comb += self.rd_data.eq(rd_words.data)
+                m.d.sync += self.rd_data.eq(rd_words.data)
             with m.Default():
-                m.d.comb += self.rd_data.eq(rd_mem.data)
+                m.d.sync += self.rd_data.eq(rd_mem.data)
         return m

@@ -119,7 +119,7 @@ def test_run_cycles_as_documented(cfg):
     assert all(len(r.runs) == 1 for r in results)
     got = [r.counters["cycles"] for r in results]
     assert got == [n + m + core.run_overhead for n, m, _, _ in cases]
-    assert core.run_overhead == core.pes[0].inner_join.latency + core.pes[0].lif.latency + 14
+    assert core.run_overhead == core.pes[0].inner_join.latency + core.pes[0].lif.latency + 16
 
 
 @pytest.mark.parametrize("cfg", [TINY, TINY.replace(acc_width=6, T=3, tile_n=4)],

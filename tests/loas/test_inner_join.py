@@ -35,10 +35,10 @@ def make_pairs(cfg, rng, count):
         pairs.append({"marker": 0, "a": {"mask": a, "table": table_of(a, W, cfg.segment),
                                         "base": rng.randrange(cfg.k_max - W)},
                       "b": {"mask": b, "n": rng.randrange(cfg.tile_n), "vbase": vbase},
-                      "joint": a & b})
+                      "joint": a & b, "single": int(bin(a & b).count("1") == 1)})
         if i % 5 == 4:
             pairs.append({"marker": 1, "a": {"mask": 0, "table": [0] * (W // cfg.segment), "base": 0},
-                          "b": {"mask": 0, "n": 0, "vbase": 0}, "joint": 0})
+                          "b": {"mask": 0, "n": 0, "vbase": 0}, "joint": 0, "single": 1})
     return pairs, values
 
 
@@ -115,7 +115,7 @@ def test_inner_join_all_matches_under_backpressure(fiber, stages, depth):
         # Nothing more comes out: no match repeated, none invented.
         ctx.set(dut.matches.ready, 1)
         ctx.set(dut.hold, 0)
-        for _ in range(4 * (cfg.prefix_stages + 3) + cfg.match_fifo):
+        for _ in range(4 * (cfg.prefix_stages + 4) + cfg.match_fifo):
             _, _, valid, fast = await ctx.tick().sample(dut.matches.valid, dut.fast)
             assert not valid and not fast.valid, "an extra match after the expected ones"
 
@@ -140,7 +140,8 @@ def test_inner_join_latency_as_documented(fiber, stages):
     W = cfg.fiber
     pair = {"marker": 0, "a": {"mask": 1 << (W - 1), "table": table_of(1 << (W - 1), W, 8),
                                "base": 0},
-            "b": {"mask": 1 << (W - 1), "n": 0, "vbase": 0}, "joint": 1 << (W - 1)}
+            "b": {"mask": 1 << (W - 1), "n": 0, "vbase": 0}, "joint": 1 << (W - 1),
+            "single": 1}
     seen = {}
 
     async def bench(ctx):
@@ -159,5 +160,5 @@ def test_inner_join_latency_as_documented(fiber, stages):
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    assert dut.latency == 3 + stages
+    assert dut.latency == 4 + stages
     assert seen == {"fast": dut.latency, "fifo": dut.latency + 1}
