@@ -236,8 +236,7 @@ LOADs after it.
                          fetching.eq(0), flushing.eq(1)]
 
         aligned = (cmd.addr[:shift] == 0) if shift else C(1)
-        end_addr = Signal(33)
-        m.d.comb += end_addr.eq(cmd.addr + cmd.count * bpb)
+        end_addr = Signal(33)             # cmd's end, summed as the command is taken
         fits = (self.mem_limit == 0) | (end_addr <= self.mem_limit)
         known = self.targets.bit_select(cmd.target, 1)
         base_shift = max(4, shift)
@@ -257,6 +256,7 @@ LOADs after it.
                 m.d.comb += take.eq(command_valid)
                 with m.If(command_valid):
                     m.d.sync += [cmd.eq(command), cmd_at.eq(next_at),
+                                 end_addr.eq(command.addr + command.count * bpb),
                                  next_at.eq(next_at + COMMAND_BYTES), polls.eq(0),
                                  beats_left.eq(command.count), store_issued.eq(0),
                                  settle.eq(0), write_issued.eq(0)]
