@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-from pathlib import Path
 
 from snnforge.generate import build_root
 from snnforge.golden.trex.attention import softmax_error

@@ -33,7 +33,8 @@ from .hostport import HostPort, RegisterMap, WindowSignature, command_layout
 from .streams import Gearbox, SkidBuffer
 
 __all__ = ["HostInterface", "HostCore", "HostInterfaceParams", "add_host_interface",
-           "HOST_COUNTERS", "HostArbiter", "MemoryWindow", "TAG_WINDOW", "FRONT_ENDS"]
+           "READ_CYCLES", "HOST_COUNTERS", "HostArbiter", "MemoryWindow", "TAG_WINDOW",
+           "FRONT_ENDS"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,10 @@ class HostInterfaceParams(Config):
                                hi=32)
 
 TAG_WINDOW = 2
+
+#: Cycles a register read holds the host port, from the cycle the arbiter takes it to the one
+#: after its answer leaves (the command slice, the port, the response slice); a write takes one.
+READ_CYCLES = 4
 
 #: Counters of the host interface (name, description); all read-only registers of the core's
 #: counter width, cleared by ``cp_control.go``.
@@ -152,8 +157,7 @@ class HostArbiter(wiring.Component):
 class MemoryWindow(wiring.Component):
     """A host-port window onto the memory: word ``i`` is byte ``(page << (window_bits + 2)) +
     4 i``; each access is one single-beat AXI transaction (a write completes when the memory
-    answers, so a read after it sees it; a read answers from a register the cycle after the
-    memory's beat). One access at a time.
+    answers, so a read after it sees it). One access at a time.
 
     Members
     -------
@@ -216,17 +220,13 @@ class MemoryWindow(wiring.Component):
                 m.d.comb += self.wr_done.ready.eq(1)
                 with m.If(self.wr_done.valid):
                     m.next = "IDLE"
-            # The word goes into a register before it answers: the lane select and this state
-            # machine then lie on no path into the host port's and its masters' state.
             with m.State("RDATA"):
-                m.d.comb += self.rd_data.ready.eq(1)
-                with m.If(self.rd_data.valid):
-                    m.d.sync += word.eq(self.rd_data.payload.data.word_select(lane, 32)
-                                        if lanes > 1 else self.rd_data.payload.data)
-                    m.next = "RSP"
-            with m.State("RSP"):
-                m.d.comb += [self.bus.rsp.valid.eq(1), self.bus.rsp.payload.eq(word)]
-                with m.If(self.bus.rsp.ready):
+                m.d.comb += [self.bus.rsp.valid.eq(self.rd_data.valid),
+                             self.bus.rsp.payload.eq(
+                                 self.rd_data.payload.data.word_select(lane, 32)
+                                 if lanes > 1 else self.rd_data.payload.data),
+                             self.rd_data.ready.eq(self.bus.rsp.ready)]
+                with m.If(self.rd_data.valid & self.bus.rsp.ready):
                     m.next = "IDLE"
         return m
 
@@ -377,7 +377,11 @@ class HostInterface(wiring.Component):
         m.submodules.cmd_slice = cmd_slice = SkidBuffer(arb.cmd.payload.shape())
         connect(m, arb.cmd, cmd_slice.i)
         connect(m, cmd_slice.o, port.cmd)
-        connect(m, port.rsp, arb.rsp)
+        # And one after it: a response (a register's, or the memory window's) reaches the
+        # arbiter and its master's state a cycle later (a read holds the port a cycle longer).
+        m.submodules.rsp_slice = rsp_slice = SkidBuffer(arb.rsp.payload.shape())
+        connect(m, port.rsp, rsp_slice.i)
+        connect(m, rsp_slice.o, arb.rsp)
         m.d.comb += self.regs.eq(port.regs)
         for r in rm.registers:
             if r.access == "ro" and r.name not in self.OWN_STATUS:

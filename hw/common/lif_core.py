@@ -11,7 +11,8 @@ from amaranth.lib.wiring import connect
 from ...golden.common.lif_params import LIFParams
 from ...params import inherit, param
 from .counters import PerfCounters
-from .host_interface import HostInterface, HostInterfaceParams, add_host_interface
+from .host_interface import (READ_CYCLES, HostInterface, HostInterfaceParams,
+                             add_host_interface)
 from .hostport import RegisterMap, StreamWindow
 from .lif import LIFArray, LIFArrayConfig
 from .streams import BeatToWords, Gearbox, StreamFIFO, WordsToBeat
@@ -50,13 +51,13 @@ class LIFCore(wiring.Component):
     are registers (reset to the generator's values); counters report neurons, evaluated steps,
     cycles, busy and stalled cycles. Register map: :attr:`regmap`.
 
-    Latency (:attr:`latency`): ``LIFArray.latency + 4`` cycles from the accepted command that
+    Latency (:attr:`latency`): ``LIFArray.latency + 5`` cycles from the accepted command that
     writes a neuron's last current word to the response of a ``results`` read issued right after
-    it (the host interface's register slice, input FIFO, word assembly, the LIF array, word
+    it (the host interface's register slices, input FIFO, word assembly, the LIF array, word
     split, results FIFO, host port).
-    Throughput: limited by
-    the host port, one command per cycle, so ``1 / (words_per_neuron + words_per_result)``
-    neurons per cycle (:attr:`throughput`; 1/3 at the defaults).
+    Throughput: limited by the host port, a write a cycle and a read every ``READ_CYCLES`` (4),
+    so ``1 / (words_per_neuron + READ_CYCLES * words_per_result)`` neurons per cycle
+    (:attr:`throughput`; 1/6 at the defaults) when the host writes ahead of its reads.
 
     Members
     -------
@@ -124,12 +125,13 @@ class LIFCore(wiring.Component):
     def latency(self) -> int:
         """Cycles from the accepted command writing a neuron's last current word to the response
         of a ``results`` read issued right after it."""
-        return self.lif.latency + 4
+        return self.lif.latency + 5
 
     @property
     def throughput(self) -> float:
-        """Neurons per cycle through the host port (its writes and reads, one per cycle)."""
-        return 1.0 / (self.words_per_neuron + self.words_per_result)
+        """Neurons per cycle through the host port (a write a cycle, a read every
+        ``READ_CYCLES``)."""
+        return 1.0 / (self.words_per_neuron + READ_CYCLES * self.words_per_result)
 
     def elaborate(self, platform):
         m = Module()
