@@ -206,9 +206,10 @@ class LoASConfig(Config):
 
     @property
     def group_layout(self):
-        """A broadcast row after a PE's filter: which entries intersect its spike fiber."""
+        """A broadcast row after a PE's filter: which entries intersect its spike fiber, and which
+        of those intersections hold a single position."""
         return data.StructLayout({
-            "tile_last": 1, "hits": self.group,
+            "tile_last": 1, "hits": self.group, "singles": self.group,
             "entries": data.ArrayLayout(self.entry_layout, self.group),
             "a": self.a_fiber_layout})
 

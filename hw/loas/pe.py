@@ -240,9 +240,10 @@ class PE(wiring.Component):
 
         # -- filter: keep a broadcast row only if it has work for this PE --------------------------
         # The taken row and the spike fiber of its chunk (distributed RAM, read in the broadcast
-        # cycle, so nothing is copied per PE) are registered; the intersection test and the push
-        # into the group FIFO happen in the next cycle. The staged row counts as queued, so it
-        # always finds room. `row_ready` is a register (it is ANDed over all PEs into the
+        # cycle, so nothing is copied per PE) are registered; the intersection tests (any, and at
+        # most one position, which the inner join wants from a register) and the push into the
+        # group FIFO happen in the next cycle. The staged row counts as queued, so it always
+        # finds room. `row_ready` is a register (it is ANDed over all PEs into the
         # broadcast's enable): it bounds the next cycle's queue by this cycle's plus the row taken
         # now, so a row leaving the queue frees its place a cycle late.
         m.submodules.groups = groups = StreamFIFO(cfg.group_layout, cfg.group_fifo)
@@ -265,6 +266,9 @@ class PE(wiring.Component):
             groups.i.valid.eq(staged_valid & (hits.any() | staged.tile_last)),
             groups.i.payload.tile_last.eq(staged.tile_last),
             groups.i.payload.hits.eq(hits),
+            groups.i.payload.singles.eq(Cat(*[
+                at_most_one(m, staged.entries[j].mask & staged_fiber.mask, f"single{j}")
+                for j in range(G)])),
             groups.i.payload.entries.eq(staged.entries),
             groups.i.payload.a.eq(staged_fiber),
         ]
@@ -286,17 +290,13 @@ class PE(wiring.Component):
         item_valid = groups.o.valid & ((hits_left != 0) | head.tile_last)
         item_last = Mux(emitting_marker, 1, ((hits_left & ~lowest) == 0) & ~head.tile_last)
         entry = head.entries[index]
-        # Whether each entry's intersection holds at most one position, beside the choice of the
-        # entry (the inner join's handshake then starts from a register).
-        singles = Cat(*[at_most_one(m, head.a.mask & head.entries[j].mask, f"single{j}")
-                        for j in range(G)])
         m.d.comb += [
             pairs.i.valid.eq(item_valid),
             pairs.i.payload.marker.eq(emitting_marker),
             pairs.i.payload.a.eq(head.a),
             pairs.i.payload.b.eq(entry),
             pairs.i.payload.joint.eq(head.a.mask & entry.mask),
-            pairs.i.payload.single.eq(singles.bit_select(index, 1)),
+            pairs.i.payload.single.eq(head.singles.bit_select(index, 1)),
             groups.o.ready.eq(pairs.i.ready & item_valid & item_last),
         ]
         with m.If(pairs.i.valid & pairs.i.ready):
