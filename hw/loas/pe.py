@@ -58,9 +58,9 @@ class PE(wiring.Component):
     Throughput: one match per cycle (the inner join); one broadcast row per cycle into the
     filter (a place the queue frees is offered again a cycle late); the front end hands one pair
     (``|J|`` matches) or tile marker per cycle; the drain one column per cycle through the
-    carry/saturation stage and the LIF array. Loading from memory:
-    a fiber mask every ``LaggyPrefixSum.latency`` cycles, a row of words every cycle; chaining:
-    one position per cycle, a partial last fiber padded by up to ``fiber - 1`` cycles.
+    carry/saturation stage and the LIF array. Loading from memory: a fiber mask every
+    ``LaggyPrefixSum.latency`` cycles, a row of words every cycle; chaining: one position per
+    cycle, a partial last fiber padded by up to ``fiber - 1`` cycles.
     Latency: a row taken in cycle ``c`` is at the inner join's input in cycle ``c + 3`` (filter
     stage, group FIFO, skid buffer); its first match reaches the TPPE ``InnerJoin.latency``
     cycles later; a drained column reaches the output compressor after ``3 + LIFArray.latency``
@@ -260,15 +260,14 @@ class PE(wiring.Component):
         m.d.sync += staged_valid.eq(self.row_take)
         with m.If(self.row_take):
             m.d.sync += [staged.eq(self.row), staged_fiber.eq(af_rd.data)]
-        hits = Cat(*[staged.valid[j] & self.active
-                     & (staged.entries[j].mask & staged_fiber.mask).any() for j in range(G)])
+        joints = [staged.entries[j].mask & staged_fiber.mask for j in range(G)]
+        hits = Cat(*[staged.valid[j] & self.active & joints[j].any() for j in range(G)])
         m.d.comb += [
             groups.i.valid.eq(staged_valid & (hits.any() | staged.tile_last)),
             groups.i.payload.tile_last.eq(staged.tile_last),
             groups.i.payload.hits.eq(hits),
-            groups.i.payload.singles.eq(Cat(*[
-                at_most_one(m, staged.entries[j].mask & staged_fiber.mask, f"single{j}")
-                for j in range(G)])),
+            groups.i.payload.singles.eq(Cat(*[at_most_one(m, joint, f"single{j}")
+                                              for j, joint in enumerate(joints)])),
             groups.i.payload.entries.eq(staged.entries),
             groups.i.payload.a.eq(staged_fiber),
         ]
