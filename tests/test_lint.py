@@ -16,6 +16,13 @@ def test_generator_verilog_is_lint_clean(name, tmp_path):
     assert set(result.waived) <= set(WAIVERS)
 
 
+def test_loas_block_ram_queues_are_lint_clean(tmp_path):
+    design = generate("loas", {**generators()["loas"].demo_params, "group_ram": "block"})
+    vpath, _ = design.write(tmp_path)
+    result = lint_verilog(vpath, design.top)
+    assert result.ok, result.summary()
+
+
 def test_lint_reports_loop_latch_and_multiple_drivers(tmp_path):
     bad = tmp_path / "bad.v"
     bad.write_text("""

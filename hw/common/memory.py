@@ -7,12 +7,19 @@ from amaranth.lib import memory
 __all__ = ["buffer", "pow2"]
 
 
-def buffer(*, shape, depth, init=(), distributed=False):
+RAM_STYLES = ("distributed", "block")
+
+
+def buffer(*, shape, depth, init=(), ram_style=None):
     """An ``amaranth.lib.memory.Memory`` of at least two entries (a one-entry memory would get a
-    zero-width address, which Verilog spells ``[-1:0]``). ``distributed`` asks synthesis for
-    LUT RAM (Yosys ``ram_style``) where a block RAM's slow clock-to-out would sit on a
-    critical path."""
-    attrs = {"ram_style": "distributed"} if distributed else None
+    zero-width address, which Verilog spells ``[-1:0]``). ``ram_style`` (Yosys's attribute)
+    asks synthesis for LUT RAM (``"distributed"``: where a block RAM's slow clock-to-out would
+    sit on a critical path) or block RAM (``"block"``: where a wide, shallow memory would
+    otherwise take LUT RAM that the router cannot reach); ``None`` leaves the choice to it."""
+    if ram_style is not None and ram_style not in RAM_STYLES:
+        raise ValueError(f"ram_style must be None or one of {', '.join(RAM_STYLES)}, "
+                         f"not {ram_style!r}")
+    attrs = {"ram_style": ram_style} if ram_style else None
     return memory.Memory(shape=shape, depth=max(2, depth), init=list(init), attrs=attrs)
 
 

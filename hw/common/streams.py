@@ -12,6 +12,8 @@ from amaranth.hdl import Shape
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .memory import buffer
+
 __all__ = ["WordsToBeat", "BeatToWords", "StreamFIFO", "SkidBuffer", "Gearbox"]
 
 
@@ -113,7 +115,13 @@ class StreamFIFO(wiring.Component):
     instead: a synchronous read, so deep or wide FIFOs map to block RAM (on the iCE40, whose
     LUTs hold no RAM, a FIFO in flip-flops costs a logic cell per bit); a beat then reaches the
     head two cycles after it is written, and ``i.ready`` may also drop for a cycle below
-    ``depth`` (``level`` counts the head register). Throughput: one beat per cycle in and out.
+    ``depth`` (``level`` counts the head register). With ``block_ram`` the beats are kept in
+    a memory marked for block RAM (Yosys ``ram_style``: a wide, shallow FIFO would otherwise
+    take LUT RAM, which on the ECP5 sits in few slices and congests the router) and the head is
+    a register loaded from the memory's read port, so the head's consumers do not see a block
+    RAM's slow clock-to-out: a beat reaches the head three cycles after it is written, and
+    ``i.ready`` is exactly ``level < depth`` (``level`` counts the beats in flight to the head
+    and the head). Throughput: one beat per cycle in and out.
 
     Members
     -------
@@ -122,12 +130,15 @@ class StreamFIFO(wiring.Component):
     level : Out(range(depth + 1))
     """
 
-    def __init__(self, shape, depth: int, *, buffered: bool = False):
+    def __init__(self, shape, depth: int, *, buffered: bool = False, block_ram: bool = False):
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"depth must be a positive integer, not {depth!r}")
+        if buffered and block_ram:
+            raise ValueError("buffered and block_ram are two different FIFOs: ask for one")
         self._shape = shape
         self._depth = depth
         self._buffered = bool(buffered)
+        self._block_ram = bool(block_ram)
         super().__init__({
             "i": In(stream.Signature(shape)),
             "o": Out(stream.Signature(shape)),
@@ -147,6 +158,9 @@ class StreamFIFO(wiring.Component):
             with m.Elif(self.o.ready & full):
                 m.d.sync += full.eq(0)
             return m
+        if self._block_ram:
+            self._elaborate_block_ram(m)
+            return m
         kind = fifo.SyncFIFOBuffered if self._buffered else fifo.SyncFIFO
         m.submodules.fifo = q = kind(width=_width(self._shape), depth=self._depth)
         m.d.comb += [
@@ -159,6 +173,42 @@ class StreamFIFO(wiring.Component):
             self.level.eq(q.level),
         ]
         return m
+
+    def _elaborate_block_ram(self, m):
+        depth, width = self._depth, _width(self._shape)
+        m.submodules.storage = storage = buffer(shape=width, depth=depth, ram_style="block")
+        wr, rd = storage.write_port(), storage.read_port()
+
+        def advance(pointer):
+            return Mux(pointer == depth - 1, 0, pointer + 1)
+
+        produce, consume = Signal(range(depth)), Signal(range(depth))
+        stored = Signal(range(depth + 1))   # written, not yet read out of the memory
+        fetched = Signal()                  # the read port holds a beat (it keeps it while idle)
+        head = Signal(width)
+        head_valid = Signal()
+        put = self.i.valid & self.i.ready
+        take = self.o.ready & head_valid
+        move = fetched & (~head_valid | take)
+        fetch = (stored != 0) & (~fetched | move)
+        m.d.comb += [
+            self.i.ready.eq(self.level != depth),
+            wr.addr.eq(produce), wr.data.eq(self.i.payload), wr.en.eq(put),
+            rd.addr.eq(consume), rd.en.eq(fetch),
+            self.o.valid.eq(head_valid), self.o.payload.eq(head),
+        ]
+        m.d.sync += [
+            self.level.eq(self.level + put - take),
+            stored.eq(stored + put - fetch),
+            fetched.eq(fetch | (fetched & ~move)),
+            head_valid.eq(move | (head_valid & ~take)),
+        ]
+        with m.If(put):
+            m.d.sync += produce.eq(advance(produce))
+        with m.If(fetch):
+            m.d.sync += consume.eq(advance(consume))
+        with m.If(move):
+            m.d.sync += head.eq(rd.data)
 
 
 class SkidBuffer(wiring.Component):

@@ -11,6 +11,7 @@ from amaranth.lib import data
 from ...golden.common.lif_params import LIFParams
 from ...params import Config, inherit, param
 from ..common.host_interface import HostInterfaceParams
+from ..common.memory import RAM_STYLES
 from ..common.prefix_sum import laggy_table_layout
 
 __all__ = ["LoASConfig"]
@@ -32,8 +33,8 @@ class LoASConfig(Config):
     positions broadcast ``group`` at a time; ``tile_n`` output columns stationary per PE.
     Buffers: ``k_max`` spike positions per row, ``n_max`` output columns, ``v_max`` nonzero
     weights, ``f_max`` weight fibers per run. Laggy prefix-sum: ``segment``-bit segments,
-    ``adders`` adders. Queues: ``group_fifo`` broadcast rows and ``match_fifo`` matches
-    (FIFO-mp/FIFO-B) per PE. ``acc_width`` is the width of the partial sums handed to the LIF
+    ``adders`` adders. Queues: ``group_fifo`` broadcast rows (in ``group_ram``) and
+    ``match_fifo`` matches (FIFO-mp/FIFO-B) per PE. ``acc_width`` is the width of the partial sums handed to the LIF
     and kept across K blocks (0: ``tppe_width``, exact for any run of up to ``k_max``
     positions); sums beyond it saturate and are counted (``golden.loas.partial_sums``).
     :attr:`lif` is the neuron structure (``T`` and ``in_width`` follow from this config).
@@ -61,6 +62,9 @@ class LoASConfig(Config):
                         check=lambda c, v: v <= max(1, c.fiber // c.segment),
                         what=lambda c: f"an integer in 1..{max(1, c.fiber // c.segment)}")
     group_fifo: int = param(16, "rows queued per PE (run-ahead depth)", lo=2, hi=1024)
+    group_ram: str = param("distributed", "memory of the PE's row queue: LUT RAM, or block RAM "
+                           "(two cycles more latency; frees the LUT RAM of wide rows)",
+                           choices=RAM_STYLES)
     match_fifo: int = param(8, "FIFO-mp/FIFO-B depth per PE", lo=2, hi=1024)
     prefix_stages: int = param(2, "pipeline stages of the fast prefix-sum", lo=1, hi=2)
     acc_width: int = param(

@@ -61,8 +61,8 @@ class PE(wiring.Component):
     carry/saturation stage and the LIF array. Loading from memory: a fiber mask every
     ``LaggyPrefixSum.latency`` cycles, a row of words every cycle; chaining: one position per
     cycle, a partial last fiber padded by up to ``fiber - 1`` cycles.
-    Latency: a row taken in cycle ``c`` is at the inner join's input in cycle ``c + 3`` (filter
-    stage, group FIFO, skid buffer); its first match reaches the TPPE ``InnerJoin.latency``
+    Latency: a row taken in cycle ``c`` is at the inner join's input in cycle ``c + 2 +
+    group_latency`` (filter stage, group FIFO: :attr:`group_latency`, skid buffer); its first match reaches the TPPE ``InnerJoin.latency``
     cycles later; a drained column reaches the output compressor after ``3 + LIFArray.latency``
     cycles. The whole run: :attr:`LoASCore.run_overhead`.
 
@@ -71,6 +71,9 @@ class PE(wiring.Component):
 
     def __init__(self, cfg: LoASConfig):
         self.cfg = cfg
+        #: Cycles from a row's push into the group FIFO to its head: LUT RAM is read in place,
+        #: block RAM through its read register and a head register.
+        self.group_latency = 3 if cfg.group_ram == "block" else 1
         lif = cfg.lif
         self.laggy = LaggyPrefixSum(cfg.fiber, segment=cfg.segment, adders=cfg.adders)
         self.inner_join = InnerJoin(cfg)
@@ -162,7 +165,8 @@ class PE(wiring.Component):
                                                                              mlanes)]
         # LUT RAM: its read feeds the filter's intersection test in the next cycle.
         m.submodules.a_fibers = a_fibers = buffer(shape=cfg.a_fiber_layout,
-                                                  depth=2 * cfg.chunks_max, distributed=True)
+                                                  depth=2 * cfg.chunks_max,
+                                                  ram_style="distributed")
         m.submodules.a_words = a_words = buffer(shape=lanes * T, depth=2 * self.word_rows)
         m.submodules.weights = weights = buffer(shape=cfg.dma_width, depth=2 * self.value_rows)
         m.submodules.psum = psum = buffer(
@@ -246,7 +250,8 @@ class PE(wiring.Component):
         # finds room. `row_ready` is a register (it is ANDed over all PEs into the
         # broadcast's enable): it bounds the next cycle's queue by this cycle's plus the row taken
         # now, so a row leaving the queue frees its place a cycle late.
-        m.submodules.groups = groups = StreamFIFO(cfg.group_layout, cfg.group_fifo)
+        m.submodules.groups = groups = StreamFIFO(cfg.group_layout, cfg.group_fifo,
+                                                  block_ram=cfg.group_ram == "block")
         af_rd = a_fibers.read_port(domain="comb")
         staged = Signal(cfg.bcast_layout)
         staged_fiber = Signal(cfg.a_fiber_layout)

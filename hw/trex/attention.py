@@ -83,8 +83,8 @@ class AttentionUnit(wiring.Component):
         row = data.ArrayLayout(signed(8), d)
 
         # -- keys and values --------------------------------------------------------------------
-        m.submodules.keys = kmem = buffer(shape=row, depth=depth, distributed=True)
-        m.submodules.values = vmem = buffer(shape=row, depth=depth, distributed=True)
+        m.submodules.keys = kmem = buffer(shape=row, depth=depth, ram_style="distributed")
+        m.submodules.values = vmem = buffer(shape=row, depth=depth, ram_style="distributed")
         kw, vw = kmem.write_port(), vmem.write_port()
         kr, vr = kmem.read_port(), vmem.read_port()
         m.d.comb += [self.kv.ready.eq(1),
@@ -94,8 +94,8 @@ class AttentionUnit(wiring.Component):
                      vw.en.eq(self.kv.valid), kr.en.eq(1), vr.en.eq(1)]
         # Per-row buffers: each token's u, then its exponential.
         m.submodules.scores = umem = buffer(shape=signed(self.u_bits), depth=depth,
-                                            distributed=True)
-        m.submodules.exps = emem = buffer(shape=P + 1, depth=depth, distributed=True)
+                                            ram_style="distributed")
+        m.submodules.exps = emem = buffer(shape=P + 1, depth=depth, ram_style="distributed")
         uw, ur = umem.write_port(), umem.read_port()
         ew, er = emem.write_port(), emem.read_port()
         m.d.comb += [ur.en.eq(1), er.en.eq(1)]

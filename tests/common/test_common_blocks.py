@@ -81,15 +81,20 @@ def test_gearboxes_round_trip(beat_width, word):
     assert out["o"] == beats
 
 
-@pytest.mark.parametrize("depth, buffered", [(1, False), (2, False), (5, False), (2, True),
-                                             (5, True)])
-def test_stream_fifo_keeps_order_and_its_level(depth, buffered):
+FIFO_KINDS = {"lut": {}, "buffered": {"buffered": True}, "block": {"block_ram": True}}
+
+
+@pytest.mark.parametrize("depth, kind", [(1, "lut"), (2, "lut"), (5, "lut"), (2, "buffered"),
+                                         (5, "buffered"), (2, "block"), (5, "block"),
+                                         (16, "block")])
+def test_stream_fifo_keeps_order_and_its_level(depth, kind):
     rng = random.Random(depth)
     beats = [rng.getrandbits(9) for _ in range(200)]
-    out, _ = simulate_streams(StreamFIFO(9, depth, buffered=buffered), feeds={"i": beats},
+    beats[:4] = [0, 511, 0, 511]
+    out, _ = simulate_streams(StreamFIFO(9, depth, **FIFO_KINDS[kind]), feeds={"i": beats},
                               drains={"o": len(beats)}, seed=depth, idle=0.3, stall=0.4)
     assert out["o"] == beats
-    dut = StreamFIFO(9, depth, buffered=buffered)
+    dut = StreamFIFO(9, depth, **FIFO_KINDS[kind])
     levels = []
 
     async def bench(ctx):
@@ -99,13 +104,39 @@ def test_stream_fifo_keeps_order_and_its_level(depth, buffered):
             ctx.set(dut.i.payload, k)
             await ctx.tick()
     run(dut, bench)
-    if not buffered:
+    if kind != "buffered":
         assert levels == [(min(k, depth), int(k < depth)) for k in range(depth + 3)]
     else:
         # The head register fills a cycle late: it may refuse a cycle early, but takes exactly
         # `depth` beats and counts each.
         assert sum(ready for _, ready in levels) == depth and levels[-1] == (depth, 0)
         assert all(level <= depth for level, _ in levels)
+
+
+@pytest.mark.parametrize("kind, latency", [("lut", 1), ("buffered", 2), ("block", 3)])
+def test_stream_fifo_latency_and_throughput(kind, latency):
+    """A beat written at cycle 0 is at the head at cycle ``latency``; with both sides always
+    willing, one beat passes per cycle."""
+    dut = StreamFIFO(8, 4, **FIFO_KINDS[kind])
+    seen = []
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 1)
+        for cycle in range(40):
+            ctx.set(dut.i.valid, cycle < 30)
+            ctx.set(dut.i.payload, cycle)
+            if ctx.get(dut.o.valid):
+                seen.append((cycle, ctx.get(dut.o.payload)))
+            await ctx.tick()
+    run(dut, bench)
+    assert seen == [(cycle + latency, cycle) for cycle in range(30)]
+
+
+def test_stream_fifo_block_ram_is_marked_for_block_ram():
+    from amaranth.back import rtlil
+    assert 'attribute \\ram_style "block"' in rtlil.convert(StreamFIFO(64, 16, block_ram=True))
+    with pytest.raises(ValueError, match="block_ram"):
+        StreamFIFO(8, 4, buffered=True, block_ram=True)
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -66,7 +66,8 @@ def run_cases(cfg, cases, *, seed=3):
     TINY.replace(acc_width=6, leak="shift", reset="soft"),          # saturating partial sums
     TINY.replace(T=1, tile_n=2, group=1, segment=8, match_fifo=2, group_fifo=2),
     TINY.replace(T=3, tile_n=4, group=3, masked="leak_only", leak="mul"),
-], ids=["tiny", "saturating", "T1-minimal-fifos", "T3"])
+    TINY.replace(group_ram="block", group_fifo=3),
+], ids=["tiny", "saturating", "T1-minimal-fifos", "T3", "group-block-ram"])
 def test_core_regression_suite(cfg):
     run_cases(cfg, loas_cases(cfg, "regression", seed=5))
 
@@ -97,8 +98,9 @@ def test_core_counters_and_cycles_come_from_the_rtl():
 
 
 @pytest.mark.parametrize("cfg", [TINY, TINY.replace(T=4), TINY.replace(prefix_stages=1),
-                                 TINY.replace(T=3, lif_ops_per_stage=2)],
-                         ids=["tiny", "T4", "one-prefix-stage", "T3-two-ops"])
+                                 TINY.replace(T=3, lif_ops_per_stage=2),
+                                 TINY.replace(group_ram="block")],
+                         ids=["tiny", "T4", "one-prefix-stage", "T3-two-ops", "group-block-ram"])
 def test_run_cycles_as_documented(cfg):
     """LoASCore's documented latency: a run whose busiest PE has m matches over n_cols columns
     (one broadcast row per tile, nothing waiting) takes n_cols + m + run_overhead cycles."""
@@ -119,7 +121,9 @@ def test_run_cycles_as_documented(cfg):
     assert all(len(r.runs) == 1 for r in results)
     got = [r.counters["cycles"] for r in results]
     assert got == [n + m + core.run_overhead for n, m, _, _ in cases]
-    assert core.run_overhead == core.pes[0].inner_join.latency + core.pes[0].lif.latency + 16
+    pe = core.pes[0]
+    assert core.run_overhead == (pe.inner_join.latency + pe.lif.latency + pe.group_latency
+                                 + 15)
 
 
 @pytest.mark.parametrize("cfg", [TINY, TINY.replace(acc_width=6, T=3, tile_n=4)],

@@ -25,7 +25,8 @@ CONFIGS = [
     {**MEDIUM, "T": 1, "reset": "soft"},
     {**MEDIUM, "T": 2, "acc_width": 10, "leak": "mul", "masked": "leak_only"},
     {**MEDIUM, "T": 4},
-    {**MEDIUM, "T": 8, "k_max": 768, "masked": "gate_reset", "group_fifo": 4, "match_fifo": 2},
+    {**MEDIUM, "T": 8, "k_max": 768, "masked": "gate_reset", "group_fifo": 4, "match_fifo": 2,
+     "group_ram": "block"},
 ]
 
 
