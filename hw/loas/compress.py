@@ -29,8 +29,8 @@ class SpikeCompressor(wiring.Component):
     exactly once. Each non-silent word leaves on ``words`` with its index in the packed array; each
     completed ``fiber``-wide chunk (and the final partial one) leaves on ``chunks`` with its bitmask
     and the packed index of its first word. A row begins with a ``start`` pulse (``length`` then
-    holds its neurons). Beats after ``length`` neurons are accepted and dropped (the padding of
-    the last host word).
+    holds its neurons; it is sampled there). Beats after ``length`` neurons are accepted and
+    dropped (the padding of the last host word).
 
     Used twice per PE: on the input side (host spikes -> A buffers) and on the output side (LIF
     spike words -> the output buffers), so a layer's output is already in the next layer's format.
@@ -75,11 +75,10 @@ class SpikeCompressor(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         W = self._fiber
-        k = Signal(range(self._max + 1))          # neurons taken in this row
-        # Whether neuron k is still in the row, and whether it is the last: registers (compared
-        # a cycle ahead for both outcomes of this cycle's handshake), so that no comparison
-        # with the length lies on the handshake paths. They follow a change of ``length`` a
-        # cycle late.
+        remaining = Signal(range(self._max + 1))  # neurons of the row not yet taken
+        # Whether a neuron is still to come, and whether it is the last: registers, set from
+        # the count down of the row's neurons (sampled from ``length`` at ``start``), so that no
+        # comparison with the length and no adder lies on the handshake paths.
         taking = Signal()
         last = Signal()
         lane = Signal(range(W))                   # k % fiber
@@ -118,18 +117,17 @@ class SpikeCompressor(wiring.Component):
                          new_mask.eq(Cat(*[mask[i] | (bit & hit[i]) for i in range(W)]))]
         chunk_done = (lane == W - 1) | (taken & last & (not self._shift))
         with m.If(self.start):
-            m.d.sync += [taking.eq(self.length != 0), last.eq(self.length == 1)]
+            m.d.sync += [remaining.eq(self.length), taking.eq(self.length != 0),
+                         last.eq(self.length == 1)]
         with m.Elif(taken):
-            m.d.sync += [taking.eq(k + 1 < self.length), last.eq(k + 2 == self.length)]
-        with m.Else():
-            m.d.sync += [taking.eq(k < self.length), last.eq(k + 1 == self.length)]
+            m.d.sync += [remaining.eq(remaining - 1), taking.eq(remaining != 1),
+                         last.eq(remaining == 2)]
         with m.If(self.start):
-            m.d.sync += [k.eq(0), lane.eq(0), chunk.eq(0), mask.eq(0), base.eq(0), count.eq(0),
+            m.d.sync += [lane.eq(0), chunk.eq(0), mask.eq(0), base.eq(0), count.eq(0),
                          flushing.eq(0), self.words.valid.eq(0), self.chunks.valid.eq(0)]
         with m.Elif(step):
             m.d.sync += lane.eq(Mux(lane == W - 1, 0, lane + 1))
             with m.If(taken):
-                m.d.sync += k.eq(k + 1)
                 if self._shift:
                     with m.If(last & (lane != W - 1)):
                         m.d.sync += flushing.eq(1)
