@@ -147,10 +147,12 @@ class HostArbiter(wiring.Component):
                 for i in range(n):
                     with m.Case(i):
                         m.d.comb += [rsps[i].valid.eq(self.rsp.valid),
-                                     rsps[i].payload.eq(self.rsp.payload),
                                      self.rsp.ready.eq(rsps[i].ready)]
             with m.If(self.rsp.valid & self.rsp.ready):
                 m.d.sync += [reading.eq(0), owner.eq(Mux(owner == n - 1, 0, owner + 1))]
+        # Every master sees the response's payload (only its owner a valid): the payload does
+        # not pass through the owner's decode.
+        m.d.comb += [rsp.payload.eq(self.rsp.payload) for rsp in rsps]
         return m
 
 

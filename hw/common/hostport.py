@@ -389,7 +389,9 @@ class HostPort(wiring.Component):
             m.d.sync += pulse.eq(0)
             m.d.comb += getattr(self.regs, name).eq(pulse)
         readable = [r for r in rm.registers if r.access in ("rw", "ro")]
-        read_sel = Signal(range(max(2, len(readable) + 1)))   # len(readable): reads as 0
+        # A read keeps its address and decodes it in READ: the decode of every register's
+        # address is not on one path with the command's handshake.
+        read_addr = Signal.like(cmd.addr)
 
         with m.FSM():
             with m.State("IDLE"):
@@ -406,8 +408,7 @@ class HostPort(wiring.Component):
                                 elif r.access == "pulse":
                                     m.d.sync += pulses[r.name].eq(cmd.data)
                             with m.If(self.cmd.valid & ~cmd.write):
-                                m.d.sync += read_sel.eq(readable.index(r) if r in readable
-                                                        else len(readable))
+                                m.d.sync += read_addr.eq(cmd.addr)
                                 m.next = "READ"
                     for k, w in enumerate(rm.windows):
                         port = getattr(self, w.name)
@@ -426,12 +427,12 @@ class HostPort(wiring.Component):
                                 m.next = "WAIT"
                     with m.Default():
                         with m.If(self.cmd.valid & ~cmd.write):
-                            m.d.sync += read_sel.eq(len(readable))
+                            m.d.sync += read_addr.eq(cmd.addr)
                             m.next = "READ"
             with m.State("READ"):
-                with m.Switch(read_sel):
-                    for k, r in enumerate(readable):
-                        with m.Case(k):
+                with m.Switch(read_addr):
+                    for r in readable:
+                        with m.Case(r.address):
                             m.d.sync += rsp_data.eq(rw_regs[r.name] if r.access == "rw"
                                                     else getattr(self.status, r.name))
                     with m.Default():
