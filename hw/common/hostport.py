@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 from dataclasses import asdict, dataclass
+from functools import reduce
 
 from amaranth import *
 from amaranth.lib import data, stream, wiring
@@ -389,9 +391,9 @@ class HostPort(wiring.Component):
             m.d.sync += pulse.eq(0)
             m.d.comb += getattr(self.regs, name).eq(pulse)
         readable = [r for r in rm.registers if r.access in ("rw", "ro")]
-        # A read keeps its address and decodes it in READ: the decode of every register's
-        # address is not on one path with the command's handshake.
-        read_addr = Signal.like(cmd.addr)
+        # A read registers which register it hit, one bit each: no encoding of the address
+        # decode into an index, and in READ an AND-OR of the registers' values.
+        read_hit = Signal(max(1, len(readable)))
 
         with m.FSM():
             with m.State("IDLE"):
@@ -408,7 +410,8 @@ class HostPort(wiring.Component):
                                 elif r.access == "pulse":
                                     m.d.sync += pulses[r.name].eq(cmd.data)
                             with m.If(self.cmd.valid & ~cmd.write):
-                                m.d.sync += read_addr.eq(cmd.addr)
+                                m.d.sync += read_hit.eq(1 << readable.index(r) if r in readable
+                                                        else 0)
                                 m.next = "READ"
                     for k, w in enumerate(rm.windows):
                         port = getattr(self, w.name)
@@ -427,16 +430,13 @@ class HostPort(wiring.Component):
                                 m.next = "WAIT"
                     with m.Default():
                         with m.If(self.cmd.valid & ~cmd.write):
-                            m.d.sync += read_addr.eq(cmd.addr)
+                            m.d.sync += read_hit.eq(0)
                             m.next = "READ"
             with m.State("READ"):
-                with m.Switch(read_addr):
-                    for r in readable:
-                        with m.Case(r.address):
-                            m.d.sync += rsp_data.eq(rw_regs[r.name] if r.access == "rw"
-                                                    else getattr(self.status, r.name))
-                    with m.Default():
-                        m.d.sync += rsp_data.eq(0)
+                values = [rw_regs[r.name] if r.access == "rw" else getattr(self.status, r.name)
+                          for r in readable]
+                m.d.sync += rsp_data.eq(reduce(operator.or_, [
+                    Mux(read_hit[k], Value.cast(v), 0) for k, v in enumerate(values)], C(0)))
                 m.next = "RESPOND"
             with m.State("RESPOND"):
                 m.d.comb += [self.rsp.valid.eq(1), self.rsp.payload.eq(rsp_data)]
