@@ -6,8 +6,9 @@ layer under cocotb, in Amaranth's simulator, from ``snnforge run`` and on a boar
 chained network) is one command list: one start, no host action until its end. The image holds
 the operands in the chip's compressed formats (``hw/loas/core.py`` ``TARGETS``); the list loads
 each run's operands into the banks the running run does not use, so loads overlap compute, and
-stores each run's outputs while the next one computes. Weights stay on chip across the row tiles
-of a column block (the loop order is column block, row tile, K block).
+stores each run's outputs while the next one computes; the first run starts before its weight
+masks are loaded and follows their LOAD (``flags.follow``). Weights stay on chip across the row
+tiles of a column block (the loop order is column block, row tile, K block).
 
 Tiling (layers larger than the buffers are tiled, never refused):
 
@@ -344,6 +345,9 @@ class LoASDriver(Driver):
     #: A layer of one row tile is cut into at least this many column blocks (where it has the
     #: tiles): the next block's weights load while a block computes.
     PIPELINE_BLOCKS = 4
+    #: The first run of a command list starts before its weight masks are loaded and follows
+    #: their LOAD (``flags.follow``).
+    FOLLOW_FIRST_MASKS = True
 
     def plan(self, w, sequential, *, rows=None):
         """K blocks and column blocks of a layer. K blocks are the largest whole-fiber blocks that
@@ -396,6 +400,27 @@ class LoASDriver(Driver):
                                     f"with larger buffers or a smaller tile_n")
             blocks.append(best)
             n0 += best[0]
+        return self._balanced(w, k_blocks, sequential, blocks) or blocks
+
+    def _balanced(self, w, k_blocks, sequential, greedy):
+        """As many column blocks as ``greedy``, their tiles spread evenly, the smaller blocks
+        first (the first block's weights are what a list waits for before it computes); None if
+        one of them does not fit the buffers."""
+        cfg = self.cfg
+        N, n = w.shape[1], len(greedy)
+        tiles = -(-N // cfg.tile_n)
+        if n < 2 or tiles < n:
+            return None
+        sizes = [tiles // n + (k >= n - tiles % n) for k in range(n)]
+        blocks, n0 = [], 0
+        for size in sizes:
+            n_cols = min(N - n0, size * cfg.tile_n)
+            images = [self._weight_block(w, n0, n_cols, k0, k_len, sequential)
+                      for k0, k_len in k_blocks]
+            if n_cols > cfg.n_max or any(img is None for img in images):
+                return None
+            blocks.append((n_cols, images))
+            n0 += n_cols
         return blocks
 
     # -- memory formats ----------------------------------------------------------------------------
@@ -511,21 +536,21 @@ class LoASDriver(Driver):
             lo, hi = units * k // n * step, min(beats, units * (k + 1) // n * step)
             return lo, hi - lo
 
-        def load_weights(key, k=0, n=1):
+        def load_weights(key, k=0, n=1, arrays=("headers", "masks", "values")):
             """Piece ``k`` of ``n`` of a weight block (the headers come whole with the first);
             a piece appends to the last unless it starts its array, and says whether more
-            follow."""
+            follow. ``arrays``: which of the block's arrays to load."""
             img, (hd, masks, values) = weight_images[key], at[("w",) + key]
-            if k == 0:
+            if k == 0 and "headers" in arrays:
                 cl.load("weight_headers", hd, len(img["headers"]) // bpb)
             total = len(img["masks"]) // bpb
             first, count = split(total, n, k, mask_step)
-            if count:
+            if count and "masks" in arrays:
                 cl.load("weight_masks", masks + first * bpb, count,
                         arg=img["rows"] | ((1 << 31) if first else 0)
                         | ((1 << 30) if first + count < total else 0))
             first, count = split(len(img["values"]) // bpb, n, k)
-            if count:
+            if count and "values" in arrays:
                 cl.load("weight_values", values + first * bpb, count,
                         arg=(1 << 31) if first else 0)
 
@@ -546,24 +571,45 @@ class LoASDriver(Driver):
                                          self._output_beats(run.out[2])):
                 cl.store(name, addr, run.rows * beats, arg=arg)
 
-        def xfer(spikes, weights, out):
-            cl.write("xfer_bank", spikes=spikes, weights=weights, out=out)
+        # A register is written only when its value changes (a WRITE costs the command
+        # processor some cycles, and between two runs of a column block only the banks do).
+        written = {}
 
+        def write_changed(values):
+            for name, value in values.items():
+                r = self.host.regmap[name]
+                code = r.encode(**value) if isinstance(value, dict) else int(value)
+                if written.get(name) != code:
+                    cl.write(name, code)
+                    written[name] = code
+
+        def xfer(spikes, weights, out):
+            write_changed({"xfer_bank": {"spikes": spikes, "weights": weights, "out": out}})
+
+        # The first run follows its weight masks (flags.follow): it starts once its spikes,
+        # headers and values are in, and the masks -- most of a block's bytes -- load under it.
+        follow = self.FOLLOW_FIRST_MASKS and bool(weight_images[runs[0].weights]["masks"])
         xfer(banks[0][0], banks[0][1], 0)
         load_spikes(0)
-        load_weights(runs[0].weights)
+        load_weights(runs[0].weights,
+                     arrays=("headers", "values") if follow else ("headers", "masks", "values"))
         for i, run in enumerate(runs):
             s, w, o = banks[i]
             if i:
                 cl.wait("status", running=0)
             if run.chain_len:
                 xfer(s, w, banks[i - 1][2])
-                cl.write_many({"k_len": run.chain_len, "active": run.rows,
+                write_changed({"k_len": run.chain_len, "active": run.rows,
                                "flags": {"strong": int(run.strong)}})
                 cl.write("control", chain=1)
             cl.wait("status", loading=0)
-            cl.write_many({**run.regs, "run_bank": {"spikes": s, "weights": w, "out": o}})
+            regs = dict(run.regs)
+            if follow and i == 0:
+                regs["flags"] = {**regs["flags"], "follow": 1}
+            write_changed({**regs, "run_bank": {"spikes": s, "weights": w, "out": o}})
             cl.write("control", start=1)
+            if follow and i == 0:
+                load_weights(run.weights, arrays=("masks",))
             # While it runs: the last run's outputs out, the next run's spikes and a piece of
             # the next weight block in.
             spikes_next = banks[i + 1][0] if i + 1 < len(runs) else s
