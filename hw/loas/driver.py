@@ -6,16 +6,17 @@ layer under cocotb, in Amaranth's simulator, from ``snnforge run`` and on a boar
 chained network) is one command list: one start, no host action until its end. The image holds
 the operands in the chip's compressed formats (``hw/loas/core.py`` ``TARGETS``); the list loads
 each run's operands into the banks the running run does not use, so loads overlap compute, and
-stores each run's outputs while the next one computes; the first run starts before its weight
-masks are loaded and follows their LOAD (``flags.follow``). Weights stay on chip across the row
-tiles of a column block (the loop order is column block, row tile, K block).
+stores each run's outputs while the next one computes. Weights stay on chip across the row tiles
+of a column block (the loop order is column block, row tile, K block).
 
 Tiling (layers larger than the buffers are tiled, never refused):
 
 * rows of the spike matrix in tiles of ``pes`` (one row per PE), walked forwards and backwards
   in turn for consecutive column blocks;
 * output columns in blocks that fit the weight buffers (``n_max`` columns, ``v_max`` nonzero
-  weights, ``rows_max`` broadcast rows), always whole ``tile_n`` tiles;
+  weights, ``rows_max`` broadcast rows), always whole ``tile_n`` tiles: as few as fit, their
+  tiles spread evenly, the smaller blocks first (the first block's weights are what the list
+  waits for before it computes);
 * positions (K) in blocks of whole fibers that fit ``k_max``; the partial sums of earlier blocks
   stay on chip (``use_psum``) and only the last block runs the LIF (``final``).
 
@@ -345,9 +346,6 @@ class LoASDriver(Driver):
     #: A layer of one row tile is cut into at least this many column blocks (where it has the
     #: tiles): the next block's weights load while a block computes.
     PIPELINE_BLOCKS = 4
-    #: The first run of a command list starts before its weight masks are loaded and follows
-    #: their LOAD (``flags.follow``).
-    FOLLOW_FIRST_MASKS = True
 
     def plan(self, w, sequential, *, rows=None):
         """K blocks and column blocks of a layer. K blocks are the largest whole-fiber blocks that
@@ -374,7 +372,7 @@ class LoASDriver(Driver):
 
     def _column_blocks(self, w, k_blocks, sequential, most_tiles):
         """Greedy: as many whole tiles of columns per block as the buffers hold for every K block
-        (at most ``most_tiles``)."""
+        (at most ``most_tiles``); then as many blocks, balanced (:meth:`_balanced`)."""
         cfg = self.cfg
         N = w.shape[1]
         blocks = []
@@ -536,21 +534,21 @@ class LoASDriver(Driver):
             lo, hi = units * k // n * step, min(beats, units * (k + 1) // n * step)
             return lo, hi - lo
 
-        def load_weights(key, k=0, n=1, arrays=("headers", "masks", "values")):
+        def load_weights(key, k=0, n=1):
             """Piece ``k`` of ``n`` of a weight block (the headers come whole with the first);
             a piece appends to the last unless it starts its array, and says whether more
-            follow. ``arrays``: which of the block's arrays to load."""
+            follow."""
             img, (hd, masks, values) = weight_images[key], at[("w",) + key]
-            if k == 0 and "headers" in arrays:
+            if k == 0:
                 cl.load("weight_headers", hd, len(img["headers"]) // bpb)
             total = len(img["masks"]) // bpb
             first, count = split(total, n, k, mask_step)
-            if count and "masks" in arrays:
+            if count:
                 cl.load("weight_masks", masks + first * bpb, count,
                         arg=img["rows"] | ((1 << 31) if first else 0)
                         | ((1 << 30) if first + count < total else 0))
             first, count = split(len(img["values"]) // bpb, n, k)
-            if count and "values" in arrays:
+            if count:
                 cl.load("weight_values", values + first * bpb, count,
                         arg=(1 << 31) if first else 0)
 
@@ -586,13 +584,9 @@ class LoASDriver(Driver):
         def xfer(spikes, weights, out):
             write_changed({"xfer_bank": {"spikes": spikes, "weights": weights, "out": out}})
 
-        # The first run follows its weight masks (flags.follow): it starts once its spikes,
-        # headers and values are in, and the masks -- most of a block's bytes -- load under it.
-        follow = self.FOLLOW_FIRST_MASKS and bool(weight_images[runs[0].weights]["masks"])
         xfer(banks[0][0], banks[0][1], 0)
         load_spikes(0)
-        load_weights(runs[0].weights,
-                     arrays=("headers", "values") if follow else ("headers", "masks", "values"))
+        load_weights(runs[0].weights)
         for i, run in enumerate(runs):
             s, w, o = banks[i]
             if i:
@@ -603,13 +597,8 @@ class LoASDriver(Driver):
                                "flags": {"strong": int(run.strong)}})
                 cl.write("control", chain=1)
             cl.wait("status", loading=0)
-            regs = dict(run.regs)
-            if follow and i == 0:
-                regs["flags"] = {**regs["flags"], "follow": 1}
-            write_changed({**regs, "run_bank": {"spikes": s, "weights": w, "out": o}})
+            write_changed({**run.regs, "run_bank": {"spikes": s, "weights": w, "out": o}})
             cl.write("control", start=1)
-            if follow and i == 0:
-                load_weights(run.weights, arrays=("masks",))
             # While it runs: the last run's outputs out, the next run's spikes and a piece of
             # the next weight block in.
             spikes_next = banks[i + 1][0] if i + 1 < len(runs) else s

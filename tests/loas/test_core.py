@@ -8,7 +8,7 @@ from amaranth.sim import Simulator
 
 from snnforge.hw.loas.config import LoASConfig
 from snnforge.hw.loas.core import LoASCore
-from snnforge.host import CommandList, HostDriver
+from snnforge.host import HostDriver
 from snnforge.hw.loas.driver import LoASDriver
 from snnforge.params import SnnforgeError
 from snnforge.sim.amaranth_axi import AxiMemory
@@ -97,57 +97,6 @@ def test_core_counters_and_cycles_come_from_the_rtl():
     assert c["lif_steps"] == len(got.runs) * TINY.pes * case.weights.shape[1] * TINY.T
 
 
-def _follow_case():
-    """A layer of one weight block whose first run has masks to wait for and spikes out."""
-    rng = np.random.default_rng(8)
-    x = torch.from_numpy((rng.random((TINY.T, 2, 24)) < 0.6).astype(np.int64))
-    w = torch.from_numpy(rng.integers(-40, 60, (24, 6)) * (rng.random((24, 6)) < 0.5))
-    return x, w
-
-
-def test_first_run_follows_its_weight_masks():
-    """The first run starts before its weight masks are loaded (flags.follow) and waits for
-    each row: bit-exact, with waits counted; without following, no waits."""
-    x, w = _follow_case()
-
-    def layer(follow):
-        async def step(driver):
-            driver.FOLLOW_FIRST_MASKS = follow
-            return await driver.run_layer(x, w, threshold=250)
-        return step
-    followed, loaded = simulate(TINY, [layer(True), layer(False)])
-    for got in (followed, loaded):
-        want = expected_layer_of(x, w, got.k_block)
-        assert np.array_equal(got.spikes, want["spikes"]) and got.spikes.any()
-        assert np.array_equal(got.membrane, want["membrane"])
-    assert followed.counters["weight_waits"] > 0 and loaded.counters["weight_waits"] == 0
-
-
-def test_a_run_that_does_not_follow_its_late_masks_goes_wrong(monkeypatch):
-    """Self-test of the above: the same command list without the follow flag runs on a bank
-    whose masks are not in yet, and its outputs differ from the golden model's."""
-    write = CommandList.write
-
-    def without_follow(self, name, value=None, **fields):
-        fields.pop("follow", None)
-        if name == "flags" and value is not None:
-            value &= ~self.regmap["flags"].encode(follow=1)
-        return write(self, name, value, **fields)
-    monkeypatch.setattr(CommandList, "write", without_follow)
-    x, w = _follow_case()
-    got, = simulate(TINY, [lambda driver: driver.run_layer(x, w, threshold=250)])
-    want = expected_layer_of(x, w, got.k_block)
-    assert not np.array_equal(got.membrane, want["membrane"])
-
-
-def expected_layer_of(x, w, k_block):
-    from snnforge.golden.loas import layer as golden_layer
-    lif = TINY.lif.replace(threshold=250)
-    spikes, membrane = golden_layer(x, w, lif, acc_width=TINY.out_width, k_block=k_block,
-                                    fiber=TINY.fiber)
-    return {"spikes": spikes.numpy(), "membrane": membrane.numpy()}
-
-
 @pytest.mark.parametrize("cfg", [TINY, TINY.replace(T=4), TINY.replace(prefix_stages=1),
                                  TINY.replace(T=3, lif_ops_per_stage=2),
                                  TINY.replace(group_ram="block")],
@@ -166,7 +115,6 @@ def test_run_cycles_as_documented(cfg):
     def one_run(x, w):
         def step(driver):
             driver.PIPELINE_BLOCKS = 1            # the layer as one run
-            driver.FOLLOW_FIRST_MASKS = False     # with its operands loaded
             return driver.run_layer(x, w, threshold=1)
         return step
     results = simulate(cfg, [one_run(x, w) for _, _, x, w in cases])
