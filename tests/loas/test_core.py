@@ -1,6 +1,8 @@
 """The LoAS core end to end in Amaranth's simulator (tiny configurations, no Verilator build):
 the host driver runs whole layers and every output is compared with the golden model."""
 
+import asyncio
+
 import numpy as np
 import pytest
 import torch
@@ -95,6 +97,53 @@ def test_core_counters_and_cycles_come_from_the_rtl():
     assert c["pe_busy"] >= c["matches"]
     assert c["fiber_reads"] == TINY.pes * c["rows_read"]
     assert c["lif_steps"] == len(got.runs) * TINY.pes * case.weights.shape[1] * TINY.T
+
+
+class _Listed(Exception):
+    pass
+
+
+class _ListingHost(HostDriver):
+    """Stops at the command list a driver hands over."""
+
+    async def run_commands(self, image, commands):
+        raise _Listed(commands)
+
+
+def _command_list(cfg, x, w):
+    driver = LoASDriver(_ListingHost(LoASCore(cfg).regmap, transport=None), cfg)
+    with pytest.raises(_Listed) as listed:
+        asyncio.run(driver.run_layer(x, w, threshold=20))
+    return driver, listed.value.args[0]
+
+
+def test_command_list_writes_a_register_only_when_it_changes():
+    """Several row tiles and column blocks: between two runs of a column block only the banks
+    change, and no register is written twice in a row with the same value."""
+    rng = np.random.default_rng(2)
+    x = torch.from_numpy((rng.random((TINY.T, 7, 16)) < 0.5).astype(np.int64))
+    w = torch.from_numpy(rng.integers(-9, 9, (16, 12)))
+    driver, cl = _command_list(TINY.replace(v_max=64, f_max=32), x, w)
+    last = {}
+    regs = {r.address: r for r in driver.host.regmap.registers}
+    writes = [(regs[c[3]], c[4]) for c in cl.commands if c[0] == 1]
+    for r, value in writes:
+        if r.access != "pulse":
+            assert last.get(r.name) != value, f"{r.name} written again with {value:#x}"
+            last[r.name] = value
+    starts = sum(r.name == "control" and value == r.encode(start=1) for r, value in writes)
+    assert starts > 4 and sum(r.name == "n_cols" for r, _ in writes) < starts
+
+
+def test_column_blocks_are_balanced_smaller_first():
+    rng = np.random.default_rng(3)
+    w = rng.integers(-9, 9, (16, 15)) * (rng.random((16, 15)) < 0.7)
+    cfg = TINY.replace(v_max=80, f_max=64)          # two tiles of columns fit, three do not
+    driver = LoASDriver(HostDriver(LoASCore(cfg).regmap, transport=None), cfg)
+    _, _, blocks = driver.plan(w, False)
+    tiles = [-(-n_cols // cfg.tile_n) for n_cols, _ in blocks]
+    assert len(blocks) == 3 and sum(n for n, _ in blocks) == 15
+    assert max(tiles) - min(tiles) <= 1 and tiles == sorted(tiles)
 
 
 @pytest.mark.parametrize("cfg", [TINY, TINY.replace(T=4), TINY.replace(prefix_stages=1),
