@@ -34,9 +34,10 @@ class LoASConfig(Config):
     Buffers: ``k_max`` spike positions per row, ``n_max`` output columns, ``v_max`` nonzero
     weights, ``f_max`` weight fibers per run. Laggy prefix-sum: ``segment``-bit segments,
     ``adders`` adders. Queues: ``group_fifo`` broadcast rows (in ``group_ram``) and
-    ``match_fifo`` matches (FIFO-mp/FIFO-B) per PE. ``acc_width`` is the width of the partial sums handed to the LIF
-    and kept across K blocks (0: ``tppe_width``, exact for any run of up to ``k_max``
-    positions); sums beyond it saturate and are counted (``golden.loas.partial_sums``).
+    ``match_fifo`` matches (FIFO-mp/FIFO-B) per PE. ``acc_width`` is the width of the partial
+    sums handed to the LIF and kept across K blocks (0: ``tppe_width``, exact for any run of up
+    to ``k_max`` positions); sums beyond it saturate and are counted
+    (``golden.loas.partial_sums``).
     :attr:`lif` is the neuron structure (``T`` and ``in_width`` follow from this config).
     """
 

@@ -62,9 +62,10 @@ class PE(wiring.Component):
     ``LaggyPrefixSum.latency`` cycles, a row of words every cycle; chaining: one position per
     cycle, a partial last fiber padded by up to ``fiber - 1`` cycles.
     Latency: a row taken in cycle ``c`` is at the inner join's input in cycle ``c + 2 +
-    group_latency`` (filter stage, group FIFO: :attr:`group_latency`, skid buffer); its first match reaches the TPPE ``InnerJoin.latency``
-    cycles later; a drained column reaches the output compressor after ``3 + LIFArray.latency``
-    cycles. The whole run: :attr:`LoASCore.run_overhead`.
+    group_latency`` (filter stage, group FIFO: :attr:`group_latency`, skid buffer); its first
+    match reaches the TPPE ``InnerJoin.latency`` cycles later; a drained column reaches the
+    output compressor after ``4 + LIFArray.latency`` cycles (three drain stages, the LIF's
+    input skid buffer). The whole run: :attr:`LoASCore.run_overhead`.
 
     Members: see ``__init__``; ``events`` reports per-cycle counter increments.
     """
@@ -343,7 +344,12 @@ class PE(wiring.Component):
         held_valid = Signal()
         sat = Signal(data.StructLayout({"col": len(stage.col), "sums": T * ow, "saturated": 1}))
         sat_valid = Signal()
-        sat_done = Mux(self.final, lif.i.ready, 1)
+        # A skid buffer before the LIF: the LIF's ready (which runs back from the output
+        # compressor through the LIF's pipeline) ends at its register, not in the drain stages
+        # and on into the TPPE.
+        m.submodules.lif_in = lif_in = SkidBuffer(lif.i.payload.shape())
+        connect(m, lif_in.o, lif.i)
+        sat_done = Mux(self.final, lif_in.i.ready, 1)
         held_done = ~sat_valid | sat_done
         stage_done = ~held_valid | held_done
         m.d.comb += [
@@ -368,8 +374,8 @@ class PE(wiring.Component):
             m.d.sync += [sat.col.eq(held.col), sat.sums.eq(Cat(*sums)),
                          sat.saturated.eq(Cat(*saturated).any()), sat_valid.eq(held_valid)]
         m.d.comb += [
-            lif.i.valid.eq(sat_valid & self.final),
-            lif.i.payload.current.eq(sat.sums),
+            lif_in.i.valid.eq(sat_valid & self.final),
+            lif_in.i.payload.current.eq(sat.sums),
             ps_wr.addr.eq(sat.col), ps_wr.data.eq(sat.sums),
             ps_wr.en.eq(sat_valid & ~self.final),
             lif.threshold.eq(self.threshold), lif.leak_amount.eq(self.leak_amount),

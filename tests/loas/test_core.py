@@ -172,7 +172,7 @@ def test_run_cycles_as_documented(cfg):
     assert got == [n + m + core.run_overhead for n, m, _, _ in cases]
     pe = core.pes[0]
     assert core.run_overhead == (pe.inner_join.latency + pe.lif.latency + pe.group_latency
-                                 + 15)
+                                 + 16)
 
 
 @pytest.mark.parametrize("cfg", [TINY, TINY.replace(acc_width=6, T=3, tile_n=4)],
