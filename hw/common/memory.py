@@ -15,7 +15,7 @@ def buffer(*, shape, depth, init=(), ram_style=None):
     zero-width address, which Verilog spells ``[-1:0]``). ``ram_style`` (Yosys's attribute)
     asks synthesis for LUT RAM (``"distributed"``: where a block RAM's slow clock-to-out would
     sit on a critical path) or block RAM (``"block"``: where a wide, shallow memory would
-    otherwise take LUT RAM that the router cannot reach); ``None`` leaves the choice to it."""
+    otherwise take scarce LUT RAM); ``None`` leaves the choice to it."""
     if ram_style is not None and ram_style not in RAM_STYLES:
         raise ValueError(f"ram_style must be None or one of {', '.join(RAM_STYLES)}, "
                          f"not {ram_style!r}")

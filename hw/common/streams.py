@@ -117,7 +117,7 @@ class StreamFIFO(wiring.Component):
     head two cycles after it is written, and ``i.ready`` may also drop for a cycle below
     ``depth`` (``level`` counts the head register). With ``block_ram`` the beats are kept in
     a memory marked for block RAM (Yosys ``ram_style``: a wide, shallow FIFO would otherwise
-    take LUT RAM, which on the ECP5 sits in few slices and congests the router) and the head is
+    take LUT RAM, which the ECP5 has in some of its slices only) and the head is
     a register loaded from the memory's read port, so the head's consumers do not see a block
     RAM's slow clock-to-out: a beat reaches the head three cycles after it is written, and
     ``i.ready`` is exactly ``level < depth`` (``level`` counts the beats in flight to the head
