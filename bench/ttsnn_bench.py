@@ -18,7 +18,7 @@ together, chosen so that the slowest engine takes the fewest cycles per position
 G4 faster, as HTT's late steps run on them alone; then fewer units); ``--lanes`` fixes the TT
 lanes (one way each). Random cores, dense weights and spikes at ``--density``; every run
 checked against the golden model (``fixed_forward`` / ``fixed_backward`` /
-``fixed_dense_forward``).
+``fixed_dense_forward`` / ``fixed_dense_backward``).
 
 Per layer and pipeline, all from the RTL's counters: the forward phase's cycles (maps in,
 currents out), the layer's (with the neuron pass), the backward pass's (surrogate, input- and
@@ -28,8 +28,8 @@ rows over their extra cycles -- the maps' fill and drain cancel); the backward u
 cycle; the forward speedup against the dense engine's measured cycles beside the MAC
 reduction; computation energy from the counters and SATA's per-operation energies
 (``golden.ttsnn.report.op_energy``); PTT's and HTT's training step against STT's, beside the
-paper's claims. The dense layer has no backward pass on the chip (a forward baseline). Writes
-``build/bench/ttsnn_bench.{json,md,png}``.
+paper's claims, and every pipeline's against the dense layer's (its forward on the dense engine,
+its backward on the same backward unit). Writes ``build/bench/ttsnn_bench.{json,md,png}``.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ from rich.console import Console
 
 from snnforge.flows import run_job
 from snnforge.generate import build_root
-from snnforge.golden.ttsnn.fixed import fixed_backward, fixed_dense_forward, fixed_forward
+from snnforge.golden.ttsnn.fixed import (fixed_backward, fixed_dense_backward,
+                                         fixed_dense_forward, fixed_forward)
 from snnforge.golden.ttsnn.report import ANN_MAC, op_energy, tt_params
 from snnforge.golden.ttsnn.tt import TTCores
 from snnforge.hw.ttsnn.pointwise import position_cycles
@@ -142,24 +143,28 @@ def run_layer(name, dims, args, given_lanes):
               "dense_lanes": dense_lanes, "dense_ways": dense_ways,
               "max_width": W, "max_height": H}
 
-    def run(mode, height):
-        """The layer at ``height`` on the RTL, its outputs checked against the golden model."""
+    def run(mode, height, backward=True):
+        """The layer at ``height`` on the RTL (forward, and ``backward``), its outputs checked
+        against the golden model."""
         inputs = layer_inputs(c_in, rank, c_out, height, W, args.T, args.density, seed=1)
         options = {**OPTIONS, "mode": mode, "htt_full": args.htt_full}
-        if mode == "dense":
-            inputs = {"spikes": inputs["spikes"], "w": inputs["w"]}
-            options = {k: v for k, v in options.items() if not k.startswith("shift_b")
-                       and k != "surrogate"}
-        else:
-            del inputs["w"]
+        for name in ("g1", "g2", "g3", "g4") if mode == "dense" else ("w",):
+            del inputs[name]
+        if not backward:
+            del inputs["grad"]
         done = run_job(Console(quiet=True), "ttsnn", params, inputs=inputs, options=options)
         cfg = done.design.config
         p = cfg.fixed.replace(**{k: v for k, v in options.items() if k != "mode"},
                               **({} if mode == "dense" else {"mode": mode}))
         spikes = torch.from_numpy(inputs["spikes"])
+        expect = {}
         if mode == "dense":
-            want = fixed_dense_forward(spikes, torch.from_numpy(inputs["w"]), p)
-            expect = {}
+            w = torch.from_numpy(inputs["w"])
+            want = fixed_dense_forward(spikes, w, p)
+            if backward:
+                grad_in, dw, _ = fixed_dense_backward(torch.from_numpy(inputs["grad"]), want, w,
+                                                      p)
+                expect = {"grad_in": grad_in, "grad_w": dw}
         else:
             cores = TTCores(*(torch.from_numpy(inputs[k]) for k in ENGINES))
             want = fixed_forward(spikes, cores, p)
@@ -174,7 +179,7 @@ def run_layer(name, dims, args, given_lanes):
         return done
 
     dense = run("dense", H)
-    dense_half = run("dense", H // 2).result.counters
+    dense_half = run("dense", H // 2, backward=False).result.counters
     d = dense.result.counters
     dense_macs = 9 * c_in * c_out * H * W * args.T
     dense_steady = d["forward_cycles"] - dense_half["forward_cycles"]
@@ -206,6 +211,8 @@ def run_layer(name, dims, args, given_lanes):
                    {"ac": d["dense_rows"] * dense_lanes * dense_ways,
                     "lif": d["neurons"] * args.T})
                / ANN_MAC,
+               "dense_backward_energy": op_energy({"pgu": d["neurons"] * args.T,
+                                                   "mac": d["backward_macs"]}) / ANN_MAC,
                **{f"{e}_rows": c[f"{e}_rows"] for e in ENGINES},
                **{f"{e}_utilization": c[f"{e}_rows"] / c["forward_cycles"] for e in ENGINES},
                **{f"{e}_steady_utilization": (c[f"{e}_rows"] - half[f"{e}_rows"]) / steady
@@ -218,10 +225,13 @@ def run_layer(name, dims, args, given_lanes):
                                     "backward_macs")},
                "backward_utilization": c["backward_macs"] / c["backward_cycles"],
                "training_step_cycles": c["busy"] + c["backward_cycles"],
-               # Not built: the dense layer's backward on the same one-MAC unit, bounded below
-               # by its surrogate pass and its input- and weight-gradient MACs.
-               "dense_training_bound": d["busy"] + c["surrogate_cycles"] + 2 * dense_macs}
+               **{f"dense_{k}": d[k] for k in ("backward_cycles", "surrogate_cycles",
+                                               "dgrad_cycles", "wgrad_cycles",
+                                               "backward_macs")},
+               "dense_backward_utilization": d["backward_macs"] / d["backward_cycles"],
+               "dense_training_step_cycles": d["busy"] + d["backward_cycles"]}
         row["training_energy"] = row["forward_energy"] + row["backward_energy"]
+        row["dense_training_energy"] = row["dense_forward_energy"] + row["dense_backward_energy"]
         row["speedup_per_reduction"] = row["speedup"] / row["mac_reduction"]
         row["steady_speedup_per_reduction"] = row["steady_speedup"] / row["mac_reduction"]
         rows.append(row)
@@ -269,29 +279,38 @@ def tables(rows, args, command):
            "the map) per backward cycle, on its one MAC. An engine waiting on a slower neighbour "
            "idles. Training step: the layer's forward (maps and neurons) plus its backward "
            "pass, DMA excluded.", "",
-           "| layer | pipeline | forward energy (dense) | backward energy | training time vs "
-           "STT | training energy vs STT | training time vs dense (bound) |",
-           "|---|---|---|---|---|---|---|"]
+           "| layer | pipeline | forward energy (dense) | backward energy (dense) | training "
+           "time vs STT | training energy vs STT | training time vs dense | training energy vs "
+           "dense |", "|---|---|---|---|---|---|---|---|"]
     for name in dict.fromkeys(r["layer"] for r in rows):
         mine = [r for r in rows if r["layer"] == name]
         stt = mine[0]
         for r in mine:
             md.append(f"| {name} | {r['mode'].upper()} | {r['forward_energy']:,.0f} "
-                      f"({r['dense_forward_energy']:,.0f}) | {r['backward_energy']:,.0f} | "
+                      f"({r['dense_forward_energy']:,.0f}) | {r['backward_energy']:,.0f} "
+                      f"({r['dense_backward_energy']:,.0f}) | "
                       f"{r['training_step_cycles'] / stt['training_step_cycles'] - 1:+.1%} | "
                       f"{r['training_energy'] / stt['training_energy'] - 1:+.1%} | "
-                      f"{r['training_step_cycles'] / r['dense_training_bound'] - 1:+.1%} |")
+                      f"{r['training_step_cycles'] / r['dense_training_step_cycles'] - 1:+.1%} "
+                      f"| {r['training_energy'] / r['dense_training_energy'] - 1:+.1%} |")
     md += ["", "Energy: computation only, from the RTL's counters (G1 and dense rows x lanes "
            "accumulates, G2-G4 rows x lanes and the backward unit's MACs multiply-accumulates, "
            "one LIF update and one surrogate-gradient unit per neuron and step) times SATA's "
            "per-operation energies, in ANN MACs (`golden.ttsnn.report.SATA_OP_ENERGY`). The "
            "paper claims -17.7 % training time and -28.3 % training energy on N-Caltech101; "
            "the energy figure most likely compares PTT on a modified SATA with STT on SATA, "
-           "including DRAM and SRAM energy (shared/papers/ttsnn.md section 10). Training time "
-           "vs dense: the dense layer's backward pass is not built; its bound is the measured "
-           "dense forward layer plus the surrogate pass and the `2 x 9 Cin Cout H W T` "
-           "multiply-accumulates of its input and weight gradients on the backward unit's one "
-           "MAC (an optimistic dense training step: the ratio flatters dense)."]
+           "including DRAM and SRAM energy (shared/papers/ttsnn.md section 10). Training vs "
+           "dense: the dense layer's training step measured on the same core -- its forward "
+           "layer on the dense engine, its backward pass (surrogate, `W^T`, `dW`) on the same "
+           "one-MAC backward unit.", "",
+           "| layer | dense backward cycles (surrogate / input grad / weight grad) | MAC "
+           "utilization | dense training step |", "|---|---|---|---|"]
+    for name in dict.fromkeys(r["layer"] for r in rows):
+        r = next(r for r in rows if r["layer"] == name)
+        md.append(f"| {name} | {r['dense_backward_cycles']:,} ({r['dense_surrogate_cycles']:,}"
+                  f" / {r['dense_dgrad_cycles']:,} / {r['dense_wgrad_cycles']:,}) | "
+                  f"{r['dense_backward_utilization']:.0%} | "
+                  f"{r['dense_training_step_cycles']:,} |")
     return md
 
 

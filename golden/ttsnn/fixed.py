@@ -34,7 +34,10 @@ sums over steps and positions, saturated once to ``wgrad_width`` when read out. 
 update is ``G = sat(G - round(dG / 2**lr_shift), w_width)``.
 
 The dense baseline (:func:`fixed_dense_forward`, the hardware's mode ``dense``): ``y = fit(W * s,
-shift_y, y_width)`` with a dense 3x3 ``W [Cout, Cin, 3, 3]`` (zero padding), then the same neuron.
+shift_y, y_width)`` with a dense 3x3 ``W [Cout, Cin, 3, 3]`` (zero padding), then the same neuron;
+its backward (:func:`fixed_dense_backward`): the same ``du_t``, ``dW += du_t (x) s_t`` (the 3x3
+correlation over positions, exact) and ``grad_in_t = fit(W^T du_t, shift_b1, grad_width)`` (the
+transposed 3x3 conv); its update :func:`sgd_step`.
 """
 
 from __future__ import annotations
@@ -50,7 +53,8 @@ from .params import LEAK_FRAC, TTFixedParams
 from .tt import TTCores
 
 __all__ = ["TTFixedParams", "round_shift", "fit", "FixedForward", "fixed_forward",
-           "fixed_dense_forward", "fixed_backward", "sgd_update"]
+           "fixed_dense_forward", "fixed_backward", "fixed_dense_backward", "sgd_step",
+           "sgd_update"]
 
 def round_shift(x: torch.Tensor, k: int) -> torch.Tensor:
     """``x / 2**k`` rounded half up (arithmetic shift after adding half); exact for k = 0."""
@@ -128,20 +132,23 @@ def fixed_forward(spikes, cores: TTCores, p: TTFixedParams) -> FixedForward:
                         torch.stack(a3s), s)
 
 
+def _dense_weight(w, c_in: int, p: TTFixedParams) -> torch.Tensor:
+    k = torch.as_tensor(w)
+    lo, hi = signed_range(p.w_width)
+    if k.dim() != 4 or tuple(k.shape[1:]) != (c_in, 3, 3):
+        raise ValueError(f"w must have shape [Cout, Cin={c_in}, 3, 3], not {list(k.shape)}")
+    if k.dtype.is_floating_point or k.numel() and (k.min() < lo or k.max() > hi):
+        raise ValueError(f"w must be integers in {lo}..{hi} (w_width={p.w_width})")
+    return k.to(torch.int64)
+
+
 def fixed_dense_forward(spikes, w, p: TTFixedParams) -> FixedForward:
     """The dense baseline: spikes ``[T, Cin, H, W]`` through ``y = fit(W * s, shift_y,
     y_width)`` with the dense 3x3 kernel ``w [Cout, Cin, 3, 3]`` (signed ``w_width`` bits, zero
     padding), then the layer's neuron. The activations ``a1 .. a3`` are empty (``[T, 0, H,
-    W]``): the dense layer has none, and no backward pass here."""
+    W]``): the dense layer has none."""
     s = _spikes(spikes, p).to(torch.int64)
-    k = torch.as_tensor(w)
-    lo, hi = signed_range(p.w_width)
-    if k.dim() != 4 or tuple(k.shape[1:]) != (s.shape[1], 3, 3):
-        raise ValueError(f"w must have shape [Cout, Cin={s.shape[1]}, 3, 3], not "
-                         f"{list(k.shape)}")
-    if k.dtype.is_floating_point or k.numel() and (k.min() < lo or k.max() > hi):
-        raise ValueError(f"w must be integers in {lo}..{hi} (w_width={p.w_width})")
-    k = k.to(torch.int64)
+    k = _dense_weight(w, s.shape[1], p)
     T, _, H, W = s.shape
     padded = torch.nn.functional.pad(s, (1, 1, 1, 1))
     sums = sum(torch.einsum("oi,tihw->tohw", k[:, :, kh, kw],
@@ -152,9 +159,9 @@ def fixed_dense_forward(spikes, w, p: TTFixedParams) -> FixedForward:
     return FixedForward(y, *_neurons(y, p), none, none, none, s)
 
 
-def fixed_backward(grad_s, fwd: FixedForward, cores: TTCores, p: TTFixedParams):
-    """BPTT of the integer layer: ``(grad_in [T, Cin, H, W], core gradients (TTCores of int64,
-    saturated to wgrad_width), du [T, Cout, H, W])``."""
+def _surrogate(grad_s, fwd: FixedForward, p: TTFixedParams):
+    """The neuron's BPTT, step by step from ``t = T - 1``: yields ``(t, du_t)`` (``du`` the
+    output gradients of the step's currents); the carry leaks into ``t - 1``."""
     g = torch.as_tensor(grad_s)
     if tuple(g.shape) != tuple(fwd.y.shape):
         raise ValueError(f"grad must have shape {list(fwd.y.shape)}, not {list(g.shape)}")
@@ -162,17 +169,24 @@ def fixed_backward(grad_s, fwd: FixedForward, cores: TTCores, p: TTFixedParams):
     if g.dtype.is_floating_point or g.numel() and (g.min() < lo or g.max() > hi):
         raise ValueError(f"grad must be integers in {lo}..{hi} (grad_width={p.grad_width})")
     g = g.to(torch.int64)
-    c = _int(cores, p)
-    d1s, d2s, d3s, d4s = (torch.zeros_like(x) for x in (c.g1, c.g2, c.g3, c.g4))
-    grad_in = torch.zeros_like(fwd.spikes_in)
-    du_all = torch.zeros_like(g)
     carry = torch.zeros_like(g[0])
     for t in reversed(range(p.T)):
         window = ((fwd.membrane[t] - p.theta).abs() < p.surrogate).to(torch.int64)
         du = saturate(g[t] * window + carry, p.grad_width)
-        du_all[t] = du
         if t:
             carry = ((du * p.beta) >> LEAK_FRAC) * (1 - fwd.spikes[t - 1])
+        yield t, du
+
+
+def fixed_backward(grad_s, fwd: FixedForward, cores: TTCores, p: TTFixedParams):
+    """BPTT of the integer layer: ``(grad_in [T, Cin, H, W], core gradients (TTCores of int64,
+    saturated to wgrad_width), du [T, Cout, H, W])``."""
+    c = _int(cores, p)
+    d1s, d2s, d3s, d4s = (torch.zeros_like(x) for x in (c.g1, c.g2, c.g3, c.g4))
+    grad_in = torch.zeros_like(fwd.spikes_in)
+    du_all = torch.zeros_like(fwd.y)
+    for t, du in _surrogate(grad_s, fwd, p):
+        du_all[t] = du
         d4s += torch.einsum("ohw,ahw->oa", du, fwd.a3[t])
         d3 = fit(torch.einsum("oa,ohw->ahw", c.g4, du), p.shift_b4, p.grad_width)
         if is_late(p.mode, t, p.htt_full):
@@ -192,11 +206,47 @@ def fixed_backward(grad_s, fwd: FixedForward, cores: TTCores, p: TTFixedParams):
     return grad_in, grads, du_all
 
 
-def sgd_update(cores: TTCores, grads: TTCores, lr_shift: int, p: TTFixedParams) -> TTCores:
-    """``G - round(dG / 2**lr_shift)``, saturated to ``w_width``."""
-    if not isinstance(lr_shift, int) or not 0 <= lr_shift <= 47:
+def fixed_dense_backward(grad_s, fwd: FixedForward, w, p: TTFixedParams):
+    """BPTT of the dense baseline (``fwd`` from :func:`fixed_dense_forward` with ``w``):
+    ``(grad_in [T, Cin, H, W], dW [Cout, Cin, 3, 3] (int64, saturated to wgrad_width),
+    du [T, Cout, H, W])``."""
+    k = _dense_weight(w, fwd.spikes_in.shape[1], p)
+    T, _, H, W = fwd.spikes_in.shape
+    padded = torch.nn.functional.pad(fwd.spikes_in, (1, 1, 1, 1))
+    dw = torch.zeros_like(k)
+    grad_in = torch.zeros_like(fwd.spikes_in)
+    du_all = torch.zeros_like(fwd.y)
+    for t, du in _surrogate(grad_s, fwd, p):
+        du_all[t] = du
+        # dW[o, i, kh, kw] = sum du[o, y, x] * s[i, y + kh - 1, x + kw - 1]
+        for kh in range(3):
+            for kw in range(3):
+                dw[:, :, kh, kw] += torch.einsum("ohw,ihw->oi", du,
+                                                 padded[t, :, kh:kh + H, kw:kw + W])
+        # grad_in[i, y, x] = sum W[o, i, kh, kw] * du[o, y + 1 - kh, x + 1 - kw]
+        du_pad = torch.nn.functional.pad(du, (1, 1, 1, 1))
+        sums = sum(torch.einsum("oi,ohw->ihw", k[:, :, kh, kw],
+                                du_pad[:, 2 - kh:2 - kh + H, 2 - kw:2 - kw + W])
+                   for kh in range(3) for kw in range(3))
+        grad_in[t] = fit(sums, p.shift_b1, p.grad_width)
+    return grad_in, saturate(dw, p.wgrad_width), du_all
+
+
+def _lr(lr_shift):
+    if isinstance(lr_shift, bool) or not isinstance(lr_shift, int) or not 0 <= lr_shift <= 47:
         raise ValueError(f"lr_shift must be an integer in 0..47, not {lr_shift!r}")
+
+
+def sgd_step(w: torch.Tensor, dw: torch.Tensor, lr_shift: int, p: TTFixedParams):
+    """One weight tensor's update: ``w - round(dw / 2**lr_shift)``, saturated to ``w_width``."""
+    _lr(lr_shift)
+    return saturate(torch.as_tensor(w).to(torch.int64) - round_shift(dw, lr_shift), p.w_width)
+
+
+def sgd_update(cores: TTCores, grads: TTCores, lr_shift: int, p: TTFixedParams) -> TTCores:
+    """:func:`sgd_step` on each core."""
+    _lr(lr_shift)
     c = _int(cores, p)
-    return TTCores(*(saturate(w - round_shift(d, lr_shift), p.w_width)
+    return TTCores(*(sgd_step(w, d, lr_shift, p)
                      for w, d in zip((c.g1, c.g2, c.g3, c.g4),
                                      (grads.g1, grads.g2, grads.g3, grads.g4))))

@@ -19,9 +19,10 @@ __all__ = ["TTBackward", "Phase", "INPUTS", "RESULTS"]
 DEPTH = 6
 
 
-class Phase(enum.Enum, shape=4):
+class Phase(enum.Enum, shape=5):
     """The passes of one step ``t``, in order (STT: ``W3 .. D1``; PTT: ``W2P .. D1P``; HTT's
-    late steps go from ``D3`` straight to ``W1``, reading ``d3`` as ``d1``)."""
+    late steps go from ``D3`` straight to ``W1``, reading ``d3`` as ``d1``; the dense baseline:
+    ``SURROGATE``, ``WD``, ``DD``, and ``UW`` after step 0)."""
     SURROGATE = 0   # du = sat(gs * [|H - theta| < a] + carry); carry for t - 1
     W4 = 1          # dG4 += du (x) a3
     D3 = 2          # d3 = fit(G4^T du, shift_b4)
@@ -38,19 +39,28 @@ class Phase(enum.Enum, shape=4):
     U2 = 13
     U3 = 14
     U4 = 15
+    WD = 16         # dense: dW += du (x) s_in, the 3x3 correlation
+    DD = 17         # dense: grad_in[t] = fit(W^T du, shift_b1), the transposed 3x3 conv
+    UW = 18         # dense, with ``update``: W = sat(W - round(sat(dW) >> lr))
 
 
-#: The memories the host fills (``load``'s ``mem`` field): the output spikes' gradients and the
-#: cores (G2/G3 in their engine's index order, ``(o * 3 + k) * r + i``).
-INPUTS = ("gs", "g1", "g2", "g3", "g4")
+#: The update passes: SGD on a weight, no multiply-accumulate.
+UPDATES = (Phase.U1, Phase.U2, Phase.U3, Phase.U4, Phase.UW)
+
+
+#: The memories the host fills (``load``'s ``mem`` field): the output spikes' gradients, the
+#: cores (G2/G3 in their engine's index order, ``(o * 3 + k) * r + i``) and, on a unit built
+#: ``dense``, the dense 3x3 weight (``DenseConv.weight_index``'s order, ``((o * 3 + kh) * 3 +
+#: kw) * c_in + i``).
+INPUTS = ("gs", "g1", "g2", "g3", "g4", "w")
 #: The forward state, written through the trace ports while the forward pass runs: one row per
 #: position (``a1``, ``a2``, ``a3``: ``r`` lanes; ``spikes_in``: ``Cin``) of each step, one row
 #: per neuron (``membrane``, ``spikes``: ``T`` lanes).
 TRACES = ("a1", "a2", "a3", "spikes_in", "membrane", "spikes")
-#: The memories ``peek`` reads (its ``mem`` field): the input gradients, the cores' gradients
-#: (saturated to ``wgrad_width`` on the way out; G2/G3 in the engine's index order) and the
-#: cores (updated, after an SGD update).
-RESULTS = ("grad_in", "dg1", "dg2", "dg3", "dg4", "g1", "g2", "g3", "g4")
+#: The memories ``peek`` reads (its ``mem`` field): the input gradients, the cores' and the dense
+#: weight's gradients (saturated to ``wgrad_width`` on the way out; in the weights' index
+#: order) and the cores and the dense weight (updated, after an SGD update).
+RESULTS = ("grad_in", "dg1", "dg2", "dg3", "dg4", "dgw", "g1", "g2", "g3", "g4", "w")
 
 
 class _WriteRequest:
@@ -79,6 +89,11 @@ class TTBackward(wiring.Component):
     two 3-tap weight-gradient passes and one 6-tap input-gradient pass; HTT's late steps: 0) +
     ``2 * r * Cin * P`` (G1); plus ``DEPTH - 1`` per pass and at the end.
 
+    Built ``dense``, the unit also runs the dense baseline's backward
+    (``golden.ttsnn.fixed_dense_backward``) in mode ``dense``, on the same unit and pipeline:
+    per step the surrogate pass, ``dW`` (``9 * Cout * Cin * P`` issue cycles) and ``grad_in``
+    (``9 * Cin * Cout * P``), then with ``update`` the SGD pass over ``W`` (``9 * Cout * Cin``).
+
     The loaded tensors (``gs``) and the results (``grad_in``) live at ``((t * C) + c) * S + y *
     max_width + x`` (``S = max_width * max_height``, ``C`` the tensor's channels), the cores and
     their gradients at ``g1[r, Cin]``, ``g4[Cout, r]`` flat and G2/G3 in the engine's order
@@ -105,7 +120,7 @@ class TTBackward(wiring.Component):
 
     def __init__(self, *, c_in: int, rank: int, c_out: int, T: int, max_width: int,
                  max_height: int, w_width: int = 8, act_width: int = 16, mem_width: int = 16,
-                 grad_width: int = 16, wgrad_width: int = 32):
+                 grad_width: int = 16, wgrad_width: int = 32, dense: bool = False):
         for name, value, lo, hi in (("c_in", c_in, 1, 256), ("rank", rank, 1, 64),
                                     ("c_out", c_out, 1, 256), ("T", T, 1, 16),
                                     ("max_width", max_width, 1, 256),
@@ -116,6 +131,9 @@ class TTBackward(wiring.Component):
                                     ("wgrad_width", wgrad_width, 2, 48)):
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
                 raise ValueError(f"{name} must be an integer in {lo}..{hi}, not {value!r}")
+        if not isinstance(dense, bool):
+            raise ValueError(f"dense must be True or False, not {dense!r}")
+        self.dense = dense
         self.c_in, self.rank, self.c_out, self.T = c_in, rank, c_out, T
         self.max_width, self.max_height = max_width, max_height
         self.w_width, self.act_width, self.mem_width = w_width, act_width, mem_width
@@ -124,7 +142,7 @@ class TTBackward(wiring.Component):
         r = rank
         a_width = max(grad_width, w_width)
         b_width = max(act_width, grad_width)
-        terms = max(6 * r, c_out, r, T * S)
+        terms = max(6 * r, 9 * c_out if dense else c_out, r, T * S)
         #: Exact width of any sum the unit forms (a core gradient over all steps included).
         self.dg_width = a_width + b_width + terms.bit_length() + 1
         g, a = signed(grad_width), signed(act_width)
@@ -147,7 +165,10 @@ class TTBackward(wiring.Component):
             **{f"dg{k}": (n, signed(self.dg_width))
                for k, n in ((1, r * c_in), (2, 3 * r * r), (3, 3 * r * r), (4, c_out * r))},
         }
-        depth = max(self.shapes[name][0] for name in INPUTS + RESULTS)
+        if dense:
+            self.shapes.update(w=(9 * c_out * c_in, signed(w_width)),
+                               dgw=(9 * c_out * c_in, signed(self.dg_width)))
+        depth = max(self.shapes[name][0] for name in INPUTS + RESULTS if name in self.shapes)
         self.peek_width = max(grad_width, wgrad_width)
         super().__init__({
             "load": In(stream.Signature(data.StructLayout({
@@ -166,7 +187,8 @@ class TTBackward(wiring.Component):
             "surrogate": In(mem_width + 1),
             "update": In(1), "lr_shift": In(6),
             "updates": Out(stream.Signature(data.StructLayout({
-                "core": range(4), "index": range(depth), "value": signed(w_width)}))),
+                "core": range(4 + dense), "index": range(depth),
+                "value": signed(w_width)}))),
             "cycles_surrogate": Out(32), "cycles_dgrad": Out(32), "cycles_wgrad": Out(32),
             "macs": Out(32), "cycles_update": Out(32),
         })
@@ -178,7 +200,11 @@ class TTBackward(wiring.Component):
         hw = [("y", "h"), ("x", "w")]
         wgrad3 = ([("b", r), ("c", r), ("k", 3)], hw)
         dgrad3 = ([("c", r)] + hw, [("b", r), ("k", 3)])
-        return {
+        # The dense passes: k and l are the taps along H and W.
+        dense = {Phase.WD: ([("o", co), ("i", ci), ("k", 3), ("l", 3)], hw),
+                 Phase.DD: ([("i", ci)] + hw, [("o", co), ("k", 3), ("l", 3)]),
+                 Phase.UW: ([("u", 9 * co * ci)], [])} if self.dense else {}
+        return {**dense,
             Phase.SURROGATE: ([("o", co)] + hw, []),
             Phase.W4: ([("o", co), ("a", r)], hw),
             Phase.D3: ([("a", r)] + hw, [("o", co)]),
@@ -210,6 +236,8 @@ class TTBackward(wiring.Component):
                          port.en.eq(wr[name].en)]
 
         for k, name in enumerate(INPUTS):
+            if name not in wr:
+                continue
             m.d.comb += [wr[name].addr.eq(self.load.payload.index),
                          wr[name].data.eq(self.load.payload.value),
                          wr[name].en.eq(self.load.valid & (self.load.payload.mem == k))]
@@ -251,10 +279,13 @@ class TTBackward(wiring.Component):
         peek_mem = Signal.like(self.peek_mem)
         m.d.sync += peek_mem.eq(self.peek_mem)
         for name in RESULTS:
-            m.d.comb += rd[name].addr.eq(self.peek_index)
+            if name in rd:
+                m.d.comb += rd[name].addr.eq(self.peek_index)
         lo, hi = signed_range(self.wgrad_width)
         with m.Switch(peek_mem):
             for k, name in enumerate(RESULTS):
+                if name not in mems:
+                    continue
                 with m.Case(k):
                     value = rd[name].data
                     if name.startswith("dg"):
@@ -264,7 +295,8 @@ class TTBackward(wiring.Component):
         # The loop counters (shared by name across passes), the step and the pass.
         loops = self._loops()
         names = sorted({n for outer, inner in loops.values() for n, _ in outer + inner})
-        top = max(2, self.max_width, self.max_height, co * r, ci * r, 3 * r * r)
+        top = max(2, self.max_width, self.max_height, co * r, ci * r, 3 * r * r,
+                  9 * co * ci if self.dense else 0)
         idx = {n: Signal(range(top), name=f"loop_{n}") for n in names}
         bound = {"h": self.height, "w": self.width}
         last = {n: Signal(name=f"last_{n}") for n in names}
@@ -276,6 +308,7 @@ class TTBackward(wiring.Component):
         m.d.comb += issuing.eq(running & (gap == 0))
         late = (self.mode == MODES_RTL["htt"]) & (t >= self.htt_full)
         stt = self.mode == MODES_RTL["stt"]
+        dense = (self.mode == MODES_RTL["dense"]) if self.dense else C(0)
         y, x, b, c, k, a, o, i, j = (idx[n] for n in "yxbckaoij")
 
         def at(channels, ch, yy=y, xx=x, step=True):
@@ -347,6 +380,20 @@ class TTBackward(wiring.Component):
                 B=f"g{k}", out=("sgd", f"dg{k}"))
         # A neuron's row holds all its steps: membrane[t] and spikes[t - 1] side by side.
         neuron = at(co, o, step=False)
+        if self.dense:
+            # W[o, i, kh, kw]: k is kh, l is kw.
+            weight = ((o * 3 + idx["k"]) * 3 + idx["l"]) * ci + i
+            lf, lf_in = shifted(x, idx["l"], True, self.width)    # s[i, y + k - 1, x + l - 1]
+            lt, lt_in = shifted(x, idx["l"], False, self.width)   # du[o, y + 1 - k, x + 1 - l]
+            spec[Phase.WD] = dict(reads={"du": at(co, o, step=False),
+                                         "spikes_in": row(yy=yf, xx=lf), "dgw": weight},
+                                  inside=yf_in & lf_in, dest=weight, lane=i, A="du",
+                                  B="spikes_in", out=("dg", "dgw"))
+            spec[Phase.DD] = dict(reads={"w": weight, "du": at(co, o, yy=yt, xx=lt, step=False)},
+                                  inside=yt_in & lt_in, dest=at(ci, i), A="w", B="du",
+                                  out=("fit", "grad_in"))
+            spec[Phase.UW] = dict(reads={"w": idx["u"], "dgw": idx["u"]}, dest=idx["u"], A="w",
+                                  B="w", out=("sgd", "dgw"))
         spec[Phase.SURROGATE] = dict(
             reads={"gs": at(co, o), "membrane": neuron, "spikes": neuron, "carry": neuron},
             dest=neuron)
@@ -378,10 +425,10 @@ class TTBackward(wiring.Component):
                             with m.If(every([last[n2] for n2, _ in nest[q + 1:]])):
                                 m.d.sync += idx[n].eq(Mux(last[n], 0, idx[n] + 1))
 
-        nxt = {Phase.SURROGATE: Phase.W4, Phase.W4: Phase.D3, Phase.W3: Phase.D2,
+        nxt = {Phase.W4: Phase.D3, Phase.W3: Phase.D2,
                Phase.D2: Phase.W2, Phase.W2: Phase.D1, Phase.D1: Phase.W1,
                Phase.W2P: Phase.W3P, Phase.W3P: Phase.D1P, Phase.D1P: Phase.W1,
-               Phase.W1: Phase.DI}
+               Phase.W1: Phase.DI, Phase.WD: Phase.DD}
         with m.If(gap != 0):
             m.d.sync += gap.eq(gap - 1)
         with m.If(issuing & done):
@@ -390,17 +437,20 @@ class TTBackward(wiring.Component):
                 for ph, then in nxt.items():
                     with m.Case(ph):
                         m.d.sync += phase.eq(then)
+                with m.Case(Phase.SURROGATE):
+                    m.d.sync += phase.eq(Mux(dense, Phase.WD, Phase.W4))
                 with m.Case(Phase.D3):
                     m.d.sync += phase.eq(Mux(late, Phase.W1, Mux(stt, Phase.W3, Phase.W2P)))
-                with m.Case(Phase.DI):
+                with m.Case(Phase.DI, Phase.DD):
                     m.d.sync += [phase.eq(Phase.SURROGATE), t.eq(t - 1)]
                     with m.If(t == 0):
-                        m.d.sync += [running.eq(self.update), phase.eq(Phase.U1)]
+                        m.d.sync += [running.eq(self.update),
+                                     phase.eq(Mux(dense, Phase.UW, Phase.U1))]
                 for ph, then in ((Phase.U1, Phase.U2), (Phase.U2, Phase.U3),
                                  (Phase.U3, Phase.U4)):
                     with m.Case(ph):
                         m.d.sync += phase.eq(then)
-                with m.Case(Phase.U4):
+                with m.Case(Phase.U4, Phase.UW):
                     m.d.sync += running.eq(0)
         with m.If(self.start & ~running):
             m.d.sync += [running.eq(1), t.eq(T - 1), phase.eq(Phase.SURROGATE), gap.eq(0)]
@@ -512,11 +562,13 @@ class TTBackward(wiring.Component):
                         value = (Mux(w["fresh"], 0, w["old"]) + w["total"] if kind == "dg"
                                  else fits[name])
                         m.d.comb += [wr[name].data.eq(value), wr[name].en.eq(1)]
-                for k in (1, 2, 3, 4):
-                    with m.Case(getattr(Phase, f"U{k}")):
-                        m.d.comb += [wr[f"g{k}"].addr.eq(w["dest"]), wr[f"g{k}"].data.eq(new),
-                                     wr[f"g{k}"].en.eq(1), self.updates.valid.eq(1),
-                                     self.updates.payload.core.eq(k - 1)]
+                for k, (ph, name) in enumerate(zip(UPDATES, ("g1", "g2", "g3", "g4", "w"))):
+                    if ph not in spec:
+                        continue
+                    with m.Case(ph):
+                        m.d.comb += [wr[name].addr.eq(w["dest"]), wr[name].data.eq(new),
+                                     wr[name].en.eq(1), self.updates.valid.eq(1),
+                                     self.updates.payload.core.eq(k)]
                 with m.Case(Phase.SURROGATE):
                     m.d.comb += [wr["du"].data.eq(du), wr["du"].en.eq(1),
                                  wr["carry"].data.eq(Mux(w["t_zero"] | w["spiked"], 0, leaked)),
@@ -524,18 +576,19 @@ class TTBackward(wiring.Component):
 
         # Counters: cycles by the kind of pass, and the terms inside the map.
         dgrad = Cat(*[phase == ph for ph in (Phase.D3, Phase.D2, Phase.D1, Phase.D1P,
-                                             Phase.DI)]).any()
+                                             Phase.DI, Phase.DD)]).any()
+        updating = Cat(*[phase == ph for ph in UPDATES]).any()
         with m.If(issuing):
             with m.If(phase == Phase.SURROGATE):
                 m.d.sync += self.cycles_surrogate.eq(self.cycles_surrogate + 1)
-            with m.Elif(phase.as_value() >= Phase.U1.value):
+            with m.Elif(updating):
                 m.d.sync += self.cycles_update.eq(self.cycles_update + 1)
             with m.Elif(dgrad):
                 m.d.sync += self.cycles_dgrad.eq(self.cycles_dgrad + 1)
             with m.Else():
                 m.d.sync += self.cycles_wgrad.eq(self.cycles_wgrad + 1)
         with m.If(z["valid"] & z["in"] & (z["phase"] != Phase.SURROGATE)
-                  & (z["phase"].as_value() < Phase.U1.value)):
+                  & ~Cat(*[z["phase"] == ph for ph in UPDATES]).any()):
             m.d.sync += self.macs.eq(self.macs + 1)
         with m.If(self.start & ~running):
             m.d.sync += [self.cycles_surrogate.eq(0), self.cycles_dgrad.eq(0),

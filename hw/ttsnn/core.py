@@ -10,7 +10,7 @@ from ..common.counters import PerfCounters
 from ..common.host_interface import HostCore
 from ..common.hostport import RegisterMap
 from ..common.streams import Gearbox
-from .backward import TTBackward
+from .backward import RESULTS, TTBackward
 from .config import TTSNNConfig
 from .layer import MODES_RTL, TTLayer
 from .step import CORES, DENSE
@@ -35,7 +35,7 @@ COUNTERS = (
 #: Counters of the last backward pass (read-only, cleared when a pass starts).
 BACKWARD_COUNTERS = (
     ("surrogate_cycles", "cycles of the surrogate passes"),
-    ("dgrad_cycles", "cycles of the input-gradient passes (G4^T, G3^T, G2^T, G1^T)"),
+    ("dgrad_cycles", "cycles of the input-gradient passes (G4^T, G3^T, G2^T, G1^T; dense: W^T)"),
     ("wgrad_cycles", "cycles of the weight-gradient passes"),
     ("backward_macs", "multiply-accumulates of the backward pass (terms inside the map)"),
     ("update_cycles", "cycles of the SGD update"),
@@ -57,9 +57,11 @@ TARGETS = (
     ("grad_in", "store", "the input gradients, result_bits each, [T][Cin][max_height]"
                          "[max_width]; argument: values"),
     ("core_grads", "store", "one core's gradient, result_bits each, in its engine's index "
-                            "order; select: the core; argument: values"),
+                            "order; select: the core (4: the dense 3x3 weight's, mode dense); "
+                            "argument: values"),
     ("cores", "store", "one core's weights (after an SGD update), result_bits each, in its "
-                       "engine's index order; select: the core; argument: values"),
+                       "engine's index order; select: the core (4: the dense 3x3 weight); "
+                       "argument: values"),
 )
 
 
@@ -84,7 +86,9 @@ class TTSNNCore(HostCore):
 
     Dense baseline (``dense_lanes`` > 0): mode ``dense`` runs the same command list with the
     dense 3x3 weight LOADed (``weights`` select 4) instead of the cores, through the layer's
-    dense engine; the neurons and counters as in the TT modes (``dense_rows``).
+    dense engine; the neurons and counters as in the TT modes (``dense_rows``). Its backward
+    pass and SGD update run on the same backward unit (built ``dense``): ``core_grads`` and
+    ``cores`` select 4 read the weight's gradient and the updated weight.
 
     Members: ``cmd``/``rsp`` (host port), ``s_axil`` (AXI4-Lite), ``m_axi`` (AXI4 master), ``irq``.
     """
@@ -102,9 +106,9 @@ class TTSNNCore(HostCore):
         rm = RegisterMap(data_width=32)
         rm.add_register("mode", 2, reset=MODES_RTL[cfg.mode],
                         doc=f"pipeline: {', '.join(f'{v} {k}' for k, v in MODES_RTL.items())} "
-                            "(dense: the dense 3x3 engine, cores with dense_lanes > 0 -- "
-                            "elsewhere G1 -> G4 as HTT's late steps; no backward pass, "
-                            "control.backward ends at once)")
+                            "(dense: the dense 3x3 engine and its backward pass, cores with "
+                            "dense_lanes > 0 -- elsewhere G1 -> G4 as HTT's late steps; no "
+                            "backward pass, control.backward ends at once)")
         rm.add_register("htt_full", cfg.T.bit_length(), reset=cfg.htt_full,
                         doc="HTT: steps t < htt_full take the full PTT path")
         for name, doc in (("o1", "G1's sums"), ("z2", "G2's sums (STT)"),
@@ -136,7 +140,7 @@ class TTSNNCore(HostCore):
                                    max_width=cfg.max_width, max_height=cfg.max_height,
                                    w_width=cfg.w_width, act_width=cfg.act_width,
                                    mem_width=cfg.mem_width, grad_width=cfg.grad_width,
-                                   wgrad_width=cfg.wgrad_width)
+                                   wgrad_width=cfg.wgrad_width, dense=bool(cfg.dense_lanes))
         super().__init__(rm, counters=COUNTERS + BACKWARD_COUNTERS, targets=TARGETS,
                          dma_width=cfg.dma_width, max_burst=cfg.max_burst,
                          outstanding=cfg.outstanding)
@@ -194,12 +198,13 @@ class TTSNNCore(HostCore):
         with m.If(first & is_s):
             m.d.sync += s_left.eq(ld.payload.arg)
 
-        # The backward unit's loads: each core weight again (at the same index), and the output
-        # spikes' gradients -- these wait a cycle when a weight is written.
+        # The backward unit's loads: each weight again (at the same index; the dense weight is
+        # its memory after the cores'), and the output spikes' gradients -- these wait a cycle
+        # when a weight is written.
         m.submodules.backward = bwd
         g_fire = ggear.o.valid & (g_left != 0) & ~w_fire
         m.d.comb += ggear.o.ready.eq(~w_fire | (g_left == 0))
-        with m.If(w_fire & (w_core != DENSE)):
+        with m.If(w_fire):
             m.d.comb += [bwd.load.valid.eq(1), bwd.load.payload.mem.eq(1 + w_core),
                          bwd.load.payload.index.eq(w_index),
                          bwd.load.payload.value.eq(wgear.o.payload.as_signed())]
@@ -211,12 +216,13 @@ class TTSNNCore(HostCore):
             m.d.sync += [g_left.eq(g_left - 1), g_index.eq(g_index + 1)]
         with m.If(first & is_g):
             m.d.sync += [g_left.eq(ld.payload.arg), g_index.eq(0)]
-        bad_load = first & ((is_w & (ld.payload.sel >= len(CORES) + bool(cfg.dense_lanes)))
+        weights = len(CORES) + bool(cfg.dense_lanes)      # the weight tensors the core holds
+        bad_load = first & ((is_w & (ld.payload.sel >= weights))
                             | ~(is_w | is_s | is_g))
 
-        # The forward state into the backward unit, and its registers; in mode dense there is
-        # no backward pass (the dense engine is a forward baseline).
-        dense = regs.mode == MODES_RTL["dense"]
+        # The forward state into the backward unit, and its registers; mode dense on a core
+        # without the dense engine has no backward pass.
+        no_backward = (regs.mode == MODES_RTL["dense"]) if not cfg.dense_lanes else C(0)
         for k in (1, 2, 3):
             connect(m, getattr(layer, f"a{k}_tap"), getattr(bwd, f"a{k}"))
         m.d.comb += [bwd.spikes_in.valid.eq(layer.i.valid & layer.i.ready),
@@ -229,7 +235,7 @@ class TTSNNCore(HostCore):
             m.d.comb += getattr(bwd, name).eq(getattr(regs, name))
         m.d.comb += [bwd.update.eq(regs.sgd.update), bwd.lr_shift.eq(regs.sgd.lr_shift),
                      bwd.theta.eq(regs.threshold - 1), bwd.beta.eq(regs.leak_amount),
-                     bwd.start.eq(regs.control.backward & ~dense)]
+                     bwd.start.eq(regs.control.backward & ~no_backward)]
         forward_done, backward_done = Signal(), Signal()
         was_busy, bwd_was_busy = Signal(), Signal()
         m.d.sync += [was_busy.eq(layer.busy), bwd_was_busy.eq(bwd.busy)]
@@ -239,8 +245,8 @@ class TTSNNCore(HostCore):
             m.d.sync += backward_done.eq(1)
         with m.If(regs.control.backward | regs.control.clear):
             m.d.sync += [forward_done.eq(0), backward_done.eq(0)]
-        with m.If(regs.control.backward & dense):
-            m.d.sync += backward_done.eq(1)        # no TT cores to differentiate: done at once
+        with m.If(regs.control.backward & no_backward):
+            m.d.sync += backward_done.eq(1)        # nothing to differentiate: done at once
 
         # STOREs: the neurons (each padded to neuron_bits), or a backward result (result_bits
         # each, read from the backward unit one per cycle), through a gearbox into beats.
@@ -259,8 +265,7 @@ class TTSNNCore(HostCore):
         is_cg, is_c = tgt == target["core_grads"], tgt == target["cores"]
         need = Mux(is_n, beats_for(arg, cfg.neuron_bits), beats_for(arg, cfg.result_bits))
         bad_store = sreq.valid & sreq.ready & (~(is_n | is_gi | is_cg | is_c)
-                                               | ((is_cg | is_c)
-                                                  & (sreq.payload.sel >= len(CORES)))
+                                               | ((is_cg | is_c) & (sreq.payload.sel >= weights))
                                                | (sreq.payload.beats != need))
         idle = (owed == 0) & ngear.empty & (res_left == 0) & ~priming & rgear.empty
         m.d.comb += [sreq.ready.eq(idle), ngear.clear.eq(0), rgear.clear.eq(0)]
@@ -270,7 +275,9 @@ class TTSNNCore(HostCore):
                 m.d.sync += owed.eq(arg)
             with m.Else():
                 m.d.sync += [res_left.eq(arg), res_index.eq(0), priming.eq(1),
-                             bwd.peek_mem.eq(Mux(is_gi, 0, Mux(is_cg, 1, 5) + sreq.payload.sel))]
+                             bwd.peek_mem.eq(Mux(is_gi, RESULTS.index("grad_in"),
+                                                 Mux(is_cg, RESULTS.index("dg1"),
+                                                     RESULTS.index("g1")) + sreq.payload.sel))]
         m.d.comb += [ngear.i.valid.eq(layer.o.valid & (owed != 0)),
                      ngear.i.payload.eq(layer.o.payload.as_value()),
                      ngear.flush.eq(owed == 1),

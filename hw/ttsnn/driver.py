@@ -32,6 +32,7 @@ SHIFTS = ("o1", "z2", "z3", "y")
 #: The ``mode`` option's choices: the three TT pipelines, and the dense 3x3 baseline.
 MODES = tuple(MODES_RTL)
 CORE_DIMS = ((1, ("r", "Cin")), (2, ("r", "r", "3")), (3, ("r", "r", "3")), (4, ("Cout", "r")))
+DENSE_DIMS = ("Cout", "Cin", "3", "3")
 
 
 def _bits(values, width):
@@ -57,7 +58,8 @@ class TTSNNDriver(Driver):
     ``surrogate``, ``sgd_shift`` (an SGD update on chip after the backward pass) and
     ``load_cores`` (0: keep the cores on chip). Mode ``dense`` (a core built with
     ``dense_lanes`` > 0) takes the dense 3x3 weight ``w [Cout, Cin, 3, 3]`` instead of the cores
-    and runs the forward pass only (``golden.ttsnn.fixed_dense_forward``). Outputs: the
+    (``golden.ttsnn.fixed_dense_forward``; with ``grad``, ``fixed_dense_backward``: ``grad_in``
+    and ``grad_w``, with ``sgd_shift`` also ``new_w``). Outputs: the
     currents ``y``, the spikes and the membranes before reset, each
     ``[T, Cout, H, W]`` -- ``golden.ttsnn.fixed_forward``'s ``y``, ``spikes`` and ``membrane``;
     with ``grad`` also ``grad_in [T, Cin, H, W]`` and ``grad_g1 .. grad_g4`` (the cores'
@@ -113,7 +115,11 @@ class TTSNNDriver(Driver):
                      *(ArraySpec(f"grad_g{k}", dims, "int", f"G{k}'s gradient (with grad)")
                        for k, dims in CORE_DIMS),
                      *(ArraySpec(f"new_g{k}", dims, "int", f"G{k} after the SGD update "
-                                 "(with grad and sgd_shift)") for k, dims in CORE_DIMS)))
+                                 "(with grad and sgd_shift)") for k, dims in CORE_DIMS),
+                     ArraySpec("grad_w", DENSE_DIMS, "int", "the dense weight's gradient "
+                               "(mode dense, with grad)"),
+                     ArraySpec("new_w", DENSE_DIMS, "int", "the dense weight after the SGD "
+                               "update (mode dense, with grad and sgd_shift)")))
 
     @classmethod
     def params_for(cls, inputs: dict) -> dict:
@@ -158,21 +164,20 @@ class TTSNNDriver(Driver):
             if not cfg.dense_lanes:
                 raise SnnforgeError("mode dense needs a core with a dense engine: build it with "
                                     f"-p dense_lanes=1..{co}")
-            extra = [k for k in (*CORES, "grad") if k in job.inputs]
+            extra = [k for k in CORES if k in job.inputs]
             if extra:
-                raise SnnforgeError(f"mode dense runs the dense 3x3 weight w forward only; "
-                                    f"drop {', '.join(extra)} (the TT modes stt, ptt, htt take "
-                                    "the cores and grad)")
+                raise SnnforgeError(f"mode dense runs the dense 3x3 weight w; drop "
+                                    f"{', '.join(extra)} (the TT modes stt, ptt, htt take the "
+                                    "cores)")
             if job.inputs["w"].shape != (co, c_in, 3, 3):
                 raise SnnforgeError(f"w must have shape {[co, c_in, 3, 3]} (Cout={co}, "
                                     f"Cin={c_in}), not {list(job.inputs['w'].shape)}")
-            return
-        if "w" in job.inputs:
+        elif "w" in job.inputs:
             raise SnnforgeError("w is the dense 3x3 weight of mode dense; mode "
                                 f"{job.options['mode']} takes the cores g1..g4")
         for name, shape in (("g1", (r, c_in)), ("g2", (r, r, 3)), ("g3", (r, r, 3)),
                             ("g4", (co, r))):
-            if job.inputs[name].shape != shape:
+            if name in job.inputs and job.inputs[name].shape != shape:
                 raise SnnforgeError(f"{name} must have shape {list(shape)} (r={r}, Cin={c_in}, "
                                     f"Cout={co}), not {list(job.inputs[name].shape)}")
         if grad is not None and grad.shape != (T, co, H, W):
@@ -231,8 +236,7 @@ class TTSNNDriver(Driver):
         cl.store("neurons", out, beats, arg=neurons)
         grad = job.inputs.get("grad")
         if grad is not None:
-            results = self._backward(cl, image, grad, job.inputs["g1"].shape[1],
-                                     o["sgd_shift"] >= 0)
+            results = self._backward(cl, image, grad, o["mode"] == "dense", o["sgd_shift"] >= 0)
         cl.end()
         dma = await self.host.run_commands(image, cl)
         raw = await self.host.read_memory(out, out_bytes)
@@ -253,7 +257,7 @@ class TTSNNDriver(Driver):
         counters.update(dma)
         return JobResult(outputs, counters, {"mode": o["mode"]})
 
-    def _backward(self, cl, image, grad, c_in, update):
+    def _backward(self, cl, image, grad, dense, update):
         """The backward part of the list; returns where its results will be."""
         cfg = self.cfg
         bpb = cfg.dma_width // 8
@@ -266,12 +270,15 @@ class TTSNNDriver(Driver):
         cl.wait("status", forward_done=1)
         cl.write("control", backward=1)
         cl.wait("status", backward_done=1)
-        r = cfg.rank
+        r, c_in = cfg.rank, cfg.c_in
         results = {}
-        sizes = (r * c_in, 3 * r * r, 3 * r * r, co * r)
+        sizes = ({"w": 9 * co * c_in} if dense else
+                 {f"g{k}": n for k, n in ((1, r * c_in), (2, 3 * r * r), (3, 3 * r * r),
+                                          (4, co * r))})
+        sel = {"g1": 0, "g2": 1, "g3": 2, "g4": 3, "w": DENSE}
         stores = [("grad_in", "grad_in", 0, T * c_in * cfg.max_height * cfg.max_width),
-                  *((f"grad_g{k + 1}", "core_grads", k, n) for k, n in enumerate(sizes)),
-                  *((f"new_g{k + 1}", "cores", k, n) for k, n in enumerate(sizes) if update)]
+                  *((f"grad_{k}", "core_grads", sel[k], n) for k, n in sizes.items()),
+                  *((f"new_{k}", "cores", sel[k], n) for k, n in sizes.items() if update)]
         for name, target, sel, count in stores:
             size = count * cfg.result_bits // 8
             beats = -(-size // bpb)
@@ -292,7 +299,9 @@ class TTSNNDriver(Driver):
         shapes = {"1": lambda v: v.reshape(r, ci), "4": lambda v: v.reshape(co, r),
                   # G2/G3: engine order -> [o, i, k]
                   "2": lambda v: v.reshape(r, 3, r).transpose(0, 2, 1),
-                  "3": lambda v: v.reshape(r, 3, r).transpose(0, 2, 1)}
+                  "3": lambda v: v.reshape(r, 3, r).transpose(0, 2, 1),
+                  # W: engine order ((o * 3 + kh) * 3 + kw) * c_in + i -> [o, i, kh, kw]
+                  "w": lambda v: v.reshape(co, 3, 3, ci).transpose(0, 3, 1, 2)}
         return {"grad_in": grad_in[..., :H, :W],
                 **{name: shapes[name[-1]](v) for name, v in out.items()}}
 

@@ -9,11 +9,11 @@ for element, and the counters the layer's sizes. Structured cases (all-zero and 
 extreme weights and gradients, zero gradients, a one-position map, saturating shifts) and
 ``cases`` random ones per pipeline run under the crossed host-port patterns and the memory's
 back-pressure and latency settings. A core with a dense engine (``dense_lanes`` > 0) also runs
-mode ``dense`` cases (structured and random dense 3x3 weights, forward only) against
-``golden.ttsnn.fixed_dense_forward``. Option ``golden_mode`` gives the golden model another
-pipeline, ``golden_shift_b1`` another input-gradient shift, ``golden_dense_transposed`` the dense
-kernel with ``kh`` and ``kw`` swapped (the bench's self-tests, forward, backward and dense: they
-must fail).
+mode ``dense`` cases (structured and random dense 3x3 weights and gradients, forward and
+backward) against ``golden.ttsnn.fixed_dense_forward`` and ``fixed_dense_backward``. Option
+``golden_mode`` gives the golden model another pipeline, ``golden_shift_b1`` another
+input-gradient shift, ``golden_dense_transposed`` the dense kernel with ``kh`` and ``kw``
+swapped (the bench's self-tests, forward, backward and dense: they must fail).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from ...golden.common.lif import signed_range
-from ...golden.ttsnn.fixed import fixed_backward, fixed_dense_forward, fixed_forward
+from ...golden.ttsnn.fixed import (fixed_backward, fixed_dense_backward, fixed_dense_forward,
+                                   fixed_forward)
 from ...golden.ttsnn.params import MODES
 from ...golden.ttsnn.tt import TTCores
 from ..tb import bench_test, check_outputs
@@ -37,7 +38,7 @@ class Case:
     name: str
     spikes: np.ndarray
     cores: dict
-    grad: np.ndarray | None          # None: forward only (mode dense)
+    grad: np.ndarray
     options: dict
 
     def describe(self) -> str:
@@ -100,16 +101,17 @@ def cases(cfg, seed: int, n_random: int) -> list[Case]:
                             cores("random"), grad("random", h, w), options(mode)))
     if cfg.dense_lanes:
         dense = {"w": (c_out, c_in, 3, 3)}
-        out += [Case("dense-ones-max", spikes("ones", H, W), cores("max", dense), None,
-                     options("dense", shift_y=0)),
-                Case("dense-ones-min", spikes("ones", H, W), cores("min", dense), None,
-                     options("dense", shift_y=0)),
-                Case("dense-zeros", spikes("zeros", H, W), cores("random", dense), None,
-                     options("dense"))]
+        out += [Case("dense-ones-max", spikes("ones", H, W), cores("max", dense),
+                     grad("max", H, W), options("dense", shift_y=0,
+                                                surrogate=2 ** cfg.mem_width)),
+                Case("dense-ones-min", spikes("ones", H, W), cores("min", dense),
+                     grad("min", H, W), options("dense", shift_y=0)),
+                Case("dense-zeros", spikes("zeros", H, W), cores("random", dense),
+                     grad("random", H, W), options("dense"))]
         for k in range(n_random):
             h, w = rng.randint(1, H), rng.randint(1, W)
             out.append(Case(f"dense-{k}", spikes("random", h, w, rng.random()),
-                            cores("random", dense), None, options("dense")))
+                            cores("random", dense), grad("random", h, w), options("dense")))
     return out
 
 
@@ -125,14 +127,15 @@ def expected(cfg, case: Case, mode=None, shift_b1=None, dense_transposed=False):
     if dense:
         w = c["w"].transpose(2, 3) if dense_transposed else c["w"]
         fwd = fixed_dense_forward(torch.from_numpy(case.spikes), w, p)
-        return {"y": fwd.y.numpy(), "spikes": fwd.spikes.numpy(),
-                "membrane": fwd.membrane.numpy()}
-    cores = TTCores(c["g1"], c["g2"], c["g3"], c["g4"])
-    fwd = fixed_forward(torch.from_numpy(case.spikes), cores, p)
-    grad_in, grads, _ = fixed_backward(torch.from_numpy(case.grad), fwd, cores, p)
+        grad_in, dw, _ = fixed_dense_backward(torch.from_numpy(case.grad), fwd, w, p)
+        grads = {"grad_w": dw.numpy()}
+    else:
+        cores = TTCores(c["g1"], c["g2"], c["g3"], c["g4"])
+        fwd = fixed_forward(torch.from_numpy(case.spikes), cores, p)
+        grad_in, tt, _ = fixed_backward(torch.from_numpy(case.grad), fwd, cores, p)
+        grads = {f"grad_g{k}": getattr(tt, f"g{k}").numpy() for k in (1, 2, 3, 4)}
     return {"y": fwd.y.numpy(), "spikes": fwd.spikes.numpy(), "membrane": fwd.membrane.numpy(),
-            "grad_in": grad_in.numpy(),
-            **{f"grad_g{k}": getattr(grads, f"g{k}").numpy() for k in (1, 2, 3, 4)}}
+            "grad_in": grad_in.numpy(), **grads}
 
 
 @bench_test
@@ -147,8 +150,8 @@ async def regression(tb):
     for case, setting in tb.scheduled_jobs(transport, cases(cfg, tb.seed,
                                                             tb.option("cases", 2))):
         start = time.monotonic()
-        grad = {} if case.grad is None else {"grad": case.grad}
-        job = driver.validate(cfg, {"spikes": case.spikes, **grad, **case.cores}, case.options)
+        job = driver.validate(cfg, {"spikes": case.spikes, "grad": case.grad, **case.cores},
+                              case.options)
         got = await driver.run(job)
         where = f"{case.describe()} {setting}"
         check_outputs(where, got.outputs, expected(cfg, case, golden_mode, golden_shift_b1,

@@ -1,12 +1,14 @@
 """The backward pass in RTL (``TTBackward``) against ``golden.ttsnn.fixed_backward``: every
 step's input gradients and the four core gradients, bit for bit, every pipeline, odd maps and
-ranks, saturation, and the cycle/MAC counters from the pass structure."""
+ranks, saturation, and the cycle/MAC counters from the pass structure; the dense baseline's
+backward (``fixed_dense_backward``) on a unit built ``dense``."""
 
 import pytest
 import torch
 from amaranth.sim import Simulator
 
-from snnforge.golden.ttsnn.fixed import (TTFixedParams, fixed_backward, fixed_forward,
+from snnforge.golden.ttsnn.fixed import (TTFixedParams, fixed_backward, fixed_dense_backward,
+                                         fixed_dense_forward, fixed_forward, sgd_step,
                                          sgd_update)
 from snnforge.golden.ttsnn.tt import TTCores
 from snnforge.hw.ttsnn.backward import INPUTS, RESULTS, TTBackward
@@ -29,12 +31,16 @@ def case(seed, *, T=3, c_in=3, rank=2, c_out=3, H=3, W=4, wmax=32, density=0.5, 
     return p, cores, fwd, gs
 
 
-def run_rtl(p, cores, fwd, gs, *, max_width=5, max_height=4, lr_shift=None):
+def run_rtl(p, cores, fwd, gs, *, max_width=5, max_height=4, lr_shift=None, dense_w=None):
+    """The unit's results; with ``dense_w`` (a unit built ``dense``, run in mode dense, ``fwd``
+    the dense forward pass) the dense baseline's."""
     T, c_out, H, W = fwd.y.shape
     c_in, rank = cores.cin, cores.g1.shape[0]
+    dense = dense_w is not None
     dut = TTBackward(c_in=c_in, rank=rank, c_out=c_out, T=T, max_width=max_width,
                      max_height=max_height, w_width=p.w_width, act_width=p.act_width,
-                     mem_width=p.mem_width, grad_width=p.grad_width, wgrad_width=p.wgrad_width)
+                     mem_width=p.mem_width, grad_width=p.grad_width, wgrad_width=p.wgrad_width,
+                     dense=dense)
 
     def padded(x):
         out = torch.zeros(*x.shape[:-2], max_height, max_width, dtype=torch.int64)
@@ -47,27 +53,33 @@ def run_rtl(p, cores, fwd, gs, *, max_width=5, max_height=4, lr_shift=None):
     sizes = {"grad_in": T * c_in * max_height * max_width, "dg1": rank * c_in,
              "dg2": 3 * rank * rank, "dg3": 3 * rank * rank, "dg4": c_out * rank}
     sizes.update({f"g{k}": sizes[f"dg{k}"] for k in (1, 2, 3, 4)})
+    if dense:       # DenseConv.weight_index's order: ((o * 3 + kh) * 3 + kw) * c_in + i
+        images["w"] = dense_w.permute(0, 2, 3, 1).flatten().tolist()
+        sizes.update(dgw=dense_w.numel(), w=dense_w.numel())
     got, counters = {}, {}
 
     async def bench(ctx):
-        for name, value in (("mode", MODES_RTL[p.mode]), ("htt_full", p.htt_full),
+        for name, value in (("mode", MODES_RTL["dense" if dense else p.mode]),
+                            ("htt_full", p.htt_full),
                             ("width", W), ("height", H), ("theta", p.theta), ("beta", p.beta),
                             ("surrogate", p.surrogate), ("update", lr_shift is not None),
                             ("lr_shift", lr_shift or 0), *[(f"shift_b{k}", getattr(p, f"shift_b{k}"))
                                                           for k in (1, 2, 3, 4)]):
             ctx.set(getattr(dut, name), value)
         for mem, name in enumerate(INPUTS):
-            for index, value in enumerate(images[name]):
+            for index, value in enumerate(images.get(name, ())):
                 ctx.set(dut.load.valid, 1)
                 ctx.set(dut.load.payload, {"mem": mem, "index": index, "value": value})
                 await ctx.tick()
         ctx.set(dut.load.valid, 0)
-        # The forward state as the forward pass would deliver it, with gaps between transfers.
+        # The forward state as the forward pass would deliver it, with gaps between transfers
+        # (the dense baseline has no activations).
+        state = (() if dense else (("a1", fwd.a1), ("a2", fwd.a2), ("a3", fwd.a3))) + (
+            ("spikes_in", fwd.spikes_in),)
         for t in range(T):
             for y in range(H):
                 for x in range(W):
-                    for name, value in (("a1", fwd.a1), ("a2", fwd.a2), ("a3", fwd.a3),
-                                        ("spikes_in", fwd.spikes_in)):
+                    for name, value in state:
                         port = getattr(dut, name)
                         ctx.set(port.valid, 1)
                         row = value[t, :, y, x].tolist()
@@ -99,6 +111,8 @@ def run_rtl(p, cores, fwd, gs, *, max_width=5, max_height=4, lr_shift=None):
                      "cycles_update"):
             counters[name] = ctx.get(getattr(dut, name))
         for mem, name in enumerate(RESULTS):
+            if name not in sizes:
+                continue
             values = []
             for index in range(sizes[name]):
                 ctx.set(dut.peek_mem, mem)
@@ -110,6 +124,8 @@ def run_rtl(p, cores, fwd, gs, *, max_width=5, max_height=4, lr_shift=None):
         for k in (2, 3):
             for name in (f"dg{k}", f"g{k}"):
                 got[name] = got[name].reshape(rank, 3, rank).permute(0, 2, 1).flatten()
+        for name in ("dgw", "w") if dense else ():
+            got[name] = got[name].reshape(c_out, 3, 3, c_in).permute(0, 3, 1, 2)
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
@@ -206,3 +222,70 @@ def test_bad_parameters_are_named(name, value):
     kwargs[name] = value
     with pytest.raises(ValueError, match=name):
         TTBackward(**kwargs)
+
+
+def dense_case(seed, *, T=3, c_in=3, c_out=4, H=3, W=4, wmax=32, density=0.5, gmax=200,
+               **fixed):
+    """A dense 3x3 layer's forward pass, its weight and output gradients (cores: unused, the
+    unit's shapes)."""
+    p, cores, _, gs = case(seed, T=T, c_in=c_in, c_out=c_out, H=H, W=W, gmax=gmax, **fixed)
+    g = torch.Generator().manual_seed(seed + 100)
+    w = torch.randint(-wmax, wmax, (c_out, c_in, 3, 3), generator=g)
+    spikes = (torch.rand(T, c_in, H, W, generator=g) < density).long()
+    return p, cores, fixed_dense_forward(spikes, w, p), gs, w
+
+
+def check_dense(p, cores, fwd, gs, w, **kwargs):
+    grad_in, dw, du = fixed_dense_backward(gs, fwd, w, p)
+    got, counters = run_rtl(p, cores, fwd, gs, dense_w=w, **kwargs)
+    for name, value in (("grad_in", grad_in), ("dgw", dw)):
+        diff = (got[name] != value).nonzero()
+        assert not len(diff), (f"{name}: {len(diff)} differ, first at {diff[0].tolist()}: "
+                               f"got {got[name][tuple(diff[0])]}, expected "
+                               f"{value[tuple(diff[0])]}")
+    return got, counters, du
+
+
+@pytest.mark.parametrize("shape", [{}, {"c_in": 2, "c_out": 1, "H": 1, "W": 1, "T": 1},
+                                   {"c_in": 1, "c_out": 2, "H": 4, "W": 5, "T": 2}])
+def test_dense_backward_matches_the_golden_model(shape):
+    """The dense baseline's BPTT on the same unit: input gradients (the transposed 3x3 conv)
+    and the 3x3 weight gradient bit for bit, odd and one-pixel maps; the cycles are the loop
+    nests' (a term per cycle, the padding's terms included)."""
+    p, cores, fwd, gs, w = dense_case(7, shift_b1=4, shift_y=2, surrogate=12,
+                                      **shape)
+    got, counters, du = check_dense(p, cores, fwd, gs, w)
+    T, co, H, W = fwd.y.shape
+    ci, P = fwd.spikes_in.shape[1], H * W
+    if not shape:
+        assert 0 < (du == 0).sum() < du.numel() and got["dgw"].abs().sum() > 0
+    assert counters["cycles_surrogate"] == T * co * P
+    assert counters["cycles_wgrad"] == counters["cycles_dgrad"] == T * 9 * co * ci * P
+    assert 0 < counters["macs"] <= 2 * T * 9 * co * ci * P
+    assert counters["cycles_update"] == 0 and torch.equal(got["w"], w)
+
+
+def test_dense_backward_saturates_and_updates_on_chip():
+    """Weight extremes, all spikes on, large gradients: grad_in saturates at grad_width, dW at
+    wgrad_width; then the SGD pass updates W in place (``sgd_step``) and sends each new weight
+    to the forward engine (core 4, the dense weight)."""
+    p, cores, fwd, gs, w = dense_case(9, wmax=128, density=1.0, gmax=2 ** 11 - 1, grad_width=12,
+                                      wgrad_width=14, surrogate=2 ** 15)
+    grad_in, dw, _ = fixed_dense_backward(gs, fwd, w, p)
+    assert grad_in.abs().max() >= 2 ** 11 - 1 and dw.abs().max() >= 2 ** 13 - 1
+    got, counters, _ = check_dense(p, cores, fwd, gs, w, lr_shift=3)
+    want = sgd_step(w, dw, 3, p)
+    assert torch.equal(got["w"], want) and not torch.equal(want, w)
+    assert counters["cycles_update"] == w.numel()
+    assert [(c, i) for c, i, _ in counters["updates"]] == [(4, i) for i in range(w.numel())]
+
+
+def test_the_dense_comparison_can_fail():
+    """A golden layer with kh and kw swapped in its kernel (forward and backward) must not match
+    the RTL's gradients."""
+    p, cores, fwd, gs, w = dense_case(8, shift_y=2, surrogate=12)
+    got, _ = run_rtl(p, cores, fwd, gs, dense_w=w)
+    swapped = w.transpose(2, 3)
+    grad_in, dw, _ = fixed_dense_backward(gs, fixed_dense_forward(fwd.spikes_in, swapped, p),
+                                          swapped, p)
+    assert not torch.equal(got["grad_in"], grad_in) and not torch.equal(got["dgw"], dw)

@@ -39,6 +39,9 @@ def test_bench_small_layer(tmp_path):
     for r in rows:
         assert r["dense_forward_cycles"] > r["forward_cycles"] > 0 and r["dense_rows"] > 0
         assert sum(r["units"]) <= 4 and r["dense_lanes"] * r["dense_ways"] <= 4
+        # The dense backward: per step, dW and W^T each 9 Cin Cout H W terms (3 x 4 x 4 x 3).
+        assert r["dense_wgrad_cycles"] == r["dense_dgrad_cycles"] == 2 * 9 * 3 * 4 * 4 * 3
+        assert r["dense_training_step_cycles"] > r["training_step_cycles"]
     assert (tmp_path / "ttsnn_bench.md").exists() and (tmp_path / "ttsnn_bench.png").exists()
 
 

@@ -8,7 +8,8 @@ import torch
 from click.testing import CliRunner
 
 from snnforge.cli import main
-from snnforge.golden.ttsnn.fixed import (fixed_backward, fixed_dense_forward, fixed_forward,
+from snnforge.golden.ttsnn.fixed import (fixed_backward, fixed_dense_backward,
+                                         fixed_dense_forward, fixed_forward, sgd_step,
                                          sgd_update)
 from snnforge.golden.ttsnn.tt import TTCores
 from snnforge.hw.ttsnn.config import TTSNNConfig
@@ -168,39 +169,55 @@ def dense_weight(seed, c_out=3, c_in=3, lo=-32, hi=31):
 
 
 def test_dense_baseline_between_tt_passes_in_amaranth():
-    """A TT training pass, a dense 3x3 pass (the baseline: its own weight, the TT engines idle),
-    then a TT pass on the cores still on chip: every output equals its golden model -- the
-    dense weight's LOAD leaves the cores and the backward unit's copies alone."""
+    """A TT training pass, a dense 3x3 training pass (the baseline: its own weight, the TT
+    engines idle; forward, backward and the SGD update on the same backward unit), a TT pass on
+    the cores still on chip, then a dense forward pass on the updated weight still on chip:
+    every output equals its golden model -- the dense weight's LOAD and update leave the cores
+    and the backward unit's copies alone."""
     cfg = TTSNNConfig(**SMALL, dense_lanes=2, dense_ways=5, ways_g1=2, ways_g2=4, ways_g4=2)
     tt = with_grad(layer(40), 7)
-    dense = {"spikes": layer(41)["spikes"], "w": dense_weight(2)}
-    dense_options = {"mode": "dense", "shift_y": 2, "theta": 30, "beta": 200}
+    dense = with_grad({"spikes": layer(41)["spikes"], "w": dense_weight(2)}, 8)
+    dense_options = {"mode": "dense", "shift_y": 2, "theta": 30, "beta": 200, "surrogate": 12,
+                     "shift_b1": 4}
     tt_options = {**BACKWARD, "mode": "ptt"}
+    forward_only = {k: v for k, v in dense.items() if k != "grad"}
 
     async def script(driver):
         return [await driver.run(driver.validate(cfg, inputs, options)) for inputs, options in
-                ((tt, tt_options), (dense, dense_options),
-                 (tt, {**tt_options, "load_cores": 0}))]
+                ((tt, tt_options), (dense, {**dense_options, "sgd_shift": 5}),
+                 (tt, {**tt_options, "load_cores": 0}),
+                 (forward_only, {**dense_options, "load_cores": 0}))]
 
-    first, base, again = simulate_core(cfg, script, latency=2, memory_stall=0.2, stall=0.2)
+    first, base, again, updated = simulate_core(cfg, script, latency=2, memory_stall=0.2,
+                                                stall=0.2)
     want = golden(cfg, tt, tt_options)
     for result in (first, again):
         for name, value in want.items():
             assert np.array_equal(result.outputs[name], value), name
     p = cfg.fixed.replace(**{k: v for k, v in dense_options.items() if k != "mode"})
-    fwd = fixed_dense_forward(torch.from_numpy(dense["spikes"]), torch.from_numpy(dense["w"]), p)
-    for name in ("y", "spikes", "membrane"):
-        assert np.array_equal(base.outputs[name], getattr(fwd, name).numpy()), name
+    w = torch.from_numpy(dense["w"])
+    fwd = fixed_dense_forward(torch.from_numpy(dense["spikes"]), w, p)
+    grad_in, dw, du = fixed_dense_backward(torch.from_numpy(dense["grad"]), fwd, w, p)
+    new_w = sgd_step(w, dw, 5, p)
+    assert 0 < (du == 0).sum() < du.numel() and not torch.equal(new_w, w)
+    for name, value in (*((n, getattr(fwd, n)) for n in ("y", "spikes", "membrane")),
+                        ("grad_in", grad_in), ("grad_w", dw), ("new_w", new_w)):
+        assert np.array_equal(base.outputs[name], value.numpy()), name
+    after = fixed_dense_forward(torch.from_numpy(dense["spikes"]), new_w, p)
+    assert np.array_equal(updated.outputs["y"], after.y.numpy())
     c = base.counters
     assert c["dense_rows"] == 3 * 15 * 2 * 6 and c["weights"] == 81       # 27 inputs, 5 ways
     assert all(c[f"g{k}_rows"] == 0 for k in (1, 2, 3, 4)) and first.counters["dense_rows"] == 0
-    assert "backward_cycles" in c and c["backward_cycles"] == 0
+    # Per step: the surrogate pass, dW and W^T (9 Cout Cin P terms each); then the update.
+    T, P = 3, 15
+    assert c["surrogate_cycles"] == T * 3 * P and c["update_cycles"] == 81
+    assert c["wgrad_cycles"] == c["dgrad_cycles"] == T * 81 * P
 
 
-def test_dense_mode_has_no_backward_pass():
-    """control.backward in mode dense ends at once (backward_done, no cycles): a list waiting
-    for it does not hang."""
-    cfg = TTSNNConfig(**SMALL, dense_lanes=2)
+def test_dense_mode_without_the_engine_has_no_backward_pass():
+    """control.backward in mode dense on a core without the dense engine ends at once
+    (backward_done, no cycles): a list waiting for it does not hang."""
+    cfg = TTSNNConfig(**SMALL)
 
     async def script(driver):
         cl = CommandList(driver.host.regmap)
@@ -237,8 +254,9 @@ def test_regression_other_steps_and_ranks(params):
 
 
 def test_regression_catches_a_wrong_dense_golden_model():
-    """The dense cases against a golden kernel with kh and kw swapped: must fail on the random
-    dense case (the structured ones are symmetric; the TT cases pass)."""
+    """The dense cases against a golden kernel with kh and kw swapped: must fail on a dense
+    case (the all-equal kernels' forward passes are symmetric, not their random gradients'
+    transposed conv; the TT cases pass)."""
     params = {"c_in": 2, "rank": 3, "c_out": 2, "max_width": 5, "max_height": 3, "T": 6,
               "dense_lanes": 1, **{f"lanes_g{k}": 1 for k in (1, 2, 3, 4)}, "w_width": 6,
               "act_width": 12, "y_width": 12, "mem_width": 12, "dma_width": 32}
@@ -246,7 +264,7 @@ def test_regression_catches_a_wrong_dense_golden_model():
                        options={"cases": 1, "golden_dense_transposed": 1})
     assert not result.ok
     message = result.failed[0][1]
-    assert "dense-0" in message and "first at" in message
+    assert "dense-" in message and "first at" in message
 
 
 def test_regression_catches_a_wrong_golden_model():
@@ -313,7 +331,8 @@ def test_bad_jobs_name_the_array(change, message):
     ({"dense_lanes": 2, "drop": "w"}, "missing input w"),
     ({"dense_lanes": 2, "w": np.zeros((3, 3, 3, 1), dtype=np.int64)}, r"w must have shape \[3, 3"),
     ({"dense_lanes": 2, "g1": np.zeros((2, 3), dtype=np.int64)}, "drop g1"),
-    ({"dense_lanes": 2, "grad": np.zeros((3, 3, 3, 5), dtype=np.int64)}, "drop grad"),
+    ({"dense_lanes": 2, "grad": np.zeros((3, 3, 3, 4), dtype=np.int64)},
+     "grad must have shape"),
 ])
 def test_bad_dense_jobs(change, message):
     change = dict(change)

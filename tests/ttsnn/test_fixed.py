@@ -1,13 +1,15 @@
 """The fixed-point TT layer: exact integer oracles at shifts 0, agreement with the float BPTT,
-the neuron and its carry rule, rounding/saturation, parameter and input errors."""
+the neuron and its carry rule, rounding/saturation, parameter and input errors; the dense
+baseline's backward against torch's conv gradients."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from snnforge.golden.ttsnn import NeuronParams, TTCores, composed_kernel, layer_backward
-from snnforge.golden.ttsnn.fixed import (TTFixedParams, fit, fixed_backward, fixed_forward,
-                                         round_shift, sgd_update)
+from snnforge.golden.ttsnn.fixed import (TTFixedParams, fit, fixed_backward,
+                                         fixed_dense_backward, fixed_dense_forward,
+                                         fixed_forward, round_shift, sgd_step, sgd_update)
 from snnforge.golden.ttsnn.model import LayerState
 
 
@@ -144,3 +146,30 @@ def test_bad_inputs_are_named():
     fwd = fixed_forward(torch.zeros(2, 3, 4, 4, dtype=torch.int64), cores, p)
     with pytest.raises(ValueError, match="grad must have shape"):
         fixed_backward(torch.zeros(2, 4, 4, 5, dtype=torch.int64), fwd, cores, p)
+
+
+def test_dense_backward_is_torchs_conv_gradient():
+    """At shift 0 and wide widths the dense baseline's input gradient is the transposed 3x3
+    conv of ``du`` and its weight gradient the correlation with the input spikes, summed over
+    steps: ``torch.nn.grad``'s conv2d_input / conv2d_weight exactly; a shifted grad_in is their
+    fit; the update is sgd_step's rule."""
+    T, cin, cout, h, w = 3, 3, 4, 5, 6
+    p = TTFixedParams(T=T, theta=4, surrogate=40, shift_y=3, **WIDE)
+    g = torch.Generator().manual_seed(3)
+    kernel = torch.randint(-128, 128, (cout, cin, 3, 3), generator=g)
+    s = spikes(T, cin, h, w)
+    fwd = fixed_dense_forward(s, kernel, p)
+    gs = torch.randint(-300, 301, (T, cout, h, w), generator=g)
+    grad_in, dw, du = fixed_dense_backward(gs, fwd, kernel, p)
+    assert 0 < (du == 0).sum() < du.numel()
+    want_in = torch.nn.grad.conv2d_input(s.shape, kernel.double(), du.double(), padding=1)
+    want_w = torch.nn.grad.conv2d_weight(s.double(), kernel.shape, du.double(), padding=1)
+    assert torch.equal(grad_in, want_in.long()) and torch.equal(dw, want_w.long())
+    shifted, _, _ = fixed_dense_backward(gs, fwd, kernel, p.replace(shift_b1=3))
+    assert torch.equal(shifted, fit(want_in.long(), 3, p.grad_width))
+    assert torch.equal(sgd_step(kernel, dw, 4, p),
+                       (kernel - round_shift(dw, 4)).clamp(-128, 127))
+    with pytest.raises(ValueError, match=r"w must have shape \[Cout, Cin=3"):
+        fixed_dense_backward(gs, fwd, kernel[:, :2], p)
+    with pytest.raises(ValueError, match="lr_shift"):
+        sgd_step(kernel, dw, 48, p)
