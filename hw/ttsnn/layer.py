@@ -29,8 +29,9 @@ class TTLayer(wiring.Component):
     HTT: PTT for ``t < htt_full``, then G2/G3 bypassed; dense: the dense 3x3 engine, where
     there is one); the step's currents ``y[t]`` go to a buffer of one row per position (``T``
     lanes of ``c_out`` currents). Map ``t + 1`` enters right after map ``t``'s last position
-    when it takes the same path (its first row fills the windows while map ``t`` drains); the
-    path changes (HTT at ``htt_full``) only once the last map's currents are all in. After map
+    (its first row fills the windows while map ``t`` drains); at HTT's path change (map
+    ``htt_full``) the late map's ``a1`` queues while G2 and G3 drain the last full map (the
+    step's two paths follow the maps of ``a1`` and of ``a3``, each counted). After map
     ``T - 1``, each position's row is read and its ``c_out`` neurons enter the shared
     :class:`LIFArray` (multiplicative leak ``leak_amount / 256``, hard reset, saturating
     ``mem_width`` membrane; a spike where ``H >= threshold``, i.e. the golden ``theta + 1``) with
@@ -38,7 +39,7 @@ class TTLayer(wiring.Component):
     next ``T`` maps may come.
 
     Cycles: ``T`` maps of ``H * W`` positions at the step's throughput (plus its pipeline depth
-    once per path), then ``H * W * (c_out + 1)`` for the neuron pass (one neuron per cycle, one
+    once), then ``H * W * (c_out + 1)`` for the neuron pass (one neuron per cycle, one
     cycle per position to read its row) and the LIF's latency.
 
     Ports
@@ -96,7 +97,8 @@ class TTLayer(wiring.Component):
             m.d.comb += getattr(step, name).eq(getattr(self, name))
         m.d.comb += self.issuing.eq(step.issuing)
         for k in (1, 2, 3):
-            wiring.connect(m, getattr(step, f"a{k}_tap"), wiring.flipped(getattr(self, f"a{k}_tap")))
+            wiring.connect(m, getattr(step, f"a{k}_tap"),
+                           wiring.flipped(getattr(self, f"a{k}_tap")))
         m.d.comb += [lif.threshold.eq(self.threshold), lif.leak_amount.eq(self.leak_amount),
                      lif.tmask.eq((1 << T) - 1), lif.clear.eq(0)]
 
@@ -112,16 +114,27 @@ class TTLayer(wiring.Component):
         # t_in: the map being fed (T once all are); t: the map whose currents come out.
         t, t_in = Signal(range(T)), Signal(range(T + 1))
         fed, got = Signal(range(positions + 1)), Signal(range(positions + 1))
+        # The maps of the a1 leaving G1 and of the a3 entering G4's operand register, counted by
+        # position: HTT's path changes at different times on the two sides.
+        sides = []
+        for name, moved in (("a1", step.a1_tap.valid), ("a3", step.a3_in)):
+            t_side = Signal(range(T), name=f"t_{name}")
+            n_side = Signal(range(positions + 1), name=f"n_{name}")
+            with m.If(moved):
+                m.d.sync += n_side.eq(n_side + 1)
+                with m.If(n_side + 1 == total):
+                    m.d.sync += [n_side.eq(0), t_side.eq(Mux(t_side == T - 1, 0, t_side + 1))]
+            sides.append(t_side)
         htt = self.mode == MODES_RTL["htt"]
-        late = htt & (t >= self.htt_full)
-        same_path = (t_in == t) | ~htt | ((t_in >= self.htt_full) == late)
         with m.Switch(self.mode):
             with m.Case(MODES_RTL["stt"]):
-                m.d.comb += step.path.eq(Path.STT)
+                m.d.comb += [step.path.eq(Path.STT), step.path_a3.eq(Path.STT)]
             with m.Case(MODES_RTL["dense"]):
-                m.d.comb += step.path.eq(Path.DENSE)
+                m.d.comb += [step.path.eq(Path.DENSE), step.path_a3.eq(Path.DENSE)]
             with m.Default():
-                m.d.comb += step.path.eq(Mux(late, Path.BYPASS, Path.PTT))
+                for port, t_side in zip((step.path, step.path_a3), sides):
+                    m.d.comb += port.eq(Mux(htt & (t_side >= self.htt_full), Path.BYPASS,
+                                            Path.PTT))
 
         # Currents of map t into lane t of their position's row.
         m.d.comb += [wr.addr.eq(got), wr.data.eq(step.o.payload.as_value().replicate(T)),
@@ -138,7 +151,7 @@ class TTLayer(wiring.Component):
 
         with m.FSM():
             with m.State("MAPS"):
-                feeding = (t_in != T) & same_path
+                feeding = t_in != T
                 m.d.comb += [step.o.ready.eq(1),
                              step.i.valid.eq(self.i.valid & feeding),
                              step.i.payload.eq(self.i.payload),

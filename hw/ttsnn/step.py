@@ -46,10 +46,16 @@ class TTStep(wiring.Component):
     ``Path.DENSE`` sends the spikes through it alone, ``y = fit(W * s, shift_y, y_width)``, at its
     :attr:`~DenseConv.cycles_per_position`.
 
-    ``path``, ``width``, ``height`` and the shifts must hold while a map is in flight (until
-    ``busy`` falls after its last ``y``; the size set a cycle before its first position).
-    Throughput: a position per ``max(cycles_per_position)`` of the engines on the path; latency
-    about a row along H (G2) plus the engines' latencies.
+    Two path inputs, as a map's positions may be on two paths at once when the path changes
+    (HTT, PTT -> BYPASS): ``path`` routes ``a1`` as it leaves G1 (the path of the map whose
+    ``a1`` comes next), ``path_a3`` picks where G4's operand comes from (the path of the map
+    whose ``a3`` comes next; :attr:`a3_in` marks each). On BYPASS ``a1`` passes a FIFO of
+    ``max_width + 4`` positions, so G1 goes on with the late maps while G2 and G3 drain the
+    last full one. STT, PTT and DENSE must not follow another path with a map in flight;
+    ``width``, ``height`` and the shifts must hold while a map is in flight (until ``busy``
+    falls after its last ``y``; the size set a cycle before its first position). Throughput: a
+    position per ``max(cycles_per_position)`` of the engines on the path; latency about a row
+    along H (G2) plus the engines' latencies (BYPASS: G1's, the FIFO's and G4's).
 
     Ports
     -----
@@ -57,8 +63,10 @@ class TTStep(wiring.Component):
     load : In(stream of {core, index, value}): a weight of core ``CORES[core]`` at the index of
         its engine (``G1``/``G4``: ``o * c_in + i``; ``G2``/``G3``: :meth:`AxisConv.weight_index`;
         :data:`DENSE`: :meth:`DenseConv.weight_index`)
-    path : In(Path); width, height : In; shift_o1, shift_z2, shift_z3, shift_y : In(5)
+    path, path_a3 : In(Path); width, height : In; shift_o1, shift_z2, shift_z3, shift_y : In(5)
     busy : Out(1): an engine holds a position
+    a3_in : Out(1): a position's ``a3`` entered G4's operand register (of the map on
+        ``path_a3``)
     issuing : Out(5): engine k (G1..G4, then the dense one) issued a MAC row this cycle
     a1_tap, a2_tap, a3_tap : Out(stream of ``rank`` activations): monitors of ``a1``, ``a2``
         (STT) and ``a3`` (G4's input) for the backward pass -- ``valid`` marks a transfer,
@@ -99,11 +107,11 @@ class TTStep(wiring.Component):
             "load": In(stream.Signature(data.StructLayout({
                 "core": range(len(CORES) + 1), "index": range(weights),
                 "value": signed(w_width)}))),
-            "path": In(Path),
+            "path": In(Path), "path_a3": In(Path),
             "width": In(range(1, max_width + 1)),
             "height": In(range(1, max_height + 1)),
             **{f"shift_{name}": In(5) for name in ("o1", "z2", "z3", "y")},
-            "busy": Out(1),
+            "busy": Out(1), "a3_in": Out(1),
             "issuing": Out(5),
             **{f"a{k}_tap": Out(stream.Signature(data.ArrayLayout(signed(act_width), rank)))
                for k in (1, 2, 3)},
@@ -149,6 +157,7 @@ class TTStep(wiring.Component):
         wiring.connect(m, queue.o, g3.i)
         m.submodules.g2_queue = g2_in = StreamFIFO(act, g2.window.max_width + 4)
         wiring.connect(m, g2_in.o, g2.i)
+        m.submodules.bypass_queue = bypass = StreamFIFO(act, g2.window.max_width + 4)
         # G3's and G4's operands through a register each, holding the exact sums (or a1, which
         # needs no fit): each fit lies between that register and the engine's operand register,
         # apart from the sum and the engines' output multiplexers. A position per
@@ -175,8 +184,14 @@ class TTStep(wiring.Component):
                      narrow(a2.o.payload))
         m.d.comb += [queue.i.valid.eq(a2.o.valid), queue.i.payload.eq(a2_out),
                      a2.o.ready.eq(queue.i.ready)]
-        # a3 -> G4: fitted by shift_z3 (G3's sums, or G2's and G3's); a1 as it is on BYPASS.
-        a3_out = Mux(self.path == Path.BYPASS, narrow(a3.o.payload),
+        # a3 -> G4: fitted by shift_z3 (G3's sums, or G2's and G3's); a1 as it is on BYPASS --
+        # as the path was when it entered (the register may hold a full map's last a3 while
+        # path_a3 is already BYPASS).
+        a3_bypass = Signal()
+        with m.If(a3.i.valid & a3.i.ready):
+            m.d.sync += a3_bypass.eq(self.path_a3 == Path.BYPASS)
+        m.d.comb += self.a3_in.eq(a3.i.valid & a3.i.ready)
+        a3_out = Mux(a3_bypass, narrow(a3.o.payload),
                      fitted(a3.o.payload, self.shift_z3, half_z3, "fit_z3_"))
         m.d.comb += [g4.i.valid.eq(a3.o.valid), g4.i.payload.eq(a3_out),
                      a3.o.ready.eq(g4.i.ready)]
@@ -185,14 +200,11 @@ class TTStep(wiring.Component):
         ptt_sum = [g2.o.payload[k] + g3.o.payload[k] for k in range(self.rank)]
         sent_g2, sent_queue = Signal(), Signal()         # the fork's outputs already served
 
+        # Where a1 goes.
         with m.Switch(self.path):
             with m.Case(Path.STT):
                 m.d.comb += [g2_in.i.valid.eq(a1.valid), g2_in.i.payload.eq(a1.payload),
-                             a1.ready.eq(g2_in.i.ready),
-                             a2.i.valid.eq(g2.o.valid), *widen(a2.i.payload, g2.o.payload),
-                             g2.o.ready.eq(a2.i.ready),
-                             a3.i.valid.eq(g3.o.valid), *widen(a3.i.payload, g3.o.payload),
-                             g3.o.ready.eq(a3.i.ready)]
+                             a1.ready.eq(g2_in.i.ready)]
             with m.Case(Path.PTT):
                 # Eager fork: each side takes a1 once; a1 leaves when both have it.
                 take_g2 = g2_in.i.ready | sent_g2
@@ -207,12 +219,24 @@ class TTStep(wiring.Component):
                 with m.Else():
                     m.d.sync += [sent_g2.eq(sent_g2 | (a1.valid & g2_in.i.ready)),
                                  sent_queue.eq(sent_queue | (a1.valid & a2.i.ready))]
+            with m.Default():
+                m.d.comb += [bypass.i.valid.eq(a1.valid), bypass.i.payload.eq(a1.payload),
+                             a1.ready.eq(bypass.i.ready)]
+        # Where a3 comes from.
+        with m.Switch(self.path_a3):
+            with m.Case(Path.STT):
+                m.d.comb += [a2.i.valid.eq(g2.o.valid), *widen(a2.i.payload, g2.o.payload),
+                             g2.o.ready.eq(a2.i.ready),
+                             a3.i.valid.eq(g3.o.valid), *widen(a3.i.payload, g3.o.payload),
+                             g3.o.ready.eq(a3.i.ready)]
+            with m.Case(Path.PTT):
                 both = g2.o.valid & g3.o.valid
                 m.d.comb += [a3.i.valid.eq(both), *widen(a3.i.payload, ptt_sum),
                              g2.o.ready.eq(both & a3.i.ready), g3.o.ready.eq(both & a3.i.ready)]
             with m.Default():
-                m.d.comb += [a3.i.valid.eq(a1.valid), *widen(a3.i.payload, a1.payload),
-                             a1.ready.eq(a3.i.ready)]
+                m.d.comb += [a3.i.valid.eq(bypass.o.valid),
+                             *widen(a3.i.payload, bypass.o.payload),
+                             bypass.o.ready.eq(a3.i.ready)]
         for tap, src, payload in ((self.a1_tap, a1, a1.payload), (self.a3_tap, g4.i, g4.i.payload),
                                   (self.a2_tap, a2.o, queue.i.payload)):
             m.d.comb += [tap.valid.eq(src.valid & src.ready), tap.payload.eq(payload)]
@@ -222,5 +246,6 @@ class TTStep(wiring.Component):
                                         self.dense.issuing if self.dense is not None else 0))
         m.d.comb += self.busy.eq(dense_busy | g1.busy | g2.busy | g3.busy | g4.busy
                                  | queue.o.valid | g2_in.o.valid | a2.o.valid | a3.o.valid
+                                 | bypass.o.valid
                                  | g2.window.o.valid | g3.window.o.valid)
         return m

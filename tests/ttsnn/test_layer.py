@@ -1,6 +1,7 @@
 """The TT layer's forward pass (T maps through the step datapath, then the shared LIF with its
 trace) in Amaranth's simulator against ``golden.ttsnn.fixed_forward``: every neuron's spike word,
-final membrane and per-step membranes, every pipeline, two layers back to back."""
+final membrane and per-step membranes, every pipeline, two layers back to back; HTT's late maps
+overlapping the last full map's drain."""
 
 import pytest
 import torch
@@ -52,21 +53,23 @@ def expected(p, cores, spikes):
     return beats
 
 
-def run_layers(p, cores, samples, *, seed, idle="random:0.3", stall="random:0.3"):
+def run_layers(p, cores, samples, *, seed, idle="random:0.3", stall="random:0.3",
+               cycles=False, lanes=(2, 2, 1, 1), ways=(1, 1, 1, 1)):
     dut = TTLayer(c_in=CIN, rank=RANK, c_out=COUT, T=p.T, max_width=W, max_height=H,
-                  lanes=(2, 2, 1, 1), w_width=p.w_width, act_width=p.act_width,
+                  lanes=lanes, ways=ways, w_width=p.w_width, act_width=p.act_width,
                   y_width=p.y_width, mem_width=p.mem_width)
     layout = dut.i.payload.shape()
     beats = [pack(layout, x[t, :, h, w].tolist()) for x in samples for t in range(p.T)
              for h in range(H) for w in range(W)]
-    out, _ = simulate_streams(
+    out, n = simulate_streams(
         dut, preload={"load": loads_of(dut, cores)}, feeds={"i": beats},
         drains={"o": len(samples) * COUT * H * W},
         setup={"mode": MODES_RTL[p.mode], "htt_full": p.htt_full, "width": W, "height": H,
                "threshold": p.theta + 1, "leak_amount": p.beta,
                **{f"shift_{n}": getattr(p, f"shift_{n}") for n in ("o1", "z2", "z3", "y")}},
         seed=seed, idle=idle, stall=stall)
-    return [unpack(dut.o.payload.shape(), b) for b in out["o"]]
+    got = [unpack(dut.o.payload.shape(), b) for b in out["o"]]
+    return (got, n) if cycles else got
 
 
 PARAMS = [
@@ -76,6 +79,8 @@ PARAMS = [
                   shift_z3=2, shift_y=2, theta=20, beta=200),
     TTFixedParams(T=4, mode="htt", htt_full=2, w_width=5, act_width=14, y_width=12,
                   mem_width=12, shift_y=4, theta=30, beta=64),
+    TTFixedParams(T=3, mode="htt", htt_full=1, w_width=5, act_width=14, y_width=12,
+                  mem_width=12, shift_z3=1, shift_y=3, theta=30, beta=200),
 ]
 
 
@@ -88,6 +93,23 @@ def test_layer_matches_fixed_forward(p):
     got = run_layers(p, cores, samples, seed=p.T)
     want = expected(p, cores, samples[0]) + expected(p, cores, samples[1])
     Scoreboard(f"TT layer {p.mode} T={p.T}").compare(want, got)
+
+
+def test_htt_late_maps_overlap_the_drain():
+    """At HTT's path change the first late map enters while G2 and G3 drain the last full map
+    (its a1 queues on BYPASS, the full map's last a3 is still fitted as PTT's): with G1 and G4
+    setting the pace, the layer takes fewer cycles than under PTT, which drains through G2 and
+    G3 at the end -- and its neurons equal the golden model's."""
+    p = PARAMS[-1]
+    cores = random_cores(5, p.w_width)
+    samples = [(torch.rand(p.T, CIN, H, W, generator=torch.Generator().manual_seed(4)) < 0.5)
+               .long()]
+    # G1 (6 terms a position on one lane) sets the pace; G2 and G3 (12 on 2 x 6) are fast.
+    quiet = dict(idle="none", stall="none", cycles=True, lanes=(1, 2, 2, 1), ways=(1, 6, 6, 1))
+    got, htt = run_layers(p, cores, samples, seed=1, **quiet)
+    Scoreboard("HTT layer").compare(expected(p, cores, samples[0]), got)
+    _, ptt = run_layers(p.replace(mode="ptt"), cores, samples, seed=1, **quiet)
+    assert htt < ptt
 
 
 def test_the_comparison_can_fail():

@@ -56,8 +56,9 @@ def run_step(p, cores, spikes_t, t, *, seed, idle="random:0.3", stall="random:0.
     beats = [pack(layout, spikes_t[:, h, w].tolist()) for h in range(H) for w in range(W)]
     out, cycles = simulate_streams(
         dut, preload={"load": loads_of(dut, cores)}, feeds={"i": beats}, drains={"o": len(beats)},
-        setup={"path": path_of(p, t), "width": W, "height": H, "shift_o1": p.shift_o1,
-               "shift_z2": p.shift_z2, "shift_z3": p.shift_z3, "shift_y": p.shift_y},
+        setup={"path": path_of(p, t), "path_a3": path_of(p, t), "width": W, "height": H,
+               "shift_o1": p.shift_o1, "shift_z2": p.shift_z2, "shift_z3": p.shift_z3,
+               "shift_y": p.shift_y},
         seed=seed, idle=idle, stall=stall)
     return [unpack(dut.o.payload.shape(), b) for b in out["o"]], cycles
 
@@ -155,7 +156,8 @@ def run_dense(p, w, spikes_t, *, seed, dense=True, ways=1, idle="random:0.3",
              for h in range(H) for x in range(W)]
     out, cycles = simulate_streams(
         dut, preload={"load": loads}, feeds={"i": beats}, drains={"o": len(beats)},
-        setup={"path": Path.DENSE, "width": W, "height": H, "shift_y": p.shift_y},
+        setup={"path": Path.DENSE, "path_a3": Path.DENSE, "width": W, "height": H,
+               "shift_y": p.shift_y},
         seed=seed, idle=idle, stall=stall)
     return [unpack(dut.o.payload.shape(), b) for b in out["o"]], cycles
 
@@ -204,7 +206,8 @@ def test_dense_path_without_a_dense_engine_runs_as_bypass():
              for h in range(H) for x in range(W)]
     out, _ = simulate_streams(dut, preload={"load": loads_of(dut, cores)}, feeds={"i": beats},
                               drains={"o": len(beats)},
-                              setup={"path": Path.DENSE, "width": W, "height": H}, seed=1)
+                              setup={"path": Path.DENSE, "path_a3": Path.DENSE, "width": W,
+                                     "height": H}, seed=1)
     want = fixed_forward(spikes, cores, p).y[1]          # step 1: HTT's late step, G4 * a1
     Scoreboard("dense without engine").compare(
         positions(want), [unpack(dut.o.payload.shape(), b) for b in out["o"]])
