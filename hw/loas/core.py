@@ -570,10 +570,15 @@ class LoASCore(wiring.Component):
 
         flags = regs.flags
         all_done = Cat(*[pe.done for pe in pes]).all()
+        # Each PE's `active` from a register: the comparison sits in front of every PE's filter
+        # and group FIFO otherwise. Only the filter reads it, on rows that reach it through the
+        # broadcast's stages after a run starts, so the cycle it lags is never seen.
+        active = Signal(len(pes))
+        m.d.sync += active.eq(Cat(*[regs.active > i for i in range(len(pes))]))
         for i, pe in enumerate(pes):
             m.d.comb += [
                 pe.row.eq(bcast), pe.row_take.eq(take),
-                pe.start.eq(start), pe.active.eq(regs.active > i),
+                pe.start.eq(start), pe.active.eq(active[i]),
                 pe.n_cols.eq(regs.n_cols), pe.n_tiles.eq(regs.n_tiles),
                 pe.use_psum.eq(flags.use_psum), pe.final.eq(flags.final),
                 pe.threshold.eq(regs.threshold), pe.leak_amount.eq(regs.leak_amount),

@@ -45,8 +45,8 @@ class PE(wiring.Component):
     values (``values_wr_*``), the same in every PE.
 
     Run: weight rows arrive by broadcast (``row``, taken by all PEs in the same cycle on
-    ``row_take``). The filter registers the row with the spike fiber of its chunk and, a cycle
-    later, keeps it (in the group FIFO, ``cfg.group_fifo`` deep, the staged row included) only
+    ``row_take``). The filter registers the row with the spike fiber of its chunk and their
+    intersection tests and, a cycle later, keeps it (in the group FIFO, ``cfg.group_fifo`` deep, the staged row included) only
     if some weight fiber in it intersects the spike fiber, or if it ends a tile -- so each PE
     queues only work of its own and runs ahead of the others on its own row. The front end hands
     the intersecting (spike, weight) fiber pairs, one per cycle, to the :class:`InnerJoin`, which
@@ -164,7 +164,7 @@ class PE(wiring.Component):
         lanes, vlanes, mlanes = cfg.word_lanes, cfg.value_lanes, cfg.mem_lanes
         lane_bits, vlane_bits, mlane_bits = [(n - 1).bit_length() for n in (lanes, vlanes,
                                                                              mlanes)]
-        # LUT RAM: its read feeds the filter's intersection test in the next cycle.
+        # LUT RAM: read in the broadcast cycle, it feeds the filter's intersection tests.
         m.submodules.a_fibers = a_fibers = buffer(shape=cfg.a_fiber_layout,
                                                   depth=2 * cfg.chunks_max,
                                                   ram_style="distributed")
@@ -245,10 +245,11 @@ class PE(wiring.Component):
 
         # -- filter: keep a broadcast row only if it has work for this PE --------------------------
         # The taken row and the spike fiber of its chunk (distributed RAM, read in the broadcast
-        # cycle, so nothing is copied per PE) are registered; the intersection tests (any, and at
-        # most one position, which the inner join wants from a register) and the push into the
-        # group FIFO happen in the next cycle. The staged row counts as queued, so it always
-        # finds room. `row_ready` is a register (it is ANDed over all PEs into the
+        # cycle, so nothing is copied per PE) are registered with their intersection tests (any,
+        # and at most one position, which the inner join wants from a register): the push into
+        # the group FIFO in the next cycle then decides on registers, not on a fiber-wide AND
+        # and its reduction in front of the FIFO's write. The staged row counts as queued, so it
+        # always finds room. `row_ready` is a register (it is ANDed over all PEs into the
         # broadcast's enable): it bounds the next cycle's queue by this cycle's plus the row taken
         # now, so a row leaving the queue frees its place a cycle late.
         m.submodules.groups = groups = StreamFIFO(cfg.group_layout, cfg.group_fifo,
@@ -264,16 +265,19 @@ class PE(wiring.Component):
         m.d.comb += [af_rd.addr.eq(banked(self.row.chunk, self.run_spikes, cfg.chunks_max)),
                      self.row_ready.eq(row_ready)]
         m.d.sync += staged_valid.eq(self.row_take)
+        joints = [self.row.entries[j].mask & af_rd.data.mask for j in range(G)]
+        staged_any, staged_single = Signal(G), Signal(G)
         with m.If(self.row_take):
-            m.d.sync += [staged.eq(self.row), staged_fiber.eq(af_rd.data)]
-        joints = [staged.entries[j].mask & staged_fiber.mask for j in range(G)]
-        hits = Cat(*[staged.valid[j] & self.active & joints[j].any() for j in range(G)])
+            m.d.sync += [staged.eq(self.row), staged_fiber.eq(af_rd.data),
+                         staged_any.eq(Cat(*[joint.any() for joint in joints])),
+                         staged_single.eq(Cat(*[at_most_one(m, joint, f"single{j}")
+                                                for j, joint in enumerate(joints)]))]
+        hits = Cat(*[staged.valid[j] & self.active & staged_any[j] for j in range(G)])
         m.d.comb += [
             groups.i.valid.eq(staged_valid & (hits.any() | staged.tile_last)),
             groups.i.payload.tile_last.eq(staged.tile_last),
             groups.i.payload.hits.eq(hits),
-            groups.i.payload.singles.eq(Cat(*[at_most_one(m, joint, f"single{j}")
-                                              for j, joint in enumerate(joints)])),
+            groups.i.payload.singles.eq(staged_single),
             groups.i.payload.entries.eq(staged.entries),
             groups.i.payload.a.eq(staged_fiber),
         ]
