@@ -46,14 +46,14 @@ class PE(wiring.Component):
 
     Run: weight rows arrive by broadcast (``row``, taken by all PEs in the same cycle on
     ``row_take``). The filter registers the row with the spike fiber of its chunk and their
-    intersection tests and, a cycle later, keeps it (in the group FIFO, ``cfg.group_fifo`` deep, the staged row included) only
-    if some weight fiber in it intersects the spike fiber, or if it ends a tile -- so each PE
-    queues only work of its own and runs ahead of the others on its own row. The front end hands
-    the intersecting (spike, weight) fiber pairs, one per cycle, to the :class:`InnerJoin`, which
-    feeds the :class:`TPPE`. Each drained column gets the carried partial sum of earlier K blocks
-    added (``use_psum``), saturated to ``cfg.out_width``; then either it is kept for the next K
-    block (``final`` low) or it goes through the LIF array, whose spike words are compressed again
-    (chip format) and whose membranes are stored.
+    intersection tests and, a cycle later, keeps it (in the group FIFO, ``cfg.group_fifo`` deep,
+    the staged row included) only if some weight fiber in it intersects the spike fiber, or if
+    it ends a tile -- so each PE queues only work of its own and runs ahead of the others on its
+    own row. The front end hands the intersecting (spike, weight) fiber pairs, one per cycle, to
+    the :class:`InnerJoin`, which feeds the :class:`TPPE`. Each drained column gets the carried
+    partial sum of earlier K blocks added (``use_psum``), saturated to ``cfg.out_width``; then
+    either it is kept for the next K block (``final`` low) or it goes through the LIF array,
+    whose spike words are compressed again (chip format) and whose membranes are stored.
 
     Throughput: one match per cycle (the inner join); one broadcast row per cycle into the
     filter (a place the queue frees is offered again a cycle late); the front end hands one pair
