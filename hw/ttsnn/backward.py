@@ -513,22 +513,29 @@ class TTBackward(wiring.Component):
         window = (q["membrane"] > low) & (q["membrane"] < high)
         raw = Signal(signed(self.grad_width + 1))
         m.d.comb += raw.eq(Mux(window, q["gs"], 0) + Mux(q["first_step"], 0, q["carry"]))
+        # SGD over three stages: the gradient saturated here (beside the multiplier), then
+        # shifted (round half up), then off the weight and saturated -- any two in one stage
+        # make the longest path. A saturated gradient shifted by wgrad_width or more rounds to
+        # 0, so the sum and the shift need only wgrad_width + 1 bits; the half and that case
+        # come from registers (lr_shift holds during a pass).
+        wg = self.wgrad_width
+        wlo, whi = signed_range(wg)
+        dsat = Signal(signed(wg))
+        m.d.comb += dsat.eq(Mux(q["old"] > whi, whi, Mux(q["old"] < wlo, wlo, q["old"])))
+        half, vanishes = Signal(signed(wg + 1)), Signal()
+        m.d.sync += [vanishes.eq(self.lr_shift >= wg),
+                     half.eq(Mux(self.lr_shift >= wg, 0, (C(1, wg) << self.lr_shift) >> 1))]
         z = tags("z", {**{k: q[k] for k in ("valid", "in", "first", "last", "phase", "fresh",
                                            "t_zero", "dest", "old", "spiked", "a")},
-                       "product": product, "raw": raw})
+                       "product": product, "raw": raw, "dsat": dsat})
 
         acc = Signal(signed(self.dg_width))
         total = Signal(signed(self.dg_width))
         m.d.comb += total.eq(Mux(z["first"], 0, acc) + Mux(z["in"], z["product"], 0))
         with m.If(z["valid"]):
             m.d.sync += acc.eq(total)
-        # SGD: the saturated gradient, shifted (round half up) here, off the weight and
-        # saturated in the next stage (one stage for both is the longest path).
-        wlo, whi = signed_range(self.wgrad_width)
-        dsat = Signal(signed(self.wgrad_width))
-        m.d.comb += dsat.eq(Mux(z["old"] > whi, whi, Mux(z["old"] < wlo, wlo, z["old"])))
-        step = Signal(signed(self.wgrad_width + 1))
-        m.d.comb += step.eq((dsat + ((C(1, 64) << self.lr_shift) >> 1)) >> self.lr_shift)
+        step = Signal(signed(wg + 1))
+        m.d.comb += step.eq(Mux(vanishes, 0, (z["dsat"] + half) >> self.lr_shift))
         # The sums leave the accumulator for a stage of their own: fit, or the core gradient's
         # addition, then the write.
         w = tags("w", {**{k: z[k] for k in ("valid", "last", "phase", "fresh", "t_zero",

@@ -183,11 +183,13 @@ def test_backward_saturates_and_all_spiking():
     check(p, cores, fwd, gs)
 
 
-@pytest.mark.parametrize("lr_shift", [0, 6])
-def test_sgd_update_on_chip(lr_shift):
+@pytest.mark.parametrize("lr_shift, wgrad_width", [(0, 32), (6, 32), (11, 12), (12, 12),
+                                                   (47, 12)])
+def test_sgd_update_on_chip(lr_shift, wgrad_width):
     """After the backward pass the cores are updated in place, as ``sgd_update``; each new
-    weight also leaves on ``updates`` (for the forward engines' copies)."""
-    p, cores, fwd, gs = case(4, mode="stt", wmax=128)
+    weight also leaves on ``updates`` (for the forward engines' copies). A gradient saturated
+    to wgrad_width and shifted by as much or more rounds to 0: no weight moves."""
+    p, cores, fwd, gs = case(4, mode="stt", wmax=128, wgrad_width=wgrad_width)
     _, grads, _ = fixed_backward(gs, fwd, cores, p)
     want = sgd_update(cores, grads, lr_shift, p)
     got, counters = check(p, cores, fwd, gs, lr_shift=lr_shift)
@@ -195,7 +197,7 @@ def test_sgd_update_on_chip(lr_shift):
     assert counters["cycles_update"] == sum(sizes)
     for k in (1, 2, 3, 4):
         assert torch.equal(got[f"g{k}"], getattr(want, f"g{k}").flatten()), f"g{k}"
-    assert not torch.equal(want.g2, cores.g2)
+    assert torch.equal(want.g2, cores.g2) == (lr_shift >= wgrad_width)
     sent = [(c, i) for c, i, _ in counters["updates"]]
     assert sent == [(c, i) for c in range(4) for i in range(sizes[c])]
 
