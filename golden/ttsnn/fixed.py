@@ -245,7 +245,6 @@ def sgd_step(w: torch.Tensor, dw: torch.Tensor, lr_shift: int, p: TTFixedParams)
 
 def sgd_update(cores: TTCores, grads: TTCores, lr_shift: int, p: TTFixedParams) -> TTCores:
     """:func:`sgd_step` on each core."""
-    _lr(lr_shift)
     c = _int(cores, p)
     return TTCores(*(sgd_step(w, d, lr_shift, p)
                      for w, d in zip((c.g1, c.g2, c.g3, c.g4),

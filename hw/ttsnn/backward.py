@@ -524,7 +524,7 @@ class TTBackward(wiring.Component):
         m.d.comb += dsat.eq(Mux(q["old"] > whi, whi, Mux(q["old"] < wlo, wlo, q["old"])))
         half, vanishes = Signal(signed(wg + 1)), Signal()
         m.d.sync += [vanishes.eq(self.lr_shift >= wg),
-                     half.eq(Mux(self.lr_shift >= wg, 0, (C(1, wg) << self.lr_shift) >> 1))]
+                     half.eq((C(1, wg) << self.lr_shift) >> 1)]   # read while lr_shift < wg
         z = tags("z", {**{k: q[k] for k in ("valid", "in", "first", "last", "phase", "fresh",
                                            "t_zero", "dest", "old", "spiked", "a")},
                        "product": product, "raw": raw, "dsat": dsat})

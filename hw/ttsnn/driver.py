@@ -275,7 +275,7 @@ class TTSNNDriver(Driver):
         sizes = ({"w": 9 * co * c_in} if dense else
                  {f"g{k}": n for k, n in ((1, r * c_in), (2, 3 * r * r), (3, 3 * r * r),
                                           (4, co * r))})
-        sel = {"g1": 0, "g2": 1, "g3": 2, "g4": 3, "w": DENSE}
+        sel = {**{name: k for k, name in enumerate(CORES)}, "w": DENSE}
         stores = [("grad_in", "grad_in", 0, T * c_in * cfg.max_height * cfg.max_width),
                   *((f"grad_{k}", "core_grads", sel[k], n) for k, n in sizes.items()),
                   *((f"new_{k}", "cores", sel[k], n) for k, n in sizes.items() if update)]

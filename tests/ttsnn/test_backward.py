@@ -134,16 +134,21 @@ def run_rtl(p, cores, fwd, gs, *, max_width=5, max_height=4, lr_shift=None, dens
     return got, counters
 
 
-def check(p, cores, fwd, gs, **kwargs):
-    grad_in, grads, _ = fixed_backward(gs, fwd, cores, p)
-    got, counters = run_rtl(p, cores, fwd, gs, **kwargs)
-    want = {"grad_in": grad_in, **{f"dg{k}": getattr(grads, f"g{k}").flatten()
-                                   for k in (1, 2, 3, 4)}}
+def compare(got, want):
+    """Each array of ``want`` equal to ``got``'s, or fail naming it and its first difference."""
     for name, value in want.items():
         diff = (got[name] != value).nonzero()
         assert not len(diff), (f"{name}: {len(diff)} differ, first at {diff[0].tolist()}: "
                                f"got {got[name][tuple(diff[0])]}, expected "
                                f"{value[tuple(diff[0])]}")
+
+
+def check(p, cores, fwd, gs, **kwargs):
+    grad_in, grads, _ = fixed_backward(gs, fwd, cores, p)
+    got, counters = run_rtl(p, cores, fwd, gs, **kwargs)
+    want = {"grad_in": grad_in, **{f"dg{k}": getattr(grads, f"g{k}").flatten()
+                                   for k in (1, 2, 3, 4)}}
+    compare(got, want)
     return got, counters
 
 
@@ -240,11 +245,7 @@ def dense_case(seed, *, T=3, c_in=3, c_out=4, H=3, W=4, wmax=32, density=0.5, gm
 def check_dense(p, cores, fwd, gs, w, **kwargs):
     grad_in, dw, du = fixed_dense_backward(gs, fwd, w, p)
     got, counters = run_rtl(p, cores, fwd, gs, dense_w=w, **kwargs)
-    for name, value in (("grad_in", grad_in), ("dgw", dw)):
-        diff = (got[name] != value).nonzero()
-        assert not len(diff), (f"{name}: {len(diff)} differ, first at {diff[0].tolist()}: "
-                               f"got {got[name][tuple(diff[0])]}, expected "
-                               f"{value[tuple(diff[0])]}")
+    compare(got, {"grad_in": grad_in, "dgw": dw})
     return got, counters, du
 
 
