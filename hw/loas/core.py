@@ -39,6 +39,8 @@ COUNTERS = (
     ("psum_reads", "carried partial-sum reads (K blocks after the first)"),
     ("psum_writes", "carried partial-sum writes (K blocks before the last)"),
     ("out_writes", "output-word, output-mask and membrane buffer writes"),
+    ("weight_waits", "cycles a run waited, nothing broadcast, for a weight row still loading "
+                     "(flags.follow)"),
 )
 
 #: The bulk targets of the command processor (name, direction, memory format).
@@ -82,7 +84,10 @@ class LoASCore(wiring.Component):
        output-stationary per tile of ``tile_n``. Drained partial sums are added to the carried
        ones (``use_psum``) and either kept (K blocks still to come) or, with ``final``, passed
        through the LIF (threshold, leak, dynamic time-step mask registers) and compressed into
-       the output bank ``run_bank.out``.
+       the output bank ``run_bank.out``. With ``flags.follow`` a run starts before its weight
+       masks are in (its headers and values are): the next weight-mask LOAD, into its bank,
+       feeds it, each row broadcast as soon as its masks are written -- so the first run of a
+       command list waits for its spikes, headers and values only, not for the whole block.
     3. STOREs of the output masks, words and membranes of bank ``xfer_bank.out`` -- or chaining:
        ``control.chain`` reloads every PE's spike row from those outputs (through the PE's
        expander and compressor, all PEs in parallel, one position per cycle), and the next layer
@@ -134,7 +139,10 @@ class LoASCore(wiring.Component):
         rm.add_register("flags", fields={
             "strong": (1, "strong mode (LoAS-FT) when chaining"),
             "use_psum": (1, "add the carried partial sums"),
-            "final": (1, "final K block: LIF and outputs")})
+            "final": (1, "final K block: LIF and outputs"),
+            "follow": (1, "the run's weight-fiber masks arrive while it runs (the next "
+                          "weight-mask LOAD, into its bank): each row is broadcast once its "
+                          "masks are in")})
         rm.add_register("threshold", lif.threshold_bits, reset=64, doc="LIF threshold")
         rm.add_register("leak_amount", lif.leak_amount_bits, doc=f"LIF {lif.leak_amount_doc}")
         rm.add_register("tmask", cfg.T, reset=(1 << cfg.T) - 1,
@@ -533,7 +541,21 @@ class LoASCore(wiring.Component):
         take = row_valid & all_ready
         decode = raw_valid & (~row_valid | take)
         move = read_valid & (~raw_valid | decode)
-        b_issue = running & (next_row < regs.n_rows) & (~read_valid | move)
+        # Following a weight-mask LOAD (flags.follow): `ahead` counts the rows whose masks are
+        # in and that are not read yet; `streamed` stops the count at the run's rows (a LOAD
+        # into the other bank may follow while the run ends).
+        flags = regs.flags
+        streamed = Signal(range(cfg.rows_max + 1))
+        ahead = Signal(range(cfg.rows_max + 1))
+        in_row = Signal()
+        m.d.comb += in_row.eq(~flags.follow | (ahead != 0))
+        b_issue = running & (next_row < regs.n_rows) & in_row & (~read_valid | move)
+        arrive = pop & (streamed != regs.n_rows)
+        with m.If(start):
+            m.d.sync += [streamed.eq(0), ahead.eq(0)]
+        with m.Else():
+            m.d.sync += [streamed.eq(streamed + arrive),
+                         ahead.eq(ahead + arrive - (b_issue & flags.follow))]
         bh_rd = headers.read_port()
         b_lane = Signal(max(1, h_lane_bits))
         raw_lane = Signal.like(b_lane)
@@ -568,7 +590,6 @@ class LoASCore(wiring.Component):
                      raw_valid.eq(move | (raw_valid & ~decode)),
                      row_valid.eq(decode | (row_valid & ~take))]
 
-        flags = regs.flags
         all_done = Cat(*[pe.done for pe in pes]).all()
         # Each PE's `active` from a register: the comparison sits in front of every PE's filter
         # and group FIFO otherwise. Only the filter reads it, on rows that reach it through the
@@ -628,6 +649,8 @@ class LoASCore(wiring.Component):
             inc.psum_reads.eq(total("psum_read")),
             inc.psum_writes.eq(total("psum_write")),
             inc.out_writes.eq(total("out_writes")),
+            inc.weight_waits.eq(running & ~in_row & (next_row < regs.n_rows) & ~read_valid
+                                & ~raw_valid & ~row_valid),
         ]
         for name, _ in COUNTERS:
             m.d.comb += getattr(host.status, name).eq(getattr(counters.count, name))

@@ -6,7 +6,9 @@ layer under cocotb, in Amaranth's simulator, from ``snnforge run`` and on a boar
 chained network) is one command list: one start, no host action until its end. The image holds
 the operands in the chip's compressed formats (``hw/loas/core.py`` ``TARGETS``); the list loads
 each run's operands into the banks the running run does not use, so loads overlap compute, and
-stores each run's outputs while the next one computes. Weights stay on chip across the row tiles
+stores each run's outputs while the next one computes; the first run starts before its weight
+masks are loaded and follows their LOAD (``flags.follow``), and each weight block loads in pieces
+that even out the bus work under the runs before it. Weights stay on chip across the row tiles
 of a column block (the loop order is column block, row tile, K block).
 
 Tiling (layers larger than the buffers are tiled, never refused):
@@ -106,6 +108,25 @@ def _strong_spikes(x):
     """LoAS-FT strong mode on spikes ``x [T, M, K]``: neurons that fire once are silenced
     (``golden.loas.apply_strong`` defines it)."""
     return np.where(x.sum(0) == 1, 0, x)
+
+
+def _even_out(busy, total):
+    """``total`` beats shared over slots already ``busy`` with that many beats each, so that the
+    slots' sums come out as even as they can (water filling); the shares, in slot order."""
+    lo, hi = min(busy), max(busy) + total
+    while lo < hi:                  # the lowest level the shares can fill up to
+        level = (lo + hi) // 2
+        if sum(max(0, level - b) for b in busy) >= total:
+            hi = level
+        else:
+            lo = level + 1
+    shares = [max(0, lo - b) for b in busy]
+    extra = sum(shares) - total     # one beat less in that many of the slots with a share
+    for k in range(len(shares)):
+        take = min(extra, int(shares[k] > 0))
+        shares[k] -= take
+        extra -= take
+    return shares
 
 
 @dataclass
@@ -346,6 +367,9 @@ class LoASDriver(Driver):
     #: A layer of one row tile is cut into at least this many column blocks (where it has the
     #: tiles): the next block's weights load while a block computes.
     PIPELINE_BLOCKS = 4
+    #: The first run of a command list starts before its weight masks are loaded and follows
+    #: their LOAD (``flags.follow``).
+    FOLLOW_FIRST_MASKS = True
 
     def plan(self, w, sequential, *, rows=None):
         """K blocks and column blocks of a layer. K blocks are the largest whole-fiber blocks that
@@ -516,46 +540,70 @@ class LoASDriver(Driver):
             banks.append((s_bank, w_bank, len(banks) % 2))
             last_s, last_w = run.spikes, run.weights
 
-        # A new weight block loads in pieces, one per run of the block before it (its bank is
-        # free all that time), so that the bus keeps busy while those runs compute.
+        def spike_beats(i):
+            img = spike_images[runs[i].spikes]
+            return (len(img["masks"]) + len(img["words"])) // bpb
+
+        def spikes_loaded(i):
+            """Whether run ``i`` needs its spike rows loaded (they differ from the last run's)."""
+            return not runs[i].chain_len and (i == 0 or runs[i].spikes != runs[i - 1].spikes)
+
+        def block_beats(key, arrays=("headers", "masks", "values")):
+            return sum(len(weight_images[key][a]) for a in arrays) // bpb
+
+        # The first run follows its weight masks (flags.follow): it starts once its spikes,
+        # headers and values are in, and the masks -- most of a weight block's bytes -- load
+        # under it.
+        follow = self.FOLLOW_FIRST_MASKS and bool(weight_images[runs[0].weights]["masks"])
+        # A new weight block loads in pieces while the runs of the block before it compute (its
+        # bank is free all that time): one piece per run, sized so that each run's bus work --
+        # the next run's spikes, the first run's masks, the piece -- comes out as even as it can.
         starts = [i for i, run in enumerate(runs) if i == 0 or run.weights != runs[i - 1].weights]
-        pieces = {}                 # slot (run index) -> [(weight key, piece, of)]
+        pieces = {}                 # slot (run index) -> (weight key, first, last, of)
         for before, start in zip(starts, starts[1:]):
-            n = start - before
-            pieces.update({before + k: [(runs[start].weights, k, n)] for k in range(n)})
+            slots = range(before, start)
+            busy = [(spikes_loaded(i + 1) and spike_beats(i + 1))
+                    + (i == 0 and follow and block_beats(runs[0].weights, ("masks",)))
+                    for i in slots]
+            total = block_beats(runs[start].weights)
+            done = 0
+            for i, beats in zip(slots, _even_out(busy, total)):
+                if beats:
+                    pieces[i] = (runs[start].weights, done, done + beats, total)
+                done += beats
         next_w = {}                 # slot -> bank of the weights loading in it
         for before, start in zip(starts, starts[1:]):
             for k in range(before, start):
                 next_w[k] = banks[start][1]
         mask_step = max(1, cfg.fiber // cfg.dma_width)     # beats per fiber mask
 
-        def split(beats, n, k, step=1):
+        def split(beats, first, last, of, step=1):
+            """Share ``first .. last`` of ``of`` of an array of ``beats``, in units of ``step``."""
             units = -(-beats // step)
-            lo, hi = units * k // n * step, min(beats, units * (k + 1) // n * step)
+            lo, hi = units * first // of * step, min(beats, units * last // of * step)
             return lo, hi - lo
 
-        def load_weights(key, k=0, n=1):
-            """Piece ``k`` of ``n`` of a weight block (the headers come whole with the first);
-            a piece appends to the last unless it starts its array, and says whether more
-            follow."""
+        def load_weights(key, first=0, last=1, of=1, arrays=("headers", "masks", "values")):
+            """Share ``first .. last`` of ``of`` of a weight block's masks and values (the
+            headers come whole with the first share): a share appends to the last unless it
+            starts its array, and says whether more follow. ``arrays``: which to load."""
             img, (hd, masks, values) = weight_images[key], at[("w",) + key]
-            if k == 0:
+            if first == 0 and "headers" in arrays:
                 cl.load("weight_headers", hd, len(img["headers"]) // bpb)
             total = len(img["masks"]) // bpb
-            first, count = split(total, n, k, mask_step)
-            if count:
-                cl.load("weight_masks", masks + first * bpb, count,
-                        arg=img["rows"] | ((1 << 31) if first else 0)
-                        | ((1 << 30) if first + count < total else 0))
-            first, count = split(len(img["values"]) // bpb, n, k)
-            if count:
-                cl.load("weight_values", values + first * bpb, count,
-                        arg=(1 << 31) if first else 0)
+            lo, count = split(total, first, last, of, mask_step)
+            if count and "masks" in arrays:
+                cl.load("weight_masks", masks + lo * bpb, count,
+                        arg=img["rows"] | ((1 << 31) if lo else 0)
+                        | ((1 << 30) if lo + count < total else 0))
+            lo, count = split(len(img["values"]) // bpb, first, last, of)
+            if count and "values" in arrays:
+                cl.load("weight_values", values + lo * bpb, count,
+                        arg=(1 << 31) if lo else 0)
 
         def load_spikes(i):
-            run, before = runs[i], runs[i - 1] if i else None
-            if not run.chain_len and (before is None or run.spikes != before.spikes):
-                img, (masks, words) = spike_images[run.spikes], at[("s",) + run.spikes]
+            if spikes_loaded(i):
+                img, (masks, words) = spike_images[runs[i].spikes], at[("s",) + runs[i].spikes]
                 cl.load("spike_masks", masks, len(img["masks"]) // bpb,
                         arg=img["rows"] | (img["chunks"] << 8))
                 cl.load("spike_words", words, len(img["words"]) // bpb, arg=img["rows"])
@@ -586,7 +634,8 @@ class LoASDriver(Driver):
 
         xfer(banks[0][0], banks[0][1], 0)
         load_spikes(0)
-        load_weights(runs[0].weights)
+        load_weights(runs[0].weights,
+                     arrays=("headers", "values") if follow else ("headers", "masks", "values"))
         for i, run in enumerate(runs):
             s, w, o = banks[i]
             if i:
@@ -597,8 +646,13 @@ class LoASDriver(Driver):
                                "flags": {"strong": int(run.strong)}})
                 cl.write("control", chain=1)
             cl.wait("status", loading=0)
-            write_changed({**run.regs, "run_bank": {"spikes": s, "weights": w, "out": o}})
+            regs = run.regs
+            if follow and i == 0:
+                regs = {**regs, "flags": {**regs["flags"], "follow": 1}}
+            write_changed({**regs, "run_bank": {"spikes": s, "weights": w, "out": o}})
             cl.write("control", start=1)
+            if follow and i == 0:
+                load_weights(run.weights, arrays=("masks",))
             # While it runs: the last run's outputs out, the next run's spikes and a piece of
             # the next weight block in.
             spikes_next = banks[i + 1][0] if i + 1 < len(runs) else s
@@ -607,8 +661,8 @@ class LoASDriver(Driver):
                 stores(i - 1)
             if i + 1 < len(runs):
                 load_spikes(i + 1)
-            for key, k, n in pieces.get(i, ()):
-                load_weights(key, k, n)
+            if i in pieces:
+                load_weights(*pieces[i])
         cl.wait("status", running=0)
         xfer(banks[-1][0], banks[-1][1], banks[-1][2])
         stores(len(runs) - 1)

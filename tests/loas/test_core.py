@@ -10,8 +10,8 @@ from amaranth.sim import Simulator
 
 from snnforge.hw.loas.config import LoASConfig
 from snnforge.hw.loas.core import LoASCore
-from snnforge.host import HostDriver
-from snnforge.hw.loas.driver import LoASDriver
+from snnforge.host import CommandList, HostDriver
+from snnforge.hw.loas.driver import LoASDriver, _even_out
 from snnforge.params import SnnforgeError
 from snnforge.sim.amaranth_axi import AxiMemory
 from snnforge.sim.amaranth_host import AmaranthTransport
@@ -146,6 +146,87 @@ def test_column_blocks_are_balanced_smaller_first():
     assert max(tiles) - min(tiles) <= 1 and tiles == sorted(tiles)
 
 
+def _follow_case():
+    """A layer of one weight block whose first run has masks to wait for and spikes out."""
+    rng = np.random.default_rng(8)
+    x = torch.from_numpy((rng.random((TINY.T, 2, 24)) < 0.6).astype(np.int64))
+    w = torch.from_numpy(rng.integers(-40, 60, (24, 6)) * (rng.random((24, 6)) < 0.5))
+    return x, w
+
+
+def _expected(x, w, k_block, threshold):
+    from snnforge.golden.loas import layer as golden_layer
+    spikes, membrane = golden_layer(x, w, TINY.lif.replace(threshold=threshold),
+                                    acc_width=TINY.out_width, k_block=k_block, fiber=TINY.fiber)
+    return spikes.numpy(), membrane.numpy()
+
+
+def test_first_run_follows_its_weight_masks():
+    """The first run starts before its weight masks are loaded (flags.follow) and waits for
+    each row: bit-exact, with waits counted; without following, no waits."""
+    x, w = _follow_case()
+
+    def layer(follow):
+        async def step(driver):
+            driver.FOLLOW_FIRST_MASKS = follow
+            return await driver.run_layer(x, w, threshold=250)
+        return step
+    followed, loaded = simulate(TINY, [layer(True), layer(False)])
+    for got in (followed, loaded):
+        spikes, membrane = _expected(x, w, got.k_block, 250)
+        assert np.array_equal(got.spikes, spikes) and got.spikes.any()
+        assert np.array_equal(got.membrane, membrane)
+    assert followed.counters["weight_waits"] > 0 and loaded.counters["weight_waits"] == 0
+
+
+def test_a_run_that_does_not_follow_its_late_masks_goes_wrong(monkeypatch):
+    """Self-test of the above: the same command list without the follow flag runs on a bank
+    whose masks are not in yet, and its outputs differ from the golden model's."""
+    write = CommandList.write
+
+    def without_follow(self, name, value=None, **fields):
+        fields.pop("follow", None)
+        if name == "flags" and value is not None:
+            value &= ~self.regmap["flags"].encode(follow=1)
+        return write(self, name, value, **fields)
+    monkeypatch.setattr(CommandList, "write", without_follow)
+    x, w = _follow_case()
+    got, = simulate(TINY, [lambda driver: driver.run_layer(x, w, threshold=250)])
+    assert not np.array_equal(got.membrane, _expected(x, w, got.k_block, 250)[1])
+
+
+@pytest.mark.parametrize("busy, total, shares", [
+    ([1081, 1081, 0], 3116, [678, 678, 1760]),      # A-L4's second weight block at 128 bits
+    ([2632, 1081, 1081, 0], 3116, [0, 678, 678, 1760]),
+    ([0], 5, [5]), ([5, 5], 0, [0, 0]), ([3, 1, 7], 4, [1, 3, 0]), ([4, 4], 3, [1, 2])])
+def test_a_weight_block_is_shared_out_to_even_the_bus_work(busy, total, shares):
+    assert _even_out(busy, total) == shares
+
+
+def test_weight_pieces_load_once_in_shares_and_the_first_masks_after_the_start():
+    """The command list of several row tiles and column blocks: the first run's masks load
+    after its start, every weight byte is read once, and a later block loads in shares under
+    more than one run."""
+    rng = np.random.default_rng(2)
+    x = torch.from_numpy((rng.random((TINY.T, 7, 16)) < 0.5).astype(np.int64))
+    w = torch.from_numpy(rng.integers(-9, 9, (16, 12)))
+    driver, cl = _command_list(TINY.replace(v_max=64, f_max=32), x, w)
+    regs = {r.address: r for r in driver.host.regmap.registers}
+    start = driver.host.regmap["control"].encode(start=1)
+    slots, weight_reads = [[]], []
+    for c in cl.commands:
+        if c[0] == 1 and regs[c[3]].name == "control" and c[4] == start:
+            slots.append([])
+        elif c[0] == 3:
+            target = c[6].split()[1].split("[")[0]
+            slots[-1].append(target)
+            if target.startswith("weight"):
+                weight_reads.append(c[3])
+    assert len(weight_reads) == len(set(weight_reads))
+    assert "weight_masks" not in slots[0] and slots[1][0] == "weight_masks"
+    assert sum("weight_masks" in slot for slot in slots[2:]) > 1
+
+
 @pytest.mark.parametrize("cfg", [TINY, TINY.replace(T=4), TINY.replace(prefix_stages=1),
                                  TINY.replace(T=3, lif_ops_per_stage=2),
                                  TINY.replace(group_ram="block")],
@@ -164,6 +245,7 @@ def test_run_cycles_as_documented(cfg):
     def one_run(x, w):
         def step(driver):
             driver.PIPELINE_BLOCKS = 1            # the layer as one run
+            driver.FOLLOW_FIRST_MASKS = False     # with its operands loaded
             return driver.run_layer(x, w, threshold=1)
         return step
     results = simulate(cfg, [one_run(x, w) for _, _, x, w in cases])
