@@ -17,6 +17,10 @@ from .pe import PE
 
 __all__ = ["LoASCore", "COUNTERS", "TARGETS"]
 
+#: The registers a run reads; each run takes them as it begins (a queued start).
+RUN_REGISTERS = ("run_bank", "n_cols", "n_tiles", "n_rows", "active", "flags", "threshold",
+                 "leak_amount", "tmask")
+
 #: Performance counters (name, description); read-only registers, ``counter_width`` bits.
 COUNTERS = (
     ("cycles", "cycles from start to done of the last run(s)"),
@@ -88,6 +92,9 @@ class LoASCore(wiring.Component):
        masks are in (its headers and values are): the next weight-mask LOAD, into its bank,
        feeds it, each row broadcast as soon as its masks are written -- so the first run of a
        command list waits for its spikes, headers and values only, not for the whole block.
+       A run takes its registers (:data:`RUN_REGISTERS`) as it begins: the next run's may be
+       written and its start queued while it runs (``status.queued``), and it begins two
+       cycles after this one ends.
     3. STOREs of the output masks, words and membranes of bank ``xfer_bank.out`` -- or chaining:
        ``control.chain`` reloads every PE's spike row from those outputs (through the PE's
        expander and compressor, all PEs in parallel, one position per cycle), and the next layer
@@ -117,13 +124,15 @@ class LoASCore(wiring.Component):
         self.pes = [PE(cfg) for _ in range(cfg.pes)]
         rm = RegisterMap(data_width=cfg.data_width)
         rm.add_register("control", access="pulse", fields={
-            "start": (1, "start a run"),
+            "start": (1, "start a run -- or, while one runs, queue the start: the run's "
+                         "registers are taken as it begins (status.queued until then)"),
             "clear": (1, "clear the counters"),
             "chain": (1, "load every PE's spike row from its outputs in bank xfer_bank.out "
                          "(k_len <= n_max positions) into bank xfer_bank.spikes")})
         rm.add_register("status", access="ro", fields={
-            "running": (1, "a run is busy"),
-            "loading": (1, "a spike row is still being tabulated or chained")})
+            "running": (1, "a run is busy or queued"),
+            "loading": (1, "a spike row is still being tabulated or chained"),
+            "queued": (1, "a start waits for the running run to end")})
         for name, doc in (("run_bank", "the banks the run computes on and writes"),
                           ("xfer_bank", "the banks loads and chaining fill, and stores and "
                                         "chaining read")):
@@ -177,10 +186,18 @@ class LoASCore(wiring.Component):
         for name in ("cmd", "rsp", "s_axil", "m_axi"):
             connect(m, getattr(host, name), wiring.flipped(getattr(self, name)))
         m.d.comb += self.irq.eq(host.irq)
-        regs = host.regs
-        control = regs.control
-        start, clear, chain = control.start, control.clear, control.chain
-        run_bank, xfer = regs.run_bank, regs.xfer_bank
+        control = host.regs.control
+        clear, chain = control.clear, control.chain
+        xfer = host.regs.xfer_bank
+        # A run works on a copy of its registers taken as it begins, so that the next run's may
+        # be written, and its start queued, while it runs: the next run then begins two cycles
+        # after this one ends, not after the command processor has seen it end.
+        fields = host.regs.shape()
+        regs = Signal(data.StructLayout({name: fields[name].shape for name in RUN_REGISTERS}))
+        queued = Signal()
+        go = Signal()             # the registers are taken
+        start = Signal()          # the run begins (PEs, broadcaster)
+        run_bank = regs.run_bank
         pes = self.pes
         for i, pe in enumerate(pes):
             m.submodules[f"pe{i}"] = pe
@@ -604,12 +621,18 @@ class LoASCore(wiring.Component):
                 pe.use_psum.eq(flags.use_psum), pe.final.eq(flags.final),
                 pe.threshold.eq(regs.threshold), pe.leak_amount.eq(regs.leak_amount),
                 pe.tmask.eq(regs.tmask),
-                pe.chain.eq(chain), pe.k_len.eq(regs.k_len), pe.strong.eq(flags.strong),
+                pe.chain.eq(chain), pe.k_len.eq(host.regs.k_len),
+                pe.strong.eq(host.regs.flags.strong),
                 pe.load_spikes.eq(xfer.spikes), pe.load_weights.eq(xfer.weights),
                 pe.read_out.eq(xfer.out),
                 pe.run_spikes.eq(run_bank.spikes), pe.run_weights.eq(run_bank.weights),
                 pe.run_out.eq(run_bank.out),
             ]
+        m.d.comb += go.eq((control.start | queued) & ~running & ~start)
+        m.d.sync += [start.eq(go), queued.eq((queued | control.start) & ~go)]
+        with m.If(go):
+            m.d.sync += [getattr(regs, name).eq(getattr(host.regs, name))
+                         for name in RUN_REGISTERS]
         with m.If(start):
             m.d.sync += [running.eq(1), next_row.eq(0), read_valid.eq(0), raw_valid.eq(0),
                          row_valid.eq(0)]
@@ -617,8 +640,9 @@ class LoASCore(wiring.Component):
                     & all_done):
             m.d.sync += running.eq(0)
         loading = Cat(*[pe.load_busy for pe in pes]).any()
-        m.d.comb += [host.status.status.running.eq(running),
-                     host.status.status.loading.eq(loading)]
+        m.d.comb += [host.status.status.running.eq(running | start | queued),
+                     host.status.status.loading.eq(loading),
+                     host.status.status.queued.eq(queued)]
 
         # -- counters ------------------------------------------------------------------------------
         sum_bits = (P * max(3, cfg.T)).bit_length()

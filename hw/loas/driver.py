@@ -565,11 +565,17 @@ class LoASDriver(Driver):
             busy = [(spikes_loaded(i + 1) and spike_beats(i + 1))
                     + (i == 0 and follow and block_beats(runs[0].weights, ("masks",)))
                     for i in slots]
-            total = block_beats(runs[start].weights)
+            key = runs[start].weights
+            headers = block_beats(key, ("headers",))
+            total = block_beats(key)
             done = 0
+            # Shares of the whole block; the headers come first, the rest are shares of the
+            # masks and values.
             for i, beats in zip(slots, _even_out(busy, total)):
                 if beats:
-                    pieces[i] = (runs[start].weights, done, done + beats, total)
+                    pieces[i] = (key, max(0, done - headers), max(0, done + beats - headers),
+                                 max(1, total - headers),
+                                 ("masks", "values") + (("headers",) if done == 0 else ()))
                 done += beats
         next_w = {}                 # slot -> bank of the weights loading in it
         for before, start in zip(starts, starts[1:]):
@@ -584,11 +590,11 @@ class LoASDriver(Driver):
             return lo, hi - lo
 
         def load_weights(key, first=0, last=1, of=1, arrays=("headers", "masks", "values")):
-            """Share ``first .. last`` of ``of`` of a weight block's masks and values (the
-            headers come whole with the first share): a share appends to the last unless it
-            starts its array, and says whether more follow. ``arrays``: which to load."""
+            """Share ``first .. last`` of ``of`` of a weight block's masks and values, and its
+            headers if ``arrays`` (which to load) names them: a share appends to the last unless
+            it starts its array, and says whether more follow."""
             img, (hd, masks, values) = weight_images[key], at[("w",) + key]
-            if first == 0 and "headers" in arrays:
+            if "headers" in arrays:
                 cl.load("weight_headers", hd, len(img["headers"]) // bpb)
             total = len(img["masks"]) // bpb
             lo, count = split(total, first, last, of, mask_step)
@@ -638,9 +644,9 @@ class LoASDriver(Driver):
                      arrays=("headers", "values") if follow else ("headers", "masks", "values"))
         for i, run in enumerate(runs):
             s, w, o = banks[i]
-            if i:
-                cl.wait("status", running=0)
             if run.chain_len:
+                if i:
+                    cl.wait("status", running=0)
                 xfer(s, w, banks[i - 1][2])
                 write_changed({"k_len": run.chain_len, "active": run.rows,
                                "flags": {"strong": int(run.strong)}})
@@ -650,7 +656,11 @@ class LoASDriver(Driver):
             if follow and i == 0:
                 regs = {**regs, "flags": {**regs["flags"], "follow": 1}}
             write_changed({**regs, "run_bank": {"spikes": s, "weights": w, "out": o}})
+            # Queued while the last run computes (it took its registers as it began); the
+            # operands of that run's banks and its outputs wait until it has ended.
             cl.write("control", start=1)
+            if i and not run.chain_len:
+                cl.wait("status", queued=0)
             if follow and i == 0:
                 load_weights(run.weights, arrays=("masks",))
             # While it runs: the last run's outputs out, the next run's spikes and a piece of

@@ -25,10 +25,11 @@ TINY = LoASConfig(pes=2, fiber=8, T=2, tile_n=3, group=2, k_max=32, n_max=12, v_
 MEMORY = 1 << 18
 
 
-def simulate(cfg, steps, *, seed=3, wrap=lambda transport: transport, stall="random:0.2"):
+def simulate(cfg, steps, *, seed=3, wrap=lambda transport: transport, stall="random:0.2",
+             watch=None):
     """Run ``steps`` (async callables taking a LoASDriver) on a core in Amaranth's simulator,
     its memory an :class:`AxiMemory` with back-pressure on every channel; returns their results.
-    ``wrap`` may interpose on the transport."""
+    ``wrap`` may interpose on the transport; ``watch(dut)`` may give a process to run beside."""
     dut = LoASCore(cfg)
     memory = AxiMemory(dut.m_axi, MEMORY, latency=3, stall=stall, seed=seed)
     results = []
@@ -44,6 +45,8 @@ def simulate(cfg, steps, *, seed=3, wrap=lambda transport: transport, stall="ran
     sim.add_clock(1e-8)
     memory.add_to(sim)
     sim.add_testbench(bench)
+    if watch is not None:
+        sim.add_process(watch(dut))
     sim.run()
     return results
 
@@ -193,6 +196,33 @@ def test_a_run_that_does_not_follow_its_late_masks_goes_wrong(monkeypatch):
     x, w = _follow_case()
     got, = simulate(TINY, [lambda driver: driver.run_layer(x, w, threshold=250)])
     assert not np.array_equal(got.membrane, _expected(x, w, got.k_block, 250)[1])
+
+
+def test_a_start_queued_while_a_run_computes_begins_it_as_that_one_ends():
+    """Each run's start is written while the last run computes: it is queued (status.queued)
+    and the run begins as soon as the last one ends -- the status never shows the core idle
+    between them -- on the registers written for it, while the last run kept its own:
+    bit-exact."""
+    rng = np.random.default_rng(4)
+    x = torch.from_numpy((rng.random((TINY.T, 8, 24)) < 0.7).astype(np.int64))
+    w = torch.from_numpy(rng.integers(-40, 60, (24, 9)) * (rng.random((24, 9)) < 0.8))
+    seen = {"queued": 0, "rises": 0}
+
+    def watch(dut):
+        status = dut.host.status.status
+
+        async def process(ctx):
+            busy = 0
+            async for _, _, running, queued in ctx.tick().sample(status.running,
+                                                                  status.queued):
+                seen["queued"] += queued
+                seen["rises"] += running & ~busy
+                busy = running
+        return process
+    got, = simulate(TINY, [lambda driver: driver.run_layer(x, w, threshold=250)], watch=watch)
+    spikes, membrane = _expected(x, w, got.k_block, 250)
+    assert np.array_equal(got.spikes, spikes) and np.array_equal(got.membrane, membrane)
+    assert len(got.runs) >= 4 and seen["queued"] > 0 and seen["rises"] < len(got.runs)
 
 
 @pytest.mark.parametrize("busy, total, shares", [
