@@ -15,11 +15,13 @@ from ..common.streams import Gearbox, SkidBuffer, StreamFIFO
 from .config import LoASConfig
 from .pe import PE
 
-__all__ = ["LoASCore", "COUNTERS", "TARGETS"]
+__all__ = ["LoASCore", "COUNTERS", "TARGETS", "RUN_REGISTERS", "BEGUN_BITS"]
 
 #: The registers a run reads; each run takes them as it begins (a queued start).
 RUN_REGISTERS = ("run_bank", "n_cols", "n_tiles", "n_rows", "active", "flags", "threshold",
                  "leak_amount", "tmask")
+#: Bits of ``status.begun``.
+BEGUN_BITS = 4
 
 #: Performance counters (name, description); read-only registers, ``counter_width`` bits.
 COUNTERS = (
@@ -132,7 +134,9 @@ class LoASCore(wiring.Component):
         rm.add_register("status", access="ro", fields={
             "running": (1, "a run is busy or queued"),
             "loading": (1, "a spike row is still being tabulated or chained"),
-            "queued": (1, "a start waits for the running run to end")})
+            "queued": (1, "a start waits for the running run to end"),
+            "begun": (BEGUN_BITS, "runs begun since control.clear, modulo 2**BEGUN_BITS (a "
+                                  "queued start has begun once this counts it)")})
         for name, doc in (("run_bank", "the banks the run computes on and writes"),
                           ("xfer_bank", "the banks loads and chaining fill, and stores and "
                                         "chaining read")):
@@ -630,6 +634,13 @@ class LoASCore(wiring.Component):
             ]
         m.d.comb += go.eq((control.start | queued) & ~running & ~start)
         m.d.sync += [start.eq(go), queued.eq((queued | control.start) & ~go)]
+        # A count, not the queued flag, tells the command list that a queued run has begun: the
+        # flag is not yet set when a WAIT right after the start polls it.
+        begun = Signal(BEGUN_BITS)
+        with m.If(clear):
+            m.d.sync += begun.eq(0)
+        with m.Elif(go):
+            m.d.sync += begun.eq(begun + 1)
         with m.If(go):
             m.d.sync += [getattr(regs, name).eq(getattr(host.regs, name))
                          for name in RUN_REGISTERS]
@@ -642,7 +653,8 @@ class LoASCore(wiring.Component):
         loading = Cat(*[pe.load_busy for pe in pes]).any()
         m.d.comb += [host.status.status.running.eq(running | start | queued),
                      host.status.status.loading.eq(loading),
-                     host.status.status.queued.eq(queued)]
+                     host.status.status.queued.eq(queued),
+                     host.status.status.begun.eq(begun)]
 
         # -- counters ------------------------------------------------------------------------------
         sum_bits = (P * max(3, cfg.T)).bit_length()

@@ -46,7 +46,7 @@ from ...driver import ArraySpec, Driver, Flag, Job, JobResult, JobSpec
 from ...host import CommandList, MemoryImage
 from ...params import Param, SnnforgeError
 from .config import LoASConfig
-from .core import COUNTERS
+from .core import BEGUN_BITS, COUNTERS
 
 __all__ = ["LoASDriver", "LayerResult", "LayerSettings", "NetworkResult", "validate_layer",
            "validate_weights", "parse_lif"]
@@ -660,7 +660,7 @@ class LoASDriver(Driver):
             # operands of that run's banks and its outputs wait until it has ended.
             cl.write("control", start=1)
             if i and not run.chain_len:
-                cl.wait("status", queued=0)
+                cl.wait("status", begun=(i + 1) % (1 << BEGUN_BITS))
             if follow and i == 0:
                 load_weights(run.weights, arrays=("masks",))
             # While it runs: the last run's outputs out, the next run's spikes and a piece of
