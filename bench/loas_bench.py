@@ -44,12 +44,13 @@ QUIET = Console(quiet=True)
 
 
 def run_rtl(params, x, w, *, sequential, tag: str):
-    """One layer on the RTL (``snnforge run``'s path); returns its counters, runs, simulated
-    cycles and wall time (outputs checked against the golden model)."""
+    """One layer on the RTL (``snnforge run``'s path, its first run waiting for its whole
+    weight block, so that the cycles counter counts compute alone); returns its counters, runs,
+    simulated cycles and wall time (outputs checked against the golden model)."""
     start = time.monotonic()
     done = run_job(QUIET, "loas", params, inputs={"spikes": x.numpy(), "weights": w.numpy()},
                    options={"threshold": THRESHOLD, "leak_amount": 1,
-                            "sequential": sequential})
+                            "sequential": sequential, "follow": False})
     outputs, facts = done.result.outputs, done.result.facts
     want = expected_layer(done.design.config, LayerCase(tag, x, w, threshold=THRESHOLD,
                                                         leak_amount=1, sequential=sequential),

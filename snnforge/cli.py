@@ -367,7 +367,8 @@ def _run_command(name) -> click.Command:
             click.Option(["--board"], type=click.Choice(list(BOARDS)),
                          help="The core configuration `snnforge board --board` builds (its "
                               "defaults under -p); with --port, the board's core."),
-            *[click.Option([f"--{flag.name}", flag.name], is_flag=flag.is_flag,
+            *[click.Option([f"--{flag.name.replace('_', '-')}", flag.name],
+                           is_flag=flag.is_flag,
                            metavar=flag.metavar, help=flag.help, default=None
                            if not flag.is_flag else False) for flag in driver.flags],
         ])

@@ -237,6 +237,8 @@ class LoASDriver(Driver):
         Flag("strong", "LoAS-FT strong mode: single-spike neurons silent.", is_flag=True),
         Flag("sequential", "Process time steps one after another (SparTen-S-like baseline).",
              is_flag=True),
+        Flag("no_follow", "The first run waits for its whole weight block (compute cycles then "
+                          "count compute alone).", is_flag=True),
     )
 
     #: Memory the driver may use when the transport does not say (``memory_size``).
@@ -246,6 +248,10 @@ class LoASDriver(Driver):
         super().__init__(host, cfg)
         self.memory_size = memory_size or getattr(host.transport, "memory_size",
                                                   self.DEFAULT_MEMORY)
+        #: The first run of a command list starts before its weight masks are loaded and
+        #: follows their LOAD (``flags.follow``); off, it waits for its whole weight block, so
+        #: that the ``cycles`` counter counts compute alone.
+        self.follow = True
 
     # -- the job of `snnforge run` -------------------------------------------------------------
     @classmethod
@@ -264,6 +270,9 @@ class LoASDriver(Driver):
                       (1 << cfg.T) - 1),
                 Param("strong", False, "LoAS-FT strong mode: single-spike neurons silent"),
                 Param("sequential", False, "time steps one after another (baseline mode)"),
+                Param("follow", True, "the first run follows its weight masks' LOAD (off: it "
+                                      "waits for its whole weight block, and compute cycles "
+                                      "count compute alone)"),
             ),
             outputs=(ArraySpec("spikes", ("T", "M", "N"), "binary", "output spikes"),
                      ArraySpec("membrane", ("M", "N"), "int", "final membranes")))
@@ -282,6 +291,8 @@ class LoASDriver(Driver):
         for name in ("strong", "sequential"):
             if values.get(name):
                 options[name] = True
+        if values.get("no_follow"):
+            options["follow"] = False
         return inputs, options, params
 
     @classmethod
@@ -295,6 +306,7 @@ class LoASDriver(Driver):
 
     async def run(self, job: Job) -> JobResult:
         o = job.options
+        self.follow = o["follow"]
         result = await self.run_layer(
             job.inputs["spikes"], job.inputs["weights"],
             threshold=o["threshold"], leak_amount=o["leak_amount"], tmask=o["tmask"],
@@ -314,6 +326,9 @@ class LoASDriver(Driver):
                  f"end-to-end cycles {c['total_cycles']:,} (one command list: loads, runs, "
                  f"stores); DMA {c['dma_read_bytes']:,} bytes read, {c['dma_write_bytes']:,} "
                  f"written"]
+        if job.options["follow"]:
+            lines.append("(the first run followed its weight masks' LOAD: its cycles include "
+                         "that loading; --no-follow counts compute alone)")
         full = [name for name, value in c.items() if value >= (1 << cfg.counter_width) - 1]
         if full:
             lines.append(f"saturated at 2**{cfg.counter_width} - 1 (counter_width): "
@@ -367,9 +382,6 @@ class LoASDriver(Driver):
     #: A layer of one row tile is cut into at least this many column blocks (where it has the
     #: tiles): the next block's weights load while a block computes.
     PIPELINE_BLOCKS = 4
-    #: The first run of a command list starts before its weight masks are loaded and follows
-    #: their LOAD (``flags.follow``).
-    FOLLOW_FIRST_MASKS = True
 
     def plan(self, w, sequential, *, rows=None):
         """K blocks and column blocks of a layer. K blocks are the largest whole-fiber blocks that
@@ -554,7 +566,7 @@ class LoASDriver(Driver):
         # The first run follows its weight masks (flags.follow): it starts once its spikes,
         # headers and values are in, and the masks -- most of a weight block's bytes -- load
         # under it.
-        follow = self.FOLLOW_FIRST_MASKS and bool(weight_images[runs[0].weights]["masks"])
+        follow = self.follow and bool(weight_images[runs[0].weights]["masks"])
         # A new weight block loads in pieces while the runs of the block before it compute (its
         # bank is free all that time): one piece per run, sized so that each run's bus work --
         # the next run's spikes, the first run's masks, the piece -- comes out as even as it can.

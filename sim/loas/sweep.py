@@ -20,7 +20,8 @@ THRESHOLD = 64
 def run_layer(design, layer: str) -> dict:
     """``layer`` on ``design``'s RTL (``snnforge run``'s path); raises if the outputs differ from
     the golden model's. Returns the cycles end to end (the command list: loads, runs, stores)
-    and of the computation alone, the matches and the number of runs."""
+    and of the runs (start to done; the first run's include its weight masks' LOAD, which it
+    follows), the matches and the number of runs."""
     x, w = synthetic_layer(layer, T=design.config.T, seed=0)
     driver = design.generator.driver
     job = driver.validate(design.config, {"spikes": x.numpy(), "weights": w.numpy()},

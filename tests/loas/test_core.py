@@ -171,7 +171,7 @@ def test_first_run_follows_its_weight_masks():
 
     def layer(follow):
         async def step(driver):
-            driver.FOLLOW_FIRST_MASKS = follow
+            driver.follow = follow
             return await driver.run_layer(x, w, threshold=250)
         return step
     followed, loaded = simulate(TINY, [layer(True), layer(False)])
@@ -275,7 +275,7 @@ def test_run_cycles_as_documented(cfg):
     def one_run(x, w):
         def step(driver):
             driver.PIPELINE_BLOCKS = 1            # the layer as one run
-            driver.FOLLOW_FIRST_MASKS = False     # with its operands loaded
+            driver.follow = False                 # with its operands loaded
             return driver.run_layer(x, w, threshold=1)
         return step
     results = simulate(cfg, [one_run(x, w) for _, _, x, w in cases])
