@@ -326,7 +326,7 @@ class LoASDriver(Driver):
                  f"end-to-end cycles {c['total_cycles']:,} (one command list: loads, runs, "
                  f"stores); DMA {c['dma_read_bytes']:,} bytes read, {c['dma_write_bytes']:,} "
                  f"written"]
-        if job.options["follow"]:
+        if job.options.get("follow", True):
             lines.append("(the first run followed its weight masks' LOAD: its cycles include "
                          "that loading; --no-follow counts compute alone)")
         full = [name for name, value in c.items() if value >= (1 << cfg.counter_width) - 1]
