@@ -574,8 +574,8 @@ class LoASDriver(Driver):
         pieces = {}                 # slot (run index) -> (weight key, first, last, of)
         for before, start in zip(starts, starts[1:]):
             slots = range(before, start)
-            busy = [(spikes_loaded(i + 1) and spike_beats(i + 1))
-                    + (i == 0 and follow and block_beats(runs[0].weights, ("masks",)))
+            busy = [(spike_beats(i + 1) if spikes_loaded(i + 1) else 0)
+                    + (block_beats(runs[0].weights, ("masks",)) if i == 0 and follow else 0)
                     for i in slots]
             key = runs[start].weights
             headers = block_beats(key, ("headers",))
