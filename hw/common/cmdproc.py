@@ -231,8 +231,20 @@ LOADs after it.
         m.d.comb += self.storing.eq(store_pending)
         m.d.comb += [self.code.eq(code), self.error.eq(code != 0), self.busy.eq(running)]
 
+        # The failing command's address goes to error_at a cycle after the failure, from a
+        # register naming its source (each source holds still by then): the failure's decision
+        # then ends in two flip-flops, not in the enables of 32.
+        err_src = Signal(2)       # 0 the command, 1 the next fetch, 2 base, 3 a posted STORE
+        err_load = Signal()
+        m.d.sync += err_load.eq(0)
+        with m.If(err_load):
+            m.d.sync += self.error_at.eq(Array([cmd_at, next_at, self.base, store_at])[err_src])
+
+        def error_at(source):
+            return [err_src.eq(source), err_load.eq(1)]
+
         def fail(reason):
-            m.d.sync += [code.eq(reason), self.error_at.eq(cmd_at), running.eq(0),
+            m.d.sync += [code.eq(reason), *error_at(0), running.eq(0),
                          fetching.eq(0), flushing.eq(1)]
 
         aligned = (cmd.addr[:shift] == 0) if shift else C(1)
@@ -248,7 +260,7 @@ LOADs after it.
                     m.d.sync += [code.eq(0), self.done.eq(0), fetch_addr.eq(self.base),
                                  next_at.eq(self.base), owed.eq(0)]
                     with m.If(self.base[:base_shift] != 0):
-                        m.d.sync += [code.eq(1), self.error_at.eq(self.base)]
+                        m.d.sync += [code.eq(1), *error_at(2)]
                     with m.Else():
                         m.d.sync += [running.eq(1), fetching.eq(1), flushing.eq(0)]
                         m.next = "NEXT"
@@ -263,7 +275,7 @@ LOADs after it.
                     m.next = "DECODE"
                 with m.Elif(~fetching & (owed == 0) & (fifo.level == 0)):
                     # The list ran past mem_limit without an END.
-                    m.d.sync += [code.eq(2), self.error_at.eq(next_at), running.eq(0),
+                    m.d.sync += [code.eq(2), *error_at(1), running.eq(0),
                                  flushing.eq(1)]
                     m.next = "DRAIN"
             with m.State("DECODE"):
@@ -396,7 +408,7 @@ LOADs after it.
                 with m.If(self.wr_done.valid):
                     m.d.sync += store_pending.eq(0)
                     with m.If(self.wr_done.payload.error):
-                        m.d.sync += [code.eq(3), self.error_at.eq(store_at), running.eq(0),
+                        m.d.sync += [code.eq(3), *error_at(3), running.eq(0),
                                      fetching.eq(0), flushing.eq(1)]
                         m.next = "DRAIN"
                     with m.Else():
