@@ -634,8 +634,9 @@ class LoASCore(wiring.Component):
             ]
         m.d.comb += go.eq((control.start | queued) & ~running & ~start)
         m.d.sync += [start.eq(go), queued.eq((queued | control.start) & ~go)]
-        # A count, not the queued flag, tells the command list that a queued run has begun: the
-        # flag is not yet set when a WAIT right after the start polls it.
+        # A count, not the queued flag, tells the command list that a queued run has begun: a
+        # WAIT on the flag right after the start would rely on the host port's read latency
+        # outlasting the start pulse's way to the flag.
         begun = Signal(BEGUN_BITS)
         with m.If(clear):
             m.d.sync += begun.eq(0)
