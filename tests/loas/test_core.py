@@ -15,8 +15,8 @@ from snnforge.hw.loas.driver import LoASDriver, _even_out
 from snnforge.params import SnnforgeError
 from snnforge.sim.amaranth_axi import AxiMemory
 from snnforge.sim.amaranth_host import AmaranthTransport
-from snnforge.sim.loas.vectors import (expected_layer, expected_network, loas_cases,
-                                       network_cases)
+from snnforge.sim.loas.vectors import (LayerCase, expected_layer, expected_network,
+                                       loas_cases, network_cases)
 
 TINY = LoASConfig(pes=2, fiber=8, T=2, tile_n=3, group=2, k_max=32, n_max=12, v_max=256,
                   f_max=128, segment=4, adders=1, leak="none")
@@ -158,10 +158,9 @@ def _follow_case():
 
 
 def _expected(x, w, k_block, threshold):
-    from snnforge.golden.loas import layer as golden_layer
-    spikes, membrane = golden_layer(x, w, TINY.lif.replace(threshold=threshold),
-                                    acc_width=TINY.out_width, k_block=k_block, fiber=TINY.fiber)
-    return spikes.numpy(), membrane.numpy()
+    want = expected_layer(TINY, LayerCase("tiny", x, w, threshold=threshold, leak_amount=0),
+                          k_block)
+    return want["spikes"].numpy(), want["membrane"].numpy()
 
 
 def test_first_run_follows_its_weight_masks():
