@@ -75,8 +75,8 @@ def frontier(outs, ins, budget, floor=1):
 
 def balanced_engines(c_in, rank, c_out, budget):
     """The TT engines' ``(lanes, ways)`` within ``budget`` MAC units whose slowest engine takes
-    the fewest cycles per position; ties: G1 and G4 faster (HTT's late steps run on them
-    alone), then fewer units."""
+    the fewest cycles per position; ties: G1 and G4 faster (they set HTT's late steps' pace,
+    with G3's and G2's engines beside them), then fewer units."""
     shapes = ((rank, c_in, 1), (rank, 3 * rank, 3), (rank, 3 * rank, 3), (c_out, rank, 1))
     fronts = [sorted(frontier(*shape[:2], budget, shape[2]).items()) for shape in shapes]
     best = None

@@ -21,8 +21,9 @@ class TTSNNConfig(Config):
     ``max_height x max_width`` positions, ``T`` steps. Engines: ``lanes_g1 .. lanes_g4`` output
     channels by ``ways_g1 .. ways_g4`` input channels per cycle; ``dense_lanes`` > 0 adds the
     dense 3x3 engine of mode ``dense`` (``dense_ways`` inputs a lane), the baseline of TT's
-    speedup. Widths and register values as :class:`~snnforge.golden.ttsnn.params.
-    TTFixedParams` (cores at most 8 bits: they are loaded as int8).
+    speedup; ``htt_pool``: HTT's late steps run on G2's and G3's multipliers too. Widths and
+    register values as :class:`~snnforge.golden.ttsnn.params.TTFixedParams` (cores at most 8
+    bits: they are loaded as int8).
     """
 
     c_in: int = param(8, "input channels (Cin)", lo=1, hi=256)
@@ -58,6 +59,8 @@ class TTSNNConfig(Config):
     dense_ways: int = param(1, "dense engine ways (at most 9 c_in)", lo=1, hi=2304,
                             check=lambda c, v: v <= 9 * c.c_in,
                             what=lambda c: f"1..{9 * c.c_in} (9 c_in)")
+    htt_pool: bool = param(True, "HTT's late steps lend G2's and G3's multipliers to G4's and "
+                           "G1's work (their engines also hold G4's and G1's weights)")
     w_width: int = inherit(TTFixedParams, "w_width", hi=8)
     act_width: int = inherit(TTFixedParams, "act_width")
     y_width: int = inherit(TTFixedParams, "y_width")

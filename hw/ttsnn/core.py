@@ -23,8 +23,10 @@ COUNTERS = (
     ("cycles", "cycles since the last clear"),
     ("busy", "cycles a layer was in flight (maps, neurons, drain)"),
     ("forward_cycles", "cycles of the step datapath's phase (maps in, currents out)"),
-    *((f"{g}_rows", f"MAC rows {g.upper()}'s engine issued (lanes multiply-accumulates each)")
-      for g in CORES),
+    *((f"{g}_rows", f"MAC rows {g.upper()}'s engine issued (lanes x ways multiply-accumulates "
+                    f"each{helps})")
+      for g, helps in zip(CORES, ("", "; with htt_pool also G4's on HTT's late steps",
+                                  "; with htt_pool also G1's on HTT's late steps", ""))),
     ("dense_rows", "MAC rows the dense 3x3 engine issued (mode dense; lanes accumulates each)"),
     ("positions", "spike positions taken (T per position of a map)"),
     ("neurons", "neurons delivered (spikes, membranes, currents)"),
@@ -102,7 +104,7 @@ class TTSNNCore(HostCore):
                              lanes=cfg.lanes, ways=cfg.ways, dense_lanes=cfg.dense_lanes,
                              dense_ways=cfg.dense_ways, w_width=cfg.w_width,
                              act_width=cfg.act_width, y_width=cfg.y_width,
-                             mem_width=cfg.mem_width)
+                             mem_width=cfg.mem_width, pool=cfg.htt_pool)
         rm = RegisterMap(data_width=32)
         rm.add_register("mode", 2, reset=MODES_RTL[cfg.mode],
                         doc=f"pipeline: {', '.join(f'{v} {k}' for k, v in MODES_RTL.items())} "

@@ -31,7 +31,8 @@ class TTLayer(wiring.Component):
     lanes of ``c_out`` currents). Map ``t + 1`` enters right after map ``t``'s last position
     (its first row fills the windows while map ``t`` drains); at HTT's path change (map
     ``htt_full``) the late map's ``a1`` queues while G2 and G3 drain the last full map (the
-    step's two paths follow the maps of ``a1`` and of ``a3``, each counted). After map
+    step's two paths follow the maps of ``a1`` and of ``a3``, each counted; with ``pool``, G2's
+    and G3's engines then share G4's and G1's work, :class:`TTStep`). After map
     ``T - 1``, each position's row is read and its ``c_out`` neurons enter the shared
     :class:`LIFArray` (multiplicative leak ``leak_amount / 256``, hard reset, saturating
     ``mem_width`` membrane; a spike where ``H >= threshold``, i.e. the golden ``theta + 1``) with
@@ -61,14 +62,14 @@ class TTLayer(wiring.Component):
     def __init__(self, *, c_in: int, rank: int, c_out: int, T: int, max_width: int,
                  max_height: int, lanes=(1, 1, 1, 1), ways=(1, 1, 1, 1), dense_lanes: int = 0,
                  dense_ways: int = 1, w_width: int = 8, act_width: int = 16, y_width: int = 16,
-                 mem_width: int = 16):
+                 mem_width: int = 16, pool: bool = False):
         if isinstance(T, bool) or not isinstance(T, int) or not 1 <= T <= 16:
             raise ValueError(f"T must be an integer in 1..16, not {T!r}")
         self.T, self.c_out = T, c_out
         self.step = TTStep(c_in=c_in, rank=rank, c_out=c_out, max_width=max_width,
                            max_height=max_height, lanes=lanes, ways=ways,
                            dense_lanes=dense_lanes, dense_ways=dense_ways, w_width=w_width,
-                           act_width=act_width, y_width=y_width)
+                           act_width=act_width, y_width=y_width, pool=pool)
         self.lif_params = LIFParams(T=T, in_width=y_width, mem_width=mem_width, leak="mul",
                                     leak_frac=LEAK_FRAC, reset="hard", saturate=True,
                                     leak_mul=0, threshold=0)

@@ -8,7 +8,7 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..common.streams import StreamFIFO
-from .pointwise import PointwiseConv, fit_value, half_step
+from .pointwise import AltConv, PointwiseConv, fit_value, half_step
 from .window import AxisConv, DenseConv
 
 __all__ = ["TTStep", "Path", "CORES", "DENSE"]
@@ -57,6 +57,16 @@ class TTStep(wiring.Component):
     position per ``max(cycles_per_position)`` of the engines on the path; latency about a row
     along H (G2) plus the engines' latencies (BYPASS: G1's, the FIFO's and G4's).
 
+    With ``pool``, G2's and G3's multipliers, idle on BYPASS maps, take part of G1's and G4's
+    work there: G3's engine also holds G1's weights and G2's G4's (each load of G1 or G4 writes
+    both), and while ``path_a3`` is BYPASS (G2 and G3 have finished every full map) the
+    positions go alternately to G1 and to G3's engine, and the ``a3`` of BYPASS maps alternately
+    to G4 and to G2's engine; a FIFO of one bit per position on each side gives the order in
+    which their results leave. Spikes that arrive while ``path_a3`` is BYPASS must be of BYPASS
+    maps. A BYPASS position then costs, in steady state, ``max(c1, c3')`` and ``max(c4, c2')``
+    cycles per two positions (``c3'``, ``c2'``: the engines' :attr:`~PointwiseConv.
+    alt_cycles_per_position`).
+
     Ports
     -----
     i : In(stream of ``c_in`` spikes); o : Out(stream of ``c_out`` currents ``signed(y_width)``)
@@ -75,7 +85,8 @@ class TTStep(wiring.Component):
 
     def __init__(self, *, c_in: int, rank: int, c_out: int, max_width: int, max_height: int,
                  lanes=(1, 1, 1, 1), ways=(1, 1, 1, 1), dense_lanes: int = 0,
-                 dense_ways: int = 1, w_width: int = 8, act_width: int = 16, y_width: int = 16):
+                 dense_ways: int = 1, w_width: int = 8, act_width: int = 16, y_width: int = 16,
+                 pool: bool = False):
         lanes, ways = tuple(lanes), tuple(ways)
         if len(lanes) != 4:
             raise ValueError(f"lanes must give the lanes of G1, G2, G3, G4, not {lanes!r}")
@@ -83,14 +94,21 @@ class TTStep(wiring.Component):
             raise ValueError(f"ways must give the ways of G1, G2, G3, G4, not {ways!r}")
         if isinstance(dense_lanes, bool) or not isinstance(dense_lanes, int) or dense_lanes < 0:
             raise ValueError(f"dense_lanes must be an integer >= 0, not {dense_lanes!r}")
+        if not isinstance(pool, bool):
+            raise ValueError(f"pool must be a bool, not {pool!r}")
         self.c_in, self.rank, self.c_out = c_in, rank, c_out
-        self.act_width = act_width
+        self.act_width, self.pool = act_width, pool
         axis = dict(c_in=rank, c_out=rank, max_width=max_width, max_height=max_height,
                     w_width=w_width, in_width=act_width, fit=False)
         self.g1 = PointwiseConv(c_in=c_in, c_out=rank, lanes=lanes[0], ways=ways[0],
                                 w_width=w_width, spike_input=True, out_width=act_width)
-        self.g2 = AxisConv(lanes=lanes[1], ways=ways[1], axis="h", **axis)
-        self.g3 = AxisConv(lanes=lanes[2], ways=ways[2], axis="w", **axis)
+        # With pool, G2's engine also computes G4's convolution and G3's G1's.
+        alt_g2 = AltConv(c_in=rank, c_out=c_out, spike_input=False, out_width=y_width)
+        alt_g3 = AltConv(c_in=c_in, c_out=rank, spike_input=True, out_width=act_width)
+        self.g2 = AxisConv(lanes=lanes[1], ways=ways[1], axis="h", **axis,
+                           alt=alt_g2 if pool else None)
+        self.g3 = AxisConv(lanes=lanes[2], ways=ways[2], axis="w", **axis,
+                           alt=alt_g3 if pool else None)
         self.g4 = PointwiseConv(c_in=rank, c_out=c_out, lanes=lanes[3], ways=ways[3],
                                 w_width=w_width, spike_input=False, in_width=act_width,
                                 out_width=y_width)
@@ -126,17 +144,59 @@ class TTStep(wiring.Component):
                                                                    == CORES.index(name))),
                          engine.load.payload.index.eq(self.load.payload.index),
                          engine.load.payload.value.eq(self.load.payload.value)]
+        if self.pool:
+            for helper, core in ((g3, "g1"), (g2, "g4")):
+                m.d.comb += [helper.alt_load.valid.eq(self.load.valid & (self.load.payload.core
+                                                                         == CORES.index(core))),
+                             helper.alt_load.payload.index.eq(self.load.payload.index),
+                             helper.alt_load.payload.value.eq(self.load.payload.value)]
+            m.d.comb += [g3.alt_shift.eq(self.shift_o1), g2.alt_shift.eq(self.shift_y)]
         m.d.comb += self.load.ready.eq(1)      # every engine takes a weight in any cycle
         for axis in (g2, g3):
             m.d.comb += [axis.width.eq(self.width), axis.height.eq(self.height)]
         m.d.comb += [g1.shift.eq(self.shift_o1), g4.shift.eq(self.shift_y)]
         # (Without a dense engine, Path.DENSE runs as BYPASS: no way to hang a map.)
         dense = (self.path == Path.DENSE) if self.dense is not None else C(0)
+        a3_bypass = Signal()         # G4's operand register holds a BYPASS map's a3
+
+        def pooled(name, engine, helper, shared):
+            """``(i, o)``: streams into ``engine``'s input and out of its output; with ``pool``,
+            through the positions' order while ``shared`` lets them alternate with ``helper``'s
+            (whose ``alt_i`` / ``alt_o`` compute the same convolution)."""
+            if not self.pool:
+                return engine.i, engine.o
+            src = stream.Signature(engine.i.payload.shape()).create(path=(f"{name}_i",))
+            out = stream.Signature(engine.o.payload.shape()).create(path=(f"{name}_o",))
+            m.submodules[f"{name}_order"] = order = StreamFIFO(unsigned(1), 8)
+            turn = Signal(name=f"{name}_turn")
+            to_helper = shared & turn
+            target_ready = Mux(to_helper, helper.alt_i.ready, engine.i.ready)
+            m.d.comb += [engine.i.payload.eq(src.payload), helper.alt_i.payload.eq(src.payload),
+                         engine.i.valid.eq(src.valid & order.i.ready & ~to_helper),
+                         helper.alt_i.valid.eq(src.valid & order.i.ready & to_helper),
+                         src.ready.eq(order.i.ready & target_ready),
+                         order.i.valid.eq(src.valid & target_ready),
+                         order.i.payload.eq(to_helper)]
+            with m.If(src.valid & src.ready & shared):
+                m.d.sync += turn.eq(~turn)
+            head = order.o.payload
+            m.d.comb += [out.valid.eq(order.o.valid & Mux(head, helper.alt_o.valid,
+                                                          engine.o.valid)),
+                         out.payload.eq(Mux(head, helper.alt_o.payload, engine.o.payload)),
+                         engine.o.ready.eq(out.ready & order.o.valid & ~head),
+                         helper.alt_o.ready.eq(out.ready & order.o.valid & head),
+                         order.o.ready.eq(out.valid & out.ready)]
+            return src, out
+
+        # G3 has finished its full maps once G4's operands are BYPASS ones; G2, once the
+        # register holds one.
+        g1_i, a1 = pooled("g1", g1, g3, self.path_a3 == Path.BYPASS)
+        g4_i, g4_o = pooled("g4", g4, g2, a3_bypass)
         # The spikes go to G1, or to the dense engine; y comes from G4, or from it.
-        m.d.comb += [g1.i.payload.eq(self.i.payload), g1.i.valid.eq(self.i.valid & ~dense),
-                     self.i.ready.eq(Mux(dense, 0, g1.i.ready)),
-                     self.o.payload.eq(g4.o.payload), self.o.valid.eq(g4.o.valid & ~dense),
-                     g4.o.ready.eq(self.o.ready & ~dense)]
+        m.d.comb += [g1_i.payload.eq(self.i.payload), g1_i.valid.eq(self.i.valid & ~dense),
+                     self.i.ready.eq(Mux(dense, 0, g1_i.ready)),
+                     self.o.payload.eq(g4_o.payload), self.o.valid.eq(g4_o.valid & ~dense),
+                     g4_o.ready.eq(self.o.ready & ~dense)]
         dense_busy = C(0)
         if self.dense is not None:
             m.submodules.dense = de = self.dense
@@ -187,16 +247,14 @@ class TTStep(wiring.Component):
         # a3 -> G4: fitted by shift_z3 (G3's sums, or G2's and G3's); a1 as it is on BYPASS --
         # as the path was when it entered (the register may hold a full map's last a3 while
         # path_a3 is already BYPASS).
-        a3_bypass = Signal()
         with m.If(a3.i.valid & a3.i.ready):
             m.d.sync += a3_bypass.eq(self.path_a3 == Path.BYPASS)
         m.d.comb += self.a3_in.eq(a3.i.valid & a3.i.ready)
         a3_out = Mux(a3_bypass, narrow(a3.o.payload),
                      fitted(a3.o.payload, self.shift_z3, half_z3, "fit_z3_"))
-        m.d.comb += [g4.i.valid.eq(a3.o.valid), g4.i.payload.eq(a3_out),
-                     a3.o.ready.eq(g4.i.ready)]
+        m.d.comb += [g4_i.valid.eq(a3.o.valid), g4_i.payload.eq(a3_out),
+                     a3.o.ready.eq(g4_i.ready)]
 
-        a1 = g1.o
         ptt_sum = [g2.o.payload[k] + g3.o.payload[k] for k in range(self.rank)]
         sent_g2, sent_queue = Signal(), Signal()         # the fork's outputs already served
 
@@ -237,7 +295,7 @@ class TTStep(wiring.Component):
                 m.d.comb += [a3.i.valid.eq(bypass.o.valid),
                              *widen(a3.i.payload, bypass.o.payload),
                              bypass.o.ready.eq(a3.i.ready)]
-        for tap, src, payload in ((self.a1_tap, a1, a1.payload), (self.a3_tap, g4.i, g4.i.payload),
+        for tap, src, payload in ((self.a1_tap, a1, a1.payload), (self.a3_tap, g4_i, g4_i.payload),
                                   (self.a2_tap, a2.o, queue.i.payload)):
             m.d.comb += [tap.valid.eq(src.valid & src.ready), tap.payload.eq(payload)]
         with m.If(self.path != Path.STT):

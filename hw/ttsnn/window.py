@@ -9,7 +9,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..common.memory import buffer
-from .pointwise import PointwiseConv
+from .pointwise import AltConv, PointwiseConv
 
 __all__ = ["AxisWindow", "AxisConv", "DenseConv", "AXES"]
 
@@ -132,23 +132,28 @@ class AxisConv(wiring.Component):
     and at least 3: the window's three cycles overlap it). Latency: ``step`` positions and the
     engine's latency.
 
+    With ``alt`` (an :class:`~snnforge.hw.ttsnn.pointwise.AltConv`) the engine also takes
+    positions of another 1x1 convolution on ``alt_i`` in cycles the window leaves it idle.
+
     Ports: ``i``, ``width``, ``height`` of the window; ``o``, ``load``, ``shift``, ``busy``,
-    ``issuing`` of the engine.
+    ``issuing`` (and ``alt_i``, ``alt_o``, ``alt_load``, ``alt_shift``) of the engine.
     """
 
     def __init__(self, *, c_in: int, c_out: int, lanes: int, axis: str, max_width: int,
                  max_height: int, ways: int = 1, w_width: int = 8, in_width: int = 16,
-                 out_width: int = 16, fit: bool = True):
+                 out_width: int = 16, fit: bool = True, alt: AltConv | None = None):
         self.window = AxisWindow(c_in=c_in, shape=signed(in_width), axis=axis,
                                  max_width=max_width, max_height=max_height)
         self.engine = PointwiseConv(c_in=3 * c_in, c_out=c_out, lanes=lanes, ways=ways,
                                     w_width=w_width, spike_input=False, in_width=in_width,
-                                    out_width=out_width, fit=fit)
+                                    out_width=out_width, fit=fit, alt=alt)
         self.c_in, self.c_out = c_in, c_out
         win, eng = self.window.signature.members, self.engine.signature.members
+        self._alt_ports = ("alt_i", "alt_o", "alt_load", "alt_shift") if alt else ()
         super().__init__({"i": win["i"], "width": win["width"], "height": win["height"],
                           "o": eng["o"], "load": eng["load"], "shift": eng["shift"],
-                          "busy": eng["busy"], "issuing": eng["issuing"]})
+                          "busy": eng["busy"], "issuing": eng["issuing"],
+                          **{name: eng[name] for name in self._alt_ports}})
 
     def weight_index(self, o: int, i: int, k: int) -> int:
         return (o * 3 + k) * self.c_in + i
@@ -168,6 +173,11 @@ class AxisConv(wiring.Component):
         m.d.comb += [window.width.eq(self.width), window.height.eq(self.height),
                      engine.shift.eq(self.shift), self.busy.eq(engine.busy),
                      self.issuing.eq(engine.issuing)]
+        if self._alt_ports:
+            wiring.connect(m, wiring.flipped(self.alt_i), engine.alt_i)
+            wiring.connect(m, engine.alt_o, wiring.flipped(self.alt_o))
+            wiring.connect(m, wiring.flipped(self.alt_load), engine.alt_load)
+            m.d.comb += engine.alt_shift.eq(self.alt_shift)
         return m
 
 

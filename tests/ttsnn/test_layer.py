@@ -54,10 +54,10 @@ def expected(p, cores, spikes):
 
 
 def run_layers(p, cores, samples, *, seed, idle="random:0.3", stall="random:0.3",
-               cycles=False, lanes=(2, 2, 1, 1), ways=(1, 1, 1, 1)):
+               cycles=False, lanes=(2, 2, 1, 1), ways=(1, 1, 1, 1), pool=False):
     dut = TTLayer(c_in=CIN, rank=RANK, c_out=COUT, T=p.T, max_width=W, max_height=H,
                   lanes=lanes, ways=ways, w_width=p.w_width, act_width=p.act_width,
-                  y_width=p.y_width, mem_width=p.mem_width)
+                  y_width=p.y_width, mem_width=p.mem_width, pool=pool)
     layout = dut.i.payload.shape()
     beats = [pack(layout, x[t, :, h, w].tolist()) for x in samples for t in range(p.T)
              for h in range(H) for w in range(W)]
@@ -110,6 +110,28 @@ def test_htt_late_maps_overlap_the_drain():
     Scoreboard("HTT layer").compare(expected(p, cores, samples[0]), got)
     _, ptt = run_layers(p.replace(mode="ptt"), cores, samples, seed=1, **quiet)
     assert htt < ptt
+
+
+@pytest.mark.parametrize("p", [p for p in PARAMS if p.mode == "htt"],
+                         ids=lambda p: f"htt_full{p.htt_full}-T{p.T}")
+def test_pooled_htt_is_exact_and_below_ptt(p):
+    """With ``pool`` and balanced engines (G1, G2, G3 six cycles a position, G4 five), HTT's
+    late maps run on G2's and G3's multipliers too: two layers back to back (the second's full
+    maps after the first's late ones) equal the golden model, and HTT takes fewer cycles than
+    without the pool, and than PTT on the same engines."""
+    cores = random_cores(p.T + 3, p.w_width)
+    gen = torch.Generator().manual_seed(p.T + 20)
+    samples = [(torch.rand(p.T, CIN, H, W, generator=gen) < 0.5).long(),
+               torch.ones(p.T, CIN, H, W, dtype=torch.int64)]
+    balanced = dict(lanes=(1, 1, 1, 1), ways=(1, 2, 2, 1), pool=True)
+    got = run_layers(p, cores, samples, seed=p.T + 1, **balanced)
+    want = expected(p, cores, samples[0]) + expected(p, cores, samples[1])
+    Scoreboard(f"pooled HTT layer T={p.T}").compare(want, got)
+    quiet = dict(idle="none", stall="none", cycles=True, **balanced)
+    _, htt = run_layers(p, cores, samples[:1], seed=1, **quiet)
+    _, ptt = run_layers(p.replace(mode="ptt"), cores, samples[:1], seed=1, **quiet)
+    _, alone = run_layers(p, cores, samples[:1], seed=1, **{**quiet, "pool": False})
+    assert htt < alone < ptt, (htt, alone, ptt)
 
 
 def test_the_comparison_can_fail():

@@ -9,7 +9,7 @@ import torch
 
 from snnforge.golden.common.lif import signed_range
 from snnforge.golden.ttsnn.fixed import fit
-from snnforge.hw.ttsnn.pointwise import PointwiseConv
+from snnforge.hw.ttsnn.pointwise import AltConv, PointwiseConv
 from snnforge.sim.amaranth_sim import simulate_streams
 from snnforge.sim.cocotb_streams import Scoreboard
 from snnforge.sim.payload import pack, unpack
@@ -86,6 +86,51 @@ def test_the_comparison_can_fail():
         Scoreboard("self-test").compare(golden(g, acts, 2, 16), got)
 
 
+#: (main c_in, c_out, fit; alt c_in, c_out, spike_input, out_width; lanes, ways)
+ALT_CONFIGS = [
+    (6, 2, False, 5, 2, True, 7, 1, 2),     # G3's engine doing G1's work (exact sums beside)
+    (6, 3, False, 2, 5, False, 9, 2, 4),    # G2's engine doing G4's (more groups, fewer chunks)
+    (3, 2, True, 9, 1, True, 6, 1, 1),      # alt with more chunks than the engine's
+]
+
+
+@pytest.mark.parametrize("config", ALT_CONFIGS, ids=lambda c: "x".join(map(str, c)))
+def test_pointwise_alt_positions_interleave(config):
+    """An engine with a second convolution (``alt``): positions offered on ``i`` and on
+    ``alt_i`` at once (``i`` first), weights loaded on both ports at once, back-pressure on
+    both outputs -- every beat of each equal to its own golden convolution."""
+    c_in, c_out, fitted, a_in, a_out, a_spike, a_width, lanes, ways = config
+    rng = random.Random(sum(config))
+    dut = PointwiseConv(c_in=c_in, c_out=c_out, lanes=lanes, ways=ways, w_width=6,
+                        spike_input=False, in_width=7, out_width=10, fit=fitted,
+                        alt=AltConv(c_in=a_in, c_out=a_out, spike_input=a_spike,
+                                    out_width=a_width))
+    lo, hi = signed_range(6)
+    g = torch.tensor([[rng.randint(lo, hi) for _ in range(c_in)] for _ in range(c_out)])
+    a = torch.tensor([[rng.randint(lo, hi) for _ in range(a_in)] for _ in range(a_out)])
+    acts = positions(rng, 10, c_in, False, 7)
+    alt_acts = positions(rng, 10, a_in, a_spike, 7)
+    loads = {name: [pack(getattr(dut, name).payload.shape(),
+                         {"index": o * w.shape[1] + i, "value": int(w[o, i])})
+                    for o in range(w.shape[0]) for i in range(w.shape[1])]
+             for name, w in (("load", g), ("alt_load", a))}
+    out, _ = simulate_streams(
+        dut, preload=loads,
+        feeds={"i": [pack(dut.i.payload.shape(), v) for v in acts],
+               "alt_i": [pack(dut.alt_i.payload.shape(), v) for v in alt_acts]},
+        drains={"o": len(acts), "alt_o": len(alt_acts)}, setup={"shift": 2, "alt_shift": 1},
+        seed=len(acts), idle="random:0.3", stall="random:0.4")
+    want = (golden(g, acts, 2, 10) if fitted
+            else (torch.as_tensor(acts) @ g.T).tolist())
+    Scoreboard(f"{config} engine").compare(
+        want, [unpack(dut.o.payload.shape(), b) for b in out["o"]])
+    Scoreboard(f"{config} alt").compare(
+        golden(a, alt_acts, 1, a_width),
+        [unpack(dut.alt_o.payload.shape(), b) for b in out["alt_o"]])
+    assert dut.alt_cycles_per_position == -(-a_out // lanes) * -(-a_in // ways) + max(
+        0, 3 - -(-a_in // ways))
+
+
 @pytest.mark.parametrize("c_in, ways, rows", [(6, 1, 2 * 6), (2, 1, 2 * 2 + 1), (1, 1, 2 + 2),
                                               (12, 2, 2 * 6), (12, 4, 2 * 3), (12, 6, 2 * 2 + 1)])
 def test_pointwise_throughput(c_in, ways, rows):
@@ -103,7 +148,11 @@ def test_pointwise_throughput(c_in, ways, rows):
 @pytest.mark.parametrize("kwargs, name", [
     ({"c_in": 0}, "c_in"), ({"c_out": 2.5}, "c_out"), ({"lanes": 5}, "lanes"),
     ({"w_width": 1}, "w_width"), ({"spike_input": 1}, "spike_input"),
-    ({"out_width": True}, "out_width"), ({"ways": 0}, "ways"), ({"ways": 5}, "ways")])
+    ({"out_width": True}, "out_width"), ({"ways": 0}, "ways"), ({"ways": 5}, "ways"),
+    ({"alt": (2, 2, True, 8)}, "alt must be an AltConv"),
+    ({"alt": AltConv(2, 2, True, 8)}, "multi-bit"),
+    ({"alt": AltConv(0, 2, False, 8), "spike_input": False}, "alt.c_in"),
+    ({"alt": AltConv(2, 2, False, 1), "spike_input": False}, "alt.out_width")])
 def test_pointwise_bad_parameters(kwargs, name):
     with pytest.raises(ValueError, match=name):
         PointwiseConv(**{"c_in": 4, "c_out": 4, "lanes": 2, **kwargs})

@@ -48,10 +48,10 @@ def path_of(p, t):
 
 
 def run_step(p, cores, spikes_t, t, *, seed, idle="random:0.3", stall="random:0.3",
-             ways=(1, 1, 1, 1)):
+             ways=(1, 1, 1, 1), lanes=(2, 1, 2, 3), pool=False):
     dut = TTStep(c_in=CIN, rank=RANK, c_out=COUT, max_width=W, max_height=H,
-                 lanes=(2, 1, 2, 3), ways=ways, w_width=p.w_width, act_width=p.act_width,
-                 y_width=p.y_width)
+                 lanes=lanes, ways=ways, w_width=p.w_width, act_width=p.act_width,
+                 y_width=p.y_width, pool=pool)
     layout = dut.i.payload.shape()
     beats = [pack(layout, spikes_t[:, h, w].tolist()) for h in range(H) for w in range(W)]
     out, cycles = simulate_streams(
@@ -122,6 +122,26 @@ def test_bypass_costs_no_g2_g3_cycles():
     _, full = run_step(p, cores, spikes, 0, seed=0, idle="none", stall="none")
     _, late = run_step(p, cores, spikes, 1, seed=0, idle="none", stall="none")
     assert late < full
+
+
+@pytest.mark.parametrize("ways", [(1, 1, 1, 1), (2, 4, 5, 2)], ids=["ways1", "ways"])
+def test_pooled_late_steps_match_and_are_faster(ways):
+    """With ``pool`` a BYPASS step's positions alternate between G1 and G3's engine and its
+    ``a3`` between G4 and G2's engine: the same currents (saturating, rounding shifts, an
+    all-ones and a random map, back-pressure), in fewer cycles than without."""
+    p = TTFixedParams(T=3, mode="htt", htt_full=1, w_width=6, act_width=7, y_width=9,
+                      shift_o1=1, shift_y=2)
+    cores = random_cores(8)
+    spikes = (torch.rand(3, CIN, H, W, generator=torch.Generator().manual_seed(3)) < 0.5).long()
+    spikes[1] = 1
+    want = fixed_forward(spikes, cores, p).y
+    for t in (1, 2):
+        got, _ = run_step(p, cores, spikes[t], t, seed=t + 5, ways=ways, pool=True)
+        Scoreboard(f"pooled late step {t}").compare(positions(want[t]), got)
+    cycles = {pool: run_step(p, cores, spikes[1], 1, seed=0, idle="none", stall="none",
+                             ways=ways, lanes=(1, 1, 1, 1), pool=pool)[1]
+              for pool in (False, True)}
+    assert cycles[True] < cycles[False], cycles
 
 
 def test_the_comparison_can_fail():
