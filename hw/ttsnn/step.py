@@ -60,12 +60,12 @@ class TTStep(wiring.Component):
     With ``pool``, G2's and G3's multipliers, idle on BYPASS maps, take part of G1's and G4's
     work there: G3's engine also holds G1's weights and G2's G4's (each load of G1 or G4 writes
     both), and while ``path_a3`` is BYPASS (G2 and G3 have finished every full map) the
-    positions go alternately to G1 and to G3's engine, and the ``a3`` of BYPASS maps alternately
-    to G4 and to G2's engine; a FIFO of one bit per position on each side gives the order in
-    which their results leave. Spikes that arrive while ``path_a3`` is BYPASS must be of BYPASS
-    maps. A BYPASS position then costs, in steady state, ``max(c1, c3')`` and ``max(c4, c2')``
-    cycles per two positions (``c3'``, ``c2'``: the engines' :attr:`~PointwiseConv.
-    alt_cycles_per_position`).
+    positions are shared between G1 and G3's engine, and the ``a3`` of BYPASS maps between G4
+    and G2's engine, by speed (of every ``c1 + c3'`` positions G1 takes ``c3'``; ``c3'``,
+    ``c2'``: the engines' :attr:`~PointwiseConv.alt_cycles_per_position`); a FIFO of one bit
+    per position on each side gives the order in which their results leave. Spikes that
+    arrive while ``path_a3`` is BYPASS must be of BYPASS maps. A BYPASS position then costs,
+    in steady state, about ``max(c1 c3' / (c1 + c3'), c4 c2' / (c4 + c2'))`` cycles.
 
     Ports
     -----
@@ -161,15 +161,19 @@ class TTStep(wiring.Component):
 
         def pooled(name, engine, helper, shared):
             """``(i, o)``: streams into ``engine``'s input and out of its output; with ``pool``,
-            through the positions' order while ``shared`` lets them alternate with ``helper``'s
-            (whose ``alt_i`` / ``alt_o`` compute the same convolution)."""
+            through the positions' order while ``shared`` lets ``helper`` (whose ``alt_i`` /
+            ``alt_o`` compute the same convolution) take its share."""
             if not self.pool:
                 return engine.i, engine.o
             src = stream.Signature(engine.i.payload.shape()).create(path=(f"{name}_i",))
             out = stream.Signature(engine.o.payload.shape()).create(path=(f"{name}_o",))
             m.submodules[f"{name}_order"] = order = StreamFIFO(unsigned(1), 8)
-            turn = Signal(name=f"{name}_turn")
-            to_helper = shared & turn
+            # Shares by speed: of every c + c' positions the engine (c cycles a position) takes
+            # c' and the helper (c') c, so that both finish theirs together -- the helper when
+            # the credit has reached c' (it gains c per position the engine takes).
+            c, c_helper = engine.cycles_per_position, helper.engine.alt_cycles_per_position
+            credit = Signal(range(c + c_helper), name=f"{name}_credit")
+            to_helper = shared & (credit >= c_helper)
             target_ready = Mux(to_helper, helper.alt_i.ready, engine.i.ready)
             m.d.comb += [engine.i.payload.eq(src.payload), helper.alt_i.payload.eq(src.payload),
                          engine.i.valid.eq(src.valid & order.i.ready & ~to_helper),
@@ -178,7 +182,7 @@ class TTStep(wiring.Component):
                          order.i.valid.eq(src.valid & target_ready),
                          order.i.payload.eq(to_helper)]
             with m.If(src.valid & src.ready & shared):
-                m.d.sync += turn.eq(~turn)
+                m.d.sync += credit.eq(Mux(to_helper, credit - c_helper, credit + c))
             head = order.o.payload
             m.d.comb += [out.valid.eq(order.o.valid & Mux(head, helper.alt_o.valid,
                                                           engine.o.valid)),
