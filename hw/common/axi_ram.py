@@ -10,10 +10,11 @@ device).
 from __future__ import annotations
 
 from amaranth import *
-from amaranth.lib import memory, wiring
+from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .axi import AXI4Signature, RESP_OKAY
+from .streams import StreamFIFO
 
 __all__ = ["AXI4RAM", "STORAGES", "RESP_DECERR"]
 
@@ -22,6 +23,8 @@ RESP_DECERR = 3
 STORAGES = {"bram": "block RAM (lib.memory)", "spram": "iCE40UP5K SB_SPRAM256KA (16K x 16)"}
 SPRAM_BYTES = 1 << 15
 SPRAM_COUNT = 4
+#: Beats the R FIFO holds: one a cycle with a read in flight and one waiting on the master.
+R_DEPTH = 3
 
 
 class _BlockStorage(wiring.Component):
@@ -94,9 +97,10 @@ class AXI4RAM(wiring.Component):
     are not looked at), byte addresses are rounded down to a beat, and a beat beyond ``size``
     answers DECERR (reads give 0, writes are dropped).
 
-    Latency: a read burst's first beat is valid 2 cycles after AR is taken; a write's response
-    the cycle after its last beat. Throughput: one beat per cycle within a burst, plus a cycle
-    between bursts.
+    Latency: a read burst's first beat is valid 3 cycles after AR is taken (the storage's output
+    lands in a register before the R channel: a block RAM's clock-to-out is most of a cycle on
+    the ECP5, and the master's logic sits behind R); a write's response the cycle after its
+    last beat. Throughput: one beat per cycle within a burst, plus a cycle between bursts.
 
     Parameters
     ----------
@@ -151,12 +155,18 @@ class AXI4RAM(wiring.Component):
         def inside(index):
             return (index >> (depth - 1).bit_length()) == 0
 
+        m.submodules.r_fifo = r_fifo = StreamFIFO(
+            data.StructLayout({"data": dw, "bad": 1}), R_DEPTH)
+        landing = Signal()                            # a read's data is at the storage's output
+        r_bad = Signal()                              # ... from beyond ``size``
+        m.d.comb += [r_fifo.i.valid.eq(landing),
+                     r_fifo.i.payload.data.eq(Mux(r_bad, 0, store.rd_data)),
+                     r_fifo.i.payload.bad.eq(r_bad)]
         index = Signal(len(bus.araddr) - shift)       # beat index of the next access
         count = Signal(9)                             # beats of the burst done (issued)
         length = Signal(9)                            # beats of the burst
         burst_id = Signal(len(bus.arid))
         delivered = Signal(9)
-        r_valid, r_bad = Signal(), Signal()
         bad = Signal()                                # a write beat fell outside
         reads_next = Signal()                         # whose turn when both wait
 
@@ -177,23 +187,22 @@ class AXI4RAM(wiring.Component):
                                  reads_next.eq(1)]
                     m.next = "WRITE"
             with m.State("READ"):
-                # The storage's output is the R register: read the next beat whenever it is
-                # empty or being taken.
-                issue = (count != length) & (~r_valid | bus.rready)
+                # A beat read in one cycle is written into the R FIFO in the next; a read is
+                # issued only while the FIFO has room for it and for the one landing now.
+                issue = (count != length) & (r_fifo.level + landing < R_DEPTH)
                 m.d.comb += store.rd_en.eq(issue)
                 with m.If(issue):
                     m.d.sync += [index.eq(index + 1), count.eq(count + 1),
-                                 r_valid.eq(1), r_bad.eq(~inside(index))]
-                with m.Elif(bus.rready):
-                    m.d.sync += r_valid.eq(0)
-                m.d.comb += [bus.rvalid.eq(r_valid), bus.rid.eq(burst_id),
-                             bus.rdata.eq(Mux(r_bad, 0, store.rd_data)),
-                             bus.rresp.eq(Mux(r_bad, RESP_DECERR, RESP_OKAY)),
-                             bus.rlast.eq(delivered + 1 == length)]
+                                 r_bad.eq(~inside(index))]
+                m.d.sync += landing.eq(issue)
+                m.d.comb += [bus.rvalid.eq(r_fifo.o.valid), bus.rid.eq(burst_id),
+                             bus.rdata.eq(r_fifo.o.payload.data),
+                             bus.rresp.eq(Mux(r_fifo.o.payload.bad, RESP_DECERR, RESP_OKAY)),
+                             bus.rlast.eq(delivered + 1 == length),
+                             r_fifo.o.ready.eq(bus.rready)]
                 with m.If(bus.rvalid & bus.rready):
                     m.d.sync += delivered.eq(delivered + 1)
                     with m.If(delivered + 1 == length):
-                        m.d.sync += r_valid.eq(0)
                         m.next = "IDLE"
             with m.State("WRITE"):
                 m.d.comb += [bus.wready.eq(1), store.wr_data.eq(bus.wdata),
