@@ -72,7 +72,8 @@ class TTStep(wiring.Component):
     i : In(stream of ``c_in`` spikes); o : Out(stream of ``c_out`` currents ``signed(y_width)``)
     load : In(stream of {core, index, value}): a weight of core ``CORES[core]`` at the index of
         its engine (``G1``/``G4``: ``o * c_in + i``; ``G2``/``G3``: :meth:`AxisConv.weight_index`;
-        :data:`DENSE`: :meth:`DenseConv.weight_index`)
+        :data:`DENSE`: :meth:`DenseConv.weight_index`), always ready; written two cycles after
+        its beat
     path, path_a3 : In(Path); width, height : In; shift_o1, shift_z2, shift_z3, shift_y : In(5)
     busy : Out(1): an engine holds a position
     a3_in : Out(1): a position's ``a3`` entered G4's operand register (of the map on
@@ -138,19 +139,22 @@ class TTStep(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         g1, g2, g3, g4 = self.g1, self.g2, self.g3, self.g4
+        # Weight beats pass a register before the engines: their write addresses come from
+        # divisions of the index, and the beats from the backward unit's SGD pass.
+        load = Signal.like(self.load.payload)
+        load_valid = Signal()
+        m.d.sync += [load.eq(self.load.payload), load_valid.eq(self.load.valid)]
+
+        def feed(port, core):
+            return [port.valid.eq(load_valid & (load.core == core)),
+                    port.payload.index.eq(load.index), port.payload.value.eq(load.value)]
         for name, engine in zip(CORES, (g1, g2, g3, g4)):
             m.submodules[name] = engine
-            m.d.comb += [engine.load.valid.eq(self.load.valid & (self.load.payload.core
-                                                                   == CORES.index(name))),
-                         engine.load.payload.index.eq(self.load.payload.index),
-                         engine.load.payload.value.eq(self.load.payload.value)]
+            m.d.comb += feed(engine.load, CORES.index(name))
         if self.pool:
-            for helper, core in ((g3, "g1"), (g2, "g4")):
-                m.d.comb += [helper.alt_load.valid.eq(self.load.valid & (self.load.payload.core
-                                                                         == CORES.index(core))),
-                             helper.alt_load.payload.index.eq(self.load.payload.index),
-                             helper.alt_load.payload.value.eq(self.load.payload.value)]
-            m.d.comb += [g3.alt_shift.eq(self.shift_o1), g2.alt_shift.eq(self.shift_y)]
+            m.d.comb += [*feed(g3.alt_load, CORES.index("g1")),
+                         *feed(g2.alt_load, CORES.index("g4")),
+                         g3.alt_shift.eq(self.shift_o1), g2.alt_shift.eq(self.shift_y)]
         m.d.comb += self.load.ready.eq(1)      # every engine takes a weight in any cycle
         for axis in (g2, g3):
             m.d.comb += [axis.width.eq(self.width), axis.height.eq(self.height)]
@@ -204,9 +208,7 @@ class TTStep(wiring.Component):
         dense_busy = C(0)
         if self.dense is not None:
             m.submodules.dense = de = self.dense
-            m.d.comb += [de.load.valid.eq(self.load.valid & (self.load.payload.core == DENSE)),
-                         de.load.payload.index.eq(self.load.payload.index),
-                         de.load.payload.value.eq(self.load.payload.value),
+            m.d.comb += [*feed(de.load, DENSE),
                          de.width.eq(self.width), de.height.eq(self.height),
                          de.shift.eq(self.shift_y),
                          de.i.payload.eq(self.i.payload), de.i.valid.eq(self.i.valid & dense),
