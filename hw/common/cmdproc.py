@@ -72,7 +72,7 @@ class CommandProcessor(wiring.Component):
     Commands are prefetched in groups of ``prefetch`` into a FIFO of two groups; a group is
     requested only when the FIFO has room for all of it, so fetched commands never stall the read
     channel that the loads share. One command executes at a time: a WRITE takes two cycles, a
-    WAIT three per poll, a LOAD or STORE one beat per cycle at best; a STORE's writes overlap the
+    WAIT four per poll, a LOAD or STORE one beat per cycle at best; a STORE's writes overlap the
 LOADs after it.
 
     Members
@@ -174,7 +174,8 @@ LOADs after it.
         m.d.comb += self.rd_data.ready.eq(flushing | Mux(is_fetch, fifo.i.ready, load_ready))
         m.d.comb += fetched.eq(self.rd_req.valid & self.rd_req.ready
                                & (self.rd_req.payload.tag == TAG_FETCH))
-        arrived = self.rd_data.valid & self.rd_data.ready & is_fetch
+        # Written without `rd_data.ready`: that mux also carries a LOAD's ready from the core.
+        arrived = self.rd_data.valid & is_fetch & (flushing | fifo.i.ready)
         m.d.sync += owed.eq(owed + Mux(fetched, beats, 0) - arrived)
         with m.If(fetched):
             m.d.sync += fetch_addr.eq(fetch_addr + (beats << shift))
@@ -225,6 +226,8 @@ LOADs after it.
             m.d.sync += drained_for.eq(0)
         with m.Elif(~load_settled):
             m.d.sync += drained_for.eq(drained_for + 1)
+        matched = Signal()        # the last poll's value matched
+        timed_out = Signal()      # ... and it was the last poll allowed
         write_issued = Signal()
         store_pending = Signal()  # a posted STORE's writes are not done yet
         store_at = Signal(32)
@@ -325,16 +328,22 @@ LOADs after it.
                     m.d.sync += polls.eq(polls + 1)
                     m.next = "POLL_RSP"
             with m.State("POLL_RSP"):
+                # The comparison ends in a register: the response comes through the arbiter.
                 m.d.comb += self.host_rsp.ready.eq(1)
                 with m.If(self.host_rsp.valid):
-                    with m.If((self.host_rsp.payload & cmd.count) == cmd.arg):
-                        m.d.comb += self.executed.eq(1)
-                        m.next = "NEXT"
-                    with m.Elif((self.wait_limit != 0) & (polls >= self.wait_limit)):
-                        fail(6)
-                        m.next = "DRAIN"
-                    with m.Else():
-                        m.next = "POLL"
+                    m.d.sync += [matched.eq((self.host_rsp.payload & cmd.count) == cmd.arg),
+                                 timed_out.eq((self.wait_limit != 0)
+                                              & (polls >= self.wait_limit))]
+                    m.next = "POLL_CHECK"
+            with m.State("POLL_CHECK"):
+                with m.If(matched):
+                    m.d.comb += self.executed.eq(1)
+                    m.next = "NEXT"
+                with m.Elif(timed_out):
+                    fail(6)
+                    m.next = "DRAIN"
+                with m.Else():
+                    m.next = "POLL"
             with m.State("LOAD_REQ"):
                 # The load's request goes before any further fetch (this state owns rd_req).
                 m.d.comb += [self.rd_req.valid.eq(1), self.rd_req.payload.addr.eq(cmd.addr),

@@ -40,13 +40,14 @@ def burst_beats(m: Module, addr, remaining, *, bytes_per_beat: int, max_burst: i
     to_page = Signal(range(beats_per_page + 1), name=f"{name}_to_page")
     m.d.comb += to_page.eq(beats_per_page - addr[shift:12])
     limit = min(max_burst, beats_per_page)
-    capped = Mux(remaining > limit, limit, remaining)
     beats = Signal(range(limit + 1), name=f"{name}_beats")
     ends = Signal(name=f"{name}_ends")
     planned = Signal(name=f"{name}_planned")
-    n = Mux(capped > to_page, to_page, capped)
+    # min(remaining, limit, to_page) from three comparisons side by side, not one after another.
+    fits = (remaining <= limit) & (remaining <= to_page)
+    n = Mux(fits, remaining, Mux((remaining > limit) & (to_page >= limit), limit, to_page))
     with m.If(~planned):
-        m.d.sync += [beats.eq(n), ends.eq(remaining == n), planned.eq(1)]
+        m.d.sync += [beats.eq(n), ends.eq(fits), planned.eq(1)]
     return beats, ends, planned
 
 
