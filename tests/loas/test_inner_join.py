@@ -30,15 +30,22 @@ def make_pairs(cfg, rng, count):
         if not a & b:
             b |= a & -a or 1
             a |= b & -b
+        if i % 8 in (3, 7):
+            # Joints of exactly two or three positions: the last two matches of a pair.
+            keep = sorted(rng.sample([p for p in range(W) if a >> p & 1],
+                                     min(bin(a).count("1"), 2 + (i % 8 == 7))))
+            b = (b & ~a) | sum(1 << p for p in keep)
         vbase = len(values)
         values += [rng.randint(-128, 127) or 1 for _ in range(bin(b).count("1"))]
         pairs.append({"marker": 0, "a": {"mask": a, "table": table_of(a, W, cfg.segment),
                                         "base": rng.randrange(cfg.k_max - W)},
                       "b": {"mask": b, "n": rng.randrange(cfg.tile_n), "vbase": vbase},
-                      "joint": a & b, "single": int(bin(a & b).count("1") == 1)})
+                      "joint": a & b, "single": int(bin(a & b).count("1") == 1),
+                      "double": int(bin(a & b).count("1") <= 2)})
         if i % 5 == 4:
             pairs.append({"marker": 1, "a": {"mask": 0, "table": [0] * (W // cfg.segment), "base": 0},
-                          "b": {"mask": 0, "n": 0, "vbase": 0}, "joint": 0, "single": 1})
+                          "b": {"mask": 0, "n": 0, "vbase": 0}, "joint": 0, "single": 1,
+                          "double": 1})
     return pairs, values
 
 
@@ -58,13 +65,8 @@ def expected_matches(pairs, values):
     return out
 
 
-@pytest.mark.parametrize("fiber, stages, depth", [(16, 1, 2), (32, 2, 4), (128, 2, 8)])
-def test_inner_join_all_matches_under_backpressure(fiber, stages, depth):
-    cfg = LoASConfig(pes=1, fiber=fiber, T=4, tile_n=5, k_max=1024, v_max=4096, segment=8, adders=1,
-                     prefix_stages=stages, match_fifo=depth)
-    rng = random.Random(fiber)
-    pairs, values = make_pairs(cfg, rng, 30)
-    want = expected_matches(pairs, values)
+def join_top(cfg, values):
+    """The inner join with its weight buffer holding ``values``."""
     lanes = cfg.value_lanes                 # the weight buffer's rows hold a beat of weights
     words = [sum((v & 0xFF) << (8 * k) for k, v in enumerate(values[i:i + lanes]))
              for i in range(0, len(values), lanes)]
@@ -88,7 +90,17 @@ def test_inner_join_all_matches_under_backpressure(fiber, stages, depth):
             connect(m, ij.matches, wiring.flipped(self.matches))
             return m
 
-    dut = Top()
+    return Top()
+
+
+@pytest.mark.parametrize("fiber, stages, depth", [(16, 1, 2), (32, 2, 4), (128, 2, 8)])
+def test_inner_join_all_matches_under_backpressure(fiber, stages, depth):
+    cfg = LoASConfig(pes=1, fiber=fiber, T=4, tile_n=5, k_max=1024, v_max=4096, segment=8, adders=1,
+                     prefix_stages=stages, match_fifo=depth)
+    rng = random.Random(fiber)
+    pairs, values = make_pairs(cfg, rng, 30)
+    want = expected_matches(pairs, values)
+    dut = join_top(cfg, values)
     pair_layout, match_layout = cfg.pair_layout, cfg.match_layout
     got, fast_events = [], []
 
@@ -129,6 +141,42 @@ def test_inner_join_all_matches_under_backpressure(fiber, stages, depth):
     assert fast_events == [0 if w["marker"] else w["weight"] for w in want]
 
 
+@pytest.mark.parametrize("fiber", [16, 32])
+def test_inner_join_one_match_per_cycle(fiber):
+    """Without back-pressure every match and marker is announced in the cycle after the one
+    before: a pair's last match releases it at once (``single``/``double`` and the remaining
+    count say so ahead), so the next pair's first match follows without a bubble."""
+    cfg = LoASConfig(pes=1, fiber=fiber, T=4, tile_n=5, k_max=1024, v_max=4096, segment=8,
+                     adders=1, match_fifo=4)
+    pairs, values = make_pairs(cfg, random.Random(fiber + 1), 40)
+    want = expected_matches(pairs, values)
+    dut = join_top(cfg, values)
+    cycles = []
+
+    async def feed(ctx):
+        for pair in pairs:
+            ctx.set(dut.pairs.valid, 1)
+            ctx.set(dut.pairs.payload, cfg.pair_layout.const(pair))
+            await ctx.tick().until(dut.pairs.ready)
+        ctx.set(dut.pairs.valid, 0)
+
+    async def watch(ctx):
+        ctx.set(dut.matches.ready, 1)
+        for cycle in range(len(want) + 40):
+            _, _, fast = await ctx.tick().sample(dut.fast)
+            if fast.valid:
+                cycles.append(cycle)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(feed)
+    sim.add_testbench(watch)
+    sim.run()
+    assert len(cycles) == len(want)
+    gaps = [(i, b - a) for i, (a, b) in enumerate(zip(cycles, cycles[1:])) if b - a != 1]
+    assert not gaps, f"bubbles after items (index, gap): {gaps[:5]}"
+
+
 @pytest.mark.parametrize("fiber, stages", [(16, 1), (32, 2), (128, 2)])
 def test_inner_join_latency_as_documented(fiber, stages):
     """``latency`` = clock edges from a pair at the inputs (FIFO empty, no hold) to its first
@@ -141,7 +189,7 @@ def test_inner_join_latency_as_documented(fiber, stages):
     pair = {"marker": 0, "a": {"mask": 1 << (W - 1), "table": table_of(1 << (W - 1), W, 8),
                                "base": 0},
             "b": {"mask": 1 << (W - 1), "n": 0, "vbase": 0}, "joint": 1 << (W - 1),
-            "single": 1}
+            "single": 1, "double": 1}
     seen = {}
 
     async def bench(ctx):
