@@ -4,12 +4,15 @@
 
     .venv/bin/python bench/loas_presets_bench.py                    # every preset
     .venv/bin/python bench/loas_presets_bench.py --presets ecp5-85k --layers A-L4,V-L8,R-L19
+    .venv/bin/python bench/loas_presets_bench.py --presets ecp5-85k -p fiber=64 --layers R-L19 \
+        --no-synth                                                    # the layers alone
 
 Each preset is synthesized for the device it is named after (``paper``: ECP5-85k, synthesis
 only -- it is larger than the device) through ``snnforge synth``'s flow, and its record is what
 ``snnforge list`` shows. Layer cycles come from the RTL's counters under Verilator, outputs
-checked against the golden model (``bench/loas_bench.py``'s runner). Writes
-``build/bench/loas_presets.{json,md}``.
+checked against the golden model (``bench/loas_bench.py``'s runner), with the counters that
+say where the other cycles went. ``-p KEY=VALUE`` measures a candidate: the values apply on top
+of every preset chosen. Writes ``build/bench/loas_presets.{json,md}``.
 """
 
 from __future__ import annotations
@@ -42,8 +45,8 @@ def _loas_bench():
     return module
 
 
-def synth_preset(name: str, fresh: bool) -> dict:
-    design = generate("loas", {"preset": name})
+def synth_preset(name: str, fresh: bool, overrides: dict) -> dict:
+    design = generate("loas", {"preset": name, **overrides})
     target, place = TARGET[name]
     outdir = build_root() / "synth" / f"{design.key}-{target}"
     done = outdir / "synth.json"
@@ -59,16 +62,21 @@ def synth_preset(name: str, fresh: bool) -> dict:
     return result
 
 
-def layer_rows(name: str, layers: list[str]) -> list[dict]:
+#: Counters kept with each layer: where the cycles beyond the bound went.
+KEPT_COUNTERS = ("matches", "pe_busy", "bcast_stalls", "join_stalls", "lif_stalls", "rows_read")
+
+
+def layer_rows(name: str, layers: list[str], overrides: dict) -> list[dict]:
     bench = _loas_bench()
-    design = generate("loas", {"preset": name})
+    params = {"preset": name, **overrides}
+    design = generate("loas", params)
     cfg = design.config
     rows = []
     for layer in layers:
         x, w = synthetic_layer(layer, T=cfg.T, seed=0)
         bound = match_count(x, w) / cfg.pes
         try:
-            run = bench.run_rtl({"preset": name}, x, w, sequential=False, tag=f"{name}-{layer}")
+            run = bench.run_rtl(params, x, w, sequential=False, tag=f"{name}-{layer}")
         except (SystemExit, SnnforgeError) as error:
             # Recorded, not fatal: e.g. a small core's command list outgrowing the simulated
             # memory.
@@ -78,7 +86,8 @@ def layer_rows(name: str, layers: list[str]) -> list[dict]:
             continue
         cycles = run["counters"]["cycles"]
         rows.append({"layer": layer, "rtl_cycles": cycles, "bound": bound,
-                     "util": bound / cycles})
+                     "util": bound / cycles, "runs": len(run["runs"]),
+                     "counters": {k: run["counters"][k] for k in KEPT_COUNTERS}})
         print(f"  {layer}: {cycles} cycles, {bound / cycles:.1%} of the bound", flush=True)
     return rows
 
@@ -90,6 +99,9 @@ def markdown(results: dict, command: str) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         s = r["synth"]
+        if s is None:
+            lines.append(f"| {name} | not synthesized (--no-synth) | | | | | | | |")
+            continue
         cells = s["cells"]
         logic = "n/a"
         if "logic_cells" in s:
@@ -105,11 +117,15 @@ def markdown(results: dict, command: str) -> str:
                      f"{cells['bram']} | {cells['dsp']} | {logic} | {fmax} | {crit} |")
     layer_lines = [(name, row) for name, r in results.items() for row in r.get("layers", [])]
     if layer_lines:
-        lines += ["", "| preset | layer | RTL cycles | effectual-work bound | utilisation |",
-                  "|---|---|---|---|---|"]
+        lines += ["", "| preset | layer | RTL cycles | effectual-work bound | utilisation | runs "
+                  "| PE-cycles busy | broadcast stalls | join stalls |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         lines += [f"| {name} | {row['layer']} | {row['rtl_cycles']} | {row['bound']:.0f} | "
-                  f"{row['util']:.1%} |" if "error" not in row else
-                  f"| {name} | {row['layer']} | not run: {row['error']} | {row['bound']:.0f} | |"
+                  f"{row['util']:.1%} | {row['runs']} | {row['counters']['pe_busy']} | "
+                  f"{row['counters']['bcast_stalls']} | {row['counters']['join_stalls']} |"
+                  if "error" not in row else
+                  f"| {name} | {row['layer']} | not run: {row['error']} | {row['bound']:.0f} "
+                  "| | | | | |"
                   for name, row in layer_lines]
     return "\n".join(lines)
 
@@ -120,20 +136,32 @@ def main(argv=None):
     ap.add_argument("--presets", default=",".join(presets))
     ap.add_argument("--layers", default="", help="Table II layers to run at each placed preset")
     ap.add_argument("--fresh", action="store_true", help="synthesize again even if kept")
+    ap.add_argument("--no-synth", action="store_true", help="run the layers only")
+    ap.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                    help="a core parameter on top of every preset (a candidate configuration)")
     ap.add_argument("-o", "--out", default=None, help="output directory (default build/bench)")
     args = ap.parse_args(argv)
     chosen = [p for p in args.presets.split(",") if p]
     unknown = [p for p in chosen if p not in TARGET]
     if unknown:
         ap.error(f"unknown preset {unknown[0]!r}; presets: {', '.join(TARGET)}")
+    bad = [item for item in args.param if "=" not in item]
+    if bad:
+        ap.error(f"-p {bad[0]!r}: expected KEY=VALUE")
+    overrides = dict(item.split("=", 1) for item in args.param)
     command = "python bench/loas_presets_bench.py " + " ".join(
         argv if argv is not None else sys.argv[1:])
     results = {}
     for name in chosen:
-        results[name] = {"params": get_generator("loas").configure({"preset": name}).values(),
-                         "synth": synth_preset(name, args.fresh)}
+        try:
+            params = get_generator("loas").configure({"preset": name, **overrides}).values()
+        except SnnforgeError as error:
+            ap.error(str(error))
+        results[name] = {"params": params, "overrides": overrides,
+                         "synth": None if args.no_synth else
+                         synth_preset(name, args.fresh, overrides)}
         if args.layers and TARGET[name][1]:
-            results[name]["layers"] = layer_rows(name, args.layers.split(","))
+            results[name]["layers"] = layer_rows(name, args.layers.split(","), overrides)
     outdir = Path(args.out) if args.out else build_root() / "bench"
     outdir.mkdir(parents=True, exist_ok=True)
     md = markdown(results, command.strip())
