@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from amaranth import *
 
-__all__ = ["popcount", "thermometer", "lowest_one", "onehot_index", "at_most",
-           "at_most_one"]
+__all__ = ["popcount", "thermometer", "lowest_one", "onehot_index", "at_most_one"]
 
 
 def popcount(bits: Value) -> Value:
@@ -45,36 +44,20 @@ def onehot_index(onehot: Value) -> Value:
                  for j in range(max(1, (width - 1).bit_length()))])
 
 
-def at_most(m: Module, bits: Value, k: int, name: str = "at_most") -> Signal:
-    """Whether at most ``k`` bits of ``bits`` are set, by a balanced tree of counts that
-    saturate at ``k + 1``: logarithmic depth and no carry chain (for ``k <= 2`` each bit of a
-    node is one LUT4 of its children's counts), so it runs beside :func:`lowest_one` rather
-    than after it (``at_most(bits, 1)`` is ``(bits & ~lowest_one(bits)) == 0``)."""
-    if k < 0:
-        raise ValueError(f"k must be at least 0, not {k}")
-    top = k + 1
-    width = top.bit_length()
-
-    def node(a, b):
-        # Each bit as a sum of products over the children's counts; a signal, so that the
-        # next level refers to it instead of repeating its expression.
-        count = Signal(width, name=f"{name}_count")
-        m.d.comb += count.eq(Cat(*[
-            Cat(*[(a == va) & (b == vb) for va in range(top + 1) for vb in range(top + 1)
-                  if (min(top, va + vb) >> j) & 1]).any()
-            for j in range(width)]))
-        return count
-
-    level = [bits[i] for i in range(len(bits))]
-    while len(level) > 1:
-        level = ([node(level[j], level[j + 1]) for j in range(0, len(level) - 1, 2)]
-                 + level[len(level) - len(level) % 2:])
-    out = Signal(name=name)
-    m.d.comb += out.eq(level[0] != top if level else 1)
-    return out
-
-
 def at_most_one(m: Module, bits: Value, name: str = "at_most_one") -> Signal:
-    """Whether at most one bit of ``bits`` is set: :func:`at_most` with ``k = 1``."""
-    return at_most(m, bits, 1, name)
+    """Whether at most one bit of ``bits`` is set, by a balanced tree of (any, several) pairs:
+    logarithmic depth and no carry chain, so it runs beside :func:`lowest_one` rather than
+    after it (``(bits & ~lowest_one(bits)) == 0`` is the same function)."""
+    level = [(bits[i], C(0, 1)) for i in range(len(bits))]
+    while len(level) > 1:
+        pairs = []
+        for j in range(0, len(level) - 1, 2):
+            (any_a, many_a), (any_b, many_b) = level[j], level[j + 1]
+            pairs.append((any_a | any_b, many_a | many_b | (any_a & any_b)))
+        if len(level) % 2:
+            pairs.append(level[-1])
+        level = pairs
+    out = Signal(name=name)
+    m.d.comb += out.eq(~level[0][1] if level else 1)
+    return out
 

@@ -212,19 +212,18 @@ class LoASConfig(Config):
     @property
     def group_layout(self):
         """A broadcast row after a PE's filter: which entries intersect its spike fiber, and which
-        of those intersections hold at most one position (``singles``) or two (``doubles``)."""
+        of those intersections hold a single position."""
         return data.StructLayout({
-            "tile_last": 1, "hits": self.group, "singles": self.group, "doubles": self.group,
+            "tile_last": 1, "hits": self.group, "singles": self.group,
             "entries": data.ArrayLayout(self.entry_layout, self.group),
             "a": self.a_fiber_layout})
 
     @property
     def pair_layout(self):
         """A (spike, weight) fiber pair, its intersection ``joint = a.mask & b.mask`` and whether
-        that holds at most one position (``single``) or two (``double``)."""
+        that holds at most one position (``single``)."""
         return data.StructLayout({"marker": 1, "a": self.a_fiber_layout,
-                                  "b": self.entry_layout, "joint": self.fiber, "single": 1,
-                                  "double": 1})
+                                  "b": self.entry_layout, "joint": self.fiber, "single": 1})
 
     @property
     def match_layout(self):

@@ -6,7 +6,7 @@ from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..common.bits import at_most, lowest_one, onehot_index
+from ..common.bits import at_most_one, lowest_one, onehot_index
 from ..common.prefix_sum import FastPrefixSum, laggy_lookup
 from ..common.streams import StreamFIFO
 from .config import LoASConfig
@@ -23,8 +23,7 @@ class InnerJoin(wiring.Component):
     """Intersects a spike fiber with a weight fiber and emits one match per cycle.
 
     For each pair on ``pairs`` the set ``J = joint = a.mask & b.mask`` (the AND of the fiber
-    bitmasks, formed by the PE's front end, with ``single`` = ``|J| <= 1`` and ``double`` =
-    ``|J| <= 2``) is walked lowest
+    bitmasks, formed by the PE's front end, with ``single`` = ``|J| <= 1``) is walked lowest
     position first, one per cycle; the pair is read in place at the head of its FIFO. For the
     matched position ``p``:
 
@@ -135,12 +134,9 @@ class InnerJoin(wiring.Component):
         item_valid = self.pairs.valid & (head.marker | (left != 0))
         item_last = head.marker | Mux(started, remaining_last, head.single)
         m.d.comb += self.pairs.ready.eq(advance & item_last)
-        # What stays after this match holds at most one position iff `left` holds at most two:
-        # the pair's `double`, or counted on the `remaining` register, neither after the search.
-        remaining_two = at_most(m, remaining, 2, "remaining_two")
         with m.If(advance & self.pairs.valid):
             m.d.sync += [started.eq(~item_last), remaining.eq(left & ~lowest),
-                         remaining_last.eq(Mux(started, remaining_two, head.double))]
+                         remaining_last.eq(at_most_one(m, left & ~lowest))]
 
         # R1: the chosen position with its fibers.
         r1 = Signal(data.StructLayout({"valid": 1, "marker": 1, "p": range(W),

@@ -6,7 +6,7 @@ from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
-from ..common.bits import at_most, at_most_one, lowest_one, onehot_index, popcount
+from ..common.bits import at_most_one, lowest_one, onehot_index, popcount
 from ..common.lif import LIFArray
 from ..common.memory import buffer
 from ..common.prefix_sum import LaggyPrefixSum
@@ -266,13 +266,11 @@ class PE(wiring.Component):
                      self.row_ready.eq(row_ready)]
         m.d.sync += staged_valid.eq(self.row_take)
         joints = [self.row.entries[j].mask & af_rd.data.mask for j in range(G)]
-        staged_any, staged_single, staged_double = Signal(G), Signal(G), Signal(G)
+        staged_any, staged_single = Signal(G), Signal(G)
         with m.If(self.row_take):
             m.d.sync += [staged.eq(self.row), staged_fiber.eq(af_rd.data),
                          staged_any.eq(Cat(*[joint.any() for joint in joints])),
                          staged_single.eq(Cat(*[at_most_one(m, joint, f"single{j}")
-                                                for j, joint in enumerate(joints)])),
-                         staged_double.eq(Cat(*[at_most(m, joint, 2, f"double{j}")
                                                 for j, joint in enumerate(joints)]))]
         hits = Cat(*[staged.valid[j] & self.active & staged_any[j] for j in range(G)])
         m.d.comb += [
@@ -280,7 +278,6 @@ class PE(wiring.Component):
             groups.i.payload.tile_last.eq(staged.tile_last),
             groups.i.payload.hits.eq(hits),
             groups.i.payload.singles.eq(staged_single),
-            groups.i.payload.doubles.eq(staged_double),
             groups.i.payload.entries.eq(staged.entries),
             groups.i.payload.a.eq(staged_fiber),
         ]
@@ -309,7 +306,6 @@ class PE(wiring.Component):
             pairs.i.payload.b.eq(entry),
             pairs.i.payload.joint.eq(head.a.mask & entry.mask),
             pairs.i.payload.single.eq(head.singles.bit_select(index, 1)),
-            pairs.i.payload.double.eq(head.doubles.bit_select(index, 1)),
             groups.o.ready.eq(pairs.i.ready & item_valid & item_last),
         ]
         with m.If(pairs.i.valid & pairs.i.ready):

@@ -40,12 +40,10 @@ def make_pairs(cfg, rng, count):
         pairs.append({"marker": 0, "a": {"mask": a, "table": table_of(a, W, cfg.segment),
                                         "base": rng.randrange(cfg.k_max - W)},
                       "b": {"mask": b, "n": rng.randrange(cfg.tile_n), "vbase": vbase},
-                      "joint": a & b, "single": int(bin(a & b).count("1") == 1),
-                      "double": int(bin(a & b).count("1") <= 2)})
+                      "joint": a & b, "single": int(bin(a & b).count("1") == 1)})
         if i % 5 == 4:
             pairs.append({"marker": 1, "a": {"mask": 0, "table": [0] * (W // cfg.segment), "base": 0},
-                          "b": {"mask": 0, "n": 0, "vbase": 0}, "joint": 0, "single": 1,
-                          "double": 1})
+                          "b": {"mask": 0, "n": 0, "vbase": 0}, "joint": 0, "single": 1})
     return pairs, values
 
 
@@ -144,8 +142,8 @@ def test_inner_join_all_matches_under_backpressure(fiber, stages, depth):
 @pytest.mark.parametrize("fiber", [16, 32])
 def test_inner_join_one_match_per_cycle(fiber):
     """Without back-pressure every match and marker is announced in the cycle after the one
-    before: a pair's last match releases it at once (``single``/``double`` and the remaining
-    count say so ahead), so the next pair's first match follows without a bubble."""
+    before: a pair's last match releases it at once (``single`` and the remaining count say so
+    ahead), so the next pair's first match follows without a bubble."""
     cfg = LoASConfig(pes=1, fiber=fiber, T=4, tile_n=5, k_max=1024, v_max=4096, segment=8,
                      adders=1, match_fifo=4)
     pairs, values = make_pairs(cfg, random.Random(fiber + 1), 40)
@@ -189,7 +187,7 @@ def test_inner_join_latency_as_documented(fiber, stages):
     pair = {"marker": 0, "a": {"mask": 1 << (W - 1), "table": table_of(1 << (W - 1), W, 8),
                                "base": 0},
             "b": {"mask": 1 << (W - 1), "n": 0, "vbase": 0}, "joint": 1 << (W - 1),
-            "single": 1, "double": 1}
+            "single": 1}
     seen = {}
 
     async def bench(ctx):
