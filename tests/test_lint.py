@@ -17,7 +17,8 @@ def test_generator_verilog_is_lint_clean(name, tmp_path):
 
 
 def test_loas_block_ram_queues_are_lint_clean(tmp_path):
-    design = generate("loas", {**generators()["loas"].demo_params, "group_ram": "block"})
+    design = generate("loas", {**generators()["loas"].demo_params, "group_ram": "block",
+                               "fiber_ram": "block", "word_ram": "block"})
     vpath, _ = design.write(tmp_path)
     result = lint_verilog(vpath, design.top)
     assert result.ok, result.summary()

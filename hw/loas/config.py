@@ -66,6 +66,12 @@ class LoASConfig(Config):
     group_ram: str = param("distributed", "memory of the PE's row queue: LUT RAM, or block RAM "
                            "(two cycles more latency; frees the LUT RAM of wide rows)",
                            choices=RAM_STYLES)
+    fiber_ram: str = param("distributed", "memory of the PE's spike fibers (masks and prefix-sum "
+                           "tables): LUT RAM, or block RAM (two cycles more in the filter; its "
+                           "reads end in registers)", choices=RAM_STYLES)
+    word_ram: str = param("auto", "memory of the PE's packed spike words: synthesis's choice, "
+                          "LUT RAM, or block RAM (one cycle more on the slow path; frees the LUT "
+                          "RAM of wide rows)", choices=("auto", *RAM_STYLES))
     match_fifo: int = param(8, "FIFO-mp/FIFO-B depth per PE", lo=2, hi=1024)
     prefix_stages: int = param(2, "pipeline stages of the fast prefix-sum", lo=1, hi=2)
     acc_width: int = param(

@@ -108,10 +108,10 @@ class LoASCore(wiring.Component):
     taking one per ``LaggyPrefixSum.latency``).
     Latency: a run whose busiest PE has ``m`` matches over ``n_cols`` columns takes ``n_cols + m
     + run_overhead`` cycles (:attr:`run_overhead` = ``InnerJoin.latency + LIFArray.latency +
-    PE.group_latency + 16``: the broadcast, PE filter, group FIFO, front-end, TPPE, drain, LIF
-    input and output compressor registers) when nothing else limits it -- broadcast rows with no
-    work for a PE, full queues, or a drain waiting for a bank add cycles, which the stall
-    counters count.
+    PE.group_latency + PE.filter_latency + TPPE.word_latency + 14``: the broadcast, PE filter,
+    group FIFO, front-end, TPPE, drain, LIF input and output compressor registers) when nothing
+    else limits it -- broadcast rows with no work for a PE, full queues, or a drain waiting for
+    a bank add cycles, which the stall counters count.
 
     Register map and targets: :attr:`regmap` (also in the generator manifest).
     """
@@ -175,7 +175,8 @@ class LoASCore(wiring.Component):
     def run_overhead(self) -> int:
         """The fixed cycles of a run (see the class docstring)."""
         pe = self.pes[0]
-        return pe.inner_join.latency + pe.lif.latency + pe.group_latency + 16
+        return (pe.inner_join.latency + pe.lif.latency + pe.group_latency + pe.filter_latency
+                + pe.tppe.word_latency + 14)
 
     @property
     def header_rows(self) -> int:

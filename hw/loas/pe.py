@@ -61,11 +61,12 @@ class PE(wiring.Component):
     carry/saturation stage and the LIF array. Loading from memory: a fiber mask every
     ``LaggyPrefixSum.latency`` cycles, a row of words every cycle; chaining: one position per
     cycle, a partial last fiber padded by up to ``fiber - 1`` cycles.
-    Latency: a row taken in cycle ``c`` is at the inner join's input in cycle ``c + 2 +
-    group_latency`` (filter stage, group FIFO: :attr:`group_latency`, skid buffer); its first
-    match reaches the TPPE ``InnerJoin.latency`` cycles later; a drained column reaches the
-    output compressor after ``4 + LIFArray.latency`` cycles (three drain stages, the LIF's
-    input skid buffer). The whole run: :attr:`LoASCore.run_overhead`.
+    Latency: a row taken in cycle ``c`` is at the inner join's input in cycle ``c + 1 +
+    filter_latency + group_latency`` (filter stages: :attr:`filter_latency`, group FIFO:
+    :attr:`group_latency`, skid buffer); its first match reaches the TPPE
+    ``InnerJoin.latency`` cycles later; a drained column reaches the output compressor after
+    ``4 + LIFArray.latency`` cycles (three drain stages, the LIF's input skid buffer). The
+    whole run: :attr:`LoASCore.run_overhead`.
 
     Members: see ``__init__``; ``events`` reports per-cycle counter increments.
     """
@@ -75,6 +76,10 @@ class PE(wiring.Component):
         #: Cycles from a row's push into the group FIFO to its head: LUT RAM is read in place,
         #: block RAM through its read register and a head register.
         self.group_latency = 3 if cfg.group_ram == "block" else 1
+        #: Cycles from a row's take to its push into the group FIFO: LUT RAM gives the row's
+        #: spike fiber in the take's cycle, block RAM a cycle later, and it is registered before
+        #: the intersection tests.
+        self.filter_latency = 3 if cfg.fiber_ram == "block" else 1
         lif = cfg.lif
         self.laggy = LaggyPrefixSum(cfg.fiber, segment=cfg.segment, adders=cfg.adders)
         self.inner_join = InnerJoin(cfg)
@@ -164,11 +169,13 @@ class PE(wiring.Component):
         lanes, vlanes, mlanes = cfg.word_lanes, cfg.value_lanes, cfg.mem_lanes
         lane_bits, vlane_bits, mlane_bits = [(n - 1).bit_length() for n in (lanes, vlanes,
                                                                              mlanes)]
-        # LUT RAM: read in the broadcast cycle, it feeds the filter's intersection tests.
+        # Read in the broadcast cycle (LUT RAM) or a cycle later: the filter's intersection tests.
         m.submodules.a_fibers = a_fibers = buffer(shape=cfg.a_fiber_layout,
                                                   depth=2 * cfg.chunks_max,
-                                                  ram_style="distributed")
-        m.submodules.a_words = a_words = buffer(shape=lanes * T, depth=2 * self.word_rows)
+                                                  ram_style=cfg.fiber_ram)
+        m.submodules.a_words = a_words = buffer(shape=lanes * T, depth=2 * self.word_rows,
+                                                ram_style=None if cfg.word_ram == "auto"
+                                                else cfg.word_ram)
         m.submodules.weights = weights = buffer(shape=cfg.dma_width, depth=2 * self.value_rows)
         m.submodules.psum = psum = buffer(
             shape=data.ArrayLayout(signed(cfg.out_width), T), depth=cfg.n_max)
@@ -244,31 +251,47 @@ class PE(wiring.Component):
                      w_wr.data.eq(self.values_wr_data), w_wr.en.eq(self.values_wr_en)]
 
         # -- filter: keep a broadcast row only if it has work for this PE --------------------------
-        # The taken row and the spike fiber of its chunk (distributed RAM, read in the broadcast
-        # cycle, so nothing is copied per PE) are registered with their intersection tests (any,
-        # and at most one position, which the inner join wants from a register): the push into
-        # the group FIFO in the next cycle then decides on registers, not on a fiber-wide AND
-        # and its reduction in front of the FIFO's write. The staged row counts as queued, so it
-        # always finds room. `row_ready` is a register (it is ANDed over all PEs into the
+        # The taken row and the spike fiber of its chunk (LUT RAM: read in the broadcast cycle,
+        # so no row is copied per PE; block RAM: two cycles later, beside a copy of the row) are
+        # registered with their intersection tests (any, and at most one position, which the
+        # inner join wants from a register): the push into the group FIFO in the next cycle then
+        # decides on registers, not on a fiber-wide AND and its reduction in front of the FIFO's
+        # write. Staged rows (and those on their way) count as queued, so they always find
+        # room. `row_ready` is a register (it is ANDed over all PEs into the
         # broadcast's enable): it bounds the next cycle's queue by this cycle's plus the row taken
         # now, so a row leaving the queue frees its place a cycle late.
         m.submodules.groups = groups = StreamFIFO(cfg.group_layout, cfg.group_fifo,
                                                   block_ram=cfg.group_ram == "block")
-        af_rd = a_fibers.read_port(domain="comb")
+        in_block_ram = cfg.fiber_ram == "block"
+        af_rd = a_fibers.read_port(domain="sync" if in_block_ram else "comb")
+        m.d.comb += af_rd.addr.eq(banked(self.row.chunk, self.run_spikes, cfg.chunks_max))
+        # The row and its fiber as the intersection tests see them, and the rows on their way.
+        test_row, test_fiber, test_valid, on_the_way = self.row, af_rd.data, self.row_take, 0
+        if in_block_ram:
+            # The row waits for its fiber, which goes into a register before the tests: the
+            # block RAM's clock-to-output ends there.
+            read_row, test_row = Signal(cfg.bcast_layout), Signal(cfg.bcast_layout)
+            read_valid, test_valid = Signal(), Signal()
+            test_fiber = Signal(cfg.a_fiber_layout)
+            m.d.comb += af_rd.en.eq(self.row_take)
+            with m.If(self.row_take):
+                m.d.sync += read_row.eq(self.row)
+            m.d.sync += [read_valid.eq(self.row_take), test_valid.eq(read_valid),
+                         test_row.eq(read_row), test_fiber.eq(af_rd.data)]
+            on_the_way = read_valid + test_valid
         staged = Signal(cfg.bcast_layout)
         staged_fiber = Signal(cfg.a_fiber_layout)
         staged_valid = Signal()
-        queued = groups.level + staged_valid
+        queued = groups.level + staged_valid + on_the_way
         row_ready = Signal()
         m.d.sync += row_ready.eq(Mux(self.row_take, queued + 1 < cfg.group_fifo,
                                      queued < cfg.group_fifo))
-        m.d.comb += [af_rd.addr.eq(banked(self.row.chunk, self.run_spikes, cfg.chunks_max)),
-                     self.row_ready.eq(row_ready)]
-        m.d.sync += staged_valid.eq(self.row_take)
-        joints = [self.row.entries[j].mask & af_rd.data.mask for j in range(G)]
+        m.d.comb += self.row_ready.eq(row_ready)
+        m.d.sync += staged_valid.eq(test_valid)
+        joints = [test_row.entries[j].mask & test_fiber.mask for j in range(G)]
         staged_any, staged_single = Signal(G), Signal(G)
-        with m.If(self.row_take):
-            m.d.sync += [staged.eq(self.row), staged_fiber.eq(af_rd.data),
+        with m.If(test_valid):
+            m.d.sync += [staged.eq(test_row), staged_fiber.eq(test_fiber),
                          staged_any.eq(Cat(*[joint.any() for joint in joints])),
                          staged_single.eq(Cat(*[at_most_one(m, joint, f"single{j}")
                                                 for j, joint in enumerate(joints)]))]
@@ -325,11 +348,19 @@ class PE(wiring.Component):
         read_lane = Signal(max(1, lane_bits))
         with m.If(tppe.word_en):
             m.d.sync += read_lane.eq(tppe.word_addr[:lane_bits] if lane_bits else 0)
+        word_row = aw_rd.data
+        if tppe.word_latency == 2:
+            # Block RAM's row is registered before the lane is picked: its clock-to-output
+            # would otherwise start the select in front of the TPPE's word register.
+            word_row = Signal.like(aw_rd.data)
+            row_lane = Signal.like(read_lane)
+            m.d.sync += [word_row.eq(aw_rd.data), row_lane.eq(read_lane)]
+            read_lane = row_lane
         m.d.comb += [aw_rd.addr.eq(banked(tppe.word_addr >> lane_bits, self.run_spikes,
                                           self.word_rows)),
                      aw_rd.en.eq(tppe.word_en),
-                     tppe.word_data.eq(aw_rd.data.word_select(read_lane, T) if lane_bits
-                                       else aw_rd.data[:T]),
+                     tppe.word_data.eq(word_row.word_select(read_lane, T) if lane_bits
+                                       else word_row[:T]),
                      tppe.n_cols.eq(self.n_cols), tppe.start.eq(self.start)]
 
         # -- carried partial sums, saturation ------------------------------------------------------

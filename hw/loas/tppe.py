@@ -19,7 +19,8 @@ class TPPE(wiring.Component):
     * **Fast path** (``fast``, from the inner join): every matched weight is added at once to the
       pseudo accumulator of its column, as if the neuron had fired at every step.
     * **Slow path** (``matches``, FIFO-mp/FIFO-B): the neuron's T-bit word is read
-      (``word_addr``/``word_en``/``word_data``, one-cycle latency) and the weight is added to
+      (``word_addr``/``word_en``/``word_data``, :attr:`word_latency` cycles: 1, or 2 with
+      ``word_ram="block"``) and the weight is added to
       correction accumulator ``t`` of the column for every step ``t`` the neuron did *not* fire.
     * **Drain**: once the slow path has passed a tile's marker, ``O[t] = pseudo - corr[t]`` of each
       column of that tile leaves on ``currents`` in column order, and the tile's bank is free again.
@@ -30,8 +31,8 @@ class TPPE(wiring.Component):
     bank is still draining, ``hold`` stalls the inner join.
 
     Throughput: one match per cycle on each path; the drain emits one column per cycle.
-    Latency: a match's correction is written two cycles after it leaves FIFO-mp/FIFO-B (the word
-    read, then its word registered).
+    Latency: a match's correction is written ``word_latency + 1`` cycles after it leaves
+    FIFO-mp/FIFO-B (the word read, then its word registered).
 
     Members
     -------
@@ -47,6 +48,8 @@ class TPPE(wiring.Component):
 
     def __init__(self, cfg: LoASConfig):
         self.cfg = cfg
+        #: Cycles from ``word_addr`` to ``word_data``.
+        self.word_latency = 2 if cfg.word_ram == "block" else 1
         super().__init__({
             "fast": In(fast_layout(cfg)),
             "hold": Out(1),
@@ -85,7 +88,7 @@ class TPPE(wiring.Component):
         slow_layout = data.StructLayout({"valid": 1, "marker": 1, "n": range(max(2, tn)),
                                          "weight": signed(8)})
         fetch = Signal(slow_layout)           # a match whose word is being read
-        slow = Signal(slow_layout)            # ... and a cycle later, with its word registered:
+        slow = Signal(slow_layout)            # ... and when it comes, with its word registered:
         word = Signal(T)                      # the block RAM's slow output ends at a register
         pseudo_rd, corr_rd = [], []
         for b in range(2):
@@ -133,8 +136,14 @@ class TPPE(wiring.Component):
             fetch.marker.eq(self.matches.payload.marker),
             fetch.n.eq(self.matches.payload.n),
             fetch.weight.eq(self.matches.payload.weight),
-            slow.eq(fetch), word.eq(self.word_data),
+            word.eq(self.word_data),
         ]
+        reading = fetch
+        for k in range(self.word_latency - 1):
+            later = Signal(slow_layout, name=f"fetch{k + 2}")
+            m.d.sync += later.eq(reading)
+            reading = later
+        m.d.sync += slow.eq(reading)
         slow_tile = slow.valid & slow.marker
         with m.If(slow_tile):
             m.d.sync += ts.eq(~ts)

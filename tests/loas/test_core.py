@@ -2,14 +2,17 @@
 the host driver runs whole layers and every output is compared with the golden model."""
 
 import asyncio
+import re
 
 import numpy as np
 import pytest
 import torch
+from amaranth.back import rtlil
 from amaranth.sim import Simulator
 
 from snnforge.hw.loas.config import LoASConfig
 from snnforge.hw.loas.core import LoASCore
+from snnforge.hw.loas.pe import PE
 from snnforge.host import CommandList, HostDriver
 from snnforge.hw.loas.driver import LoASDriver, _even_out
 from snnforge.params import SnnforgeError
@@ -71,8 +74,8 @@ def run_cases(cfg, cases, *, seed=3):
     TINY.replace(acc_width=6, leak="shift", reset="soft"),          # saturating partial sums
     TINY.replace(T=1, tile_n=2, group=1, segment=8, match_fifo=2, group_fifo=2),
     TINY.replace(T=3, tile_n=4, group=3, masked="leak_only", leak="mul"),
-    TINY.replace(group_ram="block", group_fifo=3),
-], ids=["tiny", "saturating", "T1-minimal-fifos", "T3", "group-block-ram"])
+    TINY.replace(group_ram="block", fiber_ram="block", word_ram="block", group_fifo=3),
+], ids=["tiny", "saturating", "T1-minimal-fifos", "T3", "block-rams"])
 def test_core_regression_suite(cfg):
     run_cases(cfg, loas_cases(cfg, "regression", seed=5))
 
@@ -258,8 +261,9 @@ def test_weight_pieces_load_once_in_shares_and_the_first_masks_after_the_start()
 
 @pytest.mark.parametrize("cfg", [TINY, TINY.replace(T=4), TINY.replace(prefix_stages=1),
                                  TINY.replace(T=3, lif_ops_per_stage=2),
-                                 TINY.replace(group_ram="block")],
-                         ids=["tiny", "T4", "one-prefix-stage", "T3-two-ops", "group-block-ram"])
+                                 TINY.replace(group_ram="block", fiber_ram="block",
+                                              word_ram="block")],
+                         ids=["tiny", "T4", "one-prefix-stage", "T3-two-ops", "block-rams"])
 def test_run_cycles_as_documented(cfg):
     """LoASCore's documented latency: a run whose busiest PE has m matches over n_cols columns
     (one broadcast row per tile, nothing waiting) takes n_cols + m + run_overhead cycles."""
@@ -283,11 +287,28 @@ def test_run_cycles_as_documented(cfg):
     assert got == [n + m + core.run_overhead for n, m, _, _ in cases]
     pe = core.pes[0]
     assert core.run_overhead == (pe.inner_join.latency + pe.lif.latency + pe.group_latency
-                                 + 16)
+                                 + pe.filter_latency + pe.tppe.word_latency + 14)
 
 
-@pytest.mark.parametrize("cfg", [TINY, TINY.replace(acc_width=6, T=3, tile_n=4)],
-                         ids=["tiny", "saturating-T3"])
+@pytest.mark.parametrize("fiber_ram, word_ram, want", [
+    ("distributed", "auto", {"a_fibers": "distributed", "a_words": None}),
+    ("block", "block", {"a_fibers": "block", "a_words": "block"}),
+    ("block", "distributed", {"a_fibers": "block", "a_words": "distributed"}),
+])
+def test_pe_buffers_are_marked_for_the_memory_asked(fiber_ram, word_ram, want):
+    """fiber_ram / word_ram reach Yosys as each memory's ram_style ("auto": no attribute)."""
+    text = rtlil.convert(PE(TINY.replace(fiber_ram=fiber_ram, word_ram=word_ram)))
+    for memory, style in want.items():
+        found = re.search(r"((?:  attribute .*\n)*)  memory width \d+ size \d+ \\" + memory
+                          + "\n", text)
+        assert found, memory
+        marked = re.search(r'ram_style "(\w+)"', found.group(1))
+        assert (marked.group(1) if marked else None) == style, memory
+
+
+@pytest.mark.parametrize("cfg", [TINY, TINY.replace(acc_width=6, T=3, tile_n=4),
+                                 TINY.replace(fiber_ram="block", word_ram="block")],
+                         ids=["tiny", "saturating-T3", "block-rams"])
 def test_core_chains_layers_on_chip(cfg):
     """Networks: boundaries stay on chip where they fit (the PEs reload their spike rows from
     their own outputs); the last layer's spikes and membranes equal the golden network's."""

@@ -26,7 +26,7 @@ CONFIGS = [
     {**MEDIUM, "T": 2, "acc_width": 10, "leak": "mul", "masked": "leak_only"},
     {**MEDIUM, "T": 4},
     {**MEDIUM, "T": 8, "k_max": 768, "masked": "gate_reset", "group_fifo": 4, "match_fifo": 2,
-     "group_ram": "block"},
+     "group_ram": "block", "fiber_ram": "block", "word_ram": "block"},
 ]
 
 
