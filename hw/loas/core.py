@@ -377,7 +377,9 @@ class LoASCore(wiring.Component):
         errors.append(accepted & is_hd & (row_h >= self.header_rows))
 
         # -- weight masks: each header's count of fibers into banks 0.., vbase running ------------
-        # The headers of the load bank are read one per cycle ahead into a small queue.
+        # The headers of the load bank are read one per cycle ahead into a small queue; each
+        # block-RAM row lands in a register before its lane is picked (the read's clock-to-out
+        # plus the lane multiplexer was a critical path).
         is_wm = tgt == target_ids["weight_masks"]
         wm_rows = Signal(range(cfg.rows_max + 1))
         hdr_next = Signal(range(cfg.rows_max + 1))
@@ -385,20 +387,23 @@ class LoASCore(wiring.Component):
         q_wr, q_rd = Signal(2), Signal(2)
         q_level = Signal(range(5))
         hdr_rd = headers.read_port()
-        reading = Signal()
+        reading, landed = Signal(), Signal()
         read_lane = Signal(max(1, h_lane_bits))
-        issue = (hdr_next < wm_rows) & (q_level + reading < 4)
+        landed_lane = Signal.like(read_lane)
+        landed_row = Signal.like(hdr_rd.data)
+        issue = (hdr_next < wm_rows) & (q_level + reading + landed < 4)
         # The bank is latched as the LOAD starts: its masks may still be on their way through
         # the gearbox when the next command changes xfer_bank.
         wm_bank = Signal()
         m.d.comb += [hdr_rd.addr.eq(banked(hdr_next >> h_lane_bits, wm_bank,
                                            self.header_rows)),
                      hdr_rd.en.eq(issue)]
-        m.d.sync += reading.eq(issue)
+        m.d.sync += [reading.eq(issue), landed.eq(reading), landed_lane.eq(read_lane),
+                     landed_row.eq(hdr_rd.data)]
         with m.If(issue):
             m.d.sync += [hdr_next.eq(hdr_next + 1),
                          read_lane.eq(hdr_next[:h_lane_bits] if h_lane_bits else 0)]
-        push = reading
+        push = landed
         wm_row = Signal(range(cfg.rows_max + 1))
         wm_j = Signal(range(G + 1))
         vbase = Signal(range(cfg.v_max + 1))
@@ -424,7 +429,7 @@ class LoASCore(wiring.Component):
             m.d.sync += [wm_row.eq(wm_row + 1), wm_j.eq(0), q_rd.eq(q_rd + 1),
                          wm_done.eq(wm_row + 1 == wm_rows)]
         with m.If(push):
-            m.d.sync += [queue[q_wr].eq(header_of(hdr_rd.data, read_lane).count),
+            m.d.sync += [queue[q_wr].eq(header_of(landed_row, landed_lane).count),
                          q_wr.eq(q_wr + 1)]
         m.d.sync += q_level.eq(q_level + push - pop)
         last_in = Signal()           # the LOAD's last beat has entered the gearbox
@@ -434,6 +439,7 @@ class LoASCore(wiring.Component):
             m.d.sync += [wm_bank.eq(xfer.weights),
                          wm_rows.eq(beat.arg[:16]), hdr_next.eq(0), q_wr.eq(0), q_rd.eq(0),
                          q_level.eq(0), wm_row.eq(0), wm_j.eq(0), vbase.eq(0), reading.eq(0),
+                         landed.eq(0),
                          wm_done.eq(beat.arg[:len(wm_rows)] == 0)]
         # Too many masks: one arrives when every row is done and more beats are to come; too
         # few: the last beat is in, the gearbox empty, and a row still wants a mask.
@@ -566,18 +572,26 @@ class LoASCore(wiring.Component):
         # Following a weight-mask LOAD (flags.follow): `ahead` counts the rows whose masks are
         # in and that are not read yet; `streamed` stops the count at the run's rows (a LOAD
         # into the other bank may follow while the run ends).
+        # An issue leaves `ahead` a cycle later (`issued`), and whether rows are left is kept in
+        # flags: no adder or comparison lies between the PEs' ready and the next issue.
         flags = regs.flags
         streamed = Signal(range(cfg.rows_max + 1))
         ahead = Signal(range(cfg.rows_max + 1))
+        issued = Signal()
         in_row = Signal()
-        m.d.comb += in_row.eq(~flags.follow | (ahead != 0))
-        b_issue = running & (next_row < regs.n_rows) & in_row & (~read_valid | move)
+        m.d.comb += in_row.eq(~flags.follow | ((ahead != 0) & ~(issued & (ahead == 1))))
+        rows_left = Signal()                 # next_row < n_rows
+        row_last = Signal()                  # next_row + 1 == n_rows
+        b_issue = running & rows_left & in_row & (~read_valid | move)
         arrive = pop & (streamed != regs.n_rows)
         with m.If(start):
-            m.d.sync += [streamed.eq(0), ahead.eq(0)]
+            m.d.sync += [streamed.eq(0), ahead.eq(0), issued.eq(0),
+                         rows_left.eq(regs.n_rows != 0), row_last.eq(regs.n_rows == 1)]
         with m.Else():
-            m.d.sync += [streamed.eq(streamed + arrive),
-                         ahead.eq(ahead + arrive - (b_issue & flags.follow))]
+            m.d.sync += [streamed.eq(streamed + arrive), ahead.eq(ahead + arrive - issued),
+                         issued.eq(b_issue & flags.follow)]
+            with m.If(b_issue):
+                m.d.sync += [rows_left.eq(~row_last), row_last.eq(next_row + 2 == regs.n_rows)]
         bh_rd = headers.read_port()
         b_lane = Signal(max(1, h_lane_bits))
         raw_lane = Signal.like(b_lane)
@@ -649,7 +663,7 @@ class LoASCore(wiring.Component):
         with m.If(start):
             m.d.sync += [running.eq(1), next_row.eq(0), read_valid.eq(0), raw_valid.eq(0),
                          row_valid.eq(0)]
-        with m.Elif(running & (next_row == regs.n_rows) & ~read_valid & ~raw_valid & ~row_valid
+        with m.Elif(running & ~rows_left & ~read_valid & ~raw_valid & ~row_valid
                     & all_done):
             m.d.sync += running.eq(0)
         loading = Cat(*[pe.load_busy for pe in pes]).any()
@@ -687,7 +701,7 @@ class LoASCore(wiring.Component):
             inc.psum_reads.eq(total("psum_read")),
             inc.psum_writes.eq(total("psum_write")),
             inc.out_writes.eq(total("out_writes")),
-            inc.weight_waits.eq(running & ~in_row & (next_row < regs.n_rows) & ~read_valid
+            inc.weight_waits.eq(running & ~in_row & rows_left & ~read_valid
                                 & ~raw_valid & ~row_valid),
         ]
         for name, _ in COUNTERS:

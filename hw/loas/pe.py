@@ -188,6 +188,10 @@ class PE(wiring.Component):
         m.submodules.load_compressor = lc = SpikeCompressor(T, W, cfg.k_max, mask_assembly="shift")
         m.submodules.laggy = laggy = self.laggy
         m.submodules.chain_expander = ex = SpikeExpander(T, W, cfg.n_max)
+        # Chained fibers reach the table builder through a register slice: the builder's ready
+        # no longer runs back through the compressor's mask assembly and the expander.
+        m.submodules.chained = chained = SkidBuffer(chunk_layout(W, cfg.k_max))
+        connect(m, lc.chunks, chained.i)
         # The row starts a cycle after the pulse, its length latched: the length's comparisons in
         # the expander and the compressor start from a register of this PE, not from the host's.
         chain_len = Signal.like(self.k_len)
@@ -196,7 +200,7 @@ class PE(wiring.Component):
         m.d.sync += chain_go.eq(self.chain)
         with m.If(self.chain):
             m.d.sync += [chain_len.eq(self.k_len), chaining.eq(1)]
-        with m.Elif(chaining & ~chain_go & lc.done & ~ex.o.valid):
+        with m.Elif(chaining & ~chain_go & lc.done & ~ex.o.valid & ~chained.o.valid):
             m.d.sync += chaining.eq(0)
         m.d.comb += [
             ex.start.eq(chain_go), ex.length.eq(chain_len),
@@ -210,17 +214,17 @@ class PE(wiring.Component):
         nnz = self.nnz
         from_memory = ~chaining
         m.d.comb += [
-            laggy.i.valid.eq(Mux(from_memory, self.mask_in.valid, lc.chunks.valid)),
-            laggy.i.payload.eq(Mux(from_memory, mask_in.mask, lc.chunks.payload.mask)),
+            laggy.i.valid.eq(Mux(from_memory, self.mask_in.valid, chained.o.valid)),
+            laggy.i.payload.eq(Mux(from_memory, mask_in.mask, chained.o.payload.mask)),
             self.mask_in.ready.eq(from_memory & laggy.i.ready),
-            lc.chunks.ready.eq(~from_memory & laggy.i.ready),
+            chained.o.ready.eq(~from_memory & laggy.i.ready),
         ]
         with m.If(self.mask_in.valid & self.mask_in.ready):
             base = Mux(mask_in.first, 0, nnz)
             m.d.sync += [pending.index.eq(mask_in.chunk), pending.mask.eq(mask_in.mask),
                          pending.base.eq(base), nnz.eq(base + mask_in.ones)]
-        with m.If(lc.chunks.valid & lc.chunks.ready):
-            m.d.sync += pending.eq(lc.chunks.payload)
+        with m.If(chained.o.valid & chained.o.ready):
+            m.d.sync += pending.eq(chained.o.payload)
         af_wr = a_fibers.write_port()
         m.d.comb += [
             laggy.o.ready.eq(1),
