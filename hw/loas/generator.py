@@ -28,9 +28,11 @@ def _describe(core: LoASCore) -> dict:
     }
 
 
-#: The demo's core: four PEs on 32-wide fibers, buffers for the Table II layers' tiles.
-DEMO = {"pes": 4, "fiber": 32, "tile_n": 8, "k_max": 512, "n_max": 256, "v_max": 2048,
-        "f_max": 1024, "adders": 2}
+#: The demo's core: four PEs on 32-wide fibers with the paper's buffers and tiles (a Table II
+#: layer's whole K in one run: each run's fixed cycles count little), rows queued 32 deep, each
+#: PE's spike fibers and words in block RAM (registered reads).
+DEMO = {"pes": 4, "fiber": 32, "adders": 2, "group_fifo": 32, "fiber_ram": "block",
+        "word_ram": "block"}
 
 #: Named configurations (``-p preset=NAME``); their measured cells and Fmax: ``snnforge list``
 #: after ``bench/loas_presets_bench.py``.
