@@ -565,7 +565,8 @@ class LoASCore(wiring.Component):
         read_valid = Signal()                # the memories' outputs hold an untaken row
         raw_valid = Signal()                 # `raw` holds one
         row_valid = Signal()                 # `bcast` holds a row for the PEs
-        all_ready = Cat(*[pe.row_ready for pe in pes]).all()
+        all_ready = Signal()                 # every PE has room for a row (see PE.row_ready)
+        m.d.sync += all_ready.eq(Cat(*[pe.row_ready for pe in pes]).all())
         take = row_valid & all_ready
         decode = raw_valid & (~row_valid | take)
         move = read_valid & (~raw_valid | decode)

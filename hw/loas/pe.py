@@ -56,7 +56,8 @@ class PE(wiring.Component):
     whose spike words are compressed again (chip format) and whose membranes are stored.
 
     Throughput: one match per cycle (the inner join); one broadcast row per cycle into the
-    filter (a place the queue frees is offered again a cycle late); the front end hands one pair
+    filter (a place the queue frees is offered again two cycles late, and one place is kept for
+    the row the broadcaster may take on a stale ``row_ready``); the front end hands one pair
     (``|J|`` matches) or tile marker per cycle; the drain one column per cycle through the
     carry/saturation stage and the LIF array. Loading from memory: a fiber mask every
     ``LaggyPrefixSum.latency`` cycles, a row of words every cycle; chaining: one position per
@@ -261,9 +262,10 @@ class PE(wiring.Component):
         # inner join wants from a register): the push into the group FIFO in the next cycle then
         # decides on registers, not on a fiber-wide AND and its reduction in front of the FIFO's
         # write. Staged rows (and those on their way) count as queued, so they always find
-        # room. `row_ready` is a register (it is ANDed over all PEs into the
-        # broadcast's enable): it bounds the next cycle's queue by this cycle's plus the row taken
-        # now, so a row leaving the queue frees its place a cycle late.
+        # room. `row_ready` is a register, and the broadcaster registers its AND over all PEs
+        # once more (the PEs are far from the broadcast's memories): it bounds the queue two
+        # cycles on by this cycle's, the row taken now and the one the broadcaster may take on
+        # the stale AND, so a row leaving the queue frees its place two cycles late.
         m.submodules.groups = groups = StreamFIFO(cfg.group_layout, cfg.group_fifo,
                                                   block_ram=cfg.group_ram == "block")
         in_block_ram = cfg.fiber_ram == "block"
@@ -288,8 +290,7 @@ class PE(wiring.Component):
         staged_valid = Signal()
         queued = groups.level + staged_valid + on_the_way
         row_ready = Signal()
-        m.d.sync += row_ready.eq(Mux(self.row_take, queued + 1 < cfg.group_fifo,
-                                     queued < cfg.group_fifo))
+        m.d.sync += row_ready.eq(queued + self.row_take + 2 <= cfg.group_fifo)
         m.d.comb += self.row_ready.eq(row_ready)
         m.d.sync += staged_valid.eq(test_valid)
         joints = [test_row.entries[j].mask & test_fiber.mask for j in range(G)]
