@@ -11,7 +11,8 @@ golden model of the core, ``rtl_segment`` for the RTL).
   block-diagonal layout would broadcast every pair's columns to every pair's rows) --, the
   spikes at the last step only, the threshold out of reach, the product read from the final
   membranes (``V = leak(0) + O[T-1] = O[T-1]``, exact while it fits the membrane). A group holds
-  as many pairs as fit one K block.
+  as many pairs as fit :data:`GROUP_K` positions (and one K block): each of its rows loads a mask
+  for every fiber of the group's whole K, so its loading grows with the square of its pairs.
 
 What stays on the host: the attention LIF (its currents come from two chained matmuls, not from
 one core matmul) and the layout of operands between layers.
@@ -24,7 +25,12 @@ import numpy as np
 from .config import LoASConfig
 from .deploy import DeployLayer
 
-__all__ = ["loas_ops", "HOST_PATH"]
+__all__ = ["loas_ops", "HOST_PATH", "GROUP_K"]
+
+#: K positions an attention group spans at most. Measured on the ViT (SSA, 8 digits images) on
+#: the ecp5-85k core: groups up to its 4,608-position K block took 114,957 end-to-end cycles
+#: per image, groups of at most 512 positions 59,250.
+GROUP_K = 512
 
 HOST_PATH = ("the attention LIF (integer, golden.common.lif) on the two attention products' "
              "results; operand layouts (concatenated residual stream, head tokens)")
@@ -60,7 +66,7 @@ def loas_ops(run_segment, cfg: LoASConfig):
 
     async def matmul(pairs):
         results = []
-        k_cap, n_cap = cfg.k_block(False), cfg.n_max
+        k_cap, n_cap = min(cfg.k_block(False), GROUP_K), cfg.n_max
         i = 0
         while i < len(pairs):
             group, k_sum = [], 0
