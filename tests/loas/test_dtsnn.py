@@ -2,6 +2,7 @@
 DIR/dtsnn.pt``): the RTL's outputs equal the core's golden model's, and masked time steps save
 matches against the same network with every step open."""
 
+import asyncio
 import json
 
 import numpy as np
@@ -10,6 +11,8 @@ from click.testing import CliRunner
 
 from snnforge.cli import main
 from snnforge.dtsnn import token_data
+from snnforge.hw.loas.config import LoASConfig
+from snnforge.hw.loas.dtsnn import GROUP_K, loas_ops
 
 
 def invoke(*args):
@@ -85,3 +88,22 @@ def test_train_dtsnn_bad_input_exits_2(tmp_path):
     assert result.exit_code == 2 and "chunk=2 must divide tmax=3" in result.output
     result = invoke("train", "dtsnn", "--attention", "softmax", "-o", tmp_path / "x")
     assert result.exit_code == 2 and "Invalid value for '--attention'" in result.output
+
+
+def test_attention_groups_span_at_most_group_k_positions():
+    """Attention products are stacked along K into groups of at most GROUP_K positions (each
+    row loads a mask per fiber of its group's K), never more than one K block; every product
+    comes back in order with its own rows and columns."""
+    cfg = LoASConfig(pes=4, fiber=32, T=4, leak="shift", reset="hard", masked="integrate")
+    spans = []
+
+    async def run_segment(x, layers):
+        spans.append(layers[0].weights.shape[0])
+        return None, np.zeros((x.shape[1], layers[0].weights.shape[1])), {}
+
+    pairs = [(np.ones((16, 96), np.uint8), np.ones((96, 16), np.int64)) for _ in range(12)]
+    _, matmul, _ = loas_ops(run_segment, cfg)
+    results = asyncio.run(matmul(pairs))
+    assert cfg.k_block(False) > GROUP_K
+    assert spans == [480, 480, 192] and max(spans) <= GROUP_K
+    assert [r.shape for r in results] == [(16, 16)] * 12
