@@ -108,7 +108,7 @@ class LoASCore(wiring.Component):
     taking one per ``LaggyPrefixSum.latency``).
     Latency: a run whose busiest PE has ``m`` matches over ``n_cols`` columns takes ``n_cols + m
     + run_overhead`` cycles (:attr:`run_overhead` = ``InnerJoin.latency + LIFArray.latency +
-    PE.group_latency + PE.filter_latency + TPPE.word_latency + 14``: the broadcast, PE filter,
+    PE.group_latency + PE.filter_latency + TPPE.match_latency + 14``: the broadcast, PE filter,
     group FIFO, front-end, TPPE, drain, LIF input and output compressor registers) when nothing
     else limits it -- broadcast rows with no work for a PE, full queues, or a drain waiting for
     a bank add cycles, which the stall counters count.
@@ -176,7 +176,7 @@ class LoASCore(wiring.Component):
         """The fixed cycles of a run (see the class docstring)."""
         pe = self.pes[0]
         return (pe.inner_join.latency + pe.lif.latency + pe.group_latency + pe.filter_latency
-                + pe.tppe.word_latency + 14)
+                + pe.tppe.match_latency + 14)
 
     @property
     def header_rows(self) -> int:
@@ -383,8 +383,9 @@ class LoASCore(wiring.Component):
         is_wm = tgt == target_ids["weight_masks"]
         wm_rows = Signal(range(cfg.rows_max + 1))
         hdr_next = Signal(range(cfg.rows_max + 1))
-        queue = Array(Signal(range(G + 1), name=f"count{k}") for k in range(4))
-        q_wr, q_rd = Signal(2), Signal(2)
+        # The queue shifts towards its head on a pop, so the head is a register (a read
+        # multiplexer there was in front of the pop decision).
+        queue = [Signal(range(G + 1), name=f"count{k}") for k in range(4)]
         q_level = Signal(range(5))
         hdr_rd = headers.read_port()
         reading, landed = Signal(), Signal()
@@ -407,7 +408,7 @@ class LoASCore(wiring.Component):
         wm_row = Signal(range(cfg.rows_max + 1))
         wm_j = Signal(range(G + 1))
         vbase = Signal(range(cfg.v_max + 1))
-        head = queue[q_rd]
+        head = queue[0]
         have = q_level != 0
         wm_done = Signal()            # wm_row == wm_rows, kept as a flag (it gates `ready`)
         wm_mask = Signal(W)
@@ -426,19 +427,19 @@ class LoASCore(wiring.Component):
         with m.If(takes_mask):
             m.d.sync += [vbase.eq(vbase + masks_out.payload.ones), wm_j.eq(wm_j + 1)]
         with m.If(pop):
-            m.d.sync += [wm_row.eq(wm_row + 1), wm_j.eq(0), q_rd.eq(q_rd + 1),
-                         wm_done.eq(wm_row + 1 == wm_rows)]
+            m.d.sync += [wm_row.eq(wm_row + 1), wm_j.eq(0), wm_done.eq(wm_row + 1 == wm_rows)]
+            m.d.sync += [queue[k].eq(queue[k + 1]) for k in range(3)]
         with m.If(push):
-            m.d.sync += [queue[q_wr].eq(header_of(landed_row, landed_lane).count),
-                         q_wr.eq(q_wr + 1)]
+            for k in range(4):
+                with m.If(q_level - pop == k):
+                    m.d.sync += queue[k].eq(header_of(landed_row, landed_lane).count)
         m.d.sync += q_level.eq(q_level + push - pop)
         last_in = Signal()           # the LOAD's last beat has entered the gearbox
         with m.If(accepted & is_wm):
             m.d.sync += last_in.eq(beat.last & ~more)
         with m.If(accepted & is_wm & restart):
             m.d.sync += [wm_bank.eq(xfer.weights),
-                         wm_rows.eq(beat.arg[:16]), hdr_next.eq(0), q_wr.eq(0), q_rd.eq(0),
-                         q_level.eq(0), wm_row.eq(0), wm_j.eq(0), vbase.eq(0), reading.eq(0),
+                         wm_rows.eq(beat.arg[:16]), hdr_next.eq(0), q_level.eq(0), wm_row.eq(0), wm_j.eq(0), vbase.eq(0), reading.eq(0),
                          landed.eq(0),
                          wm_done.eq(beat.arg[:len(wm_rows)] == 0)]
         # Too many masks: one arrives when every row is done and more beats are to come; too

@@ -66,7 +66,8 @@ class PE(wiring.Component):
     filter_latency + group_latency`` (filter stages: :attr:`filter_latency`, group FIFO:
     :attr:`group_latency`, skid buffer); its first match reaches the TPPE
     ``InnerJoin.latency`` cycles later; a drained column reaches the output compressor after
-    ``4 + LIFArray.latency`` cycles (three drain stages, the LIF's input skid buffer). The
+    ``5 + LIFArray.latency`` cycles (a skid buffer, three drain stages, the LIF's input skid
+    buffer). The
     whole run: :attr:`LoASCore.run_overhead`.
 
     Members: see ``__init__``; ``events`` reports per-cycle counter increments.
@@ -392,13 +393,17 @@ class PE(wiring.Component):
         sat_done = Mux(self.final, lif_in.i.ready, 1)
         held_done = ~sat_valid | sat_done
         stage_done = ~held_valid | held_done
+        # A skid buffer after the drain: the stages' ready ends there, not in the TPPE's bank
+        # bookkeeping.
+        m.submodules.drain_skid = drain_skid = SkidBuffer(cfg.currents_layout)
+        connect(m, tppe.currents, drain_skid.i)
         m.d.comb += [
-            tppe.currents.ready.eq(~stage_valid | stage_done),
-            ps_rd.addr.eq(tppe.currents.payload.col),
-            ps_rd.en.eq(tppe.currents.ready),
+            drain_skid.o.ready.eq(~stage_valid | stage_done),
+            ps_rd.addr.eq(drain_skid.o.payload.col),
+            ps_rd.en.eq(drain_skid.o.ready),
         ]
-        with m.If(tppe.currents.ready):
-            m.d.sync += [stage.eq(tppe.currents.payload), stage_valid.eq(tppe.currents.valid)]
+        with m.If(drain_skid.o.ready):
+            m.d.sync += [stage.eq(drain_skid.o.payload), stage_valid.eq(drain_skid.o.valid)]
         with m.If(stage_done):
             m.d.sync += [held.eq(stage), carried.eq(ps_rd.data), held_valid.eq(stage_valid)]
         sums = []
@@ -454,8 +459,8 @@ class PE(wiring.Component):
         ]
 
         # -- completion and events -----------------------------------------------------------------
-        drained = ((tppe.tiles_done == self.n_tiles) & ~stage_valid & ~held_valid & ~sat_valid
-                   & ~self.start)
+        drained = ((tppe.tiles_done == self.n_tiles) & ~tppe.currents.valid
+                   & ~drain_skid.o.valid & ~stage_valid & ~held_valid & ~sat_valid & ~self.start)
         m.d.comb += self.done.eq(drained & Mux(self.final, (written == self.n_cols) & oc.done, 1))
         # Registered: the counters' adder tree across PEs starts at flip-flops, not at the
         # end of a PE's own paths (the counts are read well after a run ends).
@@ -473,7 +478,7 @@ class PE(wiring.Component):
             ev.join_stall.eq(ij.stalled),
             ev.lif_stall.eq(sat_valid & ~sat_done),
             ev.load_writes.eq(aw_wr.en.any() + af_wr.en),
-            ev.psum_read.eq(tppe.currents.valid & tppe.currents.ready & self.use_psum),
+            ev.psum_read.eq(drain_skid.o.valid & drain_skid.o.ready & self.use_psum),
             ev.psum_write.eq(ps_wr.en),
             ev.out_writes.eq(ow_wr.en.any() + om_wr.en + mem_wr.en.any()),
         ]

@@ -31,8 +31,9 @@ class TPPE(wiring.Component):
     bank is still draining, ``hold`` stalls the inner join.
 
     Throughput: one match per cycle on each path; the drain emits one column per cycle.
-    Latency: a match's correction is written ``word_latency + 1`` cycles after it leaves
-    FIFO-mp/FIFO-B (the word read, then its word registered).
+    Latency: a match's correction is written :attr:`match_latency` cycles after it leaves
+    FIFO-mp/FIFO-B (with block RAM the match registered, then the word read, then its word
+    registered: 4; else 2).
 
     Members
     -------
@@ -50,6 +51,10 @@ class TPPE(wiring.Component):
         self.cfg = cfg
         #: Cycles from ``word_addr`` to ``word_data``.
         self.word_latency = 2 if cfg.word_ram == "block" else 1
+        #: Whether a match is registered before its word's address (with block RAM).
+        self.address_stage = cfg.word_ram == "block"
+        #: Cycles from a match leaving FIFO-mp/FIFO-B to its correction's write.
+        self.match_latency = self.address_stage + self.word_latency + 1
         super().__init__({
             "fast": In(fast_layout(cfg)),
             "hold": Out(1),
@@ -77,7 +82,10 @@ class TPPE(wiring.Component):
         # tile counts (which would sit before every accumulator's address).
         slow_ahead = Signal(range(3))
         fast_ahead = Signal(range(3))
-        draining = slow_ahead != 0
+        # The bank being drained, one flag per bank, registered: it picks each accumulator's
+        # address, in front of the read-add-write loops.
+        drain_bank = Signal(2)
+        draining = drain_bank.any()
         col = Signal(range(max(2, tn)))         # column being drained
         drain_step = Signal()
 
@@ -97,7 +105,7 @@ class TPPE(wiring.Component):
             m.submodules[f"pseudo{b}"], m.submodules[f"corr{b}"] = p, c
             p_rd, p_wr = p.read_port(domain="comb"), p.write_port()
             c_rd, c_wr = c.read_port(domain="comb"), c.write_port()
-            drain_here = draining & (td[0] == b)
+            drain_here = drain_bank[b]
             fast_here = tf == b
             slow_here = ts == b
             m.d.comb += [
@@ -126,18 +134,23 @@ class TPPE(wiring.Component):
             m.d.sync += tf.eq(~tf)
 
         # -- slow path: word fetch, then corrections -----------------------------------------------
+        match = Signal(slow_layout)
+        addr = self.matches.payload.a_addr
         m.d.comb += [
             self.matches.ready.eq(1),          # the slow path never stalls
-            self.word_addr.eq(self.matches.payload.a_addr),
-            self.word_en.eq(1),
+            match.valid.eq(self.matches.valid),
+            match.marker.eq(self.matches.payload.marker),
+            match.n.eq(self.matches.payload.n),
+            match.weight.eq(self.matches.payload.weight),
         ]
-        m.d.sync += [
-            fetch.valid.eq(self.matches.valid),
-            fetch.marker.eq(self.matches.payload.marker),
-            fetch.n.eq(self.matches.payload.n),
-            fetch.weight.eq(self.matches.payload.weight),
-            word.eq(self.word_data),
-        ]
+        if self.address_stage:
+            # Block RAM's address is registered anyway: the match FIFO's read ends at a
+            # register, not in the banked address in front of it.
+            addressed, addressed_addr = Signal(slow_layout), Signal.like(self.word_addr)
+            m.d.sync += [addressed.eq(match), addressed_addr.eq(addr)]
+            match, addr = addressed, addressed_addr
+        m.d.comb += [self.word_addr.eq(addr), self.word_en.eq(1)]
+        m.d.sync += [fetch.eq(match), word.eq(self.word_data)]
         reading = fetch
         for k in range(self.word_latency - 1):
             later = Signal(slow_layout, name=f"fetch{k + 2}")
@@ -167,10 +180,14 @@ class TPPE(wiring.Component):
                 m.d.sync += col.eq(col + 1)
 
         drained_tile = drain_step & last_col
-        m.d.sync += [slow_ahead.eq(slow_ahead + slow_tile - drained_tile),
-                     fast_ahead.eq(fast_ahead + fast_tile - drained_tile)]
+        slow_next = Signal.like(slow_ahead)
+        m.d.comb += slow_next.eq(slow_ahead + slow_tile - drained_tile)
+        m.d.sync += [slow_ahead.eq(slow_next),
+                     fast_ahead.eq(fast_ahead + fast_tile - drained_tile),
+                     drain_bank.eq(Mux(slow_next != 0,
+                                       Mux(td[0] ^ drained_tile, 0b10, 0b01), 0))]
 
         with m.If(self.start):
             m.d.sync += [tf.eq(0), ts.eq(0), td.eq(0), col.eq(0), base_col.eq(0), out.valid.eq(0),
-                         slow_ahead.eq(0), fast_ahead.eq(0)]
+                         slow_ahead.eq(0), fast_ahead.eq(0), drain_bank.eq(0)]
         return m

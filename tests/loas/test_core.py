@@ -287,7 +287,7 @@ def test_run_cycles_as_documented(cfg):
     assert got == [n + m + core.run_overhead for n, m, _, _ in cases]
     pe = core.pes[0]
     assert core.run_overhead == (pe.inner_join.latency + pe.lif.latency + pe.group_latency
-                                 + pe.filter_latency + pe.tppe.word_latency + 14)
+                                 + pe.filter_latency + pe.tppe.match_latency + 14)
 
 
 @pytest.mark.parametrize("fiber_ram, word_ram, want", [

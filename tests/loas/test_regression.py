@@ -2,7 +2,7 @@
 output spike and membrane against the golden model, the match and saturation counters too.
 
 Default suite: a 4-PE core with 32-wide fibers for T in {1, 2, 4, 8} (T=2 with saturating
-partial sums), the full layer set of ``sim.loas.vectors.loas_cases`` each (shapes off the tile
+partial sums; T=1, 2 on smaller buffers and 8-column tiles), the full layer set of ``sim.loas.vectors.loas_cases`` each (shapes off the tile
 grid, K below/over a fiber and over the buffer, densities 0..100 %, silent rows, zero columns,
 extreme weights, FTP and sequential, strong on/off) and the networks, each case under a pair of
 the crossed host-port idle/back-pressure patterns (every pair at least once); and the digits SNN
@@ -21,9 +21,14 @@ from snnforge.sim.runner import run_bench
 # The demo's 4-PE core (W=32): its T=4 build is shared with the CLI and bench tests.
 MEDIUM = generators()["loas"].demo_params
 
+# The other step counts on smaller buffers and tiles (the layer set grows with the buffers: its
+# "K over the buffer" layers span two of them): quicker to build and run, and off the preset's
+# tile size.
+SMALL_BUFFERS = {"k_max": 512, "v_max": 2048, "f_max": 1024, "tile_n": 8}
+
 CONFIGS = [
-    {**MEDIUM, "T": 1, "reset": "soft"},
-    {**MEDIUM, "T": 2, "acc_width": 10, "leak": "mul", "masked": "leak_only"},
+    {**MEDIUM, **SMALL_BUFFERS, "T": 1, "reset": "soft"},
+    {**MEDIUM, **SMALL_BUFFERS, "T": 2, "acc_width": 10, "leak": "mul", "masked": "leak_only"},
     {**MEDIUM, "T": 4},
     {**MEDIUM, "T": 8, "k_max": 768, "masked": "gate_reset", "group_fifo": 4, "match_fifo": 2,
      "group_ram": "block", "fiber_ram": "block", "word_ram": "block"},
