@@ -44,20 +44,28 @@ def onehot_index(onehot: Value) -> Value:
                  for j in range(max(1, (width - 1).bit_length()))])
 
 
-def at_most_one(m: Module, bits: Value, name: str = "at_most_one") -> Signal:
-    """Whether at most one bit of ``bits`` is set, by a balanced tree of (any, several) pairs:
-    logarithmic depth and no carry chain, so it runs beside :func:`lowest_one` rather than
-    after it (``(bits & ~lowest_one(bits)) == 0`` is the same function)."""
-    level = [(bits[i], C(0, 1)) for i in range(len(bits))]
+def at_most(m: Module, bits: Value, n: int, name: str = "at_most") -> Signal:
+    """Whether at most ``n`` bits of ``bits`` are set, by a balanced tree of counts saturating at
+    ``n + 1``: logarithmic depth and no carry chain, so it runs beside :func:`lowest_one` rather
+    than after it (``at_most(bits, 2)`` is ``at_most(bits & ~lowest_one(bits), 1)``)."""
+    if not isinstance(n, int) or n < 0:
+        raise ValueError(f"n must be a non-negative integer, not {n!r}")
+    cap = n + 1
+    level = [bits[i] for i in range(len(bits))]
     while len(level) > 1:
         pairs = []
         for j in range(0, len(level) - 1, 2):
-            (any_a, many_a), (any_b, many_b) = level[j], level[j + 1]
-            pairs.append((any_a | any_b, many_a | many_b | (any_a & any_b)))
+            total = level[j] + level[j + 1]
+            pairs.append(Mux(total > cap, cap, total)[:cap.bit_length()])
         if len(level) % 2:
             pairs.append(level[-1])
         level = pairs
     out = Signal(name=name)
-    m.d.comb += out.eq(~level[0][1] if level else 1)
+    m.d.comb += out.eq(level[0] <= n if level else 1)
     return out
+
+
+def at_most_one(m: Module, bits: Value, name: str = "at_most_one") -> Signal:
+    """Whether at most one bit of ``bits`` is set (:func:`at_most` with ``n = 1``)."""
+    return at_most(m, bits, 1, name)
 

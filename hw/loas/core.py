@@ -257,18 +257,23 @@ class LoASCore(wiring.Component):
         # under no mask of the previous LOAD.
         # Each mask's count of ones goes into the slice with it (for the PEs' word counts and the
         # weight fibers' first values): no popcount between the slice and an adder.
+        # The count starts at a register too (a slice before it), not behind the gearbox's lane
+        # multiplexer.
+        m.submodules.mask_pre = mask_pre = SkidBuffer(W)
+        connect(m, gear.o, mask_pre.i)
         m.submodules.mask_slice = mask_slice = SkidBuffer(data.StructLayout({
             "mask": W, "ones": range(W + 1)}))
-        m.d.comb += [mask_slice.i.valid.eq(gear.o.valid), gear.o.ready.eq(mask_slice.i.ready),
-                     mask_slice.i.payload.mask.eq(gear.o.payload),
-                     mask_slice.i.payload.ones.eq(popcount(gear.o.payload))]
+        m.d.comb += [mask_slice.i.valid.eq(mask_pre.o.valid),
+                     mask_pre.o.ready.eq(mask_slice.i.ready),
+                     mask_slice.i.payload.mask.eq(mask_pre.o.payload),
+                     mask_slice.i.payload.ones.eq(popcount(mask_pre.o.payload))]
         masks_out = mask_slice.o
         # Registered, so a mask leaving the slice does not run through the first beat's admission
         # into every LOAD target's state: it says "empty" a cycle late (nothing entered since),
         # never early.
         masks_empty = Signal()
-        m.d.sync += masks_empty.eq(gear.empty & ~masks_out.valid & mask_slice.i.ready
-                                   & ~gear.i.valid)
+        m.d.sync += masks_empty.eq(gear.empty & ~mask_pre.o.valid & mask_pre.i.ready
+                                   & ~masks_out.valid & mask_slice.i.ready & ~gear.i.valid)
         # The gearbox sees a beat only when the target takes it: a first beat held back (its
         # prime cycle, `masks_empty`) must not enter it meanwhile (it would be taken again and
         # again, refilling the gearbox each time, and `masks_empty` would never come: a

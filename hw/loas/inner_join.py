@@ -6,7 +6,7 @@ from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..common.bits import at_most_one, lowest_one, onehot_index
+from ..common.bits import at_most, lowest_one, onehot_index
 from ..common.prefix_sum import FastPrefixSum, laggy_lookup
 from ..common.streams import StreamFIFO
 from .config import LoASConfig
@@ -136,7 +136,7 @@ class InnerJoin(wiring.Component):
         m.d.comb += self.pairs.ready.eq(advance & item_last)
         with m.If(advance & self.pairs.valid):
             m.d.sync += [started.eq(~item_last), remaining.eq(left & ~lowest),
-                         remaining_last.eq(at_most_one(m, left & ~lowest))]
+                         remaining_last.eq(at_most(m, left, 2))]
 
         # R1: the chosen position with its fibers.
         r1 = Signal(data.StructLayout({"valid": 1, "marker": 1, "p": range(W),

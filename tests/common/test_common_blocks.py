@@ -11,7 +11,7 @@ from amaranth.sim import Simulator
 
 from snnforge.hw.common.counters import PerfCounters
 from snnforge.hw.common.hostport import (HostPort, RegisterMap, SramWindow, host_port_members)
-from snnforge.hw.common.bits import at_most_one
+from snnforge.hw.common.bits import at_most, at_most_one
 from snnforge.hw.common.streams import BeatToWords, SkidBuffer, StreamFIFO, WordsToBeat
 from snnforge.host import HostDriver
 from snnforge.sim.amaranth_host import AmaranthTransport
@@ -170,21 +170,24 @@ def test_skid_buffer_ready_is_registered():
     assert seen == [0, 0, 0]
 
 
+@pytest.mark.parametrize("n", [0, 1, 2, 3])
 @pytest.mark.parametrize("width", [1, 2, 3, 5, 8, 128])
-def test_at_most_one(width):
+def test_at_most(width, n):
     m = Module()
     bits = Signal(width)
-    out = at_most_one(m, bits)
+    out = at_most_one(m, bits) if n == 1 else at_most(m, bits, n)
     rng = random.Random(width)
+    few = lambda k: sum(1 << p for p in rng.sample(range(width), k))
     values = (range(1 << width) if width <= 8 else
-              [0, 1, 1 << 127, 3 << 126] + [1 << rng.randrange(width) for _ in range(50)]
+              [0, 1, 1 << 127, 3 << 126, (1 << 128) - 1]
+              + [few(k) for k in (1, 2, 3, 4) for _ in range(20)]
               + [rng.getrandbits(width) for _ in range(50)])
     sim = Simulator(m)
 
     async def bench(ctx):
         for v in values:
             ctx.set(bits, v)
-            assert ctx.get(out) == (bin(v).count("1") <= 1), hex(v)
+            assert ctx.get(out) == (bin(v).count("1") <= n), hex(v)
 
     sim.add_testbench(bench)
     sim.run()
