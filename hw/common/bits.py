@@ -45,23 +45,26 @@ def onehot_index(onehot: Value) -> Value:
 
 
 def at_most(m: Module, bits: Value, n: int, name: str = "at_most") -> Signal:
-    """Whether at most ``n`` bits of ``bits`` are set, by a balanced tree of counts saturating at
-    ``n + 1``: logarithmic depth and no carry chain, so it runs beside :func:`lowest_one` rather
-    than after it (``at_most(bits, 2)`` is ``at_most(bits & ~lowest_one(bits), 1)``)."""
+    """Whether at most ``n`` bits of ``bits`` are set, by a balanced tree of thermometer-coded
+    counts ("at least k" for k = 1..n+1, saturating): logarithmic depth and no carry chain, so
+    it runs beside :func:`lowest_one` rather than after it (``at_most(bits, 2)`` is
+    ``at_most(bits & ~lowest_one(bits), 1)``)."""
     if not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be a non-negative integer, not {n!r}")
     cap = n + 1
-    level = [bits[i] for i in range(len(bits))]
+    # Each node: ge[k] = "at least k + 1 of its bits are set", k < cap.
+    level = [[bits[i]] + [C(0, 1)] * n for i in range(len(bits))]
     while len(level) > 1:
         pairs = []
         for j in range(0, len(level) - 1, 2):
-            total = level[j] + level[j + 1]
-            pairs.append(Mux(total > cap, cap, total)[:cap.bit_length()])
+            a, b = [C(1, 1)] + level[j], [C(1, 1)] + level[j + 1]
+            pairs.append([Cat(*[a[i] & b[k + 1 - i] for i in range(k + 2)]).any()
+                          for k in range(cap)])
         if len(level) % 2:
             pairs.append(level[-1])
         level = pairs
     out = Signal(name=name)
-    m.d.comb += out.eq(level[0] <= n if level else 1)
+    m.d.comb += out.eq(~level[0][n] if level else 1)
     return out
 
 

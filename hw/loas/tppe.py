@@ -99,6 +99,11 @@ class TPPE(wiring.Component):
         slow = Signal(slow_layout)            # ... and when it comes, with its word registered:
         word = Signal(T)                      # the block RAM's slow output ends at a register
         pseudo_rd, corr_rd = [], []
+        # Each correction memory's address is registered, from the next cycle's bank flags,
+        # column and match: the flags' fan-out and a multiplexer no longer run into its read.
+        col_next = Signal.like(col)
+        drain_next = Signal.like(drain_bank)
+        corr_addr = [Signal(range(max(2, tn)), name=f"corr_addr{b}") for b in range(2)]
         for b in range(2):
             p = buffer(shape=signed(aw), depth=tn)
             c = buffer(shape=corr_layout, depth=tn)
@@ -110,16 +115,16 @@ class TPPE(wiring.Component):
             slow_here = ts == b
             m.d.comb += [
                 p_rd.addr.eq(Mux(drain_here, col, fast.n)),
-                c_rd.addr.eq(Mux(drain_here, col, slow.n)),
+                c_rd.addr.eq(corr_addr[b]),
+                c_wr.addr.eq(corr_addr[b]),
             ]
             with m.If(drain_here):
                 m.d.comb += [p_wr.addr.eq(col), p_wr.data.eq(0), p_wr.en.eq(drain_step),
-                             c_wr.addr.eq(col), c_wr.data.eq(0), c_wr.en.eq(drain_step)]
+                             c_wr.data.eq(0), c_wr.en.eq(drain_step)]
             with m.Else():
                 m.d.comb += [
                     p_wr.addr.eq(fast.n), p_wr.data.eq(p_rd.data + fast.weight),
                     p_wr.en.eq(fast_here & fast.valid & ~fast.marker),
-                    c_wr.addr.eq(slow.n),
                     c_wr.en.eq(slow_here & slow.valid & ~slow.marker),
                 ]
                 m.d.comb += [c_wr.data[t].eq(c_rd.data[t] + Mux(word[t], 0, slow.weight))
@@ -157,6 +162,7 @@ class TPPE(wiring.Component):
             m.d.sync += later.eq(reading)
             reading = later
         m.d.sync += slow.eq(reading)
+        m.d.sync += [corr_addr[b].eq(Mux(drain_next[b], col_next, reading.n)) for b in range(2)]
         slow_tile = slow.valid & slow.marker
         with m.If(slow_tile):
             m.d.sync += ts.eq(~ts)
@@ -175,19 +181,21 @@ class TPPE(wiring.Component):
             m.d.sync += [out.valid.eq(1), out.payload.col.eq(base_col + col)]
             m.d.sync += [out.payload.o[t].eq(pv - cv[t]) for t in range(T)]
             with m.If(last_col):
-                m.d.sync += [col.eq(0), td.eq(td + 1), base_col.eq(base_col + tn)]
-            with m.Else():
-                m.d.sync += col.eq(col + 1)
+                m.d.sync += [td.eq(td + 1), base_col.eq(base_col + tn)]
+        m.d.comb += col_next.eq(Mux(self.start | (drain_step & last_col), 0,
+                                    Mux(drain_step, col + 1, col)))
+        m.d.sync += col.eq(col_next)
 
         drained_tile = drain_step & last_col
         slow_next = Signal.like(slow_ahead)
         m.d.comb += slow_next.eq(slow_ahead + slow_tile - drained_tile)
         m.d.sync += [slow_ahead.eq(slow_next),
                      fast_ahead.eq(fast_ahead + fast_tile - drained_tile),
-                     drain_bank.eq(Mux(slow_next != 0,
-                                       Mux(td[0] ^ drained_tile, 0b10, 0b01), 0))]
+                     drain_bank.eq(drain_next)]
+        m.d.comb += drain_next.eq(Mux(self.start | (slow_next == 0), 0,
+                                      Mux(td[0] ^ drained_tile, 0b10, 0b01)))
 
         with m.If(self.start):
-            m.d.sync += [tf.eq(0), ts.eq(0), td.eq(0), col.eq(0), base_col.eq(0), out.valid.eq(0),
-                         slow_ahead.eq(0), fast_ahead.eq(0), drain_bank.eq(0)]
+            m.d.sync += [tf.eq(0), ts.eq(0), td.eq(0), base_col.eq(0), out.valid.eq(0),
+                         slow_ahead.eq(0), fast_ahead.eq(0)]
         return m
