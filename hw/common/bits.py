@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from amaranth import *
 
-__all__ = ["popcount", "thermometer", "lowest_one", "onehot_index", "at_most_one"]
+__all__ = ["popcount", "sum_tree", "thermometer", "lowest_one", "onehot_index", "at_most",
+           "at_most_one"]
 
 
 def popcount(bits: Value) -> Value:
@@ -13,7 +14,12 @@ def popcount(bits: Value) -> Value:
     Pass a Signal (or a slice of one): each bit is taken separately, and a compound expression
     would be re-emitted once per bit in the Verilog.
     """
-    terms = [bits[i] for i in range(len(bits))]
+    return sum_tree([bits[i] for i in range(len(bits))])
+
+
+def sum_tree(terms: list) -> Value:
+    """The sum of ``terms`` (unsigned values) by a balanced adder tree: ``log2(len(terms))``
+    adders deep instead of a chain."""
     if not terms:
         return C(0, 1)
     while len(terms) > 1:

@@ -6,7 +6,7 @@ from amaranth import *
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import connect
 
-from ..common.bits import lowest_one, onehot_index, popcount
+from ..common.bits import lowest_one, onehot_index, popcount, sum_tree
 from ..common.counters import PerfCounters
 from ..common.host_interface import HostInterface, add_host_interface
 from ..common.hostport import RegisterMap
@@ -257,16 +257,25 @@ class LoASCore(wiring.Component):
         # under no mask of the previous LOAD.
         # Each mask's count of ones goes into the slice with it (for the PEs' word counts and the
         # weight fibers' first values): no popcount between the slice and an adder.
-        # The count starts at a register too (a slice before it), not behind the gearbox's lane
-        # multiplexer.
-        m.submodules.mask_pre = mask_pre = SkidBuffer(W)
-        connect(m, gear.o, mask_pre.i)
+        # The count is made over two slices: bytes' counts into the first, their sum into the
+        # second (one popcount of the whole mask behind the gearbox's lane multiplexer was a
+        # critical path).
+        spans = [(lo, min(lo + 8, W)) for lo in range(0, W, 8)]
+        m.submodules.mask_pre = mask_pre = SkidBuffer(data.StructLayout({
+            "mask": W, "parts": data.ArrayLayout(range(9), len(spans))}))
+        gear_mask = Signal(W)
+        m.d.comb += [gear_mask.eq(gear.o.payload),
+                     mask_pre.i.valid.eq(gear.o.valid), gear.o.ready.eq(mask_pre.i.ready),
+                     mask_pre.i.payload.mask.eq(gear_mask)]
+        m.d.comb += [mask_pre.i.payload.parts[k].eq(popcount(gear_mask[lo:hi]))
+                     for k, (lo, hi) in enumerate(spans)]
         m.submodules.mask_slice = mask_slice = SkidBuffer(data.StructLayout({
             "mask": W, "ones": range(W + 1)}))
+        parts = [mask_pre.o.payload.parts[k] for k in range(len(spans))]
         m.d.comb += [mask_slice.i.valid.eq(mask_pre.o.valid),
                      mask_pre.o.ready.eq(mask_slice.i.ready),
-                     mask_slice.i.payload.mask.eq(mask_pre.o.payload),
-                     mask_slice.i.payload.ones.eq(popcount(mask_pre.o.payload))]
+                     mask_slice.i.payload.mask.eq(mask_pre.o.payload.mask),
+                     mask_slice.i.payload.ones.eq(sum_tree(parts))]
         masks_out = mask_slice.o
         # Registered, so a mask leaving the slice does not run through the first beat's admission
         # into every LOAD target's state: it says "empty" a cycle late (nothing entered since),

@@ -16,8 +16,8 @@ __all__ = ["TPPE"]
 class TPPE(wiring.Component):
     """The accumulators of one PE for ``tile_n`` output columns, double-buffered by tile parity.
 
-    * **Fast path** (``fast``, from the inner join): every matched weight is added at once to the
-      pseudo accumulator of its column, as if the neuron had fired at every step.
+    * **Fast path** (``fast``, from the inner join): every matched weight is added, in the next
+      cycle, to the pseudo accumulator of its column, as if the neuron had fired at every step.
     * **Slow path** (``matches``, FIFO-mp/FIFO-B): the neuron's T-bit word is read
       (``word_addr``/``word_en``/``word_data``, :attr:`word_latency` cycles: 1, or 2 with
       ``word_ram="block"``) and the weight is added to
@@ -99,11 +99,18 @@ class TPPE(wiring.Component):
         slow = Signal(slow_layout)            # ... and when it comes, with its word registered:
         word = Signal(T)                      # the block RAM's slow output ends at a register
         pseudo_rd, corr_rd = [], []
-        # Each correction memory's address is registered, from the next cycle's bank flags,
+        # Each accumulator memory's address is registered, from the next cycle's bank flags,
         # column and match: the flags' fan-out and a multiplexer no longer run into its read.
+        # The fast path's weight is added a cycle after it comes (in `added`) for that; its tile
+        # bookkeeping (`tf`, `hold`) stays on `fast`: the drain reaches a tile only after the
+        # slow path, several cycles later.
         col_next = Signal.like(col)
         drain_next = Signal.like(drain_bank)
+        pseudo_addr = [Signal(range(max(2, tn)), name=f"pseudo_addr{b}") for b in range(2)]
         corr_addr = [Signal(range(max(2, tn)), name=f"corr_addr{b}") for b in range(2)]
+        added = Signal(data.StructLayout({"valid": 1, "bank": 1, "weight": signed(8)}))
+        m.d.sync += [added.valid.eq(fast.valid & ~fast.marker), added.bank.eq(tf),
+                     added.weight.eq(fast.weight)]
         for b in range(2):
             p = buffer(shape=signed(aw), depth=tn)
             c = buffer(shape=corr_layout, depth=tn)
@@ -111,20 +118,20 @@ class TPPE(wiring.Component):
             p_rd, p_wr = p.read_port(domain="comb"), p.write_port()
             c_rd, c_wr = c.read_port(domain="comb"), c.write_port()
             drain_here = drain_bank[b]
-            fast_here = tf == b
             slow_here = ts == b
             m.d.comb += [
-                p_rd.addr.eq(Mux(drain_here, col, fast.n)),
+                p_rd.addr.eq(pseudo_addr[b]),
+                p_wr.addr.eq(pseudo_addr[b]),
                 c_rd.addr.eq(corr_addr[b]),
                 c_wr.addr.eq(corr_addr[b]),
             ]
             with m.If(drain_here):
-                m.d.comb += [p_wr.addr.eq(col), p_wr.data.eq(0), p_wr.en.eq(drain_step),
+                m.d.comb += [p_wr.data.eq(0), p_wr.en.eq(drain_step),
                              c_wr.data.eq(0), c_wr.en.eq(drain_step)]
             with m.Else():
                 m.d.comb += [
-                    p_wr.addr.eq(fast.n), p_wr.data.eq(p_rd.data + fast.weight),
-                    p_wr.en.eq(fast_here & fast.valid & ~fast.marker),
+                    p_wr.data.eq(p_rd.data + added.weight),
+                    p_wr.en.eq(added.valid & (added.bank == b)),
                     c_wr.en.eq(slow_here & slow.valid & ~slow.marker),
                 ]
                 m.d.comb += [c_wr.data[t].eq(c_rd.data[t] + Mux(word[t], 0, slow.weight))
@@ -163,6 +170,7 @@ class TPPE(wiring.Component):
             reading = later
         m.d.sync += slow.eq(reading)
         m.d.sync += [corr_addr[b].eq(Mux(drain_next[b], col_next, reading.n)) for b in range(2)]
+        m.d.sync += [pseudo_addr[b].eq(Mux(drain_next[b], col_next, fast.n)) for b in range(2)]
         slow_tile = slow.valid & slow.marker
         with m.If(slow_tile):
             m.d.sync += ts.eq(~ts)

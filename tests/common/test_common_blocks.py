@@ -11,7 +11,7 @@ from amaranth.sim import Simulator
 
 from snnforge.hw.common.counters import PerfCounters
 from snnforge.hw.common.hostport import (HostPort, RegisterMap, SramWindow, host_port_members)
-from snnforge.hw.common.bits import at_most, at_most_one
+from snnforge.hw.common.bits import at_most, at_most_one, popcount, sum_tree
 from snnforge.hw.common.streams import BeatToWords, SkidBuffer, StreamFIFO, WordsToBeat
 from snnforge.host import HostDriver
 from snnforge.sim.amaranth_host import AmaranthTransport
@@ -420,4 +420,26 @@ def run_two(dut, *benches):
     sim.add_clock(1e-8)
     for bench in benches:
         sim.add_testbench(bench)
+    sim.run()
+
+
+@pytest.mark.parametrize("widths", [[1], [4, 4, 4, 4], [9, 9, 9, 3], [8, 1, 5, 7, 2]])
+def test_sum_tree_and_popcount(widths):
+    """sum_tree adds unsigned terms of any widths without overflow; popcount counts every bit."""
+    m = Module()
+    terms = [Signal(w, name=f"t{i}") for i, w in enumerate(widths)]
+    total, ones = sum_tree(terms), popcount(terms[0])
+    rng = random.Random(len(widths))
+    cases = [[0] * len(widths), [(1 << w) - 1 for w in widths]]
+    cases += [[rng.getrandbits(w) for w in widths] for _ in range(40)]
+    sim = Simulator(m)
+
+    async def bench(ctx):
+        for values in cases:
+            for t, v in zip(terms, values):
+                ctx.set(t, v)
+            assert ctx.get(total) == sum(values), values
+            assert ctx.get(ones) == bin(values[0]).count("1"), values
+
+    sim.add_testbench(bench)
     sim.run()
