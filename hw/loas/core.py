@@ -453,8 +453,8 @@ class LoASCore(wiring.Component):
             m.d.sync += last_in.eq(beat.last & ~more)
         with m.If(accepted & is_wm & restart):
             m.d.sync += [wm_bank.eq(xfer.weights),
-                         wm_rows.eq(beat.arg[:16]), hdr_next.eq(0), q_level.eq(0), wm_row.eq(0), wm_j.eq(0), vbase.eq(0), reading.eq(0),
-                         landed.eq(0),
+                         wm_rows.eq(beat.arg[:16]), hdr_next.eq(0), q_level.eq(0), wm_row.eq(0),
+                         wm_j.eq(0), vbase.eq(0), reading.eq(0), landed.eq(0),
                          wm_done.eq(beat.arg[:len(wm_rows)] == 0)]
         # Too many masks: one arrives when every row is done and more beats are to come; too
         # few: the last beat is in, the gearbox empty, and a row still wants a mask.

@@ -67,8 +67,7 @@ class PE(wiring.Component):
     :attr:`group_latency`, skid buffer); its first match reaches the TPPE
     ``InnerJoin.latency`` cycles later; a drained column reaches the output compressor after
     ``5 + LIFArray.latency`` cycles (a skid buffer, three drain stages, the LIF's input skid
-    buffer). The
-    whole run: :attr:`LoASCore.run_overhead`.
+    buffer). The whole run: :attr:`LoASCore.run_overhead`.
 
     Members: see ``__init__``; ``events`` reports per-cycle counter increments.
     """

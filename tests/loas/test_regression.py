@@ -2,11 +2,11 @@
 output spike and membrane against the golden model, the match and saturation counters too.
 
 Default suite: a 4-PE core with 32-wide fibers for T in {1, 2, 4, 8} (T=2 with saturating
-partial sums; T=1, 2 on smaller buffers and 8-column tiles), the full layer set of ``sim.loas.vectors.loas_cases`` each (shapes off the tile
-grid, K below/over a fiber and over the buffer, densities 0..100 %, silent rows, zero columns,
-extreme weights, FTP and sequential, strong on/off) and the networks, each case under a pair of
-the crossed host-port idle/back-pressure patterns (every pair at least once); and the digits SNN
-on the T=4 build. ``-m slow``: the default configuration (16 PEs, W=128).
+partial sums; T=1, 2 on smaller buffers and 8-column tiles), the full layer set of
+``sim.loas.vectors.loas_cases`` each (shapes off the tile grid, K below/over a fiber and over
+the buffer, densities 0..100 %, silent rows, zero columns, extreme weights, FTP and
+sequential, strong on/off) and the networks, each case under a pair of the crossed host-port
+idle/back-pressure patterns (every pair at least once); and the digits SNN on the T=4 build. ``-m slow``: the default configuration (16 PEs, W=128).
 """
 
 import numpy as np
