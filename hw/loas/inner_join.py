@@ -37,8 +37,9 @@ class InnerJoin(wiring.Component):
     The match enters FIFO-mp/FIFO-B (one FIFO of ``match_layout``, depth ``cfg.match_fifo``) and is
     announced on ``fast`` in the same cycle, for the pseudo accumulator. A pair with
     ``marker`` set carries no fiber: it marks the end of an output tile and passes through in order.
-    When the FIFO is full, or ``hold`` is high, the whole pipeline stalls (no match is lost or
-    repeated).
+    When the FIFO is full, or in the cycle after ``hold_next`` was high, the whole pipeline stalls
+    (no match is lost or repeated). The stall (``advance``, the enable of every stage) is a
+    register, loaded with the next cycle's value: its fan-out starts at a flip-flop.
 
     Latency: ``4 + cfg.prefix_stages`` cycles from a pair at ``pairs`` to its first match on
     ``fast`` (pushed into FIFO-mp/FIFO-B at the end of that cycle, at its head one cycle later).
@@ -49,13 +50,13 @@ class InnerJoin(wiring.Component):
     pairs : In(stream.Signature(cfg.pair_layout))
     matches : Out(stream.Signature(cfg.match_layout))
     fast : Out(fast_layout(cfg))
-    hold : In(1)
+    hold_next : In(1)             hold in the next cycle (the TPPE's bank bookkeeping)
     w_addr : Out(range(rows))     the weight buffer's row
     w_en : Out(1)
     w_data : In(cfg.dma_width)
     busy : Out(1)
     stalled : Out(1)
-        A match is ready but held (``hold``, or FIFO-mp/FIFO-B full).
+        A match is ready but held (``hold_next`` a cycle before, or FIFO-mp/FIFO-B full).
     """
 
     def __init__(self, cfg: LoASConfig):
@@ -64,7 +65,7 @@ class InnerJoin(wiring.Component):
             "pairs": In(stream.Signature(cfg.pair_layout)),
             "matches": Out(stream.Signature(cfg.match_layout)),
             "fast": Out(fast_layout(cfg)),
-            "hold": In(1),
+            "hold_next": In(1),
             "w_addr": Out(range(max(2, -(-cfg.v_max // cfg.value_lanes)))),
             "w_en": Out(1),
             "w_data": In(cfg.dma_width),
@@ -96,7 +97,11 @@ class InnerJoin(wiring.Component):
                                         "word": cfg.dma_width}))
         out = Signal(data.StructLayout({**side_fields, "weight": signed(8)}))
         push = Signal()
-        advance = Signal()
+        # `advance`, `hold` and `room` (FIFO-mp/FIFO-B's i.ready: level < depth) are registers
+        # holding this cycle's values, each loaded with the next cycle's.
+        advance = Signal(init=1)
+        hold = Signal()
+        room = Signal(init=1)
         with m.If(advance):
             m.d.sync += [row.valid.eq(final.valid), row.marker.eq(final.marker),
                          row.n.eq(final.n), row.a_addr.eq(final.a_addr), row.byte.eq(final.byte),
@@ -105,9 +110,8 @@ class InnerJoin(wiring.Component):
                          out.n.eq(row.n), out.a_addr.eq(row.a_addr),
                          out.weight.eq(row.word.word_select(row.byte, 8))]
         m.d.comb += [
-            push.eq(out.valid & ~self.hold & fifo.i.ready),
-            advance.eq(~out.valid | push),
-            fifo.i.valid.eq(out.valid & ~self.hold),
+            push.eq(out.valid & ~hold & room),
+            fifo.i.valid.eq(out.valid & ~hold),
             fifo.i.payload.marker.eq(out.marker),
             fifo.i.payload.n.eq(out.n),
             fifo.i.payload.a_addr.eq(out.a_addr),
@@ -118,6 +122,11 @@ class InnerJoin(wiring.Component):
             self.fast.weight.eq(out.weight),
             self.stalled.eq(out.valid & ~push),
         ]
+        level_next = fifo.level + push - (fifo.o.valid & fifo.o.ready)
+        room_next = level_next < cfg.match_fifo
+        out_valid_next = Mux(advance, row.valid, out.valid)
+        m.d.sync += [hold.eq(self.hold_next), room.eq(room_next),
+                     advance.eq(~out_valid_next | (~self.hold_next & room_next))]
 
         # S0: the pair at the head of the pair FIFO (read in place) and its matches still to visit.
         head = self.pairs.payload

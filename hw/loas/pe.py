@@ -348,7 +348,7 @@ class PE(wiring.Component):
         m.d.comb += [w_rd.addr.eq(banked(ij.w_addr, self.run_weights, self.value_rows)),
                      w_rd.en.eq(ij.w_en), ij.w_data.eq(w_rd.data)]
         connect(m, ij.matches, tppe.matches)
-        m.d.comb += [tppe.fast.eq(ij.fast), ij.hold.eq(tppe.hold)]
+        m.d.comb += [tppe.fast.eq(ij.fast), ij.hold_next.eq(tppe.hold_next)]
         aw_rd = a_words.read_port()
         read_lane = Signal(max(1, lane_bits))
         with m.If(tppe.word_en):

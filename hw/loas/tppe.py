@@ -28,7 +28,8 @@ class TPPE(wiring.Component):
     Accumulators are ``cfg.tppe_width`` bits and wrap: the difference ``O[t]`` is exact because
     ``|O[t]| <= 128 * k_max`` fits. The drain zeroes each entry as it reads it, so a bank is clean
     for its next tile (and after every complete run). While the fast path would start a tile whose
-    bank is still draining, ``hold`` stalls the inner join.
+    bank is still draining, the inner join holds; ``hold_next`` says so a cycle ahead (the inner
+    join registers it, so its stall starts at flip-flops).
 
     Throughput: one match per cycle on each path; the drain emits one column per cycle.
     Latency: a match's correction is written :attr:`match_latency` cycles after it leaves
@@ -38,7 +39,7 @@ class TPPE(wiring.Component):
     Members
     -------
     fast : In(fast_layout(cfg))
-    hold : Out(1)
+    hold_next : Out(1)                  whether the inner join holds in the next cycle
     matches : In(stream.Signature(cfg.match_layout))
     word_addr : Out(range(cfg.k_max)); word_en : Out(1); word_data : In(cfg.T)
     currents : Out(stream.Signature(cfg.currents_layout))
@@ -57,7 +58,7 @@ class TPPE(wiring.Component):
         self.match_latency = self.address_stage + self.word_latency + 1
         super().__init__({
             "fast": In(fast_layout(cfg)),
-            "hold": Out(1),
+            "hold_next": Out(1),
             "matches": In(stream.Signature(cfg.match_layout)),
             "word_addr": Out(range(max(2, cfg.k_max))),
             "word_en": Out(1),
@@ -102,7 +103,7 @@ class TPPE(wiring.Component):
         # Each accumulator memory's address is registered, from the next cycle's bank flags,
         # column and match: the flags' fan-out and a multiplexer no longer run into its read.
         # The fast path's weight is added a cycle after it comes (in `added`) for that; its tile
-        # bookkeeping (`tf`, `hold`) stays on `fast`: the drain reaches a tile only after the
+        # bookkeeping (`tf`, `hold_next`) stays on `fast`: the drain reaches a tile only after the
         # slow path, several cycles later.
         col_next = Signal.like(col)
         drain_next = Signal.like(drain_bank)
@@ -140,7 +141,6 @@ class TPPE(wiring.Component):
             corr_rd.append(c_rd.data)
 
         # -- fast path: pseudo accumulator (weights added as the inner join finds them) -----------
-        m.d.comb += self.hold.eq(fast_ahead == 2)
         fast_tile = fast.valid & fast.marker
         with m.If(fast_tile):
             m.d.sync += tf.eq(~tf)
@@ -195,15 +195,16 @@ class TPPE(wiring.Component):
         m.d.sync += col.eq(col_next)
 
         drained_tile = drain_step & last_col
-        slow_next = Signal.like(slow_ahead)
-        m.d.comb += slow_next.eq(slow_ahead + slow_tile - drained_tile)
-        m.d.sync += [slow_ahead.eq(slow_next),
-                     fast_ahead.eq(fast_ahead + fast_tile - drained_tile),
+        slow_next, fast_next = Signal.like(slow_ahead), Signal.like(fast_ahead)
+        m.d.comb += [slow_next.eq(slow_ahead + slow_tile - drained_tile),
+                     fast_next.eq(Mux(self.start, 0, fast_ahead + fast_tile - drained_tile)),
+                     self.hold_next.eq(fast_next == 2)]
+        m.d.sync += [slow_ahead.eq(slow_next), fast_ahead.eq(fast_next),
                      drain_bank.eq(drain_next)]
         m.d.comb += drain_next.eq(Mux(self.start | (slow_next == 0), 0,
                                       Mux(td[0] ^ drained_tile, 0b10, 0b01)))
 
         with m.If(self.start):
             m.d.sync += [tf.eq(0), ts.eq(0), td.eq(0), base_col.eq(0), out.valid.eq(0),
-                         slow_ahead.eq(0), fast_ahead.eq(0)]
+                         slow_ahead.eq(0)]
         return m

@@ -74,7 +74,7 @@ def join_top(cfg, values):
             self.ij = InnerJoin(cfg)
             super().__init__({"pairs": In(stream.Signature(cfg.pair_layout)),
                               "matches": Out(stream.Signature(cfg.match_layout)),
-                              "fast": Out(self.ij.fast.shape()), "hold": In(1)})
+                              "fast": Out(self.ij.fast.shape()), "hold_next": In(1)})
 
         def elaborate(self, platform):
             m = Module()
@@ -83,7 +83,7 @@ def join_top(cfg, values):
                                                    init=words + [0])
             rd = mem.read_port()
             m.d.comb += [rd.addr.eq(ij.w_addr), rd.en.eq(ij.w_en), ij.w_data.eq(rd.data),
-                         ij.hold.eq(self.hold), self.fast.eq(ij.fast)]
+                         ij.hold_next.eq(self.hold_next), self.fast.eq(ij.fast)]
             connect(m, wiring.flipped(self.pairs), ij.pairs)
             connect(m, ij.matches, wiring.flipped(self.matches))
             return m
@@ -114,7 +114,7 @@ def test_inner_join_all_matches_under_backpressure(fiber, stages, depth):
         while len(got) < len(want):
             ready = prng.random() < 0.5
             ctx.set(dut.matches.ready, ready)
-            ctx.set(dut.hold, prng.random() < 0.2)
+            ctx.set(dut.hold_next, prng.random() < 0.2)
             _, _, valid, payload, fast = await ctx.tick().sample(
                 dut.matches.valid, dut.matches.payload, dut.fast)
             if fast.valid:
@@ -124,7 +124,7 @@ def test_inner_join_all_matches_under_backpressure(fiber, stages, depth):
                 got.append({"marker": 1} if item["marker"] else item)
         # Nothing more comes out: no match repeated, none invented.
         ctx.set(dut.matches.ready, 1)
-        ctx.set(dut.hold, 0)
+        ctx.set(dut.hold_next, 0)
         for _ in range(4 * (cfg.prefix_stages + 4) + cfg.match_fifo):
             _, _, valid, fast = await ctx.tick().sample(dut.matches.valid, dut.fast)
             assert not valid and not fast.valid, "an extra match after the expected ones"
