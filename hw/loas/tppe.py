@@ -177,8 +177,10 @@ class TPPE(wiring.Component):
 
         # -- drain -------------------------------------------------------------------------------
         base_col = Signal(range(cfg.n_max + cfg.tile_n + 1))     # td * tile_n
-        last_col = Signal()
-        m.d.comb += last_col.eq((col == tn - 1) | (base_col + col + 1 >= self.n_cols))
+        # Whether `col` is its tile's or the run's last column: a register, from the next
+        # cycle's column (its sum and comparison ran on into the inner join's stall). It reads
+        # `n_cols` a cycle before it applies: `n_cols` may change up to a run's `start` cycle.
+        last_col = Signal(init=1)
         out = self.currents
         with m.If(out.valid & out.ready):
             m.d.sync += out.valid.eq(0)
@@ -189,12 +191,14 @@ class TPPE(wiring.Component):
             m.d.sync += [out.valid.eq(1), out.payload.col.eq(base_col + col)]
             m.d.sync += [out.payload.o[t].eq(pv - cv[t]) for t in range(T)]
             with m.If(last_col):
-                m.d.sync += [td.eq(td + 1), base_col.eq(base_col + tn)]
-        m.d.comb += col_next.eq(Mux(self.start | (drain_step & last_col), 0,
-                                    Mux(drain_step, col + 1, col)))
-        m.d.sync += col.eq(col_next)
-
+                m.d.sync += td.eq(td + 1)
         drained_tile = drain_step & last_col
+        base_next = Signal.like(base_col)
+        m.d.comb += [col_next.eq(Mux(self.start | drained_tile, 0, Mux(drain_step, col + 1, col))),
+                     base_next.eq(Mux(self.start, 0, Mux(drained_tile, base_col + tn, base_col)))]
+        m.d.sync += [col.eq(col_next), base_col.eq(base_next),
+                     last_col.eq((col_next == tn - 1) | (base_next + col_next + 1 >= self.n_cols))]
+
         slow_next, fast_next = Signal.like(slow_ahead), Signal.like(fast_ahead)
         m.d.comb += [slow_next.eq(slow_ahead + slow_tile - drained_tile),
                      fast_next.eq(Mux(self.start, 0, fast_ahead + fast_tile - drained_tile)),
@@ -205,6 +209,5 @@ class TPPE(wiring.Component):
                                       Mux(td[0] ^ drained_tile, 0b10, 0b01)))
 
         with m.If(self.start):
-            m.d.sync += [tf.eq(0), ts.eq(0), td.eq(0), base_col.eq(0), out.valid.eq(0),
-                         slow_ahead.eq(0)]
+            m.d.sync += [tf.eq(0), ts.eq(0), td.eq(0), out.valid.eq(0), slow_ahead.eq(0)]
         return m
