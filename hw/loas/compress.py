@@ -162,6 +162,9 @@ class SpikeExpander(wiring.Component):
     Reads the row's fiber bitmasks and packed words from buffers through combinational read ports
     (``mask_addr``/``mask_data``, ``word_addr``/``word_data``; distributed RAM) and emits, for
     positions ``0 .. length - 1``, the word of each non-silent neuron and 0 for each silent one.
+    A fiber's mask is read the cycle before its first position (at ``start``, then with the
+    previous fiber's last position) into a shift register whose low bit is the position's:
+    the buffer's read ends at that register, not in the position's bit select.
     A PE uses it to reload its own outputs as the next layer's spike row (chaining), so a layer's
     output feeds the next layer without leaving the chip format.
 
@@ -199,23 +202,24 @@ class SpikeExpander(wiring.Component):
         W = self._fiber
         k = Signal(range(self._max + 1))          # positions emitted
         lane = Signal(range(W))                   # k % fiber
-        chunk = Signal.like(self.mask_addr)
+        chunk = Signal.like(self.mask_addr)       # the fiber after the one in `mask`
+        mask = Signal(W)                          # this fiber's mask, this position's bit at 0
         packed = Signal(range(self._max + 1))     # packed index of the next non-silent word
         running = Signal()
 
         pending = running & (k < self.length)
-        bit = self.mask_data.bit_select(lane, 1)
+        bit = mask[0]
         emit = pending & (~self.o.valid | self.o.ready) & ~self.start
         m.d.comb += [
-            self.mask_addr.eq(chunk),
+            self.mask_addr.eq(Mux(self.start, 0, chunk)),
             self.word_addr.eq(packed),
             self.done.eq(~pending & ~self.o.valid & ~self.start),
         ]
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If(self.start):
-            m.d.sync += [running.eq(self.length != 0), k.eq(0), lane.eq(0), chunk.eq(0),
-                         packed.eq(0), self.o.valid.eq(0)]
+            m.d.sync += [running.eq(self.length != 0), k.eq(0), lane.eq(0), chunk.eq(1),
+                         mask.eq(self.mask_data), packed.eq(0), self.o.valid.eq(0)]
         with m.Elif(emit):
             m.d.sync += [
                 self.o.valid.eq(1),
@@ -225,7 +229,7 @@ class SpikeExpander(wiring.Component):
                 running.eq(k + 1 < self.length),    # idle until the next start
             ]
             with m.If(lane == W - 1):
-                m.d.sync += [lane.eq(0), chunk.eq(chunk + 1)]
+                m.d.sync += [lane.eq(0), chunk.eq(chunk + 1), mask.eq(self.mask_data)]
             with m.Else():
-                m.d.sync += lane.eq(lane + 1)
+                m.d.sync += [lane.eq(lane + 1), mask.eq(mask >> 1)]
         return m

@@ -193,14 +193,16 @@ class PE(wiring.Component):
         # no longer runs back through the compressor's mask assembly and the expander.
         m.submodules.chained = chained = SkidBuffer(chunk_layout(W, cfg.k_max))
         connect(m, lc.chunks, chained.i)
-        # The row starts a cycle after the pulse, its length latched: the length's comparisons in
-        # the expander and the compressor start from a register of this PE, not from the host's.
+        # The row starts a cycle after the pulse, its length and output bank latched: the
+        # length's comparisons in the expander and the compressor, and the output buffers' read
+        # addresses, start from registers of this PE, not from the host's.
         chain_len = Signal.like(self.k_len)
+        chain_bank = Signal()
         chain_go = Signal()
         chaining = Signal()
         m.d.sync += chain_go.eq(self.chain)
         with m.If(self.chain):
-            m.d.sync += [chain_len.eq(self.k_len), chaining.eq(1)]
+            m.d.sync += [chain_len.eq(self.k_len), chain_bank.eq(self.read_out), chaining.eq(1)]
         with m.Elif(chaining & ~chain_go & lc.done & ~ex.o.valid & ~chained.o.valid):
             m.d.sync += chaining.eq(0)
         m.d.comb += [
@@ -486,9 +488,9 @@ class PE(wiring.Component):
         ch_mask, ch_words = out_mask.read_port(domain="comb"), out_words.read_port(domain="comb")
         chain_index = ex.word_addr
         m.d.comb += [
-            ch_mask.addr.eq(banked(ex.mask_addr, self.read_out, self.out_chunks)),
+            ch_mask.addr.eq(banked(ex.mask_addr, chain_bank, self.out_chunks)),
             ex.mask_data.eq(ch_mask.data),
-            ch_words.addr.eq(banked(chain_index >> lane_bits, self.read_out, self.out_word_rows)),
+            ch_words.addr.eq(banked(chain_index >> lane_bits, chain_bank, self.out_word_rows)),
             ex.word_data.eq(ch_words.data.word_select(chain_index[:lane_bits], T) if lane_bits
                             else ch_words.data[:T]),
         ]
