@@ -173,7 +173,7 @@ class SpikeExpander(wiring.Component):
     Members
     -------
     start : In(1)            pulse: begin a row of ``length`` positions
-    length : In(range(max_length + 1))
+    length : In(range(max_length + 1))   sampled at ``start``
     mask_addr : Out(range(chunks)); mask_data : In(fiber)
     word_addr : Out(range(max_length)); word_data : In(T)
     o : Out(stream.Signature(T))
@@ -200,14 +200,13 @@ class SpikeExpander(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         W = self._fiber
-        k = Signal(range(self._max + 1))          # positions emitted
-        lane = Signal(range(W))                   # k % fiber
+        left = Signal(range(self._max + 1))       # positions still to emit
+        pending = Signal()                        # left != 0, as a register
+        lane = Signal(range(W))                   # position % fiber
         chunk = Signal.like(self.mask_addr)       # the fiber after the one in `mask`
         mask = Signal(W)                          # this fiber's mask, this position's bit at 0
         packed = Signal(range(self._max + 1))     # packed index of the next non-silent word
-        running = Signal()
 
-        pending = running & (k < self.length)
         bit = mask[0]
         emit = pending & (~self.o.valid | self.o.ready) & ~self.start
         m.d.comb += [
@@ -218,15 +217,15 @@ class SpikeExpander(wiring.Component):
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If(self.start):
-            m.d.sync += [running.eq(self.length != 0), k.eq(0), lane.eq(0), chunk.eq(1),
-                         mask.eq(self.mask_data), packed.eq(0), self.o.valid.eq(0)]
+            m.d.sync += [left.eq(self.length), pending.eq(self.length != 0), lane.eq(0),
+                         chunk.eq(1), mask.eq(self.mask_data), packed.eq(0), self.o.valid.eq(0)]
         with m.Elif(emit):
             m.d.sync += [
                 self.o.valid.eq(1),
                 self.o.payload.eq(Mux(bit, self.word_data, 0)),
-                k.eq(k + 1),
+                left.eq(left - 1),
+                pending.eq(left != 1),              # idle until the next start
                 packed.eq(packed + bit),
-                running.eq(k + 1 < self.length),    # idle until the next start
             ]
             with m.If(lane == W - 1):
                 m.d.sync += [lane.eq(0), chunk.eq(chunk + 1), mask.eq(self.mask_data)]

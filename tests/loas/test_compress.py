@@ -144,8 +144,10 @@ def test_expander_inverts_pack_spikes(T, fiber, K, kind):
         await ctx.tick()
         ctx.set(dut.start, 0)
 
+    # A bound well above the 2.5 K cycles the stalls allow: an expander that stops short fails
+    # in seconds instead of waiting out the default bound.
     out, _ = simulate_streams(dut, feeds={}, drains={"o": K}, seed=K, stall=0.4,
-                              control=starter)
+                              control=starter, max_cycles=20 * K + 100)
     Scoreboard("expanded words").compare(words, out["o"])
 
 
