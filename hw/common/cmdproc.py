@@ -142,9 +142,12 @@ LOADs after it.
         # A group never reads past mem_limit: the last one may be short, and none is fetched
         # once the list reaches the limit. The decision's comparisons end in registers: in the
         # cycle after a fetch or a go they are stale, and nothing is decided then (room only
-        # grows otherwise, as commands leave the FIFO).
+        # grows otherwise, as commands leave the FIFO). The bytes left below the limit are a
+        # register moved with `fetch_addr` (mem_limit holds still while a list runs): the
+        # decision compares it, not a difference computed in the same cycle.
+        left_bytes = Signal(signed(34))       # mem_limit - fetch_addr
         left_beats = Signal(32)
-        m.d.comb += left_beats.eq((self.mem_limit - fetch_addr) >> shift)
+        m.d.comb += left_beats.eq(Mux(left_bytes < 0, 0, left_bytes[shift:33]))
         unlimited = self.mem_limit == 0
         beats = Signal(range(beats_per_group + 1))
         in_range = Signal()
@@ -154,8 +157,7 @@ LOADs after it.
         m.d.sync += [
             beats.eq(Mux(unlimited | (left_beats >= beats_per_group), beats_per_group,
                          left_beats)),
-            in_range.eq(unlimited | ((fetch_addr < self.mem_limit)
-                                     & (left_beats != 0))),
+            in_range.eq(unlimited | (left_beats != 0)),
             room.eq(fifo.level + owed + beats_per_group <= depth),
             stale.eq(fetched | self.go),
         ]
@@ -178,7 +180,8 @@ LOADs after it.
         arrived = self.rd_data.valid & is_fetch & (flushing | fifo.i.ready)
         m.d.sync += owed.eq(owed + Mux(fetched, beats, 0) - arrived)
         with m.If(fetched):
-            m.d.sync += fetch_addr.eq(fetch_addr + (beats << shift))
+            m.d.sync += [fetch_addr.eq(fetch_addr + (beats << shift)),
+                         left_bytes.eq(left_bytes - (beats << shift))]
         with m.If(running & fetching & ~in_range & ~stale):
             m.d.sync += fetching.eq(0)            # the list would run past mem_limit
 
@@ -261,6 +264,7 @@ LOADs after it.
             with m.State("IDLE"):
                 with m.If(self.go):
                     m.d.sync += [code.eq(0), self.done.eq(0), fetch_addr.eq(self.base),
+                                 left_bytes.eq(self.mem_limit - self.base),
                                  next_at.eq(self.base), owed.eq(0)]
                     with m.If(self.base[:base_shift] != 0):
                         m.d.sync += [code.eq(1), *error_at(2)]
