@@ -292,7 +292,10 @@ class PE(wiring.Component):
         staged_valid = Signal()
         queued = groups.level + staged_valid + on_the_way
         row_ready = Signal()
-        m.d.sync += row_ready.eq(queued + self.row_take + 2 <= cfg.group_fifo)
+        # Both bounds come from the PE's own registers; the broadcast's `row_take`, from across
+        # the chip, only picks one.
+        m.d.sync += row_ready.eq(Mux(self.row_take, queued + 3 <= cfg.group_fifo,
+                                     queued + 2 <= cfg.group_fifo))
         m.d.comb += self.row_ready.eq(row_ready)
         m.d.sync += staged_valid.eq(test_valid)
         joints = [test_row.entries[j].mask & test_fiber.mask for j in range(G)]
