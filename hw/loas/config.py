@@ -218,9 +218,12 @@ class LoASConfig(Config):
     @property
     def group_layout(self):
         """A broadcast row after a PE's filter: which entries intersect its spike fiber, and which
-        of those intersections hold a single position."""
+        of those intersections hold a single position; the index of its lowest hit
+        (``first``) and whether it has at most one hit (``one_hit``), found before it is
+        queued."""
         return data.StructLayout({
             "tile_last": 1, "hits": self.group, "singles": self.group,
+            "first": range(max(2, self.group)), "one_hit": 1,
             "entries": data.ArrayLayout(self.entry_layout, self.group),
             "a": self.a_fiber_layout})
 

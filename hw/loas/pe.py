@@ -310,6 +310,8 @@ class PE(wiring.Component):
             groups.i.valid.eq(staged_valid & (hits.any() | staged.tile_last)),
             groups.i.payload.tile_last.eq(staged.tile_last),
             groups.i.payload.hits.eq(hits),
+            groups.i.payload.first.eq(onehot_index(lowest_one(m, hits, "first_hit"))),
+            groups.i.payload.one_hit.eq(at_most_one(m, hits, "one_hit")),
             groups.i.payload.singles.eq(staged_single),
             groups.i.payload.entries.eq(staged.entries),
             groups.i.payload.a.eq(staged_fiber),
@@ -319,7 +321,9 @@ class PE(wiring.Component):
         # Works on the group FIFO's head in place: after the last item of a group the next head is
         # there in the next cycle. A skid buffer hands the pair to the inner join, which reads it
         # in place too; its registered ready keeps the inner join's one-match-per-cycle decision
-        # off the group FIFO.
+        # off the group FIFO. A fresh head's first hit and whether it is its only one were found
+        # before it was queued, and a started head's remaining hits are a register: no
+        # lowest-one search lies between the queue's memory and the entry it selects.
         m.submodules.pairs = pairs = SkidBuffer(cfg.pair_layout)
         head = groups.o.payload
         started = Signal()                # the head's remaining hits are in `left`
@@ -327,10 +331,12 @@ class PE(wiring.Component):
         hits_left = Mux(started, left, head.hits)
         lowest = lowest_one(m, hits_left, "lowest_hit")
         index = Signal(range(max(2, G)))
-        m.d.comb += index.eq(onehot_index(lowest))
+        m.d.comb += index.eq(Mux(started, onehot_index(lowest_one(m, left, "lowest_left")),
+                                 head.first))
         emitting_marker = hits_left == 0
         item_valid = groups.o.valid & ((hits_left != 0) | head.tile_last)
-        item_last = Mux(emitting_marker, 1, ((hits_left & ~lowest) == 0) & ~head.tile_last)
+        one_left = Mux(started, at_most_one(m, left, "one_left"), head.one_hit)
+        item_last = Mux(emitting_marker, 1, one_left & ~head.tile_last)
         entry = head.entries[index]
         m.d.comb += [
             pairs.i.valid.eq(item_valid),
@@ -507,15 +513,15 @@ class PE(wiring.Component):
             rd_mem.addr.eq(banked(self.rd_addr, self.read_out, self.membrane_rows)),
             rd_mask.en.eq(self.rd_en), rd_words.en.eq(self.rd_en), rd_mem.en.eq(self.rd_en),
         ]
+        # Each memory's row goes into a register of its own, with no logic in front (the block
+        # RAMs' clock-to-output time is over half a 100 MHz cycle on ECP5, and a wide memory
+        # spans distant RAM sites); the selection follows, from registers.
+        held_sel = Signal(2)
+        rows = [Signal(len(self.rd_data), name=f"rd_{kind}")
+                for kind in ("masks", "words", "membranes")]
         with m.If(self.rd_en):
             m.d.sync += sel.eq(self.rd_sel)
-        # The selected row goes into a register: the block RAMs' clock-to-output time ends here,
-        # not in the core's multiplexer over the PEs.
-        with m.Switch(sel):
-            with m.Case(0):
-                m.d.sync += self.rd_data.eq(rd_mask.data)
-            with m.Case(1):
-                m.d.sync += self.rd_data.eq(rd_words.data)
-            with m.Default():
-                m.d.sync += self.rd_data.eq(rd_mem.data)
+        m.d.sync += [held_sel.eq(sel),
+                     *[row.eq(port.data) for row, port in zip(rows, (rd_mask, rd_words, rd_mem))]]
+        m.d.comb += self.rd_data.eq(Array(rows + rows[-1:])[held_sel])
         return m

@@ -194,10 +194,20 @@ class TPPE(wiring.Component):
                 m.d.sync += td.eq(td + 1)
         drained_tile = drain_step & last_col
         base_next = Signal.like(base_col)
-        m.d.comb += [col_next.eq(Mux(self.start | drained_tile, 0, Mux(drain_step, col + 1, col))),
-                     base_next.eq(Mux(self.start, 0, Mux(drained_tile, base_col + tn, base_col)))]
+        col_inc, base_inc = Signal.like(col), Signal.like(base_col)
+        m.d.comb += [col_inc.eq(col + 1), base_inc.eq(base_col + tn),
+                     col_next.eq(Mux(self.start | drained_tile, 0, Mux(drain_step, col_inc, col))),
+                     base_next.eq(Mux(self.start, 0, Mux(drained_tile, base_inc, base_col)))]
+
+        def is_last(c, b):
+            return (c == tn - 1) | (b + c + 1 >= self.n_cols)
+        # Each case's answer is summed and compared from registers; the drain's step (from the
+        # bank flags and the output's ready) only picks one.
         m.d.sync += [col.eq(col_next), base_col.eq(base_next),
-                     last_col.eq((col_next == tn - 1) | (base_next + col_next + 1 >= self.n_cols))]
+                     last_col.eq(Mux(self.start, is_last(C(0, len(col)), C(0, len(base_col))),
+                                     Mux(drained_tile, is_last(C(0, len(col)), base_inc),
+                                         Mux(drain_step, is_last(col_inc, base_col),
+                                             is_last(col, base_col)))))]
 
         slow_next, fast_next = Signal.like(slow_ahead), Signal.like(fast_ahead)
         m.d.comb += [slow_next.eq(slow_ahead + slow_tile - drained_tile),
