@@ -177,15 +177,13 @@ class PE(wiring.Component):
         m.submodules.a_words = a_words = buffer(shape=lanes * T, depth=2 * self.word_rows,
                                                 ram_style=None if cfg.word_ram == "auto"
                                                 else cfg.word_ram)
-        # Weights and membranes are written into one bank while runs and STOREs read the other.
-        m.submodules.weights = weights = buffer(shape=cfg.dma_width, depth=2 * self.value_rows,
-                                                banked_reads=True)
+        m.submodules.weights = weights = buffer(shape=cfg.dma_width, depth=2 * self.value_rows)
         m.submodules.psum = psum = buffer(
             shape=data.ArrayLayout(signed(cfg.out_width), T), depth=cfg.n_max)
         m.submodules.out_mask = out_mask = buffer(shape=W, depth=2 * self.out_chunks)
         m.submodules.out_words = out_words = buffer(shape=lanes * T, depth=2 * self.out_word_rows)
         m.submodules.membrane = membrane = buffer(shape=mlanes * cfg.mem_width,
-                                                  depth=2 * self.membrane_rows, banked_reads=True)
+                                                  depth=2 * self.membrane_rows)
 
         # -- load: fiber masks (from memory, or chained through the compressor) -> laggy table ----
         m.submodules.load_compressor = lc = SpikeCompressor(T, W, cfg.k_max, mask_assembly="shift")

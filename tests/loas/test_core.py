@@ -306,15 +306,6 @@ def test_pe_buffers_are_marked_for_the_memory_asked(fiber_ram, word_ram, want):
         assert (marked.group(1) if marked else None) == style, memory
 
 
-def test_pe_banked_memories_waive_the_read_during_write_check():
-    """Only the weight and membrane buffers (written in one bank, read in the other) tell Yosys
-    that a read never meets a write to its entry (no read-first emulation after the RAM)."""
-    text = rtlil.convert(PE(TINY))
-    marked = set(re.findall(r"  attribute \\no_rw_check 1\n(?:  attribute .*\n)*"
-                            r"  memory width \d+ size \d+ \\(\w+)\n", text))
-    assert marked == {"weights", "membrane"}
-
-
 @pytest.mark.parametrize("cfg", [TINY, TINY.replace(acc_width=6, T=3, tile_n=4),
                                  TINY.replace(fiber_ram="block", word_ram="block")],
                          ids=["tiny", "saturating-T3", "block-rams"])
