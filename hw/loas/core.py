@@ -22,6 +22,8 @@ RUN_REGISTERS = ("run_bank", "n_cols", "n_tiles", "n_rows", "active", "flags", "
                  "leak_amount", "tmask")
 #: Bits of ``status.begun``.
 BEGUN_BITS = 4
+#: Rows the broadcaster holds between the weight memories and its decode (see ``elaborate``).
+ROW_SLOTS = 3
 
 #: Performance counters (name, description); read-only registers, ``counter_width`` bits.
 COUNTERS = (
@@ -575,19 +577,24 @@ class LoASCore(wiring.Component):
 
         # -- run control and the broadcaster -------------------------------------------------------
         # Three stages: the header and entry memories' read (block RAM, slow clock-to-output),
-        # their rows as read, in registers (`raw`), then the decoded row in a register that drives
-        # every PE: the RAM's output delay, the header decode and the broadcast fan-out lie on
-        # different paths. One row per cycle while the PEs take them.
+        # their rows as read, in a buffer of ROW_SLOTS registers (`raw`), then the decoded row in
+        # a register that drives every PE: the RAM's output delay, the header decode and the
+        # broadcast fan-out lie on different paths. One row per cycle while the PEs take them.
+        # The memories read every cycle (no enable) and a row read lands in a free slot
+        # unconditionally: a row is issued only while the slots have room for it and the row
+        # in flight, counted from registers, so no handshake from the PEs reaches the block
+        # RAMs' enables across the chip. Three slots keep one row per cycle with that count a
+        # cycle behind; rows then reach `bcast` in the cycles the PEs' ready allowed before.
         running = Signal()
         next_row = Signal(range(cfg.rows_max + 1))
-        read_valid = Signal()                # the memories' outputs hold an untaken row
-        raw_valid = Signal()                 # `raw` holds one
+        read_valid = Signal()                # the memories' outputs hold a row issued last cycle
         row_valid = Signal()                 # `bcast` holds a row for the PEs
         all_ready = Signal()                 # every PE has room for a row (see PE.row_ready)
         m.d.sync += all_ready.eq(Cat(*[pe.row_ready for pe in pes]).all())
         take = row_valid & all_ready
+        held = Signal(range(ROW_SLOTS + 1))  # rows in the slots
+        raw_valid = Signal()                 # held != 0
         decode = raw_valid & (~row_valid | take)
-        move = read_valid & (~raw_valid | decode)
         # Following a weight-mask LOAD (flags.follow): `ahead` counts the rows whose masks are
         # in and that are not read yet; `streamed` stops the count at the run's rows (a LOAD
         # into the other bank may follow while the run ends).
@@ -601,7 +608,7 @@ class LoASCore(wiring.Component):
         m.d.comb += in_row.eq(~flags.follow | ((ahead != 0) & ~(issued & (ahead == 1))))
         rows_left = Signal()                 # next_row < n_rows
         row_last = Signal()                  # next_row + 1 == n_rows
-        b_issue = running & rows_left & in_row & (~read_valid | move)
+        b_issue = running & rows_left & in_row & (held + read_valid < ROW_SLOTS)
         arrive = pop & (streamed != regs.n_rows)
         with m.If(start):
             m.d.sync += [streamed.eq(0), ahead.eq(0), issued.eq(0),
@@ -613,37 +620,47 @@ class LoASCore(wiring.Component):
                 m.d.sync += [rows_left.eq(~row_last), row_last.eq(next_row + 2 == regs.n_rows)]
         bh_rd = headers.read_port()
         b_lane = Signal(max(1, h_lane_bits))
-        raw_lane = Signal.like(b_lane)
-        m.d.comb += [bh_rd.addr.eq(banked(next_row >> h_lane_bits, run_bank.weights,
-                                          self.header_rows)),
-                     bh_rd.en.eq(b_issue)]
+        m.d.comb += bh_rd.addr.eq(banked(next_row >> h_lane_bits, run_bank.weights,
+                                         self.header_rows))
         with m.If(b_issue):
             m.d.sync += b_lane.eq(next_row[:h_lane_bits] if h_lane_bits else 0)
         bank_rds = []
         for bank in banks:
             rd = bank.read_port()
-            m.d.comb += [rd.addr.eq(banked(next_row, run_bank.weights, cfg.rows_max)),
-                         rd.en.eq(b_issue)]
+            m.d.comb += rd.addr.eq(banked(next_row, run_bank.weights, cfg.rows_max))
             bank_rds.append(rd)
-        raw_header = Signal.like(bh_rd.data)
-        raw_entries = [Signal.like(rd.data, name=f"raw_entry{j}") for j, rd in enumerate(bank_rds)]
-        with m.If(move):
-            m.d.sync += [raw_header.eq(bh_rd.data), raw_lane.eq(b_lane),
-                         *[r.eq(rd.data) for r, rd in zip(raw_entries, bank_rds)]]
-        header = header_of(raw_header, raw_lane)
+        # The slots form a ring: `fill` (one-hot) names the slot the next row read lands in,
+        # `head` the oldest; each slot's enable is a flip-flop ANDed with `read_valid`.
+        slot_layout = data.StructLayout({
+            "header": len(bh_rd.data), "lane": len(b_lane),
+            "entries": data.ArrayLayout(cfg.stored_entry_layout, G)})
+        slots = [Signal(slot_layout, name=f"raw{s}") for s in range(ROW_SLOTS)]
+        fill = Signal(ROW_SLOTS, init=1)
+        head = Signal(range(ROW_SLOTS))
+        for s in range(ROW_SLOTS):
+            with m.If(read_valid & fill[s]):
+                m.d.sync += [slots[s].header.eq(bh_rd.data), slots[s].lane.eq(b_lane),
+                             *[slots[s].entries[j].eq(rd.data) for j, rd in enumerate(bank_rds)]]
+        with m.If(read_valid):
+            m.d.sync += fill.eq(fill.rotate_left(1))
+        with m.If(decode):
+            m.d.sync += head.eq(Mux(head == ROW_SLOTS - 1, 0, head + 1))
+        held_next = held + read_valid - decode
+        m.d.sync += [held.eq(held_next), raw_valid.eq(held_next != 0)]
+        raw = Signal(slot_layout)
+        m.d.comb += raw.eq(Array(slots)[head])
+        header = header_of(raw.header, raw.lane)
         bcast = Signal(cfg.bcast_layout)
         with m.If(decode):
             m.d.sync += [bcast.chunk.eq(header.chunk), bcast.tile_last.eq(header.tile_last),
                          bcast.valid.eq(Cat(*[header.count > j for j in range(G)]))]
-            for j, raw in enumerate(raw_entries):
-                m.d.sync += [bcast.entries[j].mask.eq(raw.mask),
-                             bcast.entries[j].vbase.eq(raw.vbase),
+            for j in range(G):
+                m.d.sync += [bcast.entries[j].mask.eq(raw.entries[j].mask),
+                             bcast.entries[j].vbase.eq(raw.entries[j].vbase),
                              bcast.entries[j].n.eq(header.n[j])]
         with m.If(b_issue):
             m.d.sync += next_row.eq(next_row + 1)
-        m.d.sync += [read_valid.eq(b_issue | (read_valid & ~move)),
-                     raw_valid.eq(move | (raw_valid & ~decode)),
-                     row_valid.eq(decode | (row_valid & ~take))]
+        m.d.sync += [read_valid.eq(b_issue), row_valid.eq(decode | (row_valid & ~take))]
 
         all_done = Cat(*[pe.done for pe in pes]).all()
         # Each PE's `active` from a register: the comparison sits in front of every PE's filter
@@ -681,7 +698,7 @@ class LoASCore(wiring.Component):
                          for name in RUN_REGISTERS]
         with m.If(start):
             m.d.sync += [running.eq(1), next_row.eq(0), read_valid.eq(0), raw_valid.eq(0),
-                         row_valid.eq(0)]
+                         held.eq(0), fill.eq(1), head.eq(0), row_valid.eq(0)]
         with m.Elif(running & ~rows_left & ~read_valid & ~raw_valid & ~row_valid
                     & all_done):
             m.d.sync += running.eq(0)
