@@ -235,13 +235,18 @@ class SkidBuffer(wiring.Component):
         skid = Signal(self._shape)
         skid_valid = Signal()
         m.d.comb += self.i.ready.eq(~skid_valid)
+        # An empty skid register copies the input every cycle, whether or not it is valid or
+        # needed: its enable is then a flip-flop, not the handshakes on both sides (a wide
+        # register's enable from a long path placed across the chip was a critical path).
+        with m.If(~skid_valid):
+            m.d.sync += skid.eq(self.i.payload)
         with m.If(~self.o.valid | self.o.ready):
             with m.If(skid_valid):
                 m.d.sync += [self.o.payload.eq(skid), self.o.valid.eq(1), skid_valid.eq(0)]
             with m.Else():
                 m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
         with m.Elif(self.i.valid & ~skid_valid):
-            m.d.sync += [skid.eq(self.i.payload), skid_valid.eq(1)]
+            m.d.sync += skid_valid.eq(1)
         return m
 
 
