@@ -216,6 +216,19 @@ LOADs after it.
         cmd_at = Signal(32)       # address of the executing command
         next_at = Signal(32)
         beats_left = Signal(32)
+        # A LOAD beat's first/last flags are registers moved with `beats_left`, and the LOAD's
+        # payload is driven in every state (it means something only with `valid`): no state
+        # decode or 32-bit comparison gates the load buffer's wide registers.
+        first_beat = Signal()
+        last_beat = Signal()
+        m.d.comb += [
+            self.load.payload.data.eq(self.rd_data.payload.data),
+            self.load.payload.target.eq(cmd.target),
+            self.load.payload.sel.eq(cmd.sel),
+            self.load.payload.arg.eq(cmd.arg),
+            self.load.payload.first.eq(first_beat),
+            self.load.payload.last.eq(last_beat),
+        ]
         polls = Signal(32)
         code = Signal(4)
         store_issued = Signal()
@@ -277,7 +290,8 @@ LOADs after it.
                     m.d.sync += [cmd.eq(command), cmd_at.eq(next_at),
                                  end_addr.eq(command.addr + command.count * bpb),
                                  next_at.eq(next_at + COMMAND_BYTES), polls.eq(0),
-                                 beats_left.eq(command.count), store_issued.eq(0),
+                                 beats_left.eq(command.count), first_beat.eq(1),
+                                 last_beat.eq(command.count == 1), store_issued.eq(0),
                                  settle.eq(0), write_issued.eq(0)]
                     m.next = "DECODE"
                 with m.Elif(~fetching & (owed == 0) & (fifo.level == 0)):
@@ -358,20 +372,15 @@ LOADs after it.
             with m.State("LOAD"):
                 m.d.comb += [
                     self.load.valid.eq(load_beat),
-                    self.load.payload.data.eq(self.rd_data.payload.data),
-                    self.load.payload.target.eq(cmd.target),
-                    self.load.payload.sel.eq(cmd.sel),
-                    self.load.payload.arg.eq(cmd.arg),
-                    self.load.payload.first.eq(beats_left == cmd.count),
-                    self.load.payload.last.eq(beats_left == 1),
                     load_ready.eq(self.load.ready),
                     self.loading.eq(1),
                 ]
                 with m.If(load_beat & self.load.ready):
-                    m.d.sync += beats_left.eq(beats_left - 1)
+                    m.d.sync += [beats_left.eq(beats_left - 1), first_beat.eq(0),
+                                 last_beat.eq(beats_left == 2)]
                     with m.If(self.rd_data.payload.error):
                         m.d.sync += code.eq(3)
-                    with m.If(beats_left == 1):
+                    with m.If(last_beat):
                         m.next = "LOAD_END"
                 with m.If(self.target_error):
                     fail(5)
