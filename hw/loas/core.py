@@ -593,7 +593,7 @@ class LoASCore(wiring.Component):
         m.d.sync += all_ready.eq(Cat(*[pe.row_ready for pe in pes]).all())
         take = row_valid & all_ready
         held = Signal(range(ROW_SLOTS + 1))  # rows in the slots
-        raw_valid = Signal()                 # held != 0
+        raw_valid = Signal()                 # held != 0, as a register (no comparison in `decode`)
         decode = raw_valid & (~row_valid | take)
         # Following a weight-mask LOAD (flags.follow): `ahead` counts the rows whose masks are
         # in and that are not read yet; `streamed` stops the count at the run's rows (a LOAD
