@@ -86,7 +86,10 @@ class LoASCore(wiring.Component):
        ``xfer_bank`` selects: the row tile's fiber masks and words into each PE (its laggy
        prefix-sum tabulates every fiber); the broadcast-row headers, weight-fiber masks and
        packed weights. Each buffer has two banks, so the next run's operands load while a run
-       computes on the others (``run_bank``).
+       computes on the others (``run_bank``). A LOAD into a bank a run reads (but for the
+       weight masks a run follows), or a STORE of the bank it writes, is undefined: the block
+       RAMs do not order a read and a write of one entry in a cycle (that costs logic after
+       their outputs).
     2. ``control.start``: the broadcaster streams the rows (one per cycle) to all PEs; each PE
        keeps the rows with work for it and runs ahead on its own row; columns are
        output-stationary per tile of ``tile_n``. Drained partial sums are added to the carried
@@ -218,9 +221,12 @@ class LoASCore(wiring.Component):
         H, hbits = cfg.headers_per_beat, cfg.header_bits
         h_lane_bits = (H - 1).bit_length()
         m.submodules.headers = headers = buffer(shape=H * hbits, depth=2 * self.header_rows)
+        # The broadcaster reads the entry banks every cycle, but keeps a row only once its masks
+        # are written (a cycle before, at the latest, when following their LOAD).
         banks = []
         for j in range(G):
-            bank = buffer(shape=cfg.stored_entry_layout, depth=2 * cfg.rows_max)
+            bank = buffer(shape=cfg.stored_entry_layout, depth=2 * cfg.rows_max,
+                          banked_reads=True)
             m.submodules[f"entry_bank{j}"] = bank
             banks.append(bank)
 

@@ -33,7 +33,9 @@ class PE(wiring.Component):
 
     Every buffer has two banks: the next run's spike row and weights load into one (``load_*``)
     while the run computes on the other (``run_*``), and the run writes its outputs into one
-    output bank (``run_out``) while the other's are stored or chained (``read_out``).
+    output bank (``run_out``) while the other's are stored or chained (``read_out``). A load
+    into the bank a run reads, or a store of the bank it writes, is undefined (the spike-word,
+    weight and membrane buffers do not order a read and a write of one entry).
 
     Load from memory: the row's fiber bitmasks arrive on ``mask_in`` (with their chunk and count
     of ones), each through the :class:`LaggyPrefixSum` into the fiber buffer together with its
@@ -174,16 +176,19 @@ class PE(wiring.Component):
         m.submodules.a_fibers = a_fibers = buffer(shape=cfg.a_fiber_layout,
                                                   depth=2 * cfg.chunks_max,
                                                   ram_style=cfg.fiber_ram)
+        # Spike words, weights and membranes are written into one bank while runs and STOREs
+        # read the other.
         m.submodules.a_words = a_words = buffer(shape=lanes * T, depth=2 * self.word_rows,
                                                 ram_style=None if cfg.word_ram == "auto"
-                                                else cfg.word_ram)
-        m.submodules.weights = weights = buffer(shape=cfg.dma_width, depth=2 * self.value_rows)
+                                                else cfg.word_ram, banked_reads=True)
+        m.submodules.weights = weights = buffer(shape=cfg.dma_width, depth=2 * self.value_rows,
+                                                banked_reads=True)
         m.submodules.psum = psum = buffer(
             shape=data.ArrayLayout(signed(cfg.out_width), T), depth=cfg.n_max)
         m.submodules.out_mask = out_mask = buffer(shape=W, depth=2 * self.out_chunks)
         m.submodules.out_words = out_words = buffer(shape=lanes * T, depth=2 * self.out_word_rows)
         m.submodules.membrane = membrane = buffer(shape=mlanes * cfg.mem_width,
-                                                  depth=2 * self.membrane_rows)
+                                                  depth=2 * self.membrane_rows, banked_reads=True)
 
         # -- load: fiber masks (from memory, or chained through the compressor) -> laggy table ----
         m.submodules.load_compressor = lc = SpikeCompressor(T, W, cfg.k_max, mask_assembly="shift")

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 from amaranth.back import rtlil
+from amaranth.hdl import Cat, Module, Signal, Value
+from amaranth.lib import memory
 from amaranth.sim import Simulator
 
 from snnforge.hw.loas.config import LoASConfig
@@ -304,6 +306,127 @@ def test_pe_buffers_are_marked_for_the_memory_asked(fiber_ram, word_ram, want):
         assert found, memory
         marked = re.search(r'ram_style "(\w+)"', found.group(1))
         assert (marked.group(1) if marked else None) == style, memory
+
+
+def test_banked_memories_waive_the_read_during_write_check():
+    """Only the double-buffered spike-word, weight, membrane and entry buffers (written in one
+    bank, read in the other) tell Yosys that no used read meets a write to its entry: no
+    read-first emulation after their block RAMs."""
+    marked = lambda text: set(re.findall(r"  attribute \\no_rw_check 1\n(?:  attribute .*\n)*"
+                                         r"  memory width \d+ size \d+ \\(\w+)\n", text))
+    assert marked(rtlil.convert(PE(TINY))) == {"a_words", "weights", "membrane"}
+    assert {"entry_bank0", "entry_bank1"} <= marked(rtlil.convert(LoASCore(TINY)))
+    assert not {"headers", "psum"} & marked(rtlil.convert(LoASCore(TINY)))
+
+
+class _Poisoned(memory.Memory):
+    """A memory whose synchronous reads return their row inverted when they meet a write to
+    their entry in the same cycle (``always``: every read), as Yosys may make them under the
+    read-during-write waiver; ``met`` pulses with each such read."""
+
+    def __init__(self, *, always=False, **kw):
+        super().__init__(**kw)
+        self.always = always
+        self.met = Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.inner = inner = memory.Memory(shape=self.shape, depth=self.depth,
+                                                   init=self.init, attrs=self.attrs)
+        writes = []
+        for port in self.write_ports:
+            wp = inner.write_port(domain=port.domain,
+                                  granularity=port.signature.granularity)
+            m.d.comb += [wp.addr.eq(port.addr), wp.data.eq(port.data), wp.en.eq(port.en)]
+            writes.append(port)
+        for port in self.read_ports:
+            rp = inner.read_port(domain=port.domain)
+            m.d.comb += [rp.addr.eq(port.addr), rp.en.eq(port.en)]
+            if port.domain == "comb":
+                m.d.comb += Value.cast(port.data).eq(Value.cast(rp.data))
+                continue
+            meets = Cat(*[(w.en != 0) & (w.addr == port.addr) for w in writes]).any()
+            poison = Signal()
+            with m.If(port.en):
+                m.d.sync += poison.eq(meets | self.always)
+            m.d.comb += [Value.cast(port.data).eq(Value.cast(rp.data) ^ -poison)]
+            m.d.sync += self.met.eq(self.met | (port.en & meets))
+        return m
+
+
+def _run_poisoned(monkeypatch, cfg, steps, *, always=False):
+    """Runs ``steps`` with every ``banked_reads`` buffer :class:`_Poisoned`; returns their
+    results and whether any read met a write."""
+    from snnforge.hw.common import memory as memory_helpers
+    from snnforge.hw.loas import core as core_module, pe as pe_module
+    made = []
+
+    def poisoned(*, banked_reads=False, **kw):
+        if not banked_reads:
+            return memory_helpers.buffer(**kw)
+        mem = memory_helpers.buffer(banked_reads=True, **kw)
+        made.append(_Poisoned(shape=mem.shape, depth=mem.depth, init=mem.init,
+                              attrs=mem.attrs, always=always))
+        return made[-1]
+    for module in (pe_module, core_module):
+        monkeypatch.setattr(module, "buffer", poisoned)
+    met = []
+
+    def watch(dut):
+        async def process(ctx):
+            async for _, _, *flags in ctx.tick().sample(*[mem.met for mem in made]):
+                if any(flags) and not met:
+                    met.append(True)
+        return process
+    results = simulate(cfg, steps, watch=watch)
+    assert made, "no banked buffer was built"
+    return results, bool(met)
+
+
+def _banked_steps(cfg):
+    """Layers (K blocks, FTP and sequential), a run following its weight masks, a network."""
+    x, w = _follow_case()
+
+    async def follow(driver):
+        driver.follow = True
+        return await driver.run_layer(x, w, threshold=250)
+    case = network_cases(cfg, seed=6)[0]
+    cases = loas_cases(cfg, "quick", seed=4)
+    steps = [*[lambda d, c=c: d.run_layer(c.spikes, c.weights, threshold=c.threshold,
+                                          tmask=c.tmask, sequential=c.sequential)
+               for c in cases],
+             follow, lambda d: d.run_layers(case.spikes, case.settings())]
+
+    def check(results):
+        for c, got in zip(cases, results):
+            want = expected_layer(cfg, c, got.k_block)
+            assert np.array_equal(got.spikes, want["spikes"]), c.describe()
+            assert np.array_equal(got.membrane, want["membrane"]), c.describe()
+        got = results[len(cases)]
+        assert np.array_equal(got.membrane, _expected(x, w, got.k_block, 250)[1]), "follow"
+        got = results[-1]
+        assert np.array_equal(got.membrane, expected_network(cfg, case, got.k_blocks)["membrane"])
+    return steps, check
+
+
+@pytest.mark.parametrize("cfg", [TINY, TINY.replace(fiber_ram="block", word_ram="block")],
+                         ids=["tiny", "block-rams"])
+def test_banked_buffers_never_use_a_read_that_meets_a_write(monkeypatch, cfg):
+    """What the waiver above relies on: with every read of those buffers that meets a write to
+    its entry returning garbage (Yosys may), layers, a run following its weight masks and a
+    chained network stay bit-exact. Such reads happen (idle PEs, the broadcaster waiting)."""
+    steps, check = _banked_steps(cfg)
+    results, met = _run_poisoned(monkeypatch, cfg, steps)
+    check(results)
+    assert met
+
+
+def test_the_poisoned_buffers_reach_the_outputs(monkeypatch):
+    """Self-test of the above: garbage from every read of those buffers is seen."""
+    steps, check = _banked_steps(TINY)
+    results, _ = _run_poisoned(monkeypatch, TINY, steps, always=True)
+    with pytest.raises(AssertionError):
+        check(results)
 
 
 @pytest.mark.parametrize("cfg", [TINY, TINY.replace(acc_width=6, T=3, tile_n=4),
