@@ -300,12 +300,12 @@ def test_run_cycles_as_documented(cfg):
 def test_pe_buffers_are_marked_for_the_memory_asked(fiber_ram, word_ram, want):
     """fiber_ram / word_ram reach Yosys as each memory's ram_style ("auto": no attribute)."""
     text = rtlil.convert(PE(TINY.replace(fiber_ram=fiber_ram, word_ram=word_ram)))
-    for memory, style in want.items():
-        found = re.search(r"((?:  attribute .*\n)*)  memory width \d+ size \d+ \\" + memory
+    for name, style in want.items():
+        found = re.search(r"((?:  attribute .*\n)*)  memory width \d+ size \d+ \\" + name
                           + "\n", text)
-        assert found, memory
+        assert found, name
         marked = re.search(r'ram_style "(\w+)"', found.group(1))
-        assert (marked.group(1) if marked else None) == style, memory
+        assert (marked.group(1) if marked else None) == style, name
 
 
 def test_banked_memories_waive_the_read_during_write_check():
