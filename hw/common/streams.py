@@ -212,10 +212,14 @@ class StreamFIFO(wiring.Component):
 
 
 class SkidBuffer(wiring.Component):
-    """A pipeline register that also cuts the ready path: ``o`` is registered and ``i.ready`` is
-    a flip-flop (a second, "skid" register catches the beat taken while ``o`` stalls), so
-    ``o.ready`` reaches no further upstream than this buffer. Latency one cycle, one beat per
-    cycle, two beats of storage.
+    """A register slice that cuts the ready path: ``i.ready`` is a flip-flop (a "skid" register
+    catches the beat taken while ``o`` stalls), so ``o.ready`` reaches no further upstream than
+    this buffer. One beat per cycle.
+
+    ``registered`` (the default): ``o`` is a register too -- latency one cycle, two beats of
+    storage. ``registered=False``: a beat passes straight through while the skid register is
+    empty (``o`` is the input or the skid register, through a multiplexer) -- latency zero,
+    one beat of storage, for a ready path to cut where the data path is short.
 
     Members
     -------
@@ -223,8 +227,11 @@ class SkidBuffer(wiring.Component):
     o : Out(stream.Signature(shape))
     """
 
-    def __init__(self, shape):
+    def __init__(self, shape, *, registered: bool = True):
+        if not isinstance(registered, bool):
+            raise ValueError(f"registered must be True or False, not {registered!r}")
         self._shape = shape
+        self._registered = registered
         super().__init__({
             "i": In(stream.Signature(shape)),
             "o": Out(stream.Signature(shape)),
@@ -240,6 +247,14 @@ class SkidBuffer(wiring.Component):
         # register's enable from a long path placed across the chip was a critical path).
         with m.If(~skid_valid):
             m.d.sync += skid.eq(self.i.payload)
+        if not self._registered:
+            m.d.comb += [self.o.valid.eq(self.i.valid | skid_valid),
+                         self.o.payload.eq(Mux(skid_valid, skid, self.i.payload))]
+            with m.If(skid_valid):
+                m.d.sync += skid_valid.eq(~self.o.ready)
+            with m.Else():
+                m.d.sync += skid_valid.eq(self.i.valid & ~self.o.ready)
+            return m
         with m.If(~self.o.valid | self.o.ready):
             with m.If(skid_valid):
                 m.d.sync += [self.o.payload.eq(skid), self.o.valid.eq(1), skid_valid.eq(0)]
@@ -248,7 +263,6 @@ class SkidBuffer(wiring.Component):
         with m.Elif(self.i.valid & ~skid_valid):
             m.d.sync += skid_valid.eq(1)
         return m
-
 
 
 class Gearbox(wiring.Component):

@@ -139,20 +139,22 @@ def test_stream_fifo_block_ram_is_marked_for_block_ram():
         StreamFIFO(8, 4, buffered=True, block_ram=True)
 
 
+@pytest.mark.parametrize("registered", [True, False])
 @pytest.mark.parametrize("seed", range(3))
-def test_skid_buffer_keeps_order_under_backpressure(seed):
+def test_skid_buffer_keeps_order_under_backpressure(seed, registered):
     rng = random.Random(seed)
     beats = [rng.getrandbits(12) for _ in range(300)]
-    out, _ = simulate_streams(SkidBuffer(12), feeds={"i": beats}, drains={"o": len(beats)},
-                              seed=seed, idle=0.3, stall=0.4)
+    out, _ = simulate_streams(SkidBuffer(12, registered=registered), feeds={"i": beats},
+                              drains={"o": len(beats)}, seed=seed, idle=0.3, stall=0.4)
     assert out["o"] == beats
-    out, cycles = simulate_streams(SkidBuffer(12), feeds={"i": beats}, drains={"o": len(beats)},
-                                   idle=0, stall=0)
+    out, cycles = simulate_streams(SkidBuffer(12, registered=registered), feeds={"i": beats},
+                                   drains={"o": len(beats)}, idle=0, stall=0)
     assert out["o"] == beats and cycles <= len(beats) + 3      # one beat per cycle
 
 
-def test_skid_buffer_ready_is_registered():
-    dut = SkidBuffer(4)
+@pytest.mark.parametrize("registered", [True, False])
+def test_skid_buffer_ready_is_registered(registered):
+    dut = SkidBuffer(4, registered=registered)
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     seen = []
@@ -168,6 +170,29 @@ def test_skid_buffer_ready_is_registered():
     sim.add_testbench(bench)
     sim.run()
     assert seen == [0, 0, 0]
+
+
+@pytest.mark.parametrize("registered, latency", [(True, 1), (False, 0)])
+def test_skid_buffer_latency(registered, latency):
+    """A beat offered to an idle, ready buffer leaves ``latency`` cycles later."""
+    dut = SkidBuffer(8, registered=registered)
+    seen = []
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 1)
+        for cycle in range(6):
+            ctx.set(dut.i.valid, cycle == 2)
+            ctx.set(dut.i.payload, 0x5A)
+            if ctx.get(dut.o.valid):
+                seen.append((cycle, ctx.get(dut.o.payload)))
+            await ctx.tick()
+    run(dut, bench)
+    assert seen == [(2 + latency, 0x5A)]
+
+
+def test_skid_buffer_rejects_a_bad_registered():
+    with pytest.raises(ValueError, match="registered"):
+        SkidBuffer(4, registered=1)
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 3])
