@@ -565,14 +565,19 @@ class LoASCore(wiring.Component):
         m.d.comb += [sgear.i.valid.eq(stage.o.valid & masks),
                      sgear.i.payload.eq(stage.o.payload.data[:W]),
                      sgear.flush.eq(stage.o.valid & stage.o.payload.end), sgear.clear.eq(0)]
+        # The beats reach the host through a skid register (passing straight through while it
+        # is empty: no cycle added): the host writer's ready, from the command processor's
+        # state, no longer runs back through the gearbox into the staging FIFO's read.
+        m.submodules.store_slice = store_slice = SkidBuffer(dw, registered=False)
+        connect(m, store_slice.o, host.store)
         with m.If(masks):
-            m.d.comb += [stage.o.ready.eq(sgear.i.ready), host.store.valid.eq(sgear.o.valid),
-                         host.store.payload.eq(sgear.o.payload),
-                         sgear.o.ready.eq(host.store.ready)]
+            m.d.comb += [stage.o.ready.eq(sgear.i.ready), store_slice.i.valid.eq(sgear.o.valid),
+                         store_slice.i.payload.eq(sgear.o.payload),
+                         sgear.o.ready.eq(store_slice.i.ready)]
         with m.Else():
-            m.d.comb += [host.store.valid.eq(stage.o.valid),
-                         host.store.payload.eq(stage.o.payload.data[:dw]),
-                         stage.o.ready.eq(host.store.ready)]
+            m.d.comb += [store_slice.i.valid.eq(stage.o.valid),
+                         store_slice.i.payload.eq(stage.o.payload.data[:dw]),
+                         stage.o.ready.eq(store_slice.i.ready)]
 
         # Each check, then their OR, ends in a register (the command processor allows
         # VERDICT_CYCLES for the verdict).

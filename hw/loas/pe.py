@@ -11,7 +11,7 @@ from ..common.lif import LIFArray
 from ..common.memory import buffer
 from ..common.prefix_sum import LaggyPrefixSum
 from ..common.streams import SkidBuffer, StreamFIFO
-from .compress import SpikeCompressor, SpikeExpander, chunk_layout
+from .compress import SpikeCompressor, SpikeExpander, chunk_layout, word_layout
 from .config import LoASConfig
 from .inner_join import InnerJoin
 from .tppe import TPPE
@@ -198,6 +198,12 @@ class PE(wiring.Component):
         # no longer runs back through the compressor's mask assembly and the expander.
         m.submodules.chained = chained = SkidBuffer(chunk_layout(W, cfg.k_max))
         connect(m, lc.chunks, chained.i)
+        # Its words through a skid register (passing straight through while it is empty): a
+        # spike-word LOAD's write, which has the word buffer's port first, no longer runs back
+        # through the compressor's handshake into its mask assembly.
+        m.submodules.chained_words = chained_words = SkidBuffer(word_layout(T, cfg.k_max),
+                                                                registered=False)
+        connect(m, lc.words, chained_words.i)
         # The row starts a cycle after the pulse, its length and output bank latched: the
         # length's comparisons in the expander and the compressor, and the output buffers' read
         # addresses, start from registers of this PE, not from the host's.
@@ -208,7 +214,8 @@ class PE(wiring.Component):
         m.d.sync += chain_go.eq(self.chain)
         with m.If(self.chain):
             m.d.sync += [chain_len.eq(self.k_len), chain_bank.eq(self.read_out), chaining.eq(1)]
-        with m.Elif(chaining & ~chain_go & lc.done & ~ex.o.valid & ~chained.o.valid):
+        with m.Elif(chaining & ~chain_go & lc.done & ~ex.o.valid & ~chained.o.valid
+                    & ~chained_words.o.valid):
             m.d.sync += chaining.eq(0)
         m.d.comb += [
             ex.start.eq(chain_go), ex.length.eq(chain_len),
@@ -249,12 +256,13 @@ class PE(wiring.Component):
                                               self.word_rows)),
                          aw_wr.data.eq(self.words_wr_data), aw_wr.en.eq(-1)]
         with m.Else():
-            word_row = lc.words.payload.addr >> lane_bits
-            word_lane = lc.words.payload.addr[:lane_bits] if lane_bits else C(0, 1)
+            chained_word = chained_words.o.payload
+            word_row = chained_word.addr >> lane_bits
+            word_lane = chained_word.addr[:lane_bits] if lane_bits else C(0, 1)
             m.d.comb += [aw_wr.addr.eq(banked(word_row, self.load_spikes, self.word_rows)),
-                         aw_wr.data.eq(Cat(*[lc.words.payload.word] * lanes)),
-                         aw_wr.en.eq(Mux(lc.words.valid, C(1, lanes) << word_lane, 0))]
-        m.d.comb += lc.words.ready.eq(~self.words_wr_en)
+                         aw_wr.data.eq(Cat(*[chained_word.word] * lanes)),
+                         aw_wr.en.eq(Mux(chained_words.o.valid, C(1, lanes) << word_lane, 0))]
+        m.d.comb += chained_words.o.ready.eq(~self.words_wr_en)
 
         # -- weight replica ------------------------------------------------------------------------
         w_wr = weights.write_port()
