@@ -625,8 +625,13 @@ class LoASCore(wiring.Component):
             m.d.sync += [streamed.eq(0), ahead.eq(0), issued.eq(0),
                          rows_left.eq(regs.n_rows != 0), row_last.eq(regs.n_rows == 1)]
         with m.Else():
-            m.d.sync += [streamed.eq(streamed + arrive), ahead.eq(ahead + arrive - issued),
-                         issued.eq(b_issue & flags.follow)]
+            # `arrive`, from the mask LOAD's queue across the chip, picks a sum of registers
+            # (the counter's enable, a multiplexer) instead of entering the carry chains.
+            less = Signal.like(ahead)
+            m.d.comb += less.eq(ahead - issued)
+            m.d.sync += [ahead.eq(Mux(arrive, less + 1, less)), issued.eq(b_issue & flags.follow)]
+            with m.If(arrive):
+                m.d.sync += streamed.eq(streamed + 1)
             with m.If(b_issue):
                 m.d.sync += [rows_left.eq(~row_last), row_last.eq(next_row + 2 == regs.n_rows)]
         bh_rd = headers.read_port()
