@@ -37,3 +37,17 @@ def test_bench_small_core(tmp_path):
 def test_bench_default_core_r_l19(tmp_path):
     data, _ = run_bench_script(tmp_path, "--layers", "R-L19")
     assert data["layers"][0]["util_rtl"] >= 0.85
+
+
+def test_counters_bench_this_checkout(tmp_path):
+    """bench/loas_counters_bench.py without --before: this checkout's counters, checked against
+    the golden model on the way, in JSON and markdown."""
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "loas_counters_bench.py"),
+                           "-o", str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    data = json.loads((tmp_path / "loas_counters.json").read_text())
+    rows = data["runs"]["this checkout"]
+    assert [r["case"] for r in rows] == ["random_multi_fiber", "k_below_fiber", "k_blocks",
+                                         "chain_3_layers"]
+    assert all(0 < r["cycles"] < r["total_cycles"] and r["matches"] > 0 for r in rows)
+    assert "| this checkout | k_blocks |" in (tmp_path / "loas_counters.md").read_text()
