@@ -121,7 +121,11 @@ class StreamFIFO(wiring.Component):
     a register loaded from the memory's read port, so the head's consumers do not see a block
     RAM's slow clock-to-out: a beat reaches the head three cycles after it is written, and
     ``i.ready`` is exactly ``level < depth`` (``level`` counts the beats in flight to the head
-    and the head). Throughput: one beat per cycle in and out.
+    and the head). With ``head_register`` it behaves cycle for cycle as the default FIFO (a beat
+    at the head one cycle after it is written, ``i.ready`` exactly ``level < depth``), but the
+    head is a register, loaded from the distributed RAM (or straight from the input when the
+    FIFO is empty) as the old head leaves: the head's consumers no longer sit behind the LUT
+    RAM's read multiplexers. Throughput: one beat per cycle in and out.
 
     Members
     -------
@@ -130,15 +134,18 @@ class StreamFIFO(wiring.Component):
     level : Out(range(depth + 1))
     """
 
-    def __init__(self, shape, depth: int, *, buffered: bool = False, block_ram: bool = False):
+    def __init__(self, shape, depth: int, *, buffered: bool = False, block_ram: bool = False,
+                 head_register: bool = False):
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"depth must be a positive integer, not {depth!r}")
-        if buffered and block_ram:
-            raise ValueError("buffered and block_ram are two different FIFOs: ask for one")
+        if sum(map(bool, (buffered, block_ram, head_register))) > 1:
+            raise ValueError("buffered, block_ram and head_register are different FIFOs: "
+                             "ask for one")
         self._shape = shape
         self._depth = depth
         self._buffered = bool(buffered)
         self._block_ram = bool(block_ram)
+        self._head_register = bool(head_register)
         super().__init__({
             "i": In(stream.Signature(shape)),
             "o": Out(stream.Signature(shape)),
@@ -160,6 +167,9 @@ class StreamFIFO(wiring.Component):
             return m
         if self._block_ram:
             self._elaborate_block_ram(m)
+            return m
+        if self._head_register:
+            self._elaborate_head_register(m)
             return m
         kind = fifo.SyncFIFOBuffered if self._buffered else fifo.SyncFIFO
         m.submodules.fifo = q = kind(width=_width(self._shape), depth=self._depth)
@@ -209,6 +219,44 @@ class StreamFIFO(wiring.Component):
             m.d.sync += consume.eq(advance(consume))
         with m.If(move):
             m.d.sync += head.eq(rd.data)
+
+
+    def _elaborate_head_register(self, m):
+        depth, width = self._depth, _width(self._shape)
+        behind = depth - 1                  # beats the memory keeps behind the head
+        m.submodules.storage = storage = buffer(shape=width, depth=behind)
+        wr, rd = storage.write_port(), storage.read_port(domain="comb")
+
+        def advance(pointer):
+            return Mux(pointer == behind - 1, 0, pointer + 1)
+
+        produce, consume = Signal(range(max(2, behind))), Signal(range(max(2, behind)))
+        stored = Signal(range(depth))       # beats in the memory; none while the head is empty
+        head = Signal(width)
+        head_valid = Signal()
+        put = self.i.valid & self.i.ready
+        take = self.o.ready & head_valid
+        load = ~head_valid | take           # the head is free for the next beat
+        from_memory = stored != 0
+        write = put & ~(load & ~from_memory)
+        read = load & from_memory
+        m.d.comb += [
+            self.i.ready.eq(self.level != depth),
+            wr.addr.eq(produce), wr.data.eq(self.i.payload), wr.en.eq(write),
+            rd.addr.eq(consume),
+            self.o.valid.eq(head_valid), self.o.payload.eq(head),
+        ]
+        m.d.sync += [
+            self.level.eq(self.level + put - take),
+            stored.eq(stored + write - read),
+        ]
+        with m.If(load):
+            m.d.sync += [head.eq(Mux(from_memory, rd.data, self.i.payload)),
+                         head_valid.eq(from_memory | put)]
+        with m.If(write):
+            m.d.sync += produce.eq(advance(produce))
+        with m.If(read):
+            m.d.sync += consume.eq(advance(consume))
 
 
 class SkidBuffer(wiring.Component):

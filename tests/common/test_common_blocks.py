@@ -5,7 +5,7 @@ import random
 
 import pytest
 from amaranth import *
-from amaranth.lib import memory, wiring
+from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 from amaranth.sim import Simulator
 
@@ -81,12 +81,13 @@ def test_gearboxes_round_trip(beat_width, word):
     assert out["o"] == beats
 
 
-FIFO_KINDS = {"lut": {}, "buffered": {"buffered": True}, "block": {"block_ram": True}}
+FIFO_KINDS = {"lut": {}, "buffered": {"buffered": True}, "block": {"block_ram": True},
+              "head": {"head_register": True}}
 
 
 @pytest.mark.parametrize("depth, kind", [(1, "lut"), (2, "lut"), (5, "lut"), (2, "buffered"),
                                          (5, "buffered"), (2, "block"), (5, "block"),
-                                         (16, "block")])
+                                         (16, "block"), (2, "head"), (3, "head"), (5, "head")])
 def test_stream_fifo_keeps_order_and_its_level(depth, kind):
     rng = random.Random(depth)
     beats = [rng.getrandbits(9) for _ in range(200)]
@@ -113,7 +114,8 @@ def test_stream_fifo_keeps_order_and_its_level(depth, kind):
         assert all(level <= depth for level, _ in levels)
 
 
-@pytest.mark.parametrize("kind, latency", [("lut", 1), ("buffered", 2), ("block", 3)])
+@pytest.mark.parametrize("kind, latency", [("lut", 1), ("buffered", 2), ("block", 3),
+                                           ("head", 1)])
 def test_stream_fifo_latency_and_throughput(kind, latency):
     """A beat written at cycle 0 is at the head at cycle ``latency``; with both sides always
     willing, one beat passes per cycle."""
@@ -132,11 +134,65 @@ def test_stream_fifo_latency_and_throughput(kind, latency):
     assert seen == [(cycle + latency, cycle) for cycle in range(30)]
 
 
+def _fifo_trace(dut, stimulus):
+    """Per cycle: i.ready, level, o.valid and (while valid) the head, under ``stimulus``'s
+    (i.valid, payload, o.ready) per cycle."""
+    trace = []
+
+    async def bench(ctx):
+        for valid, payload, ready in stimulus:
+            ctx.set(dut.i.valid, valid)
+            ctx.set(dut.i.payload, payload)
+            ctx.set(dut.o.ready, ready)
+            head = ctx.get(dut.o.payload) if ctx.get(dut.o.valid) else None
+            trace.append((ctx.get(dut.i.ready), ctx.get(dut.level), head))
+            await ctx.tick()
+    run(dut, bench)
+    return trace
+
+
+@pytest.mark.parametrize("depth", [2, 3, 4, 7])
+def test_stream_fifo_head_register_is_the_lut_fifo_cycle_for_cycle(depth):
+    """Full, empty and both at once, under bursts and stalls: every cycle's ready, level and
+    head are those of the default FIFO; a corrupted trace is told apart (the check can fail)."""
+    rng = random.Random(depth)
+    stimulus = []
+    for phase in range(12):                  # fill, drain, and mixed phases
+        p_in, p_out = [(0.9, 0.1), (0.1, 0.9), (0.5, 0.5), (1.0, 1.0)][phase % 4]
+        stimulus += [(int(rng.random() < p_in), rng.getrandbits(9), int(rng.random() < p_out))
+                     for _ in range(25)]
+    lut = _fifo_trace(StreamFIFO(9, depth), stimulus)
+    head = _fifo_trace(StreamFIFO(9, depth, head_register=True), stimulus)
+    assert head == lut
+    assert {level for _, level, _ in lut} == set(range(depth + 1))   # both ends were reached
+    assert _fifo_trace(_Swapped(depth), stimulus) != lut
+
+
+class _Swapped(wiring.Component):
+    """A head-register FIFO whose payload bits come out swapped: the self-test's wrong FIFO."""
+
+    def __init__(self, depth):
+        self._depth = depth
+        super().__init__({"i": In(stream.Signature(9)), "o": Out(stream.Signature(9)),
+                          "level": Out(range(depth + 1))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.fifo = fifo = StreamFIFO(9, self._depth, head_register=True)
+        m.d.comb += [fifo.i.valid.eq(self.i.valid), self.i.ready.eq(fifo.i.ready),
+                     fifo.i.payload.eq(self.i.payload[::-1]), self.level.eq(fifo.level),
+                     self.o.valid.eq(fifo.o.valid), self.o.payload.eq(fifo.o.payload),
+                     fifo.o.ready.eq(self.o.ready)]
+        return m
+
+
 def test_stream_fifo_block_ram_is_marked_for_block_ram():
     from amaranth.back import rtlil
     assert 'attribute \\ram_style "block"' in rtlil.convert(StreamFIFO(64, 16, block_ram=True))
     with pytest.raises(ValueError, match="block_ram"):
         StreamFIFO(8, 4, buffered=True, block_ram=True)
+    with pytest.raises(ValueError, match="head_register"):
+        StreamFIFO(8, 4, block_ram=True, head_register=True)
 
 
 @pytest.mark.parametrize("registered", [True, False])
