@@ -281,8 +281,12 @@ class PE(wiring.Component):
         # once more (the PEs are far from the broadcast's memories): it bounds the queue two
         # cycles on by this cycle's, the row taken now and the one the broadcaster may take on
         # the stale AND, so a row leaving the queue frees its place two cycles late.
+        # In LUT RAM the queue's head is a register (loaded as the old head leaves, at no cost
+        # in cycles): the front end's entry selection no longer starts behind the LUT RAM's
+        # read multiplexers.
+        in_block = cfg.group_ram == "block"
         m.submodules.groups = groups = StreamFIFO(cfg.group_layout, cfg.group_fifo,
-                                                  block_ram=cfg.group_ram == "block")
+                                                  block_ram=in_block, head_register=not in_block)
         in_block_ram = cfg.fiber_ram == "block"
         af_rd = a_fibers.read_port(domain="sync" if in_block_ram else "comb")
         m.d.comb += af_rd.addr.eq(banked(self.row.chunk, self.run_spikes, cfg.chunks_max))
