@@ -180,7 +180,14 @@ class TPPE(wiring.Component):
         # Whether `col` is its tile's or the run's last column: a register, from the next
         # cycle's column (its sum and comparison ran on into the inner join's stall). It reads
         # `n_cols` a cycle before it applies: `n_cols` may change up to a run's `start` cycle.
+        # The columns through `col` and through the next one (`base_col + col + 1` and `+ 2`)
+        # and the first of the next tile's (`base_col + tile_n + 1`) are counters of their
+        # own: each case compares a register with `n_cols`, no adder chain in front.
         last_col = Signal(init=1)
+        reach_width = range(cfg.n_max + 2 * cfg.tile_n + 3)
+        through_col = Signal(reach_width, init=1)
+        through_next = Signal(reach_width, init=2)
+        through_tile = Signal(reach_width, init=tn + 1)
         out = self.currents
         with m.If(out.valid & out.ready):
             m.d.sync += out.valid.eq(0)
@@ -199,15 +206,24 @@ class TPPE(wiring.Component):
                      col_next.eq(Mux(self.start | drained_tile, 0, Mux(drain_step, col_inc, col))),
                      base_next.eq(Mux(self.start, 0, Mux(drained_tile, base_inc, base_col)))]
 
-        def is_last(c, b):
-            return (c == tn - 1) | (b + c + 1 >= self.n_cols)
-        # Each case's answer is summed and compared from registers; the drain's step (from the
-        # bank flags and the output's ready) only picks one.
+        def is_last(col_is_last, columns_through):
+            return col_is_last | (columns_through >= self.n_cols)
+        one_col = C(tn == 1, 1)
+        next_is_tiles_last = col == tn - 2 if tn >= 2 else C(0, 1)
+        # Each case's answer is compared from registers; the drain's step (from the bank flags
+        # and the output's ready) only picks one.
         m.d.sync += [col.eq(col_next), base_col.eq(base_next),
-                     last_col.eq(Mux(self.start, is_last(C(0, len(col)), C(0, len(base_col))),
-                                     Mux(drained_tile, is_last(C(0, len(col)), base_inc),
-                                         Mux(drain_step, is_last(col_inc, base_col),
-                                             is_last(col, base_col)))))]
+                     last_col.eq(Mux(self.start, is_last(one_col, C(1, 1)),
+                                     Mux(drained_tile, is_last(one_col, through_tile),
+                                         Mux(drain_step, is_last(next_is_tiles_last, through_next),
+                                             is_last(col == tn - 1, through_col)))))]
+        with m.If(self.start):
+            m.d.sync += [through_col.eq(1), through_next.eq(2), through_tile.eq(tn + 1)]
+        with m.Elif(drained_tile):
+            m.d.sync += [through_col.eq(through_tile), through_next.eq(through_tile + 1),
+                         through_tile.eq(through_tile + tn)]
+        with m.Elif(drain_step):
+            m.d.sync += [through_col.eq(through_next), through_next.eq(through_next + 1)]
 
         slow_next, fast_next = Signal.like(slow_ahead), Signal.like(fast_ahead)
         m.d.comb += [slow_next.eq(slow_ahead + slow_tile - drained_tile),
