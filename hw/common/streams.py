@@ -240,9 +240,12 @@ class StreamFIFO(wiring.Component):
         from_memory = stored != 0
         write = put & ~(load & ~from_memory)
         read = load & from_memory
+        # Every beat taken is written at `produce`, a free entry, even one that goes straight
+        # to the head (the memory is empty then, and `produce` stays): the memory's write enable
+        # (to every LUT RAM cell) does not wait for the consumer's decision to take the head.
         m.d.comb += [
             self.i.ready.eq(self.level != depth),
-            wr.addr.eq(produce), wr.data.eq(self.i.payload), wr.en.eq(write),
+            wr.addr.eq(produce), wr.data.eq(self.i.payload), wr.en.eq(put),
             rd.addr.eq(consume),
             self.o.valid.eq(head_valid), self.o.payload.eq(head),
         ]
