@@ -204,6 +204,10 @@ class PE(wiring.Component):
         m.submodules.chained_words = chained_words = SkidBuffer(word_layout(T, cfg.k_max),
                                                                 registered=False)
         connect(m, lc.words, chained_words.i)
+        # And the expanded words reach the compressor through one: the compressor's ready (from
+        # its outputs' handshakes) no longer runs into the expander's count down.
+        m.submodules.expanded = expanded = SkidBuffer(T, registered=False)
+        connect(m, ex.o, expanded.i)
         # The row starts a cycle after the pulse, its length and output bank latched: the
         # length's comparisons in the expander and the compressor, and the output buffers' read
         # addresses, start from registers of this PE, not from the host's.
@@ -214,14 +218,14 @@ class PE(wiring.Component):
         m.d.sync += chain_go.eq(self.chain)
         with m.If(self.chain):
             m.d.sync += [chain_len.eq(self.k_len), chain_bank.eq(self.read_out), chaining.eq(1)]
-        with m.Elif(chaining & ~chain_go & lc.done & ~ex.o.valid & ~chained.o.valid
+        with m.Elif(chaining & ~chain_go & lc.done & ~expanded.o.valid & ~chained.o.valid
                     & ~chained_words.o.valid):
             m.d.sync += chaining.eq(0)
         m.d.comb += [
             ex.start.eq(chain_go), ex.length.eq(chain_len),
-            lc.i.valid.eq(ex.o.valid), lc.i.payload.eq(ex.o.payload), ex.o.ready.eq(lc.i.ready),
             lc.start.eq(chain_go), lc.length.eq(chain_len), lc.strong.eq(self.strong),
         ]
+        connect(m, expanded.o, lc.i)
         # The fiber being tabulated: its bitmask, index and first packed word, kept until the
         # laggy prefix-sum hands over the table. Masks from memory count their words here.
         pending = Signal(chunk_layout(W, cfg.k_max))
