@@ -220,7 +220,6 @@ class StreamFIFO(wiring.Component):
         with m.If(move):
             m.d.sync += head.eq(rd.data)
 
-
     def _elaborate_head_register(self, m):
         depth, width = self._depth, _width(self._shape)
         behind = depth - 1                  # beats the memory keeps behind the head
@@ -249,9 +248,11 @@ class StreamFIFO(wiring.Component):
             rd.addr.eq(consume),
             self.o.valid.eq(head_valid), self.o.payload.eq(head),
         ]
+        # The consumer's decision (`take`, hence `load`) picks each count's next value, summed
+        # without it, instead of entering its carry chain.
         m.d.sync += [
-            self.level.eq(self.level + put - take),
-            stored.eq(stored + write - read),
+            self.level.eq(Mux(take, self.level + put - 1, self.level + put)),
+            stored.eq(Mux(load, Mux(from_memory, stored + put - 1, stored), stored + put)),
         ]
         with m.If(load):
             m.d.sync += [head.eq(Mux(from_memory, rd.data, self.i.payload)),
