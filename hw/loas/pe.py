@@ -35,7 +35,7 @@ class PE(wiring.Component):
     while the run computes on the other (``run_*``), and the run writes its outputs into one
     output bank (``run_out``) while the other's are stored or chained (``read_out``). A load
     into the bank a run reads, or a store of the bank it writes, is undefined (the spike-word,
-    weight and membrane buffers do not order a read and a write of one entry).
+    weight, membrane and carried-sum buffers do not order a read and a write of one entry).
 
     Load from memory: the row's fiber bitmasks arrive on ``mask_in`` (with their chunk and count
     of ones), each through the :class:`LaggyPrefixSum` into the fiber buffer together with its
@@ -183,8 +183,10 @@ class PE(wiring.Component):
                                                 else cfg.word_ram, banked_reads=True)
         m.submodules.weights = weights = buffer(shape=cfg.dma_width, depth=2 * self.value_rows,
                                                 banked_reads=True)
+        # A column's carried sum is read two cycles before its new one is written, and a run
+        # drains each column once: no read that is used meets a write to its entry either.
         m.submodules.psum = psum = buffer(
-            shape=data.ArrayLayout(signed(cfg.out_width), T), depth=cfg.n_max)
+            shape=data.ArrayLayout(signed(cfg.out_width), T), depth=cfg.n_max, banked_reads=True)
         m.submodules.out_mask = out_mask = buffer(shape=W, depth=2 * self.out_chunks)
         m.submodules.out_words = out_words = buffer(shape=lanes * T, depth=2 * self.out_word_rows)
         m.submodules.membrane = membrane = buffer(shape=mlanes * cfg.mem_width,
