@@ -184,10 +184,10 @@ class TPPE(wiring.Component):
         # and the first of the next tile's (`base_col + tile_n + 1`) are counters of their
         # own: each case compares a register with `n_cols`, no adder chain in front.
         last_col = Signal(init=1)
-        reach_width = range(cfg.n_max + 2 * cfg.tile_n + 3)
-        through_col = Signal(reach_width, init=1)
-        through_next = Signal(reach_width, init=2)
-        through_tile = Signal(reach_width, init=tn + 1)
+        through_range = range(cfg.n_max + 2 * cfg.tile_n + 3)
+        through_col = Signal(through_range, init=1)
+        through_next = Signal(through_range, init=2)
+        through_tile = Signal(through_range, init=tn + 1)
         out = self.currents
         with m.If(out.valid & out.ready):
             m.d.sync += out.valid.eq(0)
