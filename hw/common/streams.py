@@ -231,12 +231,12 @@ class StreamFIFO(wiring.Component):
 
         produce, consume = Signal(range(max(2, behind))), Signal(range(max(2, behind)))
         stored = Signal(range(depth))       # beats in the memory; none while the head is empty
+        from_memory = Signal()              # stored != 0, as a flip-flop: it enables the read
         head = Signal(width)
         head_valid = Signal()
         put = self.i.valid & self.i.ready
         take = self.o.ready & head_valid
         load = ~head_valid | take           # the head is free for the next beat
-        from_memory = stored != 0
         write = put & ~(load & ~from_memory)
         read = load & from_memory
         # Every beat taken is written at `produce`, a free entry, even one that goes straight
@@ -253,6 +253,7 @@ class StreamFIFO(wiring.Component):
         m.d.sync += [
             self.level.eq(Mux(take, self.level + put - 1, self.level + put)),
             stored.eq(Mux(load, Mux(from_memory, stored + put - 1, stored), stored + put)),
+            from_memory.eq(Mux(load, from_memory & ((stored > 1) | put), from_memory | put)),
         ]
         with m.If(load):
             m.d.sync += [head.eq(Mux(from_memory, rd.data, self.i.payload)),
