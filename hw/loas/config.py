@@ -219,11 +219,11 @@ class LoASConfig(Config):
     def group_layout(self):
         """A broadcast row after a PE's filter: which entries intersect its spike fiber, and which
         of those intersections hold a single position; the index of its lowest hit
-        (``first``) and whether it has at most one hit (``one_hit``), found before it is
-        queued."""
+        (``first``) and whether the front end hands it over as one item (``whole``: one hit
+        and no tile end, or no hit), found before it is queued."""
         return data.StructLayout({
             "tile_last": 1, "hits": self.group, "singles": self.group,
-            "first": range(max(2, self.group)), "one_hit": 1,
+            "first": range(max(2, self.group)), "whole": 1,
             "entries": data.ArrayLayout(self.entry_layout, self.group),
             "a": self.a_fiber_layout})
 

@@ -334,7 +334,8 @@ class PE(wiring.Component):
             groups.i.payload.tile_last.eq(staged.tile_last),
             groups.i.payload.hits.eq(hits),
             groups.i.payload.first.eq(onehot_index(lowest_one(m, hits, "first_hit"))),
-            groups.i.payload.one_hit.eq(at_most_one(m, hits, "one_hit")),
+            groups.i.payload.whole.eq(~hits.any() | (at_most_one(m, hits, "one_hit")
+                                                     & ~staged.tile_last)),
             groups.i.payload.singles.eq(staged_single),
             groups.i.payload.entries.eq(staged.entries),
             groups.i.payload.a.eq(staged_fiber),
@@ -344,35 +345,38 @@ class PE(wiring.Component):
         # Works on the group FIFO's head in place: after the last item of a group the next head is
         # there in the next cycle. A skid buffer hands the pair to the inner join, which reads it
         # in place too; its registered ready keeps the inner join's one-match-per-cycle decision
-        # off the group FIFO. A fresh head's first hit and whether it is its only one were found
-        # before it was queued, and a started head's remaining hits are a register: no
-        # lowest-one search lies between the queue's memory and the entry it selects.
+        # off the group FIFO. A fresh head's first hit and whether it is one item were found
+        # before it was queued, and a started head's remaining hits, the index of their lowest
+        # and whether they end the group are registers: the decision to pop the head (whose
+        # enable reaches the queue's pointers and the whole head register) is a function of
+        # flip-flops, and no lowest-one search lies between the queue and the entry it selects.
+        # Every queued group is an item (a hit or a tile marker), and so is a started one.
         m.submodules.pairs = pairs = SkidBuffer(cfg.pair_layout)
         head = groups.o.payload
         started = Signal()                # the head's remaining hits are in `left`
         left = Signal(G)
+        left_index = Signal(range(max(2, G)))
+        left_last = Signal()              # `left` is the group's last item
         hits_left = Mux(started, left, head.hits)
-        lowest = lowest_one(m, hits_left, "lowest_hit")
-        index = Signal(range(max(2, G)))
-        m.d.comb += index.eq(Mux(started, onehot_index(lowest_one(m, left, "lowest_left")),
-                                 head.first))
-        emitting_marker = hits_left == 0
-        item_valid = groups.o.valid & ((hits_left != 0) | head.tile_last)
-        one_left = Mux(started, at_most_one(m, left, "one_left"), head.one_hit)
-        item_last = Mux(emitting_marker, 1, one_left & ~head.tile_last)
+        index = Mux(started, left_index, head.first)
+        item_last = Mux(started, left_last, head.whole)
         entry = head.entries[index]
         m.d.comb += [
-            pairs.i.valid.eq(item_valid),
-            pairs.i.payload.marker.eq(emitting_marker),
+            pairs.i.valid.eq(groups.o.valid),
+            pairs.i.payload.marker.eq(hits_left == 0),
             pairs.i.payload.a.eq(head.a),
             pairs.i.payload.b.eq(entry),
             pairs.i.payload.joint.eq(head.a.mask & entry.mask),
             pairs.i.payload.single.eq(head.singles.bit_select(index, 1)),
-            groups.o.ready.eq(pairs.i.ready & item_valid & item_last),
+            groups.o.ready.eq(pairs.i.ready & item_last),
         ]
+        rest = hits_left & ~lowest_one(m, hits_left, "lowest_hit")
         with m.If(pairs.i.valid & pairs.i.ready):
             # A tile marker always comes last: after it, or after the last hit, the group leaves.
-            m.d.sync += [started.eq(~item_last), left.eq(hits_left & ~lowest)]
+            m.d.sync += [started.eq(~item_last), left.eq(rest),
+                         left_index.eq(onehot_index(lowest_one(m, rest, "lowest_rest"))),
+                         left_last.eq((rest == 0) | (at_most_one(m, rest, "one_rest")
+                                                     & ~head.tile_last))]
 
         # -- inner join and TPPE -------------------------------------------------------------------
         m.submodules.inner_join = ij = self.inner_join
