@@ -230,8 +230,9 @@ class StreamFIFO(wiring.Component):
             return Mux(pointer == behind - 1, 0, pointer + 1)
 
         produce, consume = Signal(range(max(2, behind))), Signal(range(max(2, behind)))
-        stored = Signal(range(depth))       # beats in the memory; none while the head is empty
-        from_memory = Signal()              # stored != 0, as a flip-flop: it enables the read
+        # The memory holds beats (`level - head_valid` of them, only behind a full head): a
+        # flip-flop, as it enables the read.
+        from_memory = Signal()
         head = Signal(width)
         head_valid = Signal()
         put = self.i.valid & self.i.ready
@@ -248,12 +249,11 @@ class StreamFIFO(wiring.Component):
             rd.addr.eq(consume),
             self.o.valid.eq(head_valid), self.o.payload.eq(head),
         ]
-        # The consumer's decision (`take`, hence `load`) picks each count's next value, summed
-        # without it, instead of entering its carry chain.
+        # The consumer's decision (`take`, hence `load`) picks the next values, found without
+        # it, instead of entering the level's carry chain.
         m.d.sync += [
             self.level.eq(Mux(take, self.level + put - 1, self.level + put)),
-            stored.eq(Mux(load, Mux(from_memory, stored + put - 1, stored), stored + put)),
-            from_memory.eq(Mux(load, from_memory & ((stored > 1) | put), from_memory | put)),
+            from_memory.eq(Mux(load, from_memory & ((self.level > 2) | put), from_memory | put)),
         ]
         with m.If(load):
             m.d.sync += [head.eq(Mux(from_memory, rd.data, self.i.payload)),
