@@ -225,14 +225,18 @@ class TPPE(wiring.Component):
         with m.Elif(drain_step):
             m.d.sync += [through_col.eq(through_next), through_next.eq(through_next + 1)]
 
-        slow_next, fast_next = Signal.like(slow_ahead), Signal.like(fast_ahead)
-        m.d.comb += [slow_next.eq(slow_ahead + slow_tile - drained_tile),
-                     fast_next.eq(Mux(self.start, 0, fast_ahead + fast_tile - drained_tile)),
+        fast_next = Signal.like(fast_ahead)
+        m.d.comb += [fast_next.eq(Mux(self.start, 0, fast_ahead + fast_tile - drained_tile)),
                      self.hold_next.eq(fast_next == 2)]
-        m.d.sync += [slow_ahead.eq(slow_next), fast_ahead.eq(fast_next),
+        # The next bank flags, found for a drained tile and for none; the drain's step (from
+        # the output's ready) only picks one: it does not run through the count's sum and its
+        # zero test into every accumulator's address.
+        slow_kept = slow_ahead + slow_tile
+        kept_bank = Mux(self.start | (slow_kept == 0), 0, Mux(td[0], 0b10, 0b01))
+        left_bank = Mux(self.start | (slow_kept == 1), 0, Mux(td[0], 0b01, 0b10))
+        m.d.sync += [slow_ahead.eq(slow_kept - drained_tile), fast_ahead.eq(fast_next),
                      drain_bank.eq(drain_next)]
-        m.d.comb += drain_next.eq(Mux(self.start | (slow_next == 0), 0,
-                                      Mux(td[0] ^ drained_tile, 0b10, 0b01)))
+        m.d.comb += drain_next.eq(Mux(drained_tile, left_bank, kept_bank))
 
         with m.If(self.start):
             m.d.sync += [tf.eq(0), ts.eq(0), td.eq(0), out.valid.eq(0), slow_ahead.eq(0)]
