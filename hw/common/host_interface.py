@@ -321,7 +321,7 @@ class HostInterface(wiring.Component):
         addr_width = 32
         self._dw, self._burst, self._outstanding = data_width, max_burst, outstanding
         self._max_beats, self._aw = max_beats, addr_width
-        self.port = HostPort(regmap, cmd_slice=True)
+        self.port = HostPort(regmap)
         self._window_bits = (regmap["memory"].span - 1).bit_length()
         core_status = {r.name: r.shape for r in regmap.registers
                        if r.access == "ro" and r.name not in self.OWN_STATUS}
@@ -373,10 +373,12 @@ class HostInterface(wiring.Component):
         connect(m, arb.m1_rsp, axil.rsp)
         connect(m, cp.host_cmd, arb.m2_cmd)
         connect(m, arb.m2_rsp, cp.host_rsp)
-        # The port's register slice: the arbiter's grant, the AXI4-Lite bridge's state and the
-        # command processor's fetch end at it (with the address decode), not in the register
-        # writes and every pulse they drive into the core.
-        connect(m, arb.cmd, port.cmd)
+        # A register slice before the decoder: the arbiter's grant, the AXI4-Lite bridge's state
+        # and the command processor's fetch would otherwise share one path with the register
+        # decode and every pulse it drives into the core.
+        m.submodules.cmd_slice = cmd_slice = SkidBuffer(arb.cmd.payload.shape())
+        connect(m, arb.cmd, cmd_slice.i)
+        connect(m, cmd_slice.o, port.cmd)
         # And one after it: a response (a register's, or the memory window's) reaches the
         # arbiter and its master's state a cycle later (a read holds the port a cycle longer).
         m.submodules.rsp_slice = rsp_slice = SkidBuffer(arb.rsp.payload.shape())

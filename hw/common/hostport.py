@@ -27,8 +27,6 @@ from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .streams import SkidBuffer
-
 __all__ = ["Field", "Register", "Window", "RegisterMap", "HostPort", "WindowSignature", "SramWindow",
            "StreamWindow", "command_layout", "host_port_members"]
 
@@ -344,12 +342,6 @@ class HostPort(wiring.Component):
     response. One read is outstanding at a time, so responses come back in command order. Unmapped
     addresses read as 0, writes to them and to read-only locations are ignored.
 
-    ``cmd_slice=True`` puts a register slice (:class:`~.streams.SkidBuffer`) on ``cmd``: one
-    cycle more latency, ``cmd.ready`` a flip-flop, cycle for cycle a ``SkidBuffer`` in front of
-    the port -- but the address decode happens before the slice and is registered with the
-    command, so the register writes and pulses start from flip-flops, not from an address
-    compare as wide as the map.
-
     Members
     -------
     cmd : In(stream.Signature(command_layout(addr_width, data_width)))
@@ -359,11 +351,8 @@ class HostPort(wiring.Component):
     <window name> : Out(WindowSignature) -- one per window
     """
 
-    def __init__(self, regmap: RegisterMap, *, cmd_slice: bool = False):
-        if not isinstance(cmd_slice, bool):
-            raise ValueError(f"cmd_slice must be True or False, not {cmd_slice!r}")
+    def __init__(self, regmap: RegisterMap):
         self.regmap = regmap.freeze()
-        self._cmd_slice = cmd_slice
         dw = regmap.data_width
         driven = {r.name: r.shape for r in regmap.registers if r.access in ("rw", "pulse")}
         read = {r.name: r.shape for r in regmap.registers if r.access == "ro"}
@@ -382,33 +371,7 @@ class HostPort(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         rm = self.regmap
-        # Which register or window the command's address hits, one bit each (one parallel case
-        # per address, windows by their aligned span -- a priority chain of compares would cost
-        # a LUT level per register); none: unmapped.
-        hits = data.StructLayout({"regs": max(1, len(rm.registers)),
-                                  "windows": max(1, len(rm.windows))})
-        decoded = data.StructLayout({"cmd": self.cmd.payload.shape(), "hit": hits})
-        incoming = Signal(decoded)
-        m.d.comb += incoming.cmd.eq(self.cmd.payload)
-        aw = len(self.cmd.payload.addr)
-        with m.Switch(self.cmd.payload.addr):
-            for i, r in enumerate(rm.registers):
-                with m.Case(r.address):
-                    m.d.comb += incoming.hit.regs[i].eq(1)
-            for k, w in enumerate(rm.windows):
-                low = w.span.bit_length() - 1
-                with m.Case(format(w.address >> low, f"0{aw - low}b") + "-" * low):
-                    m.d.comb += incoming.hit.windows[k].eq(1)
-        if self._cmd_slice:
-            m.submodules.cmd_slice = cmd_slice = SkidBuffer(decoded)
-            m.d.comb += [cmd_slice.i.valid.eq(self.cmd.valid), cmd_slice.i.payload.eq(incoming),
-                         self.cmd.ready.eq(cmd_slice.i.ready)]
-            cmd_in = cmd_slice.o
-        else:
-            cmd_in = stream.Signature(decoded).create()
-            m.d.comb += [cmd_in.valid.eq(self.cmd.valid), cmd_in.payload.eq(incoming),
-                         self.cmd.ready.eq(cmd_in.ready)]
-        cmd, hit = cmd_in.payload.cmd, cmd_in.payload.hit
+        cmd = self.cmd.payload
 
         rw_regs = {}
         for r in rm.registers:
@@ -427,41 +390,51 @@ class HostPort(wiring.Component):
         for name, pulse in pulses.items():
             m.d.sync += pulse.eq(0)
             m.d.comb += getattr(self.regs, name).eq(pulse)
-        readable = [(i, r) for i, r in enumerate(rm.registers) if r.access in ("rw", "ro")]
+        readable = [r for r in rm.registers if r.access in ("rw", "ro")]
         # A read registers which register it hit, one bit each: no encoding of the address
         # decode into an index, and in READ an AND-OR of the registers' values.
         read_hit = Signal(max(1, len(readable)))
-        to_window = hit.windows.any() if rm.windows else C(0, 1)
 
         with m.FSM():
             with m.State("IDLE"):
-                # registers and unmapped addresses accept at once, a window when it is ready
-                m.d.comb += cmd_in.ready.eq(~to_window)
-                for i, r in enumerate(rm.registers):
-                    if r.access in ("rw", "pulse"):
-                        with m.If(cmd_in.valid & cmd.write & hit.regs[i]):
-                            target = rw_regs[r.name] if r.access == "rw" else pulses[r.name]
-                            m.d.sync += target.eq(cmd.data)
-                with m.If(cmd_in.valid & ~cmd.write & ~to_window):
-                    m.d.sync += read_hit.eq(Cat(*[hit.regs[i] for i, _ in readable]))
-                    m.next = "READ"
-                for k, w in enumerate(rm.windows):
-                    port = getattr(self, w.name)
-                    low = w.span.bit_length() - 1
-                    m.d.comb += [
-                        port.req.valid.eq(cmd_in.valid & hit.windows[k]),
-                        port.req.payload.write.eq(cmd.write),
-                        port.req.payload.addr.eq(cmd.addr[:low] if low else 0),
-                        port.req.payload.data.eq(cmd.data),
-                    ]
-                    with m.If(hit.windows[k]):
-                        m.d.comb += cmd_in.ready.eq(port.req.ready)
-                        with m.If(cmd_in.valid & port.req.ready & ~cmd.write):
-                            m.d.sync += win_sel.eq(k)
-                            m.next = "WAIT"
+                m.d.comb += self.cmd.ready.eq(1)  # default: registers and unmapped accept at once
+                # One parallel case per address (windows: their aligned span as a pattern) --
+                # a priority chain of compares would cost a LUT level per register.
+                aw = len(cmd.addr)
+                with m.Switch(cmd.addr):
+                    for r in rm.registers:
+                        with m.Case(r.address):
+                            with m.If(self.cmd.valid & cmd.write):
+                                if r.access == "rw":
+                                    m.d.sync += rw_regs[r.name].eq(cmd.data)
+                                elif r.access == "pulse":
+                                    m.d.sync += pulses[r.name].eq(cmd.data)
+                            with m.If(self.cmd.valid & ~cmd.write):
+                                m.d.sync += read_hit.eq(1 << readable.index(r) if r in readable
+                                                        else 0)
+                                m.next = "READ"
+                    for k, w in enumerate(rm.windows):
+                        port = getattr(self, w.name)
+                        low = w.span.bit_length() - 1
+                        pattern = format(w.address >> low, f"0{aw - low}b") + "-" * low
+                        with m.Case(pattern):
+                            m.d.comb += [
+                                port.req.valid.eq(self.cmd.valid),
+                                port.req.payload.write.eq(cmd.write),
+                                port.req.payload.addr.eq(cmd.addr[:low] if low else 0),
+                                port.req.payload.data.eq(cmd.data),
+                                self.cmd.ready.eq(port.req.ready),
+                            ]
+                            with m.If(self.cmd.valid & port.req.ready & ~cmd.write):
+                                m.d.sync += win_sel.eq(k)
+                                m.next = "WAIT"
+                    with m.Default():
+                        with m.If(self.cmd.valid & ~cmd.write):
+                            m.d.sync += read_hit.eq(0)
+                            m.next = "READ"
             with m.State("READ"):
                 values = [rw_regs[r.name] if r.access == "rw" else getattr(self.status, r.name)
-                          for _, r in readable]
+                          for r in readable]
                 m.d.sync += rsp_data.eq(reduce(operator.or_, [
                     Mux(read_hit[k], Value.cast(v), 0) for k, v in enumerate(values)], C(0)))
                 m.next = "RESPOND"

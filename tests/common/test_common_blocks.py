@@ -284,8 +284,7 @@ class MemoryTop(wiring.Component):
     """A register map with registers and a window onto a 72-bit-wide memory (3 words per element,
     at a stride of 4 word addresses)."""
 
-    def __init__(self, front="port"):
-        self._front = front       # port, port_slice (HostPort(cmd_slice=True)), skid_port
+    def __init__(self):
         rm = RegisterMap(data_width=32)
         rm.add_register("scratch", 32, reset=0x1234)
         rm.add_register("narrow", 5)
@@ -297,16 +296,11 @@ class MemoryTop(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.host = host = HostPort(self.regmap, cmd_slice=self._front == "port_slice")
+        m.submodules.host = host = HostPort(self.regmap)
         m.submodules.win = win = SramWindow(self.regmap["buf"], 32)
         m.submodules.mem = mem = memory.Memory(shape=72, depth=20, init=[])
         wr, rd = mem.write_port(), mem.read_port()
-        if self._front == "skid_port":
-            m.submodules.skid = skid = SkidBuffer(self.cmd.payload.shape())
-            connect(m, wiring.flipped(self.cmd), skid.i)
-            connect(m, skid.o, host.cmd)
-        else:
-            connect(m, wiring.flipped(self.cmd), host.cmd)
+        connect(m, wiring.flipped(self.cmd), host.cmd)
         connect(m, host.rsp, wiring.flipped(self.rsp))
         connect(m, host.buf, win.bus)
         m.d.comb += [wr.addr.eq(win.addr), wr.data.eq(win.w_data), wr.en.eq(win.w_en),
@@ -317,9 +311,8 @@ class MemoryTop(wiring.Component):
         return m
 
 
-@pytest.mark.parametrize("front", ["port", "port_slice"])
-def test_host_port_registers_and_wide_window(front):
-    dut = MemoryTop(front)
+def test_host_port_registers_and_wide_window():
+    dut = MemoryTop()
     values = [random.Random(i).getrandbits(72) for i in range(20)]
 
     async def bench(ctx):
@@ -330,8 +323,7 @@ def test_host_port_registers_and_wide_window(front):
         assert await host.read_many(["scratch", "narrow", "status"]) == {
             "scratch": 0xCAFEF00D, "narrow": 31, "status": 0xBEEF}
         await host.write("go", 5)
-        # go_seen registers the pulse (the slice: a cycle later)
-        await ctx.tick().repeat(2 if front == "port_slice" else 1)
+        await ctx.tick()                                       # go_seen registers the pulse
         assert ctx.get(dut.go_seen) == 5
         assert await host.read("go") == 0                      # pulses read as 0
         await host.write_window("buf", values)
@@ -341,42 +333,6 @@ def test_host_port_registers_and_wide_window(front):
         assert (await host.transport.transact([(False, (1 << dut.regmap.addr_width) - 1, 0)])) == [0]
         assert await host.read("scratch") == 0xCAFEF00D
     run(dut, bench)
-
-
-def _host_trace(dut, stimulus):
-    """Per cycle: cmd.ready, the response (while valid), the registers and the pulses seen,
-    under ``stimulus``'s (cmd.valid, write, addr, data, rsp.ready) per cycle."""
-    trace = []
-
-    async def bench(ctx):
-        for valid, write, addr, value, ready in stimulus:
-            ctx.set(dut.cmd.valid, valid)
-            ctx.set(dut.cmd.payload, {"write": write, "addr": addr, "data": value})
-            ctx.set(dut.rsp.ready, ready)
-            response = ctx.get(dut.rsp.payload) if ctx.get(dut.rsp.valid) else None
-            trace.append((ctx.get(dut.cmd.ready), response, ctx.get(dut.go_seen)))
-            await ctx.tick()
-    run(dut, bench)
-    return trace
-
-
-def test_host_port_cmd_slice_is_a_skid_buffer_in_front_cycle_for_cycle():
-    """Writes and reads of every register, the window and unmapped addresses, under idle and
-    stalled responses: every cycle's ready, response and pulse as with a SkidBuffer before
-    the port; without the slice the trace differs (the check can fail)."""
-    rm = MemoryTop().regmap
-    addresses = [r.address for r in rm.registers] + [rm["buf"].address + k for k in (0, 2, 5)]
-    addresses += [(1 << rm.addr_width) - 1]
-    rng = random.Random(5)
-    stimulus = [(int(rng.random() < 0.7), rng.getrandbits(1), rng.choice(addresses),
-                 rng.getrandbits(32), int(rng.random() < 0.6)) for _ in range(600)]
-    reference = _host_trace(MemoryTop("skid_port"), stimulus)
-    assert _host_trace(MemoryTop("port_slice"), stimulus) == reference
-    assert sum(response is not None for _, response, _ in reference) > 50
-    assert len({go for _, _, go in reference}) > 2
-    assert _host_trace(MemoryTop("port"), stimulus) != reference
-    with pytest.raises(ValueError, match="cmd_slice"):
-        HostPort(rm, cmd_slice=1)
 
 
 def test_register_map_validation_and_description():
